@@ -1,0 +1,118 @@
+//! Reading the live Azure estate: credentials, Resource Graph sweeps, ARM reads.
+
+use async_trait::async_trait;
+
+use crate::check::{EnabledChecks, ServiceCheck};
+use crate::resource::{Resource, ResourceId};
+
+/// Why a (subscription, check) scope was not read completely.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Incomplete {
+    Unauthorized { message: String },
+    Forbidden { message: String },
+    Throttled { message: String },
+    Timeout { message: String },
+    Failed { message: String },
+}
+
+/// For every (subscription, check): read fully or not, and why.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CompletenessReport {
+    /// Subscriptions in scope of the sweep.
+    pub subscriptions: Vec<String>,
+    /// Scopes that were not read completely. A scope absent here was read completely.
+    pub incomplete: Vec<IncompleteScope>,
+    /// True when the list of subscriptions itself could not be read: nothing is complete.
+    pub scope_unknown: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IncompleteScope {
+    pub subscription: String,
+    /// `None` means every check of that subscription.
+    pub check: Option<ServiceCheck>,
+    #[serde(flatten)]
+    pub why: Incomplete,
+}
+
+impl CompletenessReport {
+    /// Whether `check` was read completely in `subscription` (case-insensitive id).
+    pub fn is_complete(&self, subscription: &str, check: ServiceCheck) -> bool {
+        if self.scope_unknown {
+            return false;
+        }
+        let in_scope = self.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
+        in_scope
+            && !self
+                .incomplete
+                .iter()
+                .any(|i| i.subscription.eq_ignore_ascii_case(subscription) && i.check.is_none_or(|c| c == check))
+    }
+
+    /// Whether every scope was read completely.
+    pub fn is_fully_complete(&self) -> bool {
+        !self.scope_unknown && self.incomplete.is_empty()
+    }
+}
+
+/// A whole-estate read.
+#[derive(Debug, Clone, Default)]
+pub struct Sweep {
+    pub resources: Vec<Resource>,
+    pub report: CompletenessReport,
+}
+
+/// The result of reading one owner resource.
+#[derive(Debug, Clone)]
+pub enum OwnerRead {
+    /// The owner and its companion reads (e.g. a storage account and its `blobServices/default`).
+    Found(Vec<Resource>),
+    /// ARM answered 404: the resource is gone.
+    Gone,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AzureError {
+    #[error("Azure credential: {0}")]
+    Credential(String),
+    #[error("{status} from {what}: {message}")]
+    Http { status: u16, what: String, message: String },
+    #[error("throttled by Azure reading {what}")]
+    Throttled { what: String },
+    #[error("cannot reach Azure ({what}): {message}")]
+    Transport { what: String, message: String },
+    #[error("unexpected response from {what}: {message}")]
+    BadResponse { what: String, message: String },
+}
+
+impl AzureError {
+    /// Whether a later attempt may succeed (throttling, 5xx, transport).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AzureError::Throttled { .. } | AzureError::Transport { .. } => true,
+            AzureError::Http { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// Progress callbacks for sweeps (a progress bar on a terminal, log lines otherwise).
+pub trait SweepProgress: Send + Sync {
+    fn subscriptions_found(&self, _count: usize) {}
+    fn page_read(&self, _rows: usize) {}
+}
+
+/// No progress output.
+pub struct NoProgress;
+impl SweepProgress for NoProgress {}
+
+/// The live estate, as the engines need it.
+#[async_trait]
+pub trait AzureReader: Send + Sync {
+    /// Reads every resource the enabled checks need, with a completeness report.
+    async fn sweep(&self, checks: &EnabledChecks, progress: &dyn SweepProgress) -> Result<Sweep, AzureError>;
+
+    /// Reads one owner (one ARM GET, plus companion reads its type needs).
+    async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError>;
+}

@@ -1,0 +1,421 @@
+//! Configuration: the Hexiosec connector's `config.yml`, unchanged, plus seedwatch's own keys.
+//!
+//! Loading order (as the Hexiosec connector): the YAML in `CONNECTOR_CONFIG` if set, else the
+//! file from `--config` (default `./config.yml`); then the env overrides `SCAN_ID`, `SEED_TAG`,
+//! `DELETE_STALE_SEEDS` and `API_KEY`. Unknown keys are warned about; a bad value is an error
+//! naming the key, the value and where it came from.
+
+mod duration;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::check::{EnabledChecks, ServiceCheck};
+use crate::secret::Secret;
+
+pub use duration::parse_duration;
+
+/// Names of every environment variable and app setting seedwatch reads, in one place so the
+/// deployment templates can be checked against them.
+pub mod env {
+    pub const CONNECTOR_CONFIG: &str = "CONNECTOR_CONFIG";
+    pub const SCAN_ID: &str = "SCAN_ID";
+    pub const SEED_TAG: &str = "SEED_TAG";
+    pub const DELETE_STALE_SEEDS: &str = "DELETE_STALE_SEEDS";
+    pub const API_KEY: &str = "API_KEY";
+    pub const LOG_LEVEL: &str = "LOG_LEVEL";
+}
+
+/// Where configuration values are read from; the process environment in production, a map in
+/// tests (edition 2024 makes `set_var` unsafe, and tests run in parallel).
+pub trait EnvSource: Send + Sync {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl EnvSource for std::collections::HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: {message}")]
+    Read { origin: String, message: String },
+    #[error("{origin}: not valid YAML: {message}")]
+    Yaml { origin: String, message: String },
+    #[error("{origin}: {key} = {value}: {expected}")]
+    Invalid {
+        origin: String,
+        key: String,
+        value: String,
+        expected: String,
+    },
+    #[error("{key} is not set: {hint}")]
+    Missing { key: String, hint: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    Auto,
+    ManagedIdentity,
+    WorkloadIdentity,
+    ClientSecret,
+    AzureCli,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    Public,
+    UsGovernment,
+    China,
+}
+
+impl Cloud {
+    pub fn resource_manager(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://management.azure.com",
+            Cloud::UsGovernment => "https://management.usgovcloudapi.net",
+            Cloud::China => "https://management.chinacloudapi.cn",
+        }
+    }
+
+    /// Token scope for ARM and Resource Graph.
+    pub fn management_scope(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://management.azure.com/.default",
+            Cloud::UsGovernment => "https://management.usgovcloudapi.net/.default",
+            Cloud::China => "https://management.chinacloudapi.cn/.default",
+        }
+    }
+
+    pub fn service_bus_suffix(self) -> &'static str {
+        match self {
+            Cloud::Public => "servicebus.windows.net",
+            Cloud::UsGovernment => "servicebus.usgovcloudapi.net",
+            Cloud::China => "servicebus.chinacloudapi.cn",
+        }
+    }
+
+    pub fn table_suffix(self) -> &'static str {
+        match self {
+            Cloud::Public => "table.core.windows.net",
+            Cloud::UsGovernment => "table.core.usgovcloudapi.net",
+            Cloud::China => "table.core.chinacloudapi.cn",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerKind {
+    Auto,
+    Table,
+    Local,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    pub retry_count: u32,
+    pub retry_base_delay: Duration,
+    pub retry_max_delay: Duration,
+    /// Per-request timeout for ASM and Azure calls.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureSettings {
+    pub enabled: bool,
+    pub credential: CredentialKind,
+    pub managed_identity_client_id: Option<String>,
+    pub cloud: Cloud,
+    /// ARM and Resource Graph base URL; `http://` allowed for tests and proxies.
+    pub resource_manager: String,
+    /// Service Bus base URL override (`http://127.0.0.1:9000`); normally derived from the namespace.
+    pub service_bus: Option<String>,
+    pub subscriptions: Vec<String>,
+    pub exclude_subscriptions: Vec<String>,
+    pub management_groups: Vec<String>,
+    pub checks: EnabledChecks,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsmSettings {
+    pub base_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncSettings {
+    pub max_delete_fraction: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerSettings {
+    pub kind: LedgerKind,
+    pub path: Option<PathBuf>,
+    pub table: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySettings {
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub max_attempts: u32,
+}
+
+/// The loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub scan_id: Option<String>,
+    pub seed_tag: String,
+    pub delete_stale_seeds: bool,
+    pub http: HttpSettings,
+    pub azure: AzureSettings,
+    pub asm: AsmSettings,
+    pub sync: SyncSettings,
+    pub ledger: LedgerSettings,
+    pub retry: RetrySettings,
+    /// The ASM API key from `API_KEY`; never printed.
+    pub api_key: Option<Secret>,
+    /// Where the YAML came from (`CONNECTOR_CONFIG`, a file path, or `defaults`).
+    pub origin: String,
+    /// Unknown keys and ignored blocks, for the caller to log.
+    pub warnings: Vec<String>,
+}
+
+pub const DEFAULT_SEED_TAG: &str = "cloud-connector";
+pub const DEFAULT_ASM_BASE_URL: &str = "https://asm.hexiosec.com/api";
+pub const DEFAULT_LEDGER_TABLE: &str = "seedwatch";
+
+/// What the caller asks of the loader.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `--config FILE`; `None` means the default `./config.yml`.
+    pub file: Option<PathBuf>,
+    /// Whether a missing file is an error (`sync`, `serve`) or means defaults (`plan`).
+    pub require_file: bool,
+}
+
+impl Config {
+    /// Loads from `CONNECTOR_CONFIG` or the file, then applies the env overrides.
+    pub fn load(options: &LoadOptions, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+        let (text, origin) = match env.var(env::CONNECTOR_CONFIG) {
+            Some(text) if text.trim().is_empty() => {
+                return Err(ConfigError::Read {
+                    origin: env::CONNECTOR_CONFIG.into(),
+                    message: "is set but empty".into(),
+                });
+            }
+            Some(text) => (Some(text), env::CONNECTOR_CONFIG.to_string()),
+            None => {
+                let explicit = options.file.is_some();
+                let path = options.file.clone().unwrap_or_else(|| PathBuf::from("config.yml"));
+                match read_file(&path) {
+                    Ok(text) => (Some(text), path.display().to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit && !options.require_file => {
+                        (None, "defaults".to_string())
+                    }
+                    Err(e) => {
+                        let message = if e.kind() == std::io::ErrorKind::NotFound {
+                            format!("not found (and {} is not set)", env::CONNECTOR_CONFIG)
+                        } else {
+                            format!("cannot read: {e}")
+                        };
+                        return Err(ConfigError::Read {
+                            origin: path.display().to_string(),
+                            message,
+                        });
+                    }
+                }
+            }
+        };
+        let value = match text {
+            Some(text) => parse_yaml(&text, &origin)?,
+            None => Value::Object(Default::default()),
+        };
+        Config::from_value(&value, &origin, env)
+    }
+
+    /// Builds the configuration from parsed YAML (`origin` names it in errors) and the env.
+    pub fn from_value(value: &Value, origin: &str, env: &dyn EnvSource) -> Result<Config, ConfigError> {
+        let empty = Value::Object(Default::default());
+        let root = match value {
+            Value::Null => &empty,
+            Value::Object(_) => value,
+            other => {
+                return Err(ConfigError::Invalid {
+                    origin: origin.into(),
+                    key: "(top level)".into(),
+                    value: schema::show(other),
+                    expected: "expected a mapping of keys".into(),
+                });
+            }
+        };
+        let mut warnings = Vec::new();
+        schema::unknown_keys(root, origin, &mut warnings);
+        let r = schema::Reader { root, origin };
+
+        let mut checks = EnabledChecks::all();
+        for check in ServiceCheck::ALL {
+            let key = format!("azure.services.{}", check.toggle());
+            if let Some(on) = r.bool(&key)? {
+                checks.set(*check, on);
+            }
+        }
+        let azure_enabled = r.bool("azure.enabled")?.unwrap_or(true);
+        if !azure_enabled {
+            warnings.push(format!("{origin}: azure.enabled is false: no Azure service check runs"));
+            checks = EnabledChecks::none();
+        }
+        let cloud = match r.string("azure.cloud")?.as_deref() {
+            None | Some("public") => Cloud::Public,
+            Some("usgovernment") => Cloud::UsGovernment,
+            Some("china") => Cloud::China,
+            Some(other) => return Err(r.invalid("azure.cloud", other, "expected public, usgovernment or china")),
+        };
+        let credential = match r.string("azure.credential")?.as_deref() {
+            None | Some("auto") => CredentialKind::Auto,
+            Some("managed_identity") => CredentialKind::ManagedIdentity,
+            Some("workload_identity") => CredentialKind::WorkloadIdentity,
+            Some("client_secret") => CredentialKind::ClientSecret,
+            Some("azure_cli") => CredentialKind::AzureCli,
+            Some(other) => {
+                return Err(r.invalid(
+                    "azure.credential",
+                    other,
+                    "expected auto, managed_identity, workload_identity, client_secret or azure_cli",
+                ));
+            }
+        };
+        let resource_manager = match r.string("azure.endpoints.resource_manager")? {
+            Some(url) => r.base_url("azure.endpoints.resource_manager", &url)?,
+            None => cloud.resource_manager().to_string(),
+        };
+        let service_bus = match r.string("azure.endpoints.service_bus")? {
+            Some(url) => Some(r.base_url("azure.endpoints.service_bus", &url)?),
+            None => None,
+        };
+        let asm_base = match r.string("asm.base_url")? {
+            Some(url) => r.base_url("asm.base_url", &url)?,
+            None => DEFAULT_ASM_BASE_URL.to_string(),
+        };
+        let ledger_kind = match r.string("ledger.kind")?.as_deref() {
+            None | Some("auto") => LedgerKind::Auto,
+            Some("table") => LedgerKind::Table,
+            Some("local") => LedgerKind::Local,
+            Some(other) => return Err(r.invalid("ledger.kind", other, "expected auto, table or local")),
+        };
+        let max_delete_fraction = r.fraction("sync.max_delete_fraction")?.unwrap_or(0.25);
+
+        let http = HttpSettings {
+            retry_count: r.nonzero_or("http.retry_count", 4)?,
+            retry_base_delay: r.duration_or("http.retry_base_delay", Duration::from_secs(1))?,
+            retry_max_delay: r.duration_or("http.retry_max_delay", Duration::from_secs(5))?,
+            timeout: r.duration_or("http.timeout", Duration::from_secs(30))?,
+        };
+        let retry = RetrySettings {
+            base_delay: r.duration_or("retry.base_delay", Duration::from_secs(30))?,
+            max_delay: r.duration_or("retry.max_delay", Duration::from_secs(3600))?,
+            max_attempts: r.nonzero_or("retry.max_attempts", 8)?,
+        };
+
+        let mut config = Config {
+            scan_id: r.string("scan_id")?.filter(|s| !s.trim().is_empty()),
+            seed_tag: r
+                .string("seed_tag")?
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_SEED_TAG.into()),
+            delete_stale_seeds: r.bool("delete_stale_seeds")?.unwrap_or(false),
+            http,
+            azure: AzureSettings {
+                enabled: azure_enabled,
+                credential,
+                managed_identity_client_id: r.string("azure.managed_identity_client_id")?,
+                cloud,
+                resource_manager,
+                service_bus,
+                subscriptions: r.string_list("azure.subscriptions")?,
+                exclude_subscriptions: r.string_list("azure.exclude_subscriptions")?,
+                management_groups: r.string_list("azure.management_groups")?,
+                checks,
+            },
+            asm: AsmSettings { base_url: asm_base },
+            sync: SyncSettings { max_delete_fraction },
+            ledger: LedgerSettings {
+                kind: ledger_kind,
+                path: r.string("ledger.path")?.map(PathBuf::from),
+                table: r.string("ledger.table")?.unwrap_or_else(|| DEFAULT_LEDGER_TABLE.into()),
+            },
+            retry,
+            api_key: None,
+            origin: origin.to_string(),
+            warnings,
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: &dyn EnvSource) -> Result<(), ConfigError> {
+        if let Some(scan) = env.var(env::SCAN_ID).filter(|s| !s.trim().is_empty()) {
+            self.scan_id = Some(scan.trim().to_string());
+        }
+        if let Some(tag) = env.var(env::SEED_TAG).filter(|s| !s.trim().is_empty()) {
+            self.seed_tag = tag.trim().to_string();
+        }
+        if let Some(raw) = env.var(env::DELETE_STALE_SEEDS).filter(|s| !s.trim().is_empty()) {
+            self.delete_stale_seeds = schema::parse_bool_text(&raw).ok_or_else(|| ConfigError::Invalid {
+                origin: "environment".into(),
+                key: env::DELETE_STALE_SEEDS.into(),
+                value: format!("{raw:?}"),
+                expected: "expected true or false".into(),
+            })?;
+        }
+        if let Some(key) = env.var(env::API_KEY).filter(|s| !s.trim().is_empty()) {
+            self.api_key = Some(Secret::new(key.trim().to_string()));
+        }
+        Ok(())
+    }
+
+    /// The scan id, or an error saying how to set it.
+    pub fn require_scan_id(&self) -> Result<&str, ConfigError> {
+        self.scan_id.as_deref().ok_or_else(|| ConfigError::Missing {
+            key: "scan_id".into(),
+            hint: format!("set scan_id in {} or the SCAN_ID environment variable", self.origin),
+        })
+    }
+
+    /// The ASM API key, or an error saying how to set it.
+    pub fn require_api_key(&self) -> Result<&Secret, ConfigError> {
+        self.api_key.as_ref().ok_or_else(|| ConfigError::Missing {
+            key: env::API_KEY.into(),
+            hint: "set the API_KEY environment variable to the Hexiosec ASM API key".into(),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    String::from_utf8(bytes).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+fn parse_yaml(text: &str, origin: &str) -> Result<Value, ConfigError> {
+    serde_saphyr::from_str::<Value>(text).map_err(|e| ConfigError::Yaml {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn load_yaml(yaml: &str, extra_env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut vars = env(extra_env);
+    vars.insert("CONNECTOR_CONFIG".into(), yaml.into());
+    Config::load(
+        &LoadOptions {
+            file: None,
+            require_file: true,
+        },
+        &vars,
+    )
+}
+
+const HEXIOSEC_CONFIG: &str = r#"
+scan_id: "0b7c5a52-1111-4c3e-9a2f-2b7d7f1e2c44"
+seed_tag: cloud_connector
+delete_stale_seeds: true
+http:
+  retry_count: 4
+  retry_base_delay: 1s
+  retry_max_delay: 5s
+aws:
+  enabled: false
+  default_region: eu-west-2
+  services:
+    check_ec2: true
+gcp:
+  enabled: false
+  projects: ["projects/123"]
+azure:
+  enabled: true
+  services:
+    check_public_ip_addresses: true
+    check_application_gateways: true
+    check_application_gateway_certificates: true
+    check_front_door_classic: true
+    check_front_door_afd: true
+    check_traffic_manager: true
+    check_dns_zones: true
+    check_dns_records: false
+    check_storage_static_websites: true
+    check_cdn_endpoints: true
+    check_app_services: true
+    check_sql_servers: true
+    check_cosmos_db: true
+    check_redis_cache: true
+"#;
+
+#[test]
+fn a_hexiosec_config_loads_unchanged() {
+    let config = load_yaml(HEXIOSEC_CONFIG, &[]).unwrap();
+    assert_eq!(config.scan_id.as_deref(), Some("0b7c5a52-1111-4c3e-9a2f-2b7d7f1e2c44"));
+    assert_eq!(config.seed_tag, "cloud_connector");
+    assert!(config.delete_stale_seeds);
+    assert_eq!(config.http.retry_count, 4);
+    assert_eq!(config.http.retry_max_delay, Duration::from_secs(5));
+    assert!(!config.azure.checks.is_on(ServiceCheck::DnsRecords));
+    assert!(
+        config.azure.checks.is_on(ServiceCheck::Aks),
+        "checks it does not mention are on"
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.origin, "CONNECTOR_CONFIG");
+}
+
+#[test]
+fn defaults_without_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("config.yml");
+    // An explicit file that does not exist is an error; the implicit default is optional for plan.
+    let err = Config::load(
+        &LoadOptions {
+            file: Some(missing.clone()),
+            require_file: false,
+        },
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("config.yml"), "{err}");
+    let config = Config::from_value(&Value::Null, "defaults", &env(&[])).unwrap();
+    assert_eq!(config.seed_tag, DEFAULT_SEED_TAG);
+    assert!(!config.delete_stale_seeds);
+    assert_eq!(config.asm.base_url, DEFAULT_ASM_BASE_URL);
+    assert_eq!(config.sync.max_delete_fraction, 0.25);
+    assert_eq!(config.azure.resource_manager, "https://management.azure.com");
+    assert_eq!(config.azure.checks.enabled().count(), ServiceCheck::ALL.len());
+}
+
+#[test]
+fn env_overrides_win() {
+    let config = load_yaml(
+        HEXIOSEC_CONFIG,
+        &[
+            ("SCAN_ID", "env-scan"),
+            ("SEED_TAG", "env-tag"),
+            ("DELETE_STALE_SEEDS", "false"),
+            ("API_KEY", "k-123"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.scan_id.as_deref(), Some("env-scan"));
+    assert_eq!(config.seed_tag, "env-tag");
+    assert!(!config.delete_stale_seeds);
+    assert_eq!(config.require_api_key().unwrap().expose(), "k-123");
+    assert!(!format!("{config:?}").contains("k-123"));
+}
+
+#[test]
+fn unknown_keys_are_warned_about() {
+    let config = load_yaml("scan_id: x\nfoo: 1\nazure:\n  services:\n    check_lambda: true\n  endpoints:\n    resource_manager: http://127.0.0.1:9/\n", &[]).unwrap();
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    assert!(config.warnings.iter().any(|w| w.contains("foo")));
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("azure.services.check_lambda"))
+    );
+    assert_eq!(config.azure.resource_manager, "http://127.0.0.1:9");
+}
+
+#[test]
+fn invalid_values_name_key_value_and_origin() {
+    let cases = [
+        ("delete_stale_seeds: maybe", "delete_stale_seeds", "maybe"),
+        ("http:\n  retry_count: -3", "http.retry_count", "-3"),
+        ("http:\n  retry_base_delay: soon", "http.retry_base_delay", "soon"),
+        ("azure:\n  services:\n    check_aks: 7", "azure.services.check_aks", "7"),
+        ("azure:\n  cloud: mars", "azure.cloud", "mars"),
+        ("azure:\n  credential: password", "azure.credential", "password"),
+        ("sync:\n  max_delete_fraction: 3", "sync.max_delete_fraction", "3"),
+        ("asm:\n  base_url: ftp://x", "asm.base_url", "ftp://x"),
+        ("ledger:\n  kind: disk", "ledger.kind", "disk"),
+        ("azure:\n  subscriptions: abc", "azure.subscriptions", "abc"),
+    ];
+    for (yaml, key, value) in cases {
+        let err = load_yaml(yaml, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains(key) && err.contains(value) && err.contains("CONNECTOR_CONFIG"),
+            "{yaml:?} gave {err}"
+        );
+    }
+    let err = load_yaml("scan_id: x", &[("DELETE_STALE_SEEDS", "perhaps")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("DELETE_STALE_SEEDS") && err.contains("perhaps"), "{err}");
+}
+
+#[test]
+fn broken_yaml_and_empty_env_are_errors() {
+    assert!(matches!(
+        load_yaml("scan_id: [unclosed", &[]),
+        Err(ConfigError::Yaml { .. })
+    ));
+    assert!(load_yaml("   ", &[]).is_err());
+    assert!(load_yaml("- just\n- a list\n", &[]).is_err());
+}
+
+#[test]
+fn azure_disabled_turns_every_check_off() {
+    let config = load_yaml("azure:\n  enabled: false\n", &[]).unwrap();
+    assert_eq!(config.azure.checks.enabled().count(), 0);
+    assert_eq!(config.warnings.len(), 1);
+}
+
+#[test]
+fn file_loading_reports_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, "http:\n  retry_count: lots\n").unwrap();
+    let err = Config::load(
+        &LoadOptions {
+            file: Some(path.clone()),
+            require_file: true,
+        },
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+}

@@ -1,0 +1,16 @@
+//! seedwatch keeps Hexiosec ASM seeds in step with an Azure estate.
+//!
+//! Layout (see `docs/ARCHITECTURE.md`):
+//! - the pure core: [`seed`], [`resource`], [`check`], [`extract`] — no I/O;
+//! - adapters behind small traits: [`azure`], [`asm`];
+//! - thin entry points: [`cli`].
+
+pub mod asm;
+pub mod azure;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod extract;
+pub mod resource;
+pub mod secret;
+pub mod seed;
