@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod extract;
+pub mod http;
 pub mod resource;
 pub mod secret;
 pub mod seed;

@@ -116,3 +116,21 @@ pub trait AzureReader: Send + Sync {
     /// Reads one owner (one ARM GET, plus companion reads its type needs).
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError>;
 }
+
+/// Bearer tokens for a scope (`https://management.azure.com/.default`,
+/// `https://servicebus.azure.net/.default`, `https://storage.azure.com/.default`). Shared by
+/// every Azure REST client; implemented over `azure_identity` in `credential.rs`.
+#[async_trait]
+pub trait TokenSource: Send + Sync {
+    async fn bearer(&self, scope: &str) -> Result<crate::secret::Secret, AzureError>;
+}
+
+/// A fixed token, for tests and for fakes that do not check tokens.
+pub struct StaticToken(pub crate::secret::Secret);
+
+#[async_trait]
+impl TokenSource for StaticToken {
+    async fn bearer(&self, _scope: &str) -> Result<crate::secret::Secret, AzureError> {
+        Ok(self.0.clone())
+    }
+}
