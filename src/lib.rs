@@ -12,6 +12,8 @@ pub mod cli;
 pub mod config;
 pub mod extract;
 pub mod http;
+pub mod reconcile;
 pub mod resource;
 pub mod secret;
 pub mod seed;
+pub mod sync;

@@ -1,8 +1,12 @@
 //! The Hexiosec ASM API.
 
+pub mod client;
+
 use async_trait::async_trait;
 
 use crate::seed::{Seed, SeedKind};
+
+pub use client::AsmClient;
 
 /// A seed as ASM lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +15,25 @@ pub struct AsmSeed {
     pub name: String,
     pub kind: Option<SeedKind>,
     pub tags: Vec<String>,
+}
+
+impl AsmSeed {
+    /// Whether the seed carries `tag` (compared ignoring ASCII case, in case ASM folds tags).
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t.trim().eq_ignore_ascii_case(tag.trim()))
+    }
+
+    /// The seed after normalisation (`WWW.Contoso.com.` is `www.contoso.com`), or `None` when
+    /// the name does not normalise (such seeds are left alone). Without a listed type the kind
+    /// is guessed from the name: a CIDR block is a range, anything else a host or address.
+    pub fn normalised(&self) -> Option<Seed> {
+        match self.kind {
+            Some(kind) => Seed::from_stored(&self.name, kind).ok(),
+            None => Seed::from_host_value(&self.name)
+                .or_else(|_| Seed::from_range(&self.name))
+                .ok(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

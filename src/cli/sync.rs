@@ -1,11 +1,263 @@
-//! `seedwatch sync`.
+//! `seedwatch sync`: one full reconcile of the scan against the estate.
+//!
+//! Needs nothing but its configuration (`CONNECTOR_CONFIG` or the `--config` file, which must
+//! exist) and credentials (`API_KEY`, and the Azure credential), so it runs as well from a
+//! laptop as from a container or a cron job. Exit codes: 0 everything applied, 1 some writes
+//! (or the sweep) failed, 2 configuration errors (missing config, scan id or key, a rejected
+//! key, an unknown scan).
 
+use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use super::SyncArgs;
+use indicatif::{ProgressBar, ProgressStyle};
 
-pub async fn run(args: &SyncArgs, config: Option<&Path>) -> ExitCode {
-    let _ = (args, config);
-    super::fail("seedwatch sync is not built yet")
+use super::{SyncArgs, exit};
+use crate::asm::AsmClient;
+use crate::azure::{AzureReader, SweepProgress};
+use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv};
+use crate::sync::{Phase, SyncOptions, SyncProgress, SyncReport, WriteKind, run_sync};
+
+pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
+    super::init_cli_logging();
+    let load = LoadOptions {
+        file: config_path.map(Path::to_path_buf),
+        require_file: true,
+    };
+    let config = match Config::load(&load, &ProcessEnv) {
+        Ok(config) => config,
+        Err(e) => return fail(args, e),
+    };
+    let asm = match AsmClient::from_config(&config) {
+        Ok(asm) => asm,
+        Err(e) => return fail(args, e),
+    };
+    let azure = match azure_reader(&config, &ProcessEnv) {
+        Ok(azure) => azure,
+        Err(e) => return fail(args, e),
+    };
+    let progress = BarProgress::new(!args.json && std::io::stderr().is_terminal());
+    let options = SyncOptions {
+        dry_run: args.dry_run,
+        force_deletes: args.force_deletes,
+        provenance: None,
+    };
+    let result = run_sync(&config, azure.as_ref(), &asm, options, &progress).await;
+    progress.finish();
+    match result {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => return fail(args, format!("cannot render the report: {e}")),
+                }
+            } else {
+                print!("{}", render_text(&report));
+            }
+            if report.all_applied() {
+                ExitCode::from(exit::OK)
+            } else {
+                ExitCode::from(exit::PARTIAL)
+            }
+        }
+        Err(e) => {
+            let code = if e.is_configuration() {
+                exit::BAD_INPUT
+            } else {
+                exit::PARTIAL
+            };
+            print_error(args, &e);
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The live Azure reader for this configuration.
+fn azure_reader(config: &Config, env: &dyn EnvSource) -> Result<Arc<dyn AzureReader>, String> {
+    // Wired to `crate::azure::azure_from_config` once the live reader lands in main.
+    let _ = (config, env);
+    Err("reading the live Azure estate is not built into this version yet".to_string())
+}
+
+fn print_error(args: &SyncArgs, message: &dyn std::fmt::Display) {
+    if args.json {
+        println!("{}", serde_json::json!({ "error": message.to_string() }));
+    }
+    eprintln!("error: {message}");
+}
+
+fn fail(args: &SyncArgs, message: impl std::fmt::Display) -> ExitCode {
+    print_error(args, &message);
+    ExitCode::from(exit::BAD_INPUT)
+}
+
+/// The readable summary.
+pub fn render_text(report: &SyncReport) -> String {
+    let mut out = String::new();
+    let dry = if report.dry_run {
+        " (dry run: nothing written)"
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "seedwatch sync: scan {}{dry}", report.scan_id);
+    let _ = writeln!(
+        out,
+        "Read {} resources in {} subscriptions: {} seeds wanted, {} already in ASM; ASM holds {} seeds tagged {:?}.",
+        report.resources_read, report.subscriptions, report.desired, report.kept, report.plan.tagged, report.seed_tag
+    );
+    if report.dry_run {
+        section(
+            &mut out,
+            "Would add",
+            report.planned_add.iter().map(|s| format!("+ {} ({})", s.name, s.kind)),
+        );
+        section(
+            &mut out,
+            "Would delete",
+            report
+                .planned_delete
+                .iter()
+                .map(|s| format!("- {} ({})", s.name, s.seed.kind())),
+        );
+    } else {
+        section(
+            &mut out,
+            "Added",
+            report.added.iter().map(|s| format!("+ {} ({})", s.name, s.kind)),
+        );
+        section(
+            &mut out,
+            "Deleted",
+            report.deleted.iter().map(|s| format!("- {} ({})", s.name, s.kind)),
+        );
+    }
+    section(
+        &mut out,
+        "Kept by guard rails",
+        report.skipped.iter().map(|s| format!("{}: {}", s.seed.name, s.reason)),
+    );
+    section(
+        &mut out,
+        "Failed",
+        report.failed.iter().map(|w| {
+            let action = match w.action {
+                WriteKind::Add => "add",
+                WriteKind::Delete => "delete",
+            };
+            let why = match &w.result {
+                crate::sync::WriteResult::Failed { error } => error.clone(),
+                crate::sync::WriteResult::NotAttempted { reason } => format!("not attempted: {reason}"),
+                other => format!("{other:?}"),
+            };
+            format!("{action} {}: {why}", w.seed.name)
+        }),
+    );
+    const MAX_WARNINGS: usize = 50;
+    section(
+        &mut out,
+        "Warnings",
+        report
+            .warnings
+            .iter()
+            .take(MAX_WARNINGS)
+            .cloned()
+            .chain((report.warnings.len() > MAX_WARNINGS).then(|| {
+                format!(
+                    "… and {} more (use --json for all)",
+                    report.warnings.len() - MAX_WARNINGS
+                )
+            })),
+    );
+    let (added, deleted) = if report.dry_run {
+        (report.planned_add.len(), report.planned_delete.len())
+    } else {
+        (report.added.len(), report.deleted.len())
+    };
+    let verb = if report.dry_run { "would be " } else { "" };
+    let _ = writeln!(
+        out,
+        "Summary: {added} {verb}added, {deleted} {verb}deleted, {} kept, {} kept by guard rails, {} failed, {} warnings",
+        report.kept,
+        report.skipped.len(),
+        report.failed.len(),
+        report.warnings.len()
+    );
+    out
+}
+
+fn section(out: &mut String, title: &str, lines: impl Iterator<Item = String>) {
+    let lines: Vec<String> = lines.collect();
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{title} ({}):", lines.len());
+    for line in lines {
+        let _ = writeln!(out, "  {line}");
+    }
+}
+
+/// A progress bar on a terminal; nothing otherwise (log lines come from `tracing`).
+struct BarProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl BarProgress {
+    fn new(on_terminal: bool) -> BarProgress {
+        let bar = on_terminal.then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {pos}/{len}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        BarProgress { bar }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl SweepProgress for BarProgress {
+    fn subscriptions_found(&self, count: usize) {
+        tracing::info!(count, "subscriptions in scope");
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("reading the Azure estate ({count} subscriptions), rows"));
+        }
+    }
+
+    fn page_read(&self, rows: usize) {
+        if let Some(bar) = &self.bar {
+            bar.inc(rows as u64);
+        }
+    }
+}
+
+impl SyncProgress for BarProgress {
+    fn phase(&self, phase: Phase) {
+        tracing::info!("{}", phase.label());
+        if let Some(bar) = &self.bar {
+            bar.set_message(phase.label());
+            bar.set_position(0);
+            bar.set_length(0);
+        }
+    }
+
+    fn writes_planned(&self, count: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(count as u64);
+            bar.set_position(0);
+        }
+    }
+
+    fn write_done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
 }

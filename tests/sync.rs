@@ -1,0 +1,531 @@
+//! `seedwatch sync` and its parts: the ASM client against the fake ASM server, the engine, and
+//! (further down) the built binary against the fake ASM and fake Azure servers.
+
+#[path = "support/fake_asm.rs"]
+mod fake_asm;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use fake_asm::{FakeAsm, Fault, ListShape, Route};
+use seedwatch::asm::{AddOutcome, AsmApi, AsmClient, AsmError, DeleteOutcome};
+use seedwatch::azure::{
+    AzureError, AzureReader, CompletenessReport, Incomplete, IncompleteScope, OwnerRead, Sweep, SweepProgress,
+};
+use seedwatch::check::{EnabledChecks, ServiceCheck};
+use seedwatch::config::{Config, HttpSettings};
+use seedwatch::extract::{Contribution, Extraction};
+use seedwatch::reconcile::SkipReason;
+use seedwatch::resource::ResourceId;
+use seedwatch::secret::Secret;
+use seedwatch::seed::Seed;
+use seedwatch::sync::{NoSyncProgress, SyncError, SyncOptions, WriteResult, reconcile_and_apply, run_sync};
+
+const KEY: &str = "test-key-7f3a9c-never-printed";
+const SCAN: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+const TAG: &str = "cloud-connector";
+const SUB: &str = "00000000-0000-0000-0000-0000000000a1";
+
+fn fast_http() -> HttpSettings {
+    HttpSettings {
+        retry_count: 4,
+        retry_base_delay: Duration::from_millis(10),
+        retry_max_delay: Duration::from_millis(40),
+        timeout: Duration::from_millis(800),
+    }
+}
+
+fn client(asm: &FakeAsm, key: &str) -> AsmClient {
+    AsmClient::new(&asm.base_url(), SCAN, Secret::new(key), &fast_http())
+}
+
+async fn fake() -> FakeAsm {
+    let asm = FakeAsm::start(KEY).await;
+    asm.add_scan(SCAN);
+    asm
+}
+
+fn seed(name: &str) -> Seed {
+    Seed::from_host_value(name).unwrap()
+}
+
+fn config(asm: &FakeAsm, delete: bool) -> Config {
+    let yaml = serde_json::json!({
+        "scan_id": SCAN,
+        "delete_stale_seeds": delete,
+        "asm": {"base_url": asm.base_url()},
+    });
+    let env = std::collections::HashMap::from([("API_KEY".to_string(), KEY.to_string())]);
+    let mut config = Config::from_value(&yaml, "test", &env).unwrap();
+    config.http = fast_http();
+    config
+}
+
+fn extraction(names: &[&str]) -> Extraction {
+    let owner = ResourceId::parse(&format!(
+        "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Network/dnszones/contoso.com"
+    ))
+    .unwrap();
+    Extraction {
+        contributions: names
+            .iter()
+            .map(|n| Contribution {
+                seed: seed(n),
+                owner: owner.clone(),
+                check: ServiceCheck::DnsZones,
+                path: "name".into(),
+            })
+            .collect(),
+        warnings: vec![],
+    }
+}
+
+fn complete() -> CompletenessReport {
+    CompletenessReport {
+        subscriptions: vec![SUB.into()],
+        incomplete: vec![],
+        scope_unknown: false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ASM client against the fake server.
+
+#[tokio::test]
+async fn client_checks_key_and_scan() {
+    let asm = fake().await;
+    client(&asm, KEY).check_auth().await.unwrap();
+    client(&asm, KEY).check_scan().await.unwrap();
+
+    let wrong = client(&asm, "wrong-key").check_auth().await.unwrap_err();
+    assert!(matches!(wrong, AsmError::Unauthorized { status: 401 }), "{wrong:?}");
+
+    let other_scan = AsmClient::new(&asm.base_url(), "no-such-scan", Secret::new(KEY), &fast_http());
+    let err = other_scan.check_scan().await.unwrap_err();
+    assert!(matches!(err, AsmError::ScanNotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains("no-such-scan"));
+}
+
+#[tokio::test]
+async fn client_lists_every_listing_shape() {
+    let asm = fake().await;
+    asm.insert_seed(SCAN, "a.contoso.com", "domain", &[TAG]);
+    asm.insert_seed(SCAN, "203.0.113.5", "IPv4", &["manual"]);
+    for shape in [
+        ListShape::Array,
+        ListShape::DataWrapper,
+        ListShape::SeedsWrapper,
+        ListShape::TagObjects,
+    ] {
+        asm.set_list_shape(shape);
+        let mut seeds = client(&asm, KEY).list_seeds().await.unwrap();
+        seeds.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(seeds.len(), 2, "{shape:?}");
+        assert_eq!(seeds[0].name, "203.0.113.5");
+        assert_eq!(seeds[0].kind, Some(seedwatch::seed::SeedKind::Ipv4));
+        assert!(seeds[1].has_tag(TAG), "{shape:?}: {seeds:?}");
+        assert!(!seeds[0].has_tag(TAG));
+    }
+}
+
+#[tokio::test]
+async fn client_add_and_delete_outcomes() {
+    let asm = fake().await;
+    let c = client(&asm, KEY);
+    let tags = vec![TAG.to_string()];
+    assert_eq!(
+        c.add_seed(&seed("www.contoso.com"), &tags).await.unwrap(),
+        AddOutcome::Added
+    );
+    assert_eq!(
+        c.add_seed(&seed("2001:db8::7"), &tags).await.unwrap(),
+        AddOutcome::Added
+    );
+    assert_eq!(
+        c.add_seed(&seed("www.contoso.com"), &tags).await.unwrap(),
+        AddOutcome::AlreadyExists
+    );
+    let stored = asm.seeds(SCAN);
+    assert_eq!(stored[0].kind, "domain");
+    assert_eq!(stored[1].kind, "ipv6");
+    assert_eq!(stored[0].tags, vec![TAG]);
+
+    asm.reject_name("coded.contoso.com", Some("ERR123"));
+    match c.add_seed(&seed("coded.contoso.com"), &tags).await.unwrap() {
+        AddOutcome::Rejected { code, .. } => assert_eq!(code, "ERR123"),
+        other => panic!("{other:?}"),
+    }
+    asm.reject_name("uncoded.contoso.com", None);
+    let err = c.add_seed(&seed("uncoded.contoso.com"), &tags).await.unwrap_err();
+    assert!(matches!(err, AsmError::Http { status: 400, .. }), "{err:?}");
+
+    asm.set_seed_limit(Some(2));
+    match c.add_seed(&seed("more.contoso.com"), &tags).await.unwrap() {
+        AddOutcome::Rejected { code, .. } => assert_eq!(code, "SEED_LIMIT_REACHED"),
+        other => panic!("{other:?}"),
+    }
+
+    let id = stored[0].id.clone();
+    assert_eq!(c.delete_seed(&id).await.unwrap(), DeleteOutcome::Deleted);
+    assert_eq!(c.delete_seed(&id).await.unwrap(), DeleteOutcome::AlreadyGone);
+    assert_eq!(asm.seed_names(SCAN).len(), 1);
+}
+
+#[tokio::test]
+async fn client_retries_429_with_retry_after() {
+    let asm = fake().await;
+    asm.fail_next(
+        Route::Add,
+        1,
+        Fault::TooManyRequests {
+            retry_after: Some("1".into()),
+        },
+    );
+    let started = Instant::now();
+    let outcome = client(&asm, KEY)
+        .add_seed(&seed("a.contoso.com"), &[TAG.into()])
+        .await
+        .unwrap();
+    assert_eq!(outcome, AddOutcome::Added);
+    // The backoff alone would have waited 10 ms; Retry-After asked for a second.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(asm.statuses(Route::Add), vec![429, 201]);
+}
+
+#[tokio::test]
+async fn client_retries_5xx_bursts_drops_and_slowness_but_not_501() {
+    let asm = fake().await;
+    let c = client(&asm, KEY);
+    asm.fail_next(Route::List, 1, Fault::Status(500));
+    asm.fail_next(Route::List, 1, Fault::Status(502));
+    asm.fail_next(Route::List, 1, Fault::Status(503));
+    c.list_seeds().await.unwrap();
+    assert_eq!(asm.statuses(Route::List), vec![500, 502, 503, 200]);
+
+    asm.fail_next(Route::Add, 2, Fault::Drop);
+    assert_eq!(
+        c.add_seed(&seed("d.contoso.com"), &[]).await.unwrap(),
+        AddOutcome::Added
+    );
+    assert_eq!(asm.requests(Route::Add), 3);
+
+    // Slower than the client's timeout: the attempt is abandoned and retried.
+    asm.fail_next(Route::Scan, 1, Fault::Delay(Duration::from_secs(3)));
+    c.check_scan().await.unwrap();
+    assert_eq!(asm.requests(Route::Scan), 2);
+
+    asm.fail_next(Route::Auth, 1, Fault::Status(501));
+    let err = c.check_auth().await.unwrap_err();
+    assert!(matches!(err, AsmError::Http { status: 501, .. }), "{err:?}");
+    assert_eq!(asm.requests(Route::Auth), 1);
+}
+
+#[tokio::test]
+async fn client_gives_up_after_the_retry_budget() {
+    let asm = fake().await;
+    asm.set_outage(true);
+    let err = client(&asm, KEY).list_seeds().await.unwrap_err();
+    assert!(matches!(err, AsmError::Http { status: 503, .. }), "{err:?}");
+    assert_eq!(
+        asm.requests(Route::List),
+        5,
+        "one attempt plus http.retry_count = 4 retries"
+    );
+}
+
+#[tokio::test]
+async fn the_key_never_appears_in_errors() {
+    let asm = fake().await;
+    let mut errors: Vec<String> = Vec::new();
+    let c = client(&asm, KEY);
+    errors.push(format!("{c:?}"));
+    let wrong = client(&asm, &format!("{KEY}-wrong"));
+    let e = wrong.check_auth().await.unwrap_err();
+    errors.push(format!("{e} {e:?}"));
+    asm.reject_name("x.contoso.com", None);
+    let e = c.add_seed(&seed("x.contoso.com"), &[]).await.unwrap_err();
+    errors.push(format!("{e} {e:?}"));
+    asm.set_outage(true);
+    let e = c.check_scan().await.unwrap_err();
+    errors.push(format!("{e} {e:?}"));
+    let down = AsmClient::new("http://127.0.0.1:9/api", SCAN, Secret::new(KEY), &fast_http());
+    let e = down.list_seeds().await.unwrap_err();
+    assert!(matches!(e, AsmError::Transport { .. }), "{e:?}");
+    errors.push(format!("{e} {e:?}"));
+    for text in errors {
+        assert!(!text.contains(KEY), "{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine with the real client against the fake ASM.
+
+async fn sync_once(
+    asm: &FakeAsm,
+    config: &Config,
+    names: &[&str],
+    report: CompletenessReport,
+    options: SyncOptions,
+) -> seedwatch::sync::SyncReport {
+    let c = client(asm, KEY);
+    reconcile_and_apply(config, &c, report, extraction(names), options, &NoSyncProgress)
+        .await
+        .unwrap()
+}
+
+fn ten_owned(asm: &FakeAsm) -> Vec<String> {
+    (0..10)
+        .map(|i| {
+            let name = format!("owned{i}.contoso.com");
+            asm.insert_seed(SCAN, &name, "domain", &[TAG]);
+            name
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn engine_adds_deletes_and_leaves_hand_added_seeds() {
+    let asm = fake().await;
+    let owned = ten_owned(&asm);
+    asm.insert_seed(SCAN, "stale.contoso.com", "domain", &[TAG]);
+    asm.insert_seed(SCAN, "manual.example.org", "domain", &["manual"]);
+    asm.insert_seed(SCAN, "WWW.Contoso.com.", "domain", &[]);
+    let mut names: Vec<&str> = owned.iter().map(String::as_str).collect();
+    names.extend(["www.contoso.com", "new.contoso.com", "198.51.100.7"]);
+    let cfg = config(&asm, true);
+
+    let report = sync_once(&asm, &cfg, &names, complete(), SyncOptions::default()).await;
+    assert!(report.all_applied(), "{:?}", report.failed);
+    assert_eq!(report.added.len(), 2);
+    assert_eq!(report.deleted.len(), 1);
+    assert_eq!(report.kept, 11);
+    let held = asm.seed_names(SCAN);
+    assert!(held.contains("manual.example.org") && held.contains("WWW.Contoso.com."));
+    assert!(!held.contains("stale.contoso.com"));
+    assert!(held.contains("new.contoso.com") && held.contains("198.51.100.7"));
+    assert_eq!(asm.applied_writes(SCAN), 3);
+    assert!(report.asm_holds(&seed("new.contoso.com")));
+    assert!(!report.asm_holds(&seed("stale.contoso.com")));
+
+    // A second run changes nothing and writes nothing.
+    asm.clear_journal();
+    let again = sync_once(&asm, &cfg, &names, complete(), SyncOptions::default()).await;
+    assert!(again.plan.is_empty());
+    assert_eq!(asm.write_attempts(), 0);
+}
+
+#[tokio::test]
+async fn engine_dry_run_writes_nothing() {
+    let asm = fake().await;
+    let owned = ten_owned(&asm);
+    asm.insert_seed(SCAN, "stale.contoso.com", "domain", &[TAG]);
+    let mut names: Vec<&str> = owned.iter().map(String::as_str).collect();
+    names.push("new.contoso.com");
+    let options = SyncOptions {
+        dry_run: true,
+        ..SyncOptions::default()
+    };
+    let report = sync_once(&asm, &config(&asm, true), &names, complete(), options).await;
+    assert_eq!(report.planned_add.len(), 1);
+    assert_eq!(report.planned_delete.len(), 1);
+    assert!(report.added.is_empty() && report.deleted.is_empty());
+    assert_eq!(asm.write_attempts(), 0);
+}
+
+#[tokio::test]
+async fn engine_rejection_with_code_is_a_warning_not_a_failure() {
+    let asm = fake().await;
+    asm.reject_name("limited.contoso.com", Some("SEED_LIMIT_REACHED"));
+    let report = sync_once(
+        &asm,
+        &config(&asm, false),
+        &["ok.contoso.com", "limited.contoso.com"],
+        complete(),
+        SyncOptions::default(),
+    )
+    .await;
+    assert!(report.all_applied());
+    assert_eq!(report.added.len(), 1);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("SEED_LIMIT_REACHED")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[tokio::test]
+async fn engine_failure_without_code_fails_that_seed_and_holds_deletes() {
+    let asm = fake().await;
+    let owned = ten_owned(&asm);
+    asm.insert_seed(SCAN, "stale.contoso.com", "domain", &[TAG]);
+    asm.reject_name("bad.contoso.com", None);
+    let mut names: Vec<&str> = owned.iter().map(String::as_str).collect();
+    names.extend(["bad.contoso.com", "good.contoso.com"]);
+    let report = sync_once(&asm, &config(&asm, true), &names, complete(), SyncOptions::default()).await;
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].seed.name, "bad.contoso.com");
+    assert_eq!(report.added.len(), 1);
+    assert!(asm.seed_names(SCAN).contains("stale.contoso.com"));
+    assert!(matches!(report.skipped[0].reason, SkipReason::AddsFailed { failed: 1 }));
+}
+
+#[tokio::test]
+async fn engine_faults_are_retried_and_converge() {
+    let asm = fake().await;
+    let owned = ten_owned(&asm);
+    asm.insert_seed(SCAN, "stale.contoso.com", "domain", &[TAG]);
+    asm.fail_next(Route::List, 1, Fault::Status(503));
+    asm.fail_next(
+        Route::Add,
+        1,
+        Fault::TooManyRequests {
+            retry_after: Some("1".into()),
+        },
+    );
+    asm.fail_next(Route::Add, 3, Fault::Status(502));
+    asm.fail_next(Route::Delete, 1, Fault::Drop);
+    let mut names: Vec<&str> = owned.iter().map(String::as_str).collect();
+    names.extend(["a.contoso.com", "b.contoso.com"]);
+    let cfg = config(&asm, true);
+    let report = sync_once(&asm, &cfg, &names, complete(), SyncOptions::default()).await;
+    assert!(report.all_applied(), "{:?}", report.failed);
+    let want: std::collections::BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
+    assert_eq!(asm.tagged_names(SCAN, TAG), want);
+    asm.clear_journal();
+    sync_once(&asm, &cfg, &names, complete(), SyncOptions::default()).await;
+    assert_eq!(asm.write_attempts(), 0);
+}
+
+#[tokio::test]
+async fn engine_stops_writing_during_an_outage_and_recovers() {
+    let asm = fake().await;
+    let names: Vec<String> = (0..12).map(|i| format!("n{i}.contoso.com")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let cfg = config(&asm, true);
+    let c = client(&asm, KEY);
+    // The listing works, then ASM goes down for the writes.
+    let listed_then_down = async {
+        asm.fail_next(Route::Writes, 1000, Fault::Status(503));
+        reconcile_and_apply(
+            &cfg,
+            &c,
+            complete(),
+            extraction(&names),
+            SyncOptions::default(),
+            &NoSyncProgress,
+        )
+        .await
+        .unwrap()
+    };
+    let report = listed_then_down.await;
+    assert_eq!(report.failed.len(), 12);
+    let attempted = report
+        .failed
+        .iter()
+        .filter(|w| matches!(w.result, WriteResult::Failed { .. }))
+        .count();
+    assert!(attempted < 12, "writes should stop early, {attempted} were attempted");
+    assert!(attempted >= 3);
+
+    let fresh = fake().await;
+    let c = client(&fresh, KEY);
+    let cfg = config(&fresh, true);
+    let report = reconcile_and_apply(
+        &cfg,
+        &c,
+        complete(),
+        extraction(&names),
+        SyncOptions::default(),
+        &NoSyncProgress,
+    )
+    .await
+    .unwrap();
+    assert!(report.all_applied());
+    assert_eq!(fresh.seed_names(SCAN).len(), 12);
+}
+
+#[tokio::test]
+async fn engine_keeps_seeds_of_an_unreadable_subscription() {
+    let asm = fake().await;
+    let owned = ten_owned(&asm);
+    asm.insert_seed(SCAN, "stale.contoso.com", "domain", &[TAG]);
+    let names: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let mut report = complete();
+    report.incomplete.push(IncompleteScope {
+        subscription: SUB.into(),
+        check: None,
+        why: Incomplete::Forbidden {
+            message: "the identity lacks Reader".into(),
+        },
+    });
+    let result = sync_once(&asm, &config(&asm, true), &names, report, SyncOptions::default()).await;
+    assert_eq!(asm.write_attempts(), 0);
+    assert_eq!(result.skipped[0].reason, SkipReason::ProvenanceUnknown);
+    assert!(result.warnings.iter().any(|w| w.contains("lacks Reader")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// `run_sync` with an in-test Azure reader: the ASM checks come first.
+
+struct CountingAzure {
+    sweeps: AtomicUsize,
+}
+
+#[async_trait]
+impl AzureReader for CountingAzure {
+    async fn sweep(&self, _checks: &EnabledChecks, _progress: &dyn SweepProgress) -> Result<Sweep, AzureError> {
+        self.sweeps.fetch_add(1, Ordering::SeqCst);
+        Ok(Sweep {
+            resources: vec![],
+            report: complete(),
+        })
+    }
+
+    async fn read_owner(&self, _owner: &ResourceId) -> Result<OwnerRead, AzureError> {
+        Ok(OwnerRead::Gone)
+    }
+}
+
+#[tokio::test]
+async fn run_sync_checks_key_and_scan_before_sweeping() {
+    let asm = fake().await;
+    let azure = CountingAzure {
+        sweeps: AtomicUsize::new(0),
+    };
+    let cfg = config(&asm, true);
+    let wrong = client(&asm, "not-the-key");
+    let err = run_sync(&cfg, &azure, &wrong, SyncOptions::default(), &NoSyncProgress)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SyncError::Unauthorized { status: 401 }));
+    assert!(err.is_configuration());
+    assert!(err.to_string().contains("API_KEY"));
+
+    let other = AsmClient::new(&asm.base_url(), "missing-scan", Secret::new(KEY), &fast_http());
+    let err = run_sync(&cfg, &azure, &other, SyncOptions::default(), &NoSyncProgress)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SyncError::ScanNotFound { .. }));
+    assert!(err.to_string().contains("missing-scan"));
+    assert_eq!(azure.sweeps.load(Ordering::SeqCst), 0);
+
+    // An empty sweep deletes nothing, even with stale deletion on.
+    asm.insert_seed(SCAN, "a.contoso.com", "domain", &[TAG]);
+    let report = run_sync(
+        &cfg,
+        &azure,
+        &client(&asm, KEY),
+        SyncOptions::default(),
+        &NoSyncProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(azure.sweeps.load(Ordering::SeqCst), 1);
+    assert_eq!(asm.write_attempts(), 0);
+    assert!(matches!(report.skipped[0].reason, SkipReason::NearEmptySweep { .. }));
+}
