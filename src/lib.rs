@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod extract;
 pub mod http;
+pub mod ledger;
 pub mod reconcile;
 pub mod resource;
 pub mod secret;

@@ -27,6 +27,12 @@ pub mod env {
     pub const DELETE_STALE_SEEDS: &str = "DELETE_STALE_SEEDS";
     pub const API_KEY: &str = "API_KEY";
     pub const LOG_LEVEL: &str = "LOG_LEVEL";
+    /// The Functions host's storage connection string; also selects the Table Storage ledger.
+    pub const AZURE_WEB_JOBS_STORAGE: &str = "AzureWebJobsStorage";
+    /// Identity-based host storage: the account name (Entra ID tokens, no key).
+    pub const AZURE_WEB_JOBS_STORAGE_ACCOUNT_NAME: &str = "AzureWebJobsStorage__accountName";
+    /// Identity-based host storage: the table service URI (wins over the account name).
+    pub const AZURE_WEB_JOBS_STORAGE_TABLE_SERVICE_URI: &str = "AzureWebJobsStorage__tableServiceUri";
 }
 
 /// Where configuration values are read from; the process environment in production, a map in

@@ -1,0 +1,187 @@
+//! Entity keys. Table Storage keys must not contain `/`, `\`, `#`, `?` or control characters
+//! and are at most 1 KiB, while resource ids are full of `/` and compare case-insensitively.
+//!
+//! Encoding: the lower-cased text, with every byte outside `[a-z0-9.-]` written as `_XX`
+//! (upper-case hex). The result uses only URL-unreserved characters (nothing to quote in a
+//! request path or a filter), and encoding is a homomorphism of concatenation, so "every owner
+//! below `/x`" is the row range `[enc(/x/), enc(/x/) with its last character bumped)`. Encoded
+//! ids longer than [`MAX_PLAIN`] keep their first [`MAX_PLAIN`] characters and append `~` plus a
+//! hash (`~` never appears otherwise); prefix scans still find them, and readers filter on the id
+//! stored inside the record.
+
+use sha2::{Digest, Sha256};
+
+use super::{Partitions, Scan};
+use crate::resource::ResourceId;
+use crate::seed::Seed;
+
+/// Encoded keys up to this length are stored as they are.
+pub const MAX_PLAIN: usize = 900;
+
+/// Owner partitions: `o-` plus the encoded subscription id.
+pub const OWNER_PARTITION_PREFIX: &str = "o-";
+/// Every seed lives in this partition.
+pub const SEED_PARTITION: &str = "s";
+
+/// Encodes text for use in a key (see the module docs).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for byte in text.to_ascii_lowercase().bytes() {
+        if byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'.' || byte == b'-' {
+            out.push(byte as char);
+        } else {
+            out.push('_');
+            out.push_str(&format!("{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A key for arbitrary text: [`escape`], shortened with a hash when too long.
+pub fn key_for(text: &str) -> String {
+    let escaped = escape(text);
+    if escaped.len() <= MAX_PLAIN {
+        return escaped;
+    }
+    let digest = Sha256::digest(text.to_ascii_lowercase().as_bytes());
+    let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{}~{hash}", &escaped[..MAX_PLAIN])
+}
+
+/// The smallest string greater than every string that starts with `prefix`, if the last
+/// character can be bumped (key characters are all below `~`).
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let last = *prefix.as_bytes().last()?;
+    if last >= b'~' {
+        return None;
+    }
+    let mut end = prefix[..prefix.len() - 1].to_string();
+    end.push((last + 1) as char);
+    Some(end)
+}
+
+fn owner_partition(id: &ResourceId) -> String {
+    format!("{OWNER_PARTITION_PREFIX}{}", escape(id.subscription_id()))
+}
+
+/// (partition, row) of an owner record.
+pub fn owner_key(id: &ResourceId) -> (String, String) {
+    (owner_partition(id), key_for(id.key()))
+}
+
+/// (partition, row) of a seed record.
+pub fn seed_key(seed: &Seed) -> (String, String) {
+    (
+        SEED_PARTITION.to_string(),
+        key_for(&format!("{}:{}", seed.kind().as_str(), seed.name())),
+    )
+}
+
+/// The owner records of `prefix` and below: one row range in the prefix's subscription.
+pub fn owners_within_scan(prefix: &ResourceId) -> Scan {
+    let partitions = Partitions::Exact(owner_partition(prefix));
+    let (_, own) = owner_key(prefix);
+    // The range starts at the prefix itself, so it includes its own record; everything below it
+    // shares the encoded prefix (cut to MAX_PLAIN for long ids).
+    let start: String = own.chars().take(MAX_PLAIN).collect::<String>();
+    let start = start.split('~').next().unwrap_or_default().to_string();
+    let rows = if prefix.key().matches('/').count() <= 2 {
+        None // a subscription: its whole partition
+    } else {
+        prefix_end(&start).map(|end| (start, end))
+    };
+    Scan { partitions, rows }
+}
+
+pub fn all_owners_scan() -> Scan {
+    Scan {
+        partitions: Partitions::Prefix(OWNER_PARTITION_PREFIX.into()),
+        rows: None,
+    }
+}
+
+pub fn all_seeds_scan() -> Scan {
+    Scan {
+        partitions: Partitions::Exact(SEED_PARTITION.into()),
+        rows: None,
+    }
+}
+
+/// Whether a key is one the encoder could produce (for validation in tests and backends).
+pub fn is_safe_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 1024
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> ResourceId {
+        ResourceId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn keys_are_safe_and_case_insensitive() {
+        let a = id("/subscriptions/AB/resourceGroups/RG/providers/Microsoft.Network/dnszones/x.com/A/*.eu");
+        let b = id("/subscriptions/ab/resourcegroups/rg/providers/microsoft.network/dnsZones/X.COM/a/*.EU");
+        assert_eq!(owner_key(&a), owner_key(&b));
+        let (p, r) = owner_key(&a);
+        assert!(is_safe_key(&p) && is_safe_key(&r), "{p} {r}");
+        assert!(!r.contains('/'));
+        let seed = Seed::from_range("20.1.0.0/24").unwrap();
+        let (_, r) = seed_key(&seed);
+        assert!(is_safe_key(&r), "{r}");
+    }
+
+    #[test]
+    fn prefix_ranges_select_exactly_the_subtree() {
+        let rg = id("/subscriptions/s/resourceGroups/rg");
+        let scan = owners_within_scan(&rg);
+        let (from, to) = scan.rows.clone().unwrap();
+        let inside = owner_key(&id(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/p",
+        ))
+        .1;
+        let itself = owner_key(&rg).1;
+        let sibling = owner_key(&id(
+            "/subscriptions/s/resourceGroups/rg2/providers/Microsoft.Network/publicIPAddresses/p",
+        ))
+        .1;
+        let within = |k: &str| k >= from.as_str() && k < to.as_str();
+        assert!(within(&inside));
+        assert!(within(&itself));
+        // `rg2` starts with `rg`, so the range over-selects it; `owners_within` filters on the id.
+        assert!(within(&sibling));
+        let sibling_id = id("/subscriptions/s/resourceGroups/rg2/providers/Microsoft.Network/publicIPAddresses/p");
+        assert!(!sibling_id.is_within(&rg));
+    }
+
+    #[test]
+    fn long_ids_are_hashed_but_still_in_their_prefix_range() {
+        let long_name = "n".repeat(1500);
+        let long = id(&format!(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/{long_name}"
+        ));
+        let (_, row) = owner_key(&long);
+        assert!(row.len() <= 1024 && is_safe_key(&row), "{}", row.len());
+        let (from, to) = owners_within_scan(&id("/subscriptions/s/resourceGroups/rg"))
+            .rows
+            .unwrap();
+        assert!(row.as_str() >= from.as_str() && row.as_str() < to.as_str());
+        let other = id(&format!(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/{long_name}x"
+        ));
+        assert_ne!(owner_key(&other).1, row);
+    }
+
+    #[test]
+    fn prefix_end_bumps_the_last_character() {
+        assert_eq!(prefix_end("ab_2F").as_deref(), Some("ab_2G"));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("a~"), None);
+    }
+}

@@ -1,0 +1,213 @@
+//! The provenance ledger: which owner resource contributes which seed, and what ASM holds.
+//!
+//! Two record kinds, each versioned for optimistic concurrency (an ETag in Table Storage, a
+//! counter in the local store):
+//! - an [`OwnerRecord`] per owner resource: the seeds it contributed when last read, a
+//!   generation that grows with every committed read, and the seeds it may still be listed on;
+//! - a [`SeedRecord`] per seed: every owner's membership (present or a tombstone, stamped with
+//!   the owner generation that wrote it), whether ASM holds the seed, and any pending intent.
+//!
+//! Backends only store opaque entities under (partition, row) keys ([`Ledger`]'s required
+//! methods); the typed layer, the key encoding and the record formats live here so every backend
+//! behaves the same. Backends: [`table`] (Azure Table Storage REST), [`local`] (redb file),
+//! [`memory`] (tests and benchmarks). [`open`] picks one from `ledger.kind`.
+
+pub mod keys;
+pub mod local;
+pub mod memory;
+mod open;
+mod records;
+pub mod table;
+
+use async_trait::async_trait;
+
+use crate::resource::ResourceId;
+use crate::seed::Seed;
+
+pub use open::{LedgerTarget, StorageTarget, default_local_path, open, parse_connection_string, target};
+pub use records::{
+    AsmState, Intent, IntentAction, Membership, OwnedSeed, OwnerRecord, PendingSeed, SeedRecord, seeds_hash,
+};
+
+/// An entity version: a Table Storage ETag, or a counter in the local stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(pub String);
+
+/// The condition a write is made under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// The entity must not exist yet (Table Storage insert).
+    Absent,
+    /// The entity must still be at this version (`If-Match`).
+    Version(Version),
+    /// Unconditional (insert-or-replace): only for the full rebuild.
+    Any,
+}
+
+/// A record with the version it was read at.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: Version,
+}
+
+/// A stored entity, as backends hand it back from a scan.
+#[derive(Debug, Clone)]
+pub struct RawEntity {
+    pub partition: String,
+    pub row: String,
+    pub data: String,
+    pub version: Version,
+}
+
+/// Which partitions a scan reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partitions {
+    Exact(String),
+    /// Every partition whose key starts with this.
+    Prefix(String),
+}
+
+/// A scan: some partitions, optionally only rows in `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    pub partitions: Partitions,
+    pub rows: Option<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The entity changed (or appeared, or vanished) since it was read: re-read and retry.
+    #[error("ledger entity {key} changed concurrently")]
+    Conflict { key: String },
+    #[error("ledger ({backend}) answered {status} {code}: {message}")]
+    Http {
+        backend: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("cannot reach the ledger ({backend}): {message}")]
+    Transport { backend: String, message: String },
+    #[error("ledger record {key} is unreadable: {message}")]
+    Corrupt { key: String, message: String },
+    #[error("local ledger {path}: {message}")]
+    Local { path: String, message: String },
+    #[error("ledger configuration: {0}")]
+    Config(String),
+    #[error("ledger credential: {0}")]
+    Credential(String),
+}
+
+impl LedgerError {
+    /// Whether a later attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LedgerError::Conflict { .. } | LedgerError::Transport { .. } => true,
+            LedgerError::Http { status, .. } => crate::http::is_retryable_status(*status),
+            LedgerError::Credential(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The ledger. Backends implement the raw entity methods; the typed methods are shared.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Where the ledger lives, for logs (no secrets).
+    fn describe(&self) -> String;
+
+    async fn get_raw(&self, partition: &str, row: &str) -> Result<Option<(String, Version)>, LedgerError>;
+    /// Writes `data` under the condition; a failed condition is [`LedgerError::Conflict`].
+    async fn put_raw(&self, partition: &str, row: &str, data: &str, expect: &Expect) -> Result<Version, LedgerError>;
+    /// Deletes at `version` (`None`: unconditionally). A missing entity is not an error.
+    async fn delete_raw(&self, partition: &str, row: &str, version: Option<&Version>) -> Result<(), LedgerError>;
+    /// Every entity the scan selects, all pages.
+    async fn scan_raw(&self, scan: &Scan) -> Result<Vec<RawEntity>, LedgerError>;
+
+    async fn owner(&self, id: &ResourceId) -> Result<Option<Versioned<OwnerRecord>>, LedgerError> {
+        let (partition, row) = keys::owner_key(id);
+        read_typed(self.get_raw(&partition, &row).await?, &row)
+    }
+
+    async fn put_owner(&self, record: &OwnerRecord, expect: &Expect) -> Result<Version, LedgerError> {
+        let (partition, row) = keys::owner_key(&record.id);
+        self.put_raw(&partition, &row, &encode(record)?, expect).await
+    }
+
+    async fn delete_owner(&self, id: &ResourceId, version: Option<&Version>) -> Result<(), LedgerError> {
+        let (partition, row) = keys::owner_key(id);
+        self.delete_raw(&partition, &row, version).await
+    }
+
+    /// The owner records of `prefix` and of every resource below it.
+    async fn owners_within(&self, prefix: &ResourceId) -> Result<Vec<Versioned<OwnerRecord>>, LedgerError> {
+        let scan = keys::owners_within_scan(prefix);
+        let mut out: Vec<Versioned<OwnerRecord>> = decode_all(self.scan_raw(&scan).await?)?;
+        // Long ids are keyed by a truncated prefix plus a hash, so the range can over-select.
+        out.retain(|o| o.value.id.is_within(prefix));
+        Ok(out)
+    }
+
+    async fn all_owners(&self) -> Result<Vec<Versioned<OwnerRecord>>, LedgerError> {
+        decode_all(self.scan_raw(&keys::all_owners_scan()).await?)
+    }
+
+    async fn seed(&self, seed: &Seed) -> Result<Option<Versioned<SeedRecord>>, LedgerError> {
+        let (partition, row) = keys::seed_key(seed);
+        read_typed(self.get_raw(&partition, &row).await?, &row)
+    }
+
+    async fn put_seed(&self, record: &SeedRecord, expect: &Expect) -> Result<Version, LedgerError> {
+        let (partition, row) = keys::seed_key(&record.seed);
+        self.put_raw(&partition, &row, &encode(record)?, expect).await
+    }
+
+    async fn delete_seed(&self, seed: &Seed, version: Option<&Version>) -> Result<(), LedgerError> {
+        let (partition, row) = keys::seed_key(seed);
+        self.delete_raw(&partition, &row, version).await
+    }
+
+    async fn all_seeds(&self) -> Result<Vec<Versioned<SeedRecord>>, LedgerError> {
+        decode_all(self.scan_raw(&keys::all_seeds_scan()).await?)
+    }
+}
+
+fn encode<T: serde::Serialize>(record: &T) -> Result<String, LedgerError> {
+    serde_json::to_string(record).map_err(|e| LedgerError::Corrupt {
+        key: "(new record)".into(),
+        message: e.to_string(),
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(data: &str, key: &str) -> Result<T, LedgerError> {
+    let de = &mut serde_json::Deserializer::from_str(data);
+    serde_path_to_error::deserialize(de).map_err(|e| LedgerError::Corrupt {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn read_typed<T: serde::de::DeserializeOwned>(
+    raw: Option<(String, Version)>,
+    key: &str,
+) -> Result<Option<Versioned<T>>, LedgerError> {
+    raw.map(|(data, version)| {
+        Ok(Versioned {
+            value: decode(&data, key)?,
+            version,
+        })
+    })
+    .transpose()
+}
+
+fn decode_all<T: serde::de::DeserializeOwned>(raw: Vec<RawEntity>) -> Result<Vec<Versioned<T>>, LedgerError> {
+    raw.into_iter()
+        .map(|e| {
+            Ok(Versioned {
+                value: decode(&e.data, &e.row)?,
+                version: e.version,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,429 @@
+//! Ledger backends: the same conformance checks against the in-memory store, the redb file and
+//! a real Azurite (Table Storage) started by `scripts/test.sh`, plus Azurite-only checks for
+//! 412 conflicts and paging, and a fake table server for empty continuation pages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use seedwatch::check::ServiceCheck;
+use seedwatch::config::{Config, env};
+use seedwatch::http::RetryPolicy;
+use seedwatch::ledger::local::LocalLedger;
+use seedwatch::ledger::memory::MemoryLedger;
+use seedwatch::ledger::table::{TableAuth, TableLedger};
+use seedwatch::ledger::{Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, seeds_hash};
+use seedwatch::resource::ResourceId;
+use seedwatch::secret::Secret;
+use seedwatch::seed::Seed;
+
+const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// The Azurite table endpoint exported by scripts/test.sh. Missing means the suite was not
+/// started through the script: fail loudly rather than skip.
+fn azurite() -> String {
+    std::env::var("SEEDWATCH_TEST_AZURITE").unwrap_or_else(|_| {
+        panic!("SEEDWATCH_TEST_AZURITE is not set: run the tests through scripts/test.sh, which starts Azurite")
+    })
+}
+
+fn fresh_table() -> String {
+    format!("t{}", uuid::Uuid::new_v4().simple())
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        count: 2,
+        base: std::time::Duration::from_millis(50),
+        max: std::time::Duration::from_millis(200),
+    }
+}
+
+async fn table_ledger() -> TableLedger {
+    TableLedger::connect(
+        seedwatch::http::client(std::time::Duration::from_secs(30)),
+        &azurite(),
+        &fresh_table(),
+        TableAuth::SharedKey {
+            account: "devstoreaccount1".into(),
+            key: Secret::new(DEV_KEY),
+        },
+        retry(),
+    )
+    .await
+    .unwrap()
+}
+
+fn id(s: &str) -> ResourceId {
+    ResourceId::parse(s).unwrap()
+}
+
+fn owner(s: &str, seeds: &[&str]) -> OwnerRecord {
+    let seeds: Vec<OwnedSeed> = seeds
+        .iter()
+        .map(|n| OwnedSeed {
+            seed: Seed::from_host_value(n).unwrap(),
+            check: ServiceCheck::DnsRecords,
+        })
+        .collect();
+    OwnerRecord {
+        id: id(s),
+        generation: 1,
+        seeds_hash: seeds_hash(&seeds),
+        seeds,
+        pending_removal: vec![],
+        seen_at_ms: 1,
+        deleted: false,
+    }
+}
+
+const RG: &str = "/subscriptions/11111111-aaaa/resourceGroups/RG-Web";
+
+/// Versions, conditions, deletes and prefix scans: identical on every backend.
+async fn conformance(ledger: &dyn Ledger) {
+    let pip = owner(
+        &format!("{RG}/providers/Microsoft.Network/publicIPAddresses/pip1"),
+        &["app.contoso.com"],
+    );
+    let v1 = ledger.put_owner(&pip, &Expect::Absent).await.unwrap();
+    assert!(matches!(
+        ledger.put_owner(&pip, &Expect::Absent).await,
+        Err(LedgerError::Conflict { .. })
+    ));
+    // Case-insensitive ids address the same record.
+    let read = ledger
+        .owner(&id(&pip
+            .id
+            .as_str()
+            .to_ascii_uppercase()
+            .replace("/SUBSCRIPTIONS/", "/subscriptions/")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.value, pip);
+    assert_eq!(read.version, v1);
+
+    // Two writers hold v1: the first wins, the stale one gets a conflict.
+    let mut newer = pip.clone();
+    newer.generation = 2;
+    let v2 = ledger.put_owner(&newer, &Expect::Version(v1.clone())).await.unwrap();
+    assert_ne!(v1, v2);
+    let mut stale = pip.clone();
+    stale.generation = 99;
+    assert!(matches!(
+        ledger.put_owner(&stale, &Expect::Version(v1.clone())).await,
+        Err(LedgerError::Conflict { .. })
+    ));
+    assert_eq!(ledger.owner(&pip.id).await.unwrap().unwrap().value.generation, 2);
+    assert!(matches!(
+        ledger.delete_owner(&pip.id, Some(&v1)).await,
+        Err(LedgerError::Conflict { .. })
+    ));
+
+    // Owners under a prefix: the resource group, not its namesake `RG-Web2` or another
+    // subscription.
+    for extra in [
+        format!("{RG}/providers/Microsoft.Network/dnszones/contoso.com/A/www"),
+        format!("{RG}/providers/Microsoft.Network/dnszones/contoso.com"),
+        format!("{RG}2/providers/Microsoft.Network/publicIPAddresses/pip1"),
+        "/subscriptions/22222222-bbbb/resourceGroups/RG-Web/providers/Microsoft.Network/publicIPAddresses/pip1"
+            .to_string(),
+    ] {
+        ledger
+            .put_owner(&owner(&extra, &["x.contoso.com"]), &Expect::Absent)
+            .await
+            .unwrap();
+    }
+    let mut within: Vec<String> = ledger
+        .owners_within(&id(RG))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.value.id.key().to_string())
+        .collect();
+    within.sort();
+    assert_eq!(within.len(), 3, "{within:?}");
+    assert!(
+        within
+            .iter()
+            .all(|k| k.starts_with("/subscriptions/11111111-aaaa/resourcegroups/rg-web/"))
+    );
+    let zone = ledger
+        .owners_within(&id(&format!("{RG}/providers/Microsoft.Network/dnszones/contoso.com")))
+        .await
+        .unwrap();
+    assert_eq!(zone.len(), 2);
+    let subscription = ledger.owners_within(&id("/subscriptions/22222222-bbbb")).await.unwrap();
+    assert_eq!(subscription.len(), 1);
+    assert_eq!(ledger.all_owners().await.unwrap().len(), 5);
+
+    // Delete at the current version; a second delete is not an error.
+    ledger.delete_owner(&pip.id, Some(&v2)).await.unwrap();
+    assert!(ledger.owner(&pip.id).await.unwrap().is_none());
+    ledger.delete_owner(&pip.id, Some(&v2)).await.unwrap();
+    // Replacing a vanished entity is a conflict, not a silent insert.
+    assert!(matches!(
+        ledger.put_owner(&newer, &Expect::Version(v2)).await,
+        Err(LedgerError::Conflict { .. })
+    ));
+
+    // Seeds, including a CIDR (a `/` in the key).
+    let mut range = SeedRecord::new(Seed::from_range("20.1.0.0/24").unwrap());
+    range.set_membership(&pip.id, 1, Some(vec![ServiceCheck::PublicIpAddresses]), 5);
+    let sv = ledger.put_seed(&range, &Expect::Absent).await.unwrap();
+    let back = ledger.seed(&range.seed).await.unwrap().unwrap();
+    assert_eq!(back.value, range);
+    range.asm.held = true;
+    ledger.put_seed(&range, &Expect::Version(sv)).await.unwrap();
+    ledger
+        .put_seed(
+            &SeedRecord::new(Seed::from_host_value("b.contoso.com").unwrap()),
+            &Expect::Any,
+        )
+        .await
+        .unwrap();
+    let all = ledger.all_seeds().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(
+        all.iter()
+            .any(|s| s.value.asm.held && s.value.seed.name() == "20.1.0.0/24")
+    );
+    assert!(
+        ledger
+            .seed(&Seed::from_host_value("nope.contoso.com").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Many tasks increment one record through compare-and-swap: no update is lost.
+async fn concurrent_writers_converge(ledger: Arc<dyn Ledger>) {
+    let seed = Seed::from_host_value("counter.contoso.com").unwrap();
+    ledger
+        .put_seed(&SeedRecord::new(seed.clone()), &Expect::Absent)
+        .await
+        .unwrap();
+    let conflicts = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..8u64)
+        .map(|n| {
+            let ledger = ledger.clone();
+            let seed = seed.clone();
+            let conflicts = conflicts.clone();
+            tokio::spawn(async move {
+                let owner = id(&format!("{RG}/providers/Microsoft.Network/publicIPAddresses/p{n}"));
+                loop {
+                    let current = ledger.seed(&seed).await.unwrap().unwrap();
+                    let mut record = current.value;
+                    record.set_membership(&owner, 1, Some(vec![ServiceCheck::PublicIpAddresses]), 1);
+                    match ledger.put_seed(&record, &Expect::Version(current.version)).await {
+                        Ok(_) => break,
+                        Err(LedgerError::Conflict { .. }) => {
+                            conflicts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let record = ledger.seed(&seed).await.unwrap().unwrap().value;
+    assert_eq!(record.contributors().count(), 8);
+}
+
+#[tokio::test]
+async fn memory_backend_conforms() {
+    conformance(&MemoryLedger::new()).await;
+    concurrent_writers_converge(Arc::new(MemoryLedger::new())).await;
+}
+
+#[tokio::test]
+async fn local_backend_conforms_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("ledger.redb");
+    {
+        let ledger = LocalLedger::open(&path).unwrap();
+        conformance(&ledger).await;
+    }
+    let reopened = LocalLedger::open(&path).unwrap();
+    assert_eq!(reopened.all_owners().await.unwrap().len(), 4);
+    assert_eq!(reopened.all_seeds().await.unwrap().len(), 2);
+    // Versions keep growing across reopen: an old version never matches a new entity.
+    let rec = owner(&format!("{RG}/providers/Microsoft.Network/publicIPAddresses/new"), &[]);
+    let v = reopened.put_owner(&rec, &Expect::Absent).await.unwrap();
+    assert_eq!(v.0.parse::<u64>().unwrap(), 10, "nine writes happened before this one");
+    drop(reopened);
+    concurrent_writers_converge(Arc::new(LocalLedger::open(&dir.path().join("other.redb")).unwrap())).await;
+}
+
+#[tokio::test]
+async fn table_backend_conforms_on_azurite() {
+    let ledger = table_ledger().await;
+    conformance(&ledger).await;
+    concurrent_writers_converge(Arc::new(table_ledger().await)).await;
+}
+
+#[tokio::test]
+async fn table_backend_opens_from_a_connection_string_and_creates_its_table() {
+    let table = fresh_table();
+    let yaml = serde_json::json!({ "ledger": { "table": table } });
+    let vars: HashMap<String, String> = [(
+        env::AZURE_WEB_JOBS_STORAGE.to_string(),
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};TableEndpoint={}",
+            azurite()
+        ),
+    )]
+    .into();
+    let config = Config::from_value(&yaml, "test", &vars).unwrap();
+    let ledger = seedwatch::ledger::open(&config, &vars, None).await.unwrap();
+    assert!(ledger.describe().contains(&table));
+    assert!(!ledger.describe().contains(DEV_KEY));
+    ledger
+        .put_owner(&owner(&format!("{RG}/providers/x.y/z/a"), &[]), &Expect::Absent)
+        .await
+        .unwrap();
+    // Opening again finds the existing table (409 TableAlreadyExists is fine).
+    let again = seedwatch::ledger::open(&config, &vars, None).await.unwrap();
+    assert_eq!(again.all_owners().await.unwrap().len(), 1);
+
+    // A wrong key is an authentication error that does not echo the key.
+    let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
+    let bad_vars: HashMap<String, String> = [(
+        env::AZURE_WEB_JOBS_STORAGE.to_string(),
+        format!(
+            "AccountName=devstoreaccount1;AccountKey={wrong};TableEndpoint={}",
+            azurite()
+        ),
+    )]
+    .into();
+    let err = match seedwatch::ledger::open(&config, &bad_vars, None).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a wrong key must be rejected"),
+    };
+    assert!(err.contains("403"), "{err}");
+    assert!(!err.contains(wrong));
+}
+
+#[tokio::test]
+async fn table_queries_follow_continuations_past_1000_entities() {
+    let ledger = Arc::new(table_ledger().await);
+    let total = 1_150;
+    futures::stream::iter(0..total)
+        .map(|n| {
+            let ledger = ledger.clone();
+            async move {
+                let seed = Seed::from_host_value(&format!("host{n}.contoso.com")).unwrap();
+                ledger.put_seed(&SeedRecord::new(seed), &Expect::Absent).await.unwrap();
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let all = ledger.all_seeds().await.unwrap();
+    assert_eq!(all.len(), total);
+    let mut names: Vec<&str> = all.iter().map(|s| s.value.seed.name()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), total);
+}
+
+#[tokio::test]
+async fn table_queries_with_small_pages_return_everything_once() {
+    let ledger = table_ledger().await.with_page_size(3);
+    for n in 0..10 {
+        let rec = owner(&format!("{RG}/providers/Microsoft.Network/publicIPAddresses/p{n}"), &[]);
+        ledger.put_owner(&rec, &Expect::Absent).await.unwrap();
+    }
+    assert_eq!(ledger.owners_within(&id(RG)).await.unwrap().len(), 10);
+    assert_eq!(ledger.all_owners().await.unwrap().len(), 10);
+}
+
+/// A fake table service whose first query page is empty but carries a continuation.
+#[tokio::test]
+async fn empty_pages_with_a_continuation_are_followed() {
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+
+    #[derive(Default)]
+    struct Seen {
+        queries: std::sync::Mutex<Vec<HashMap<String, String>>>,
+    }
+    async fn tables() -> impl IntoResponse {
+        (
+            StatusCode::CONFLICT,
+            [("x-ms-error-code", "TableAlreadyExists")],
+            r#"{"odata.error":{"code":"TableAlreadyExists","message":{"lang":"en-US","value":"exists"}}}"#,
+        )
+    }
+    async fn query(
+        State(seen): State<Arc<Seen>>,
+        headers: HeaderMap,
+        Query(q): Query<HashMap<String, String>>,
+    ) -> impl IntoResponse {
+        assert!(
+            headers
+                .get("authorization")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("SharedKey acct:")
+        );
+        assert!(headers.contains_key("x-ms-date") && headers.contains_key("x-ms-version"));
+        let page = seen.queries.lock().unwrap().len();
+        seen.queries.lock().unwrap().push(q);
+        let record = SeedRecord::new(Seed::from_host_value("late.contoso.com").unwrap());
+        let entity = serde_json::json!({
+            "odata.etag": "W/\"datetime'2025-03-01T10%3A15%3A07.1234567Z'\"",
+            "PartitionKey": "s", "RowKey": "domain_3Alate.contoso.com",
+            "Chunks": 1, "D0": serde_json::to_string(&record).unwrap(),
+        });
+        match page {
+            0 => (
+                [
+                    ("x-ms-continuation-NextPartitionKey", "1!4!cw--"),
+                    ("x-ms-continuation-NextRowKey", "1!8!ZG9t"),
+                ],
+                axum::Json(serde_json::json!({"value": []})),
+            )
+                .into_response(),
+            _ => axum::Json(serde_json::json!({"odata.metadata": "x", "value": [entity]})).into_response(),
+        }
+    }
+    let seen = Arc::new(Seen::default());
+    let app = axum::Router::new()
+        .route("/acct/Tables", axum::routing::post(tables))
+        .route("/acct/{query}", axum::routing::get(query))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let ledger = TableLedger::connect(
+        seedwatch::http::client(std::time::Duration::from_secs(5)),
+        &format!("http://{addr}/acct"),
+        "seeds",
+        TableAuth::SharedKey {
+            account: "acct".into(),
+            key: Secret::new(DEV_KEY),
+        },
+        retry(),
+    )
+    .await
+    .unwrap();
+    let all = ledger.all_seeds().await.unwrap();
+    assert_eq!(all.len(), 1);
+    let queries = seen.queries.lock().unwrap();
+    assert_eq!(queries.len(), 2);
+    assert_eq!(
+        queries[0].get("$filter").map(String::as_str),
+        Some("PartitionKey eq 's'")
+    );
+    assert_eq!(queries[1].get("NextPartitionKey").map(String::as_str), Some("1!4!cw--"));
+    assert_eq!(queries[1].get("NextRowKey").map(String::as_str), Some("1!8!ZG9t"));
+    assert_eq!(queries[1].get("$filter"), queries[0].get("$filter"));
+}
