@@ -1,7 +1,7 @@
 //! seedwatch keeps Hexiosec ASM seeds in step with an Azure estate.
 //!
 //! Layout (see `docs/ARCHITECTURE.md`):
-//! - the pure core: [`seed`], [`resource`], [`check`], [`extract`] — no I/O;
+//! - the pure core: [`seed`], [`resource`], [`check`], [`extract`], [`plan`] — no I/O;
 //! - adapters behind small traits: [`azure`], [`asm`];
 //! - thin entry points: [`cli`].
 
@@ -10,9 +10,11 @@ pub mod azure;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod estate;
 pub mod extract;
 pub mod http;
 pub mod ledger;
+pub mod plan;
 pub mod reconcile;
 pub mod resource;
 pub mod secret;

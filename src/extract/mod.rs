@@ -1,15 +1,40 @@
 //! Extraction: which seeds an Azure resource contributes. Pure: no I/O.
 //!
 //! One registry (`registry.rs`), keyed by lower-cased ARM type, serves full sweeps (a whole
-//! estate) and events (one owner and its companions) alike.
+//! estate) and events (one owner and its companions) alike. One file per service family holds
+//! the extractors; `emit.rs` is the only place values become seeds, so normalisation, toggles,
+//! provenance and warnings are handled once.
+//!
+//! Cross-resource facts come from the same input: a DNS zone with `zoneType: Private` hides its
+//! record sets, and a storage account's `blobServices/default` companion says whether its static
+//! website is enabled. To apply them to a single owner, pass the owner together with its zone or
+//! companion (see [`companion_owner`]).
 
-use std::collections::BTreeMap;
+mod appgw;
+mod certs;
+mod containers;
+mod data;
+mod dns;
+mod edge;
+mod emit;
+mod exposure;
+mod network;
+mod registry;
+mod storage;
+mod web;
+
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
+use serde_json::Value;
 
-use crate::check::{EnabledChecks, ServiceCheck};
+use crate::check::EnabledChecks;
+use crate::check::ServiceCheck;
 use crate::resource::{Resource, ResourceId};
 use crate::seed::Seed;
+
+pub use certs::{CertificateError, certificate_names};
+pub use registry::{Extractor, companion_owner, is_companion_type, is_owner_type, lookup, registry};
 
 /// One seed contributed by one owner resource under one service check.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,28 +72,107 @@ impl std::fmt::Display for Warning {
 pub struct Extraction {
     pub contributions: Vec<Contribution>,
     pub warnings: Vec<Warning>,
+    /// Values deliberately not seeded that are not errors either (shared Microsoft names such
+    /// as a regional endpoint). Quieter than warnings: shown on request only.
+    pub notes: Vec<Warning>,
 }
 
 impl Extraction {
-    /// Seeds with their sources, deduplicated (one seed, many sources).
+    /// Seeds with their sources, deduplicated (one seed, many sources), sources sorted.
     pub fn seeds(&self) -> BTreeMap<Seed, Vec<ResourceId>> {
+        let mut pairs: Vec<(&Seed, &ResourceId)> = self.contributions.iter().map(|c| (&c.seed, &c.owner)).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
         let mut out: BTreeMap<Seed, Vec<ResourceId>> = BTreeMap::new();
-        for c in &self.contributions {
-            let sources = out.entry(c.seed.clone()).or_default();
-            if !sources.contains(&c.owner) {
-                sources.push(c.owner.clone());
+        for (seed, owner) in pairs {
+            match out.get_mut(seed) {
+                Some(sources) => sources.push(owner.clone()),
+                None => {
+                    out.insert(seed.clone(), vec![owner.clone()]);
+                }
             }
         }
-        for sources in out.values_mut() {
-            sources.sort();
-        }
         out
+    }
+
+    /// The owners that contributed at least one seed.
+    pub fn owners(&self) -> HashSet<&ResourceId> {
+        self.contributions.iter().map(|c| &c.owner).collect()
+    }
+}
+
+/// Facts that one resource of the input states about another.
+#[derive(Debug, Default)]
+pub(crate) struct Context {
+    /// Keys of DNS zones with `zoneType: Private`.
+    private_zones: HashSet<String>,
+    /// Keys of storage accounts whose static website is known to be enabled.
+    static_websites: HashSet<String>,
+}
+
+impl Context {
+    fn build(resources: &[Resource]) -> Context {
+        let mut context = Context::default();
+        for resource in resources {
+            if dns::is_private_zone(resource) {
+                context.private_zones.insert(resource.id.key().to_string());
+            }
+            if let Some(account) = storage::static_website_enabled_for(resource) {
+                context.static_websites.insert(account.key().to_string());
+            }
+        }
+        context
+    }
+
+    pub(crate) fn zone_is_private(&self, zone: &ResourceId) -> bool {
+        self.private_zones.contains(zone.key())
+    }
+
+    pub(crate) fn static_website_enabled(&self, account: &ResourceId) -> bool {
+        self.static_websites.contains(account.key())
     }
 }
 
 /// Extracts the seeds of a set of resources: a whole estate, or one owner with its companions
-/// (for example a storage account with its `blobServices/default`).
+/// (for example a storage account with its `blobServices/default`, or a DNS record set with its
+/// zone). Resources of types without an extractor contribute nothing; bad values become
+/// warnings. Never panics on outside data.
 pub fn extract_resources(resources: &[Resource], checks: &EnabledChecks) -> Extraction {
-    let _ = (resources, checks, ServiceCheck::ALL);
-    Extraction::default()
+    let context = Context::build(resources);
+    let mut out = Extraction::default();
+    for resource in resources {
+        let Some(extractor) = registry::lookup(&resource.arm_type) else {
+            continue;
+        };
+        if !extractor.checks.iter().any(|check| checks.is_on(*check)) {
+            continue;
+        }
+        let mut emit = emit::Emitter::new(&resource.id, checks, &mut out);
+        match &resource.properties {
+            Value::Object(_) => {}
+            Value::Null if !extractor.needs_properties => {}
+            Value::Null => {
+                emit.warn(
+                    "properties",
+                    "missing: the resource has no properties to read seeds from",
+                );
+                continue;
+            }
+            other => {
+                emit.warn(
+                    "properties",
+                    format!("expected an object, found {}", emit::describe(other)),
+                );
+                continue;
+            }
+        }
+        if exposure::public_access_disabled(&resource.properties) {
+            continue;
+        }
+        (extractor.extract)(resource, &context, &mut emit);
+    }
+    out
 }
+
+#[cfg(test)]
+mod tests;

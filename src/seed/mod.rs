@@ -182,7 +182,13 @@ fn host_part(value: &str) -> Option<String> {
         let url = url::Url::parse(value).ok()?;
         return url.host_str().map(str::to_string);
     }
-    if value.contains([':', '/', '?', '#', '@']) {
+    // Without a scheme, `?`, `#`, `@` and backslashes are not URL syntax but wildcard or junk
+    // characters (`app??.contoso.com` is an App Gateway wildcard): cutting the value at them
+    // would seed a different name.
+    if value.contains(['?', '#', '@', '\\']) {
+        return None;
+    }
+    if value.contains([':', '/']) {
         let url = url::Url::parse(&format!("http://{value}")).ok()?;
         return url.host_str().map(str::to_string);
     }

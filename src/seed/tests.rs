@@ -79,6 +79,13 @@ fn refuses_invalid_shared_and_private_values() {
         "1.2.3.4.5",
         "exa\u{7}mple.com",
         "example.123",
+        "app??.contoso.com",
+        "x.y?.contoso.com",
+        "www.contoso.com#frag.evil.com",
+        "user@www.contoso.com",
+        "a\\b.contoso.com",
+        "*",
+        "*.",
     ];
     for raw in rejected {
         assert!(Seed::from_host_value(raw).is_err(), "{raw:?} should be refused");

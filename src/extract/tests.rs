@@ -1,0 +1,98 @@
+use super::*;
+use serde_json::json;
+
+fn resource(value: serde_json::Value) -> Resource {
+    Resource::from_json(value).unwrap()
+}
+
+#[test]
+fn every_registered_type_is_lower_case_and_unique() {
+    let mut seen = std::collections::HashSet::new();
+    for extractor in registry() {
+        assert_eq!(extractor.arm_type, extractor.arm_type.to_ascii_lowercase());
+        assert!(seen.insert(extractor.arm_type), "{} twice", extractor.arm_type);
+        assert!(!extractor.checks.is_empty());
+    }
+    for check in ServiceCheck::ALL {
+        assert!(
+            registry().iter().any(|e| e.checks.contains(check)),
+            "no extractor serves {check}"
+        );
+    }
+}
+
+#[test]
+fn owner_and_companion_types() {
+    assert!(is_owner_type("Microsoft.Network/publicIPAddresses"));
+    assert!(is_owner_type("microsoft.network/dnszones/cname"));
+    assert!(!is_owner_type("microsoft.network/dnszones/txt"));
+    assert!(!is_owner_type("microsoft.network/privatednszones"));
+    assert!(!is_owner_type("microsoft.storage/storageaccounts/blobservices"));
+    assert!(is_companion_type("Microsoft.Storage/storageAccounts/blobServices"));
+    let blob = ResourceId::parse(
+        "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st1/blobServices/default",
+    )
+    .unwrap();
+    assert_eq!(
+        companion_owner(&blob).unwrap().key(),
+        "/subscriptions/1/resourcegroups/rg/providers/microsoft.storage/storageaccounts/st1"
+    );
+    let web = ResourceId::parse(
+        "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st1/blobServices/default/containers/$web",
+    )
+    .unwrap();
+    assert_eq!(companion_owner(&web), companion_owner(&blob));
+    let account = blob.parent().unwrap();
+    assert_eq!(companion_owner(&account), None);
+    let record =
+        ResourceId::parse("/subscriptions/1/resourceGroups/rg/providers/Microsoft.Network/dnszones/contoso.com/A/www")
+            .unwrap();
+    assert_eq!(companion_owner(&record), None);
+}
+
+#[test]
+fn seeds_collapse_duplicates_and_sort_sources() {
+    let a = resource(json!({
+        "id": "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Web/sites/b",
+        "type": "Microsoft.Web/sites",
+        "properties": {"hostNames": ["www.contoso.com", "WWW.contoso.com."]}
+    }));
+    let b = resource(json!({
+        "id": "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Web/sites/a",
+        "type": "Microsoft.Web/sites",
+        "properties": {"hostNames": ["www.contoso.com"]}
+    }));
+    let extraction = extract_resources(&[a, b], &EnabledChecks::all());
+    assert_eq!(extraction.contributions.len(), 3);
+    let seeds = extraction.seeds();
+    assert_eq!(seeds.len(), 1);
+    let sources: Vec<&str> = seeds.values().next().unwrap().iter().map(|s| s.name()).collect();
+    assert_eq!(sources, ["a", "b"]);
+}
+
+#[test]
+fn toggles_switch_checks_off() {
+    let gateway = resource(json!({
+        "id": "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Network/applicationGateways/agw",
+        "type": "microsoft.network/applicationgateways",
+        "properties": {
+            "frontendIPConfigurations": [{"name": "pub", "properties": {"publicIPAddress": {"id": "x"}}}],
+            "httpListeners": [{"properties": {"hostName": "www.contoso.com",
+                "frontendIPConfiguration": {"id": "/x/frontendIPConfigurations/pub"}}}]
+        }
+    }));
+    let mut checks = EnabledChecks::all();
+    checks.set(ServiceCheck::ApplicationGateways, false);
+    assert!(
+        extract_resources(std::slice::from_ref(&gateway), &checks)
+            .contributions
+            .is_empty()
+    );
+    let all = extract_resources(&[gateway], &EnabledChecks::all());
+    assert_eq!(all.contributions.len(), 1);
+    assert_eq!(all.contributions[0].check, ServiceCheck::ApplicationGateways);
+    assert_eq!(
+        all.contributions[0].path,
+        "properties.httpListeners[0].properties.hostName"
+    );
+}

@@ -1,0 +1,302 @@
+//! The plan: the seeds that would be pushed, with their sources and the warnings met on the
+//! way, rendered as a table for people or as one JSON object for programs. Pure: no I/O.
+//!
+//! Callers build a [`Plan`] from an [`Extraction`] (estate file or live sweep alike), may add
+//! their own sections (the live path adds a completeness report) and print it.
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+use crate::check::EnabledChecks;
+use crate::extract::{Extraction, Warning, extract_resources};
+use crate::resource::{Resource, ResourceId};
+use crate::seed::{Seed, SeedKind};
+
+/// One seed with every resource it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedSeed {
+    pub seed: Seed,
+    /// Source resource ids, sorted, without duplicates.
+    pub sources: Vec<ResourceId>,
+}
+
+/// What `seedwatch plan` shows.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Sorted: domains (grouped by parent domain), then IPv4, IPv6, ranges.
+    pub seeds: Vec<PlannedSeed>,
+    /// Input warnings (unreadable items) first, then extraction warnings.
+    pub warnings: Vec<Warning>,
+    /// Values deliberately not seeded (shared Microsoft names).
+    pub notes: Vec<Warning>,
+    /// How many resources were read.
+    pub resources: usize,
+}
+
+impl Plan {
+    /// Builds the plan from an extraction; `input_warnings` are problems met while reading the
+    /// resources (they are listed first), `resources` is how many were read.
+    pub fn new(extraction: &Extraction, input_warnings: Vec<Warning>, resources: usize) -> Plan {
+        let mut seeds: Vec<PlannedSeed> = extraction
+            .seeds()
+            .into_iter()
+            .map(|(seed, sources)| PlannedSeed { seed, sources })
+            .collect();
+        seeds.sort_by(|a, b| display_order(&a.seed, &b.seed));
+        let mut warnings = input_warnings;
+        warnings.extend(extraction.warnings.iter().cloned());
+        Plan {
+            seeds,
+            warnings,
+            notes: extraction.notes.clone(),
+            resources,
+        }
+    }
+
+    /// Extracts `resources` with `checks` and builds the plan.
+    pub fn from_resources(resources: &[Resource], input_warnings: Vec<Warning>, checks: &EnabledChecks) -> Plan {
+        let extraction = extract_resources(resources, checks);
+        Plan::new(&extraction, input_warnings, resources.len())
+    }
+
+    fn count(&self, kind: SeedKind) -> usize {
+        self.seeds.iter().filter(|s| s.seed.kind() == kind).count()
+    }
+
+    /// `14 seeds (9 domains, 3 IPv4, 1 IPv6, 1 range) from 30 resources; 2 warnings.`
+    pub fn summary_line(&self) -> String {
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut line = format!(
+            "{} ({}, {}, {}, {}) from {}; {}",
+            plural(self.seeds.len(), "seed", "seeds"),
+            plural(self.count(SeedKind::Domain), "domain", "domains"),
+            plural(self.count(SeedKind::Ipv4), "IPv4", "IPv4"),
+            plural(self.count(SeedKind::Ipv6), "IPv6", "IPv6"),
+            plural(self.count(SeedKind::IpRange), "range", "ranges"),
+            plural(self.resources, "resource", "resources"),
+            plural(self.warnings.len(), "warning", "warnings"),
+        );
+        if !self.notes.is_empty() {
+            let _ = write!(line, "; {} shared Microsoft names skipped", self.notes.len());
+        }
+        line.push('.');
+        line
+    }
+
+    /// The table, the warnings (at most `max_warnings` of them) and the summary line.
+    pub fn render_text(&self, max_warnings: usize) -> String {
+        let mut out = String::new();
+        let rows: Vec<[String; 4]> = self
+            .seeds
+            .iter()
+            .map(|s| {
+                [
+                    s.seed.name().to_string(),
+                    s.seed.kind().as_str().to_string(),
+                    s.sources.len().to_string(),
+                    s.sources.first().map(short_source).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        let header = ["SEED", "TYPE", "SOURCES", "EXAMPLE SOURCE"];
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        if rows.is_empty() {
+            out.push_str("No seeds.\n");
+        } else {
+            let line = |cells: [&str; 4]| {
+                format!(
+                    "{:<w0$}  {:<w1$}  {:>w2$}  {}",
+                    cells[0],
+                    cells[1],
+                    cells[2],
+                    cells[3],
+                    w0 = widths[0],
+                    w1 = widths[1],
+                    w2 = widths[2],
+                )
+                .trim_end()
+                .to_string()
+            };
+            out.push_str(&line(header));
+            out.push('\n');
+            for row in &rows {
+                out.push_str(&line([&row[0], &row[1], &row[2], &row[3]]));
+                out.push('\n');
+            }
+        }
+        if !self.warnings.is_empty() {
+            let _ = writeln!(out, "\nWarnings ({}):", self.warnings.len());
+            for warning in self.warnings.iter().take(max_warnings) {
+                let _ = writeln!(out, "  - {warning}");
+            }
+            if self.warnings.len() > max_warnings {
+                let _ = writeln!(
+                    out,
+                    "  … and {} more (use --json to see them all)",
+                    self.warnings.len() - max_warnings
+                );
+            }
+        }
+        out.push('\n');
+        out.push_str(&self.summary_line());
+        out.push('\n');
+        out
+    }
+
+    /// `{"seeds": [{"name", "type", "sources"}], "warnings": [{"resource", "path", "message"}],
+    /// "notes": [...], "summary": {...}}`.
+    pub fn to_json(&self) -> Value {
+        let seeds: Vec<Value> = self
+            .seeds
+            .iter()
+            .map(|s| {
+                json!({
+                    "name": s.seed.name(),
+                    "type": s.seed.kind().as_str(),
+                    "sources": s.sources.iter().map(ResourceId::as_str).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "seeds": seeds,
+            "warnings": self.warnings,
+            "notes": self.notes,
+            "summary": {
+                "seeds": self.seeds.len(),
+                "domains": self.count(SeedKind::Domain),
+                "ipv4": self.count(SeedKind::Ipv4),
+                "ipv6": self.count(SeedKind::Ipv6),
+                "ipranges": self.count(SeedKind::IpRange),
+                "resources": self.resources,
+                "warnings": self.warnings.len(),
+            },
+        })
+    }
+}
+
+/// `rg-web/Microsoft.Web/sites/app` from a full id: enough to find the resource in a table.
+fn short_source(id: &ResourceId) -> String {
+    let text = id.as_str();
+    let Some(at) = text.to_ascii_lowercase().find("/providers/") else {
+        return text.to_string();
+    };
+    match id.resource_group() {
+        Some(rg) => format!("{rg}/{}", &text[at + "/providers/".len()..]),
+        None => text[at + "/providers/".len()..].to_string(),
+    }
+}
+
+/// Domains first, grouped under their parent domains (`contoso.com`, `api.contoso.com`,
+/// `www.contoso.com`), then IPv4, IPv6 and ranges in numeric order.
+fn display_order(a: &Seed, b: &Seed) -> Ordering {
+    a.kind().cmp(&b.kind()).then_with(|| match a.kind() {
+        SeedKind::Domain => a.name().rsplit('.').cmp(b.name().rsplit('.')),
+        SeedKind::Ipv4 | SeedKind::Ipv6 => match (a.name().parse::<IpAddr>(), b.name().parse::<IpAddr>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => a.name().cmp(b.name()),
+        },
+        SeedKind::IpRange => match (a.name().parse::<ipnet::IpNet>(), b.name().parse::<ipnet::IpNet>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => a.name().cmp(b.name()),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(values: Vec<Value>) -> Plan {
+        let resources: Vec<Resource> = values.into_iter().map(|v| Resource::from_json(v).unwrap()).collect();
+        Plan::from_resources(&resources, Vec::new(), &EnabledChecks::all())
+    }
+
+    fn site(name: &str, hosts: &[&str]) -> Value {
+        json!({
+            "id": format!("/subscriptions/1/resourceGroups/rg-web/providers/Microsoft.Web/sites/{name}"),
+            "type": "Microsoft.Web/sites",
+            "properties": {"hostNames": hosts},
+        })
+    }
+
+    #[test]
+    fn seeds_are_grouped_and_sorted() {
+        let plan = plan_of(vec![
+            site("b", &["www.contoso.com", "200.1.1.1", "9.1.1.1"]),
+            site(
+                "a",
+                &[
+                    "contoso.com",
+                    "api.contoso.com",
+                    "www.contoso.com",
+                    "a.fabrikam.com",
+                    "2001:db8::1",
+                ],
+            ),
+        ]);
+        let names: Vec<&str> = plan.seeds.iter().map(|s| s.seed.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "contoso.com",
+                "api.contoso.com",
+                "www.contoso.com",
+                "a.fabrikam.com",
+                "9.1.1.1",
+                "200.1.1.1",
+                "2001:db8::1"
+            ]
+        );
+        let www = &plan.seeds[2];
+        assert_eq!(www.sources.len(), 2);
+    }
+
+    #[test]
+    fn text_has_table_warnings_and_summary() {
+        let plan = plan_of(vec![site("a", &["www.contoso.com", "bad host", "x.azurewebsites.net"])]);
+        let text = plan.render_text(50);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("SEED"), "{text}");
+        assert!(lines[1].starts_with("www.contoso.com "), "{text}");
+        assert!(lines[1].contains(" domain "), "{text}");
+        assert!(lines[1].ends_with("rg-web/Microsoft.Web/sites/a"), "{text}");
+        assert!(text.contains("Warnings (1):"), "{text}");
+        assert!(text.contains("properties.hostNames[1]"), "{text}");
+        let last = lines.last().unwrap();
+        assert_eq!(
+            *last,
+            "2 seeds (2 domains, 0 IPv4, 0 IPv6, 0 ranges) from 1 resource; 1 warning."
+        );
+    }
+
+    #[test]
+    fn warnings_are_capped_in_text_but_not_in_json() {
+        let hosts: Vec<String> = (0..30).map(|i| format!("bad host {i}")).collect();
+        let refs: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let plan = plan_of(vec![site("a", &refs)]);
+        let text = plan.render_text(10);
+        assert!(text.contains("… and 20 more"), "{text}");
+        assert_eq!(plan.to_json()["warnings"].as_array().unwrap().len(), 30);
+    }
+
+    #[test]
+    fn json_has_the_agreed_fields() {
+        let plan = plan_of(vec![site("a", &["www.contoso.com"])]);
+        let value = plan.to_json();
+        assert_eq!(
+            value["seeds"],
+            json!([{"name": "www.contoso.com", "type": "domain",
+                    "sources": ["/subscriptions/1/resourceGroups/rg-web/providers/Microsoft.Web/sites/a"]}])
+        );
+        assert_eq!(value["warnings"], json!([]));
+        assert_eq!(value["summary"]["seeds"], 1);
+    }
+}

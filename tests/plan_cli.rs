@@ -1,0 +1,348 @@
+//! `seedwatch plan --estate` end to end through the built binary.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estate.json")
+}
+
+/// The binary, run in an empty directory (no stray `config.yml`) with no connector env.
+fn seedwatch(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("seedwatch").unwrap();
+    cmd.current_dir(dir)
+        .env_remove("CONNECTOR_CONFIG")
+        .env_remove("SCAN_ID")
+        .env_remove("SEED_TAG")
+        .env_remove("DELETE_STALE_SEEDS")
+        .env_remove("API_KEY");
+    cmd
+}
+
+fn plan_json(cmd: &mut Command) -> Value {
+    let output = cmd.assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(output).unwrap();
+    assert_eq!(text.trim().lines().count(), 1, "exactly one JSON object: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn names(plan: &Value) -> Vec<(String, String)> {
+    plan["seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+const SUB: &str = "/subscriptions/8f3c2a1e-5b7d-4e9a-9c61-2d4f7a0b3e15/resourceGroups";
+
+/// Every seed the example estate must give, in display order, with how many sources.
+const EXPECTED: &[(&str, &str, usize)] = &[
+    ("contoso-agw.westeurope.cloudapp.azure.com", "domain", 1),
+    ("devbox-contoso.westeurope.cloudapp.azure.com", "domain", 1),
+    ("mysql-contoso.mysql.database.azure.com", "domain", 1),
+    ("psql-contoso.postgres.database.azure.com", "domain", 1),
+    ("cosmos-contoso.documents.azure.com", "domain", 1),
+    ("cosmos-contoso-northeurope.documents.azure.com", "domain", 1),
+    ("cosmos-contoso-perimeter.documents.azure.com", "domain", 1),
+    ("cosmos-contoso-westeurope.documents.azure.com", "domain", 1),
+    ("contoso.com", "domain", 2),
+    ("api.contoso.com", "domain", 2),
+    ("apis.contoso.com", "domain", 1),
+    ("apps.contoso.com", "domain", 2),
+    ("assets.contoso.com", "domain", 1),
+    ("beta.contoso.com", "domain", 1),
+    ("checkout.contoso.com", "domain", 1),
+    ("developer.contoso.com", "domain", 1),
+    ("docs.contoso.com", "domain", 1),
+    ("files.contoso.com", "domain", 1),
+    ("gateway.contoso.com", "domain", 1),
+    ("mail.contoso.com", "domain", 1),
+    ("orders.contoso.com", "domain", 1),
+    ("portal.contoso.com", "domain", 1),
+    ("shop.contoso.com", "domain", 2),
+    ("staging-api.contoso.com", "domain", 1),
+    ("static.contoso.com", "domain", 1),
+    ("status.contoso.com", "domain", 1),
+    ("v6.contoso.com", "domain", 1),
+    ("www.contoso.com", "domain", 2),
+    ("aks-prod-1a2b3c4d.hcp.westeurope.azmk8s.io", "domain", 1),
+    ("ci-scanner.westeurope.azurecontainer.io", "domain", 1),
+    (
+        "ca-orders.blueforest-1a2b3c4d.westeurope.azurecontainerapps.io",
+        "domain",
+        1,
+    ),
+    ("crcontoso.azurecr.io", "domain", 1),
+    ("amr-contoso.westeurope.redis.azure.net", "domain", 1),
+    ("kv-contoso-web.vault.azure.net", "domain", 1),
+    ("apim-contoso.azure-api.net", "domain", 1),
+    ("contoso-assets.azureedge.net", "domain", 1),
+    ("fd-contoso.azurefd.net", "domain", 1),
+    ("web-prod-b2c3d4e5f6g7h8i9.z01.azurefd.net", "domain", 1),
+    ("gentle-river-0a1b2c3d4.5.azurestaticapps.net", "domain", 1),
+    ("app-contoso-api.azurewebsites.net", "domain", 1),
+    ("app-contoso-api-staging.azurewebsites.net", "domain", 1),
+    ("func-contoso-jobs.azurewebsites.net", "domain", 1),
+    ("tm-contoso.trafficmanager.net", "domain", 1),
+    ("redis-contoso.redis.cache.windows.net", "domain", 1),
+    ("stcontosoweb.z6.web.core.windows.net", "domain", 1),
+    ("sql-contoso-prod.database.windows.net", "domain", 1),
+    ("203.0.113.10", "ipv4", 1),
+    ("203.0.113.40", "ipv4", 1),
+    ("203.0.113.50", "ipv4", 1),
+    ("2001:db8::10", "ipv6", 1),
+    ("192.0.2.0/24", "iprange", 1),
+    ("198.51.100.16/28", "iprange", 1),
+];
+
+#[test]
+fn example_estate_gives_exactly_the_expected_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_json(
+        seedwatch(dir.path())
+            .args(["plan", "--json", "--estate"])
+            .arg(example()),
+    );
+    let got: Vec<(String, String, usize)> = plan["seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["type"].as_str().unwrap().to_string(),
+                s["sources"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, usize)> = EXPECTED
+        .iter()
+        .map(|(n, t, c)| (n.to_string(), t.to_string(), *c))
+        .collect();
+    assert_eq!(got, expected);
+
+    // Provenance: full resource ids, sorted.
+    let www = plan["seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "www.contoso.com")
+        .unwrap();
+    assert_eq!(
+        www["sources"],
+        serde_json::json!([
+            format!("{SUB}/rg-dns/providers/Microsoft.Network/dnszones/contoso.com/A/www"),
+            format!("{SUB}/rg-web/providers/Microsoft.Network/applicationGateways/agw-prod"),
+        ])
+    );
+
+    // The one deliberate bad value: an App Gateway `?` wildcard.
+    let warnings = plan["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(
+        warnings[0]["path"],
+        "properties.httpListeners[1].properties.hostNames[2]"
+    );
+    assert!(warnings[0]["resource"].as_str().unwrap().ends_with("/agw-prod"));
+    assert!(warnings[0]["message"].as_str().unwrap().contains("app??.contoso.com"));
+}
+
+#[test]
+fn example_estate_negatives_stay_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_json(
+        seedwatch(dir.path())
+            .args(["plan", "--json", "--estate"])
+            .arg(example()),
+    );
+    let seeds: Vec<String> = names(&plan).into_iter().map(|(n, _)| n).collect();
+    for absent in [
+        "intranet.contoso.com",                     // listener on a private frontend
+        "hr.contoso.com",                           // gateway with a private frontend only
+        "legacy.contoso.com",                       // its certificate, same gateway
+        "ca.contoso.com",                           // CA certificate in the PKCS#7 bundle
+        "pki.contoso.com",                          // CA certificate SAN
+        "www.contoso.com.",                         // reverseFqdn is never used (and dots are stripped)
+        "198.51.100.128/25",                        // decommissioned custom prefix
+        "198.51.100.77",                            // A record value
+        "contoso.statuspage-vendor.example",        // CNAME target
+        "dr.contoso-hosting.example",               // Traffic Manager external endpoint
+        "corp.contoso.com",                         // legacy private zone
+        "db.corp.contoso.com",                      // record in the private zone
+        "selector1._domainkey.contoso.com",         // underscore label
+        "logs.contoso.com",                         // storage with public access disabled
+        "stcontosodata.z6.web.core.windows.net",    // static website reported disabled
+        "stcontosoarchive.z6.web.core.windows.net", // static website unknown
+        "app-contoso-backoffice.azurewebsites.net", // public access disabled
+        "backoffice.contoso.com",
+        "sql-contoso-hr.database.windows.net",
+        "cosmos-contoso-hr.documents.azure.com",
+        "redis-contoso-vnet.redis.cache.windows.net",    // subnet-injected
+        "psql-contoso-vnet.postgres.database.azure.com", // VNet-integrated
+        "kv-contoso-hr.vault.azure.net",
+        "crcontosohr.azurecr.io",
+        "aks-payments-9f8e7d6c.privatelink.westeurope.azmk8s.io", // private cluster
+        "ca-inventory-worker.internal.blueforest-1a2b3c4d.westeurope.azurecontainerapps.io",
+        "10.30.0.4", // private container group
+        "apim-contoso-internal.azure-api.net",
+        "app-contoso-api.scm.azurewebsites.net", // SCM host is not in hostNames
+        "198.51.100.20",                         // outbound IPs
+        "ns1-07.azure-dns.com",
+    ] {
+        assert!(!seeds.iter().any(|s| s == absent), "{absent} must not be seeded");
+    }
+}
+
+#[test]
+fn text_output_is_a_table_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    seedwatch(dir.path())
+        .args(["plan", "--estate"])
+        .arg(example())
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("SEED"))
+        .stdout(predicate::str::contains("EXAMPLE SOURCE"))
+        .stdout(predicate::str::contains("gateway.contoso.com "))
+        .stdout(predicate::str::contains("Warnings (1):"))
+        .stdout(predicate::str::contains(
+            "52 seeds (46 domains, 3 IPv4, 1 IPv6, 2 ranges) from 65 resources; 1 warning.",
+        ));
+}
+
+#[test]
+fn toggles_from_connector_config_turn_checks_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "scan_id: s1\nazure:\n  enabled: true\n  services:\n    check_dns_zones: false\n    check_dns_records: false\n    check_application_gateway_certificates: false\n    check_public_ip_addresses: false\n";
+    let plan = plan_json(
+        seedwatch(dir.path())
+            .env("CONNECTOR_CONFIG", yaml)
+            .args(["plan", "--json", "--estate"])
+            .arg(example()),
+    );
+    let seeds = names(&plan);
+    let has = |n: &str| seeds.iter().any(|(name, _)| name == n);
+    assert!(!has("mail.contoso.com"), "DNS records are off");
+    assert!(!has("v6.contoso.com"));
+    assert!(!has("gateway.contoso.com"), "certificates are off");
+    assert!(!has("checkout.contoso.com"));
+    assert!(!has("192.0.2.0/24"), "public IPs are off");
+    assert!(!has("203.0.113.10"));
+    assert!(has("www.contoso.com"), "listener host names stay on");
+    assert!(has("shop.contoso.com"), "Front Door stays on");
+    let contoso = plan["seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "contoso.com");
+    assert!(contoso.is_none(), "zone and apex record are both off");
+}
+
+#[test]
+fn config_warnings_go_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    seedwatch(dir.path())
+        .env("CONNECTOR_CONFIG", "azure:\n  servics: {}\n")
+        .args(["plan", "--json", "--estate"])
+        .arg(example())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("servics"));
+}
+
+#[test]
+fn malformed_estate_is_exit_2_with_file_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.json");
+    std::fs::write(&file, "[\n  {\"id\": \"/subscriptions/1\",\n  oops\n]").unwrap();
+    seedwatch(dir.path())
+        .args(["plan", "--estate"])
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("broken.json: line 3, column"));
+
+    std::fs::write(&file, "{\"rows\": []}").unwrap();
+    seedwatch(dir.path())
+        .args(["plan", "--estate"])
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("\"data\""));
+
+    std::fs::write(&file, b"[{\"id\": \"/subscriptions/1/x\xff\"}]").unwrap();
+    seedwatch(dir.path())
+        .args(["plan", "--estate"])
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("broken.json: line 1"));
+
+    seedwatch(dir.path())
+        .args(["plan", "--estate"])
+        .arg(dir.path().join("missing.json"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing.json"));
+}
+
+#[test]
+fn bad_items_are_warnings_and_the_rest_is_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("estate.json");
+    std::fs::write(
+        &file,
+        r#"{"value": [
+            42,
+            {"id": "/subscriptions/1/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1",
+             "type": "Microsoft.KeyVault/vaults", "properties": {"vaultUri": "https://kv1.vault.azure.net/"}},
+            {"name": "no id"}
+        ]}"#,
+    )
+    .unwrap();
+    let plan = plan_json(seedwatch(dir.path()).args(["plan", "--json", "--estate"]).arg(&file));
+    assert_eq!(
+        names(&plan),
+        [("kv1.vault.azure.net".to_string(), "domain".to_string())]
+    );
+    let resources: Vec<&str> = plan["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(resources, ["estate[0]", "estate[2]"]);
+}
+
+#[test]
+fn without_estate_the_live_path_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    seedwatch(dir.path())
+        .args(["plan"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--estate"));
+}
+
+#[test]
+fn bad_config_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    seedwatch(dir.path())
+        .env("CONNECTOR_CONFIG", "azure:\n  services:\n    check_dns_zones: maybe\n")
+        .args(["plan", "--estate"])
+        .arg(example())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("check_dns_zones"));
+}
