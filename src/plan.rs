@@ -30,8 +30,6 @@ pub struct Plan {
     pub seeds: Vec<PlannedSeed>,
     /// Input warnings (unreadable items) first, then extraction warnings.
     pub warnings: Vec<Warning>,
-    /// Values deliberately not seeded (shared Microsoft names).
-    pub notes: Vec<Warning>,
     /// How many resources were read.
     pub resources: usize,
 }
@@ -51,7 +49,6 @@ impl Plan {
         Plan {
             seeds,
             warnings,
-            notes: extraction.notes.clone(),
             resources,
         }
     }
@@ -79,9 +76,6 @@ impl Plan {
             plural(self.resources, "resource", "resources"),
             plural(self.warnings.len(), "warning", "warnings"),
         );
-        if !self.notes.is_empty() {
-            let _ = write!(line, "; {} shared Microsoft names skipped", self.notes.len());
-        }
         line.push('.');
         line
     }
@@ -152,7 +146,7 @@ impl Plan {
     }
 
     /// `{"seeds": [{"name", "type", "sources"}], "warnings": [{"resource", "path", "message"}],
-    /// "notes": [...], "summary": {...}}`.
+    /// "summary": {...}}`.
     pub fn to_json(&self) -> Value {
         let seeds: Vec<Value> = self
             .seeds
@@ -168,7 +162,6 @@ impl Plan {
         json!({
             "seeds": seeds,
             "warnings": self.warnings,
-            "notes": self.notes,
             "summary": {
                 "seeds": self.seeds.len(),
                 "domains": self.count(SeedKind::Domain),

@@ -93,7 +93,8 @@ impl<'a> Emitter<'a> {
             Ok(seed) => seed,
             Err(SeedError::Empty) => return,
             Err(SeedError::SharedParent(name)) => {
-                self.note(path, format!("{name:?} is a shared Microsoft name, not seeded"));
+                // Expected and harmless (a shared regional endpoint): not worth a warning.
+                tracing::debug!(resource = %self.owner, path, name, "shared Microsoft name not seeded");
                 return;
             }
             Err(e) => {
@@ -125,15 +126,6 @@ impl<'a> Emitter<'a> {
 
     pub(crate) fn warn(&mut self, path: &str, message: impl Into<String>) {
         self.out.warnings.push(Warning {
-            resource: self.owner.as_str().to_string(),
-            path: path.to_string(),
-            message: message.into(),
-        });
-    }
-
-    /// Something deliberately not seeded that a user may still want to know about.
-    pub(crate) fn note(&mut self, path: &str, message: impl Into<String>) {
-        self.out.notes.push(Warning {
             resource: self.owner.as_str().to_string(),
             path: path.to_string(),
             message: message.into(),

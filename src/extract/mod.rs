@@ -72,9 +72,6 @@ impl std::fmt::Display for Warning {
 pub struct Extraction {
     pub contributions: Vec<Contribution>,
     pub warnings: Vec<Warning>,
-    /// Values deliberately not seeded that are not errors either (shared Microsoft names such
-    /// as a regional endpoint). Quieter than warnings: shown on request only.
-    pub notes: Vec<Warning>,
 }
 
 impl Extraction {
