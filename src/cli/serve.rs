@@ -1,11 +1,131 @@
-//! `seedwatch serve`.
+//! `seedwatch serve`: the Azure Functions custom handler.
+//!
+//! Binds 127.0.0.1 at once (the host polls `GET /` every 25 ms until it answers), then builds
+//! the configuration, credentials and clients in the background. Stops on SIGTERM or Ctrl-C
+//! after the invocations in flight are answered.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use futures::FutureExt;
 
 use super::ServeArgs;
+use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv, env};
+use crate::functions::runner::{Services, Tuning};
+use crate::functions::server::{AppState, ServicesFactory, serve};
+use crate::queue::{QueueTarget, RetryQueue};
 
 pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
-    let _ = (args, config);
-    super::fail("seedwatch serve is not built yet")
+    crate::functions::logging::init();
+    let port = match args.port {
+        Some(port) => port,
+        None => match ProcessEnv
+            .var(env::FUNCTIONS_CUSTOMHANDLER_PORT)
+            .map(|p| p.trim().parse::<u16>())
+        {
+            Some(Ok(port)) => port,
+            Some(Err(_)) => return super::fail(format!("{} is not a port number", env::FUNCTIONS_CUSTOMHANDLER_PORT)),
+            None => {
+                return super::fail(format!(
+                    "no port: the Functions host sets {}; for a local run pass --port",
+                    env::FUNCTIONS_CUSTOMHANDLER_PORT
+                ));
+            }
+        },
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(l) => l,
+        Err(e) => return super::fail(format!("cannot listen on 127.0.0.1:{port}: {e}")),
+    };
+    tracing::info!(port, version = env!("CARGO_PKG_VERSION"), "seedwatch serve listening");
+    let file = config.map(Path::to_path_buf);
+    let factory: ServicesFactory = Arc::new(move || {
+        let file = file.clone();
+        async move { build_services(file) }.boxed()
+    });
+    let state = AppState::new(factory, Tuning::default());
+    match serve(listener, state, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("seedwatch serve stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => super::fail(format!("server error: {e}")),
+    }
+}
+
+/// Configuration, then the retry queue and the engines. Errors say what to set.
+fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
+    let options = LoadOptions {
+        file,
+        require_file: true,
+    };
+    let config = Config::load(&options, &ProcessEnv).map_err(|e| format!("configuration: {e}"))?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let queue = match QueueTarget::from_env(&ProcessEnv, &config, None) {
+        Ok(target) => Some(Arc::new(RetryQueue::new(target, &config))),
+        Err(e) => {
+            tracing::warn!(error = %e, "no retry queue: passing failures fail the invocation instead");
+            None
+        }
+    };
+    let engines = Arc::new(NotBuilt);
+    Ok(Services {
+        applier: engines.clone(),
+        reconciler: engines,
+        queue,
+        max_attempts: config.retry.max_attempts,
+    })
+}
+
+/// The apply and sync engines are wired in by their own changes; until then every apply or
+/// reconcile fails permanently with this message.
+struct NotBuilt;
+
+const NOT_BUILT: &str = "this build of seedwatch has no apply/sync engine yet";
+
+#[async_trait::async_trait]
+impl crate::functions::ports::Applier for NotBuilt {
+    async fn apply(
+        &self,
+        _change: &crate::functions::events::Change,
+    ) -> Result<serde_json::Value, crate::functions::ports::WorkError> {
+        Err(crate::functions::ports::WorkError::permanent(NOT_BUILT))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::functions::ports::Reconciler for NotBuilt {
+    async fn reconcile(
+        &self,
+        _scope: &crate::functions::ports::Scope,
+        _dry_run: bool,
+    ) -> Result<serde_json::Value, crate::functions::ports::WorkError> {
+        Err(crate::functions::ports::WorkError::permanent(NOT_BUILT))
+    }
+}
+
+/// SIGTERM (the host stopping or recycling the worker) or Ctrl-C (a local run).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down: finishing the invocations in flight");
 }

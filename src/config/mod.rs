@@ -33,6 +33,19 @@ pub mod env {
     pub const AZURE_WEB_JOBS_STORAGE_ACCOUNT_NAME: &str = "AzureWebJobsStorage__accountName";
     /// Identity-based host storage: the table service URI (wins over the account name).
     pub const AZURE_WEB_JOBS_STORAGE_TABLE_SERVICE_URI: &str = "AzureWebJobsStorage__tableServiceUri";
+    /// Set by the Functions host: the port `seedwatch serve` listens on (127.0.0.1).
+    pub const FUNCTIONS_CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+    /// Identity-based Service Bus connection (the `retry` trigger's `connection` prefix):
+    /// the namespace host, `mysbns.servicebus.windows.net`.
+    pub const SERVICE_BUS_NAMESPACE: &str = "ServiceBusConnection__fullyQualifiedNamespace";
+    /// A Service Bus connection string (`Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…`),
+    /// the alternative to the identity-based setting.
+    pub const SERVICE_BUS_CONNECTION: &str = "ServiceBusConnection";
+    /// The retry queue's name (the `retry` trigger's `queueName: %RETRY_QUEUE%`).
+    pub const RETRY_QUEUE: &str = "RETRY_QUEUE";
+    /// The reconcile timer's NCRONTAB schedule (`reconcile` trigger's `schedule`), read by the
+    /// host, not by seedwatch; the template must set it (default `0 0 */6 * * *`).
+    pub const RECONCILE_SCHEDULE: &str = "RECONCILE_SCHEDULE";
 }
 
 /// Where configuration values are read from; the process environment in production, a map in

@@ -1,0 +1,82 @@
+//! What the handler needs from the engines, as small traits: applying one resource change (the
+//! ledger's incremental path) and reconciling a scope (the sync engine). `cli/serve.rs` wires
+//! the real engines in; tests wire fakes.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::events::Change;
+use crate::resource::ResourceId;
+
+/// Why a piece of work failed, and whether trying again later may help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct WorkError {
+    /// Throttled, timed out, a 5xx, a connection failure: worth a scheduled retry.
+    pub transient: bool,
+    pub message: String,
+}
+
+impl WorkError {
+    pub fn transient(message: impl Into<String>) -> WorkError {
+        WorkError {
+            transient: true,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> WorkError {
+        WorkError {
+            transient: false,
+            message: message.into(),
+        }
+    }
+}
+
+/// The incremental path: one resource change into the ledger and ASM.
+#[async_trait]
+pub trait Applier: Send + Sync {
+    /// Applies one change; the JSON summary says what changed (for logs and HTTP answers).
+    async fn apply(&self, change: &Change) -> Result<Value, WorkError>;
+
+    /// The change failed on its last retry: keep it where the next reconcile and the operator
+    /// see it (the ledger records it as pending). The handler has already logged it.
+    async fn give_up(&self, change: &Change, cause: &str) {
+        let _ = (change, cause);
+    }
+}
+
+/// What a resync or reconcile covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Subscription(String),
+    Resource(ResourceId),
+}
+
+impl Scope {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scope::All => "all",
+            Scope::Subscription(_) => "subscription",
+            Scope::Resource(_) => "resource",
+        }
+    }
+
+    /// The subscription or resource id, if the scope has one.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Subscription(id) => Some(id),
+            Scope::Resource(id) => Some(id.as_str()),
+        }
+    }
+}
+
+/// The full reconcile (the sync engine with its guard rails), over a scope.
+#[async_trait]
+pub trait Reconciler: Send + Sync {
+    /// Reconciles `scope`; with `dry_run` only plans. The JSON summary says what was (or would
+    /// be) added, deleted, kept and skipped.
+    async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError>;
+}

@@ -1,0 +1,286 @@
+//! Running the work behind the functions, whatever triggered it: applying changes (coalesced,
+//! with scheduled retries on passing failures), running queued jobs, reconciling. No HTTP here:
+//! the routes in `server.rs` translate invocations to these calls and outcomes to responses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use serde_json::{Value, json};
+
+use super::coalesce::Coalescer;
+use super::events::Change;
+use super::ports::{Applier, Reconciler, Scope, WorkError};
+use crate::queue::{QueueError, RetryJob, RetryQueue, Sent};
+use crate::resource::ResourceId;
+
+/// The engines and the retry queue, built once per process (lazily: `GET /` must not wait).
+pub struct Services {
+    pub applier: Arc<dyn Applier>,
+    pub reconciler: Arc<dyn Reconciler>,
+    /// `None` when no Service Bus is configured (local runs): a passing failure then fails the
+    /// invocation, so the trigger's own redelivery takes over.
+    pub queue: Option<Arc<RetryQueue>>,
+    /// Retries after the first attempt (`retry.max_attempts`).
+    pub max_attempts: u32,
+}
+
+/// Coalescing knobs.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// How long a first change for a resource waits for the rest of its burst.
+    pub coalesce_window: Duration,
+    /// Applies running at once in this instance.
+    pub concurrency: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            coalesce_window: Duration::from_millis(250),
+            concurrency: 32,
+        }
+    }
+}
+
+/// What became of one change. Shared by every invocation whose change it covered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyOutcome {
+    Applied {
+        summary: Value,
+    },
+    /// A passing failure; a retry is scheduled.
+    Queued {
+        message_id: String,
+        visible_at: String,
+        cause: String,
+    },
+    /// Not applied and not retried (a permanent failure, or the last retry failed); logged at
+    /// error level and handed to [`Applier::give_up`].
+    Dropped {
+        cause: String,
+    },
+    /// A passing failure whose retry could not be queued: the invocation must fail so the
+    /// trigger delivers it again.
+    Failed {
+        cause: String,
+    },
+}
+
+impl ApplyOutcome {
+    /// Whether the invocation succeeded from the host's point of view.
+    pub fn acknowledged(&self) -> bool {
+        !matches!(self, ApplyOutcome::Failed { .. })
+    }
+
+    pub fn to_json(&self) -> Value {
+        match self {
+            ApplyOutcome::Applied { summary } => json!({"outcome": "applied", "summary": summary}),
+            ApplyOutcome::Queued {
+                message_id,
+                visible_at,
+                cause,
+            } => {
+                json!({"outcome": "retry_scheduled", "messageId": message_id, "visibleAt": visible_at, "cause": cause})
+            }
+            ApplyOutcome::Dropped { cause } => json!({"outcome": "not_applied", "cause": cause}),
+            ApplyOutcome::Failed { cause } => json!({"outcome": "failed", "cause": cause}),
+        }
+    }
+}
+
+/// What became of a queued resync or a reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    Done { summary: Value },
+    Queued { message_id: String, cause: String },
+    Dropped { cause: String },
+    Failed { cause: String },
+}
+
+pub struct Runner {
+    services: Arc<Services>,
+    coalescer: Arc<Coalescer<ApplyOutcome>>,
+}
+
+impl Runner {
+    pub fn new(services: Services, tuning: Tuning) -> Runner {
+        let services = Arc::new(services);
+        let for_work = Arc::clone(&services);
+        let coalescer = Coalescer::new(
+            Arc::new(move |change: Change| {
+                let services = Arc::clone(&for_work);
+                async move { apply_with_retry(&services, change, 0).await }.boxed()
+            }),
+            tuning.coalesce_window,
+            tuning.concurrency,
+        );
+        Runner { services, coalescer }
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Changes submitted and applies run so far (the difference was coalesced away).
+    pub fn coalescing(&self) -> (u64, u64) {
+        (self.coalescer.submitted(), self.coalescer.runs())
+    }
+
+    /// Applies one change from an event, coalesced with other changes to the same resource.
+    pub async fn apply(&self, change: Change) -> ApplyOutcome {
+        let id = change.id.clone();
+        match self.coalescer.submit(change).await {
+            Ok(outcome) => outcome,
+            Err(lost) => {
+                tracing::error!(resource = %id, "{lost}");
+                ApplyOutcome::Failed {
+                    cause: lost.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Runs a job from the retry queue.
+    pub async fn run_job(&self, job: RetryJob) -> Result<RunOutcome, String> {
+        match job {
+            RetryJob::Apply {
+                resource_id,
+                change,
+                attempt,
+                cause,
+            } => {
+                let id = ResourceId::parse(&resource_id).map_err(|e| format!("resourceId: {e}"))?;
+                tracing::info!(resource = %id, attempt, previous_cause = cause.as_deref().unwrap_or(""), "retrying apply");
+                let change = Change {
+                    id,
+                    kind: change,
+                    body: None,
+                    time: None,
+                };
+                Ok(match apply_with_retry(&self.services, change, attempt).await {
+                    ApplyOutcome::Applied { summary } => RunOutcome::Done { summary },
+                    ApplyOutcome::Queued { message_id, cause, .. } => RunOutcome::Queued { message_id, cause },
+                    ApplyOutcome::Dropped { cause } => RunOutcome::Dropped { cause },
+                    ApplyOutcome::Failed { cause } => RunOutcome::Failed { cause },
+                })
+            }
+            RetryJob::Resync { scope, id, attempt } => {
+                let scope = match (scope.as_str(), id) {
+                    ("all", _) => Scope::All,
+                    ("subscription", Some(id)) => Scope::Subscription(id),
+                    ("resource", Some(id)) => Scope::Resource(ResourceId::parse(&id).map_err(|e| format!("id: {e}"))?),
+                    (other, _) => return Err(format!("resync job with scope {other:?} and no usable id")),
+                };
+                Ok(self.reconcile_or_retry(&scope, attempt).await)
+            }
+        }
+    }
+
+    /// A full (non-dry-run) reconcile of `scope`; a passing failure is retried through the
+    /// queue as a resync job.
+    pub async fn reconcile_or_retry(&self, scope: &Scope, attempt: u32) -> RunOutcome {
+        match self.services.reconciler.reconcile(scope, false).await {
+            Ok(summary) => RunOutcome::Done { summary },
+            Err(e) if e.transient && attempt < self.services.max_attempts => {
+                let job = RetryJob::Resync {
+                    scope: scope.name().into(),
+                    id: scope.id().map(str::to_string),
+                    attempt: attempt + 1,
+                };
+                match &self.services.queue {
+                    Some(queue) => match queue.schedule(&job, None).await {
+                        Ok(sent) => {
+                            tracing::warn!(scope = scope.name(), attempt = attempt + 1, cause = %e, message_id = %sent.message_id, "reconcile failed, retry scheduled");
+                            RunOutcome::Queued {
+                                message_id: sent.message_id,
+                                cause: e.message,
+                            }
+                        }
+                        Err(qe) => RunOutcome::Failed {
+                            cause: format!("{e}; the retry could not be queued: {qe}"),
+                        },
+                    },
+                    None => RunOutcome::Failed {
+                        cause: format!("{e} (no retry queue configured)"),
+                    },
+                }
+            }
+            Err(e) => {
+                tracing::error!(scope = scope.name(), id = scope.id().unwrap_or(""), cause = %e, "reconcile failed");
+                RunOutcome::Dropped { cause: e.message }
+            }
+        }
+    }
+
+    /// A dry-run or small reconcile answered synchronously.
+    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
+        self.services.reconciler.reconcile(scope, dry_run).await
+    }
+
+    /// Queues a resync to run now in the `retry` function.
+    pub async fn queue_resync(&self, scope: &Scope) -> Result<Sent, QueueError> {
+        let queue = self
+            .services
+            .queue
+            .as_ref()
+            .ok_or_else(|| QueueError::NotConfigured("long resyncs run through the retry queue".into()))?;
+        let job = RetryJob::Resync {
+            scope: scope.name().into(),
+            id: scope.id().map(str::to_string),
+            attempt: 0,
+        };
+        queue.send(&job, None, None).await
+    }
+}
+
+/// One apply; on a passing failure, schedules retry `attempt + 1` or, past the last one, gives
+/// up where the operator and the next reconcile see it.
+async fn apply_with_retry(services: &Services, change: Change, attempt: u32) -> ApplyOutcome {
+    let error = match services.applier.apply(&change).await {
+        Ok(summary) => {
+            tracing::info!(resource = %change.id, change = ?change.kind, attempt, "applied");
+            return ApplyOutcome::Applied { summary };
+        }
+        Err(e) => e,
+    };
+    if !error.transient || attempt >= services.max_attempts {
+        let why = if error.transient {
+            format!("gave up after {} retries", services.max_attempts)
+        } else {
+            "permanent failure".to_string()
+        };
+        // A stable message for alerts: "seedwatch: change not applied".
+        tracing::error!(resource = %change.id, change = ?change.kind, attempt, cause = %error, why, "seedwatch: change not applied");
+        services.applier.give_up(&change, &error.message).await;
+        return ApplyOutcome::Dropped { cause: error.message };
+    }
+    let Some(queue) = &services.queue else {
+        return ApplyOutcome::Failed {
+            cause: format!("{error} (no retry queue configured)"),
+        };
+    };
+    let job = RetryJob::Apply {
+        resource_id: change.id.as_str().to_string(),
+        change: change.kind,
+        attempt: attempt + 1,
+        cause: Some(error.message.clone()),
+    };
+    match queue.schedule(&job, None).await {
+        Ok(sent) => {
+            let visible_at = sent.visible_at.map(httpdate::fmt_http_date).unwrap_or_default();
+            tracing::warn!(resource = %change.id, attempt = attempt + 1, cause = %error, message_id = %sent.message_id, visible_at, "apply failed, retry scheduled");
+            ApplyOutcome::Queued {
+                message_id: sent.message_id,
+                visible_at,
+                cause: error.message,
+            }
+        }
+        Err(qe) => {
+            tracing::error!(resource = %change.id, cause = %error, queue_error = %qe, "apply failed and the retry could not be queued");
+            ApplyOutcome::Failed {
+                cause: format!("{error}; the retry could not be queued: {qe}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! The HTTP server the Functions host talks to: `GET /` for readiness, one `POST /{function}`
+//! per function. Every answer is `{"Outputs", "Logs", "ReturnValue"}` JSON with
+//! `Content-Type: application/json` (an empty 2xx would hang the invocation in the host).
+//!
+//! Status codes towards the host: 200 when the invocation succeeded (including events that
+//! are acknowledged without processing); 400 for an invocation that cannot be read (nothing
+//! was done); 500 when work could not be done nor queued, so the trigger delivers again.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use tracing::Instrument;
+
+use super::envelope::{Invocation, InvocationResponse, http_output};
+use super::events::{Disposition, ResourceEvent, event_values};
+use super::ports::Scope;
+use super::resync::parse_request;
+use super::runner::{ApplyOutcome, RunOutcome, Runner, Services, Tuning};
+use crate::queue::RetryJob;
+
+/// Input and output binding names, as in `function/*/function.json`.
+pub mod bindings {
+    pub const TIMER: &str = "timer";
+    pub const EVENT: &str = "event";
+    pub const REQUEST: &str = "req";
+    pub const RESPONSE: &str = "res";
+    pub const MESSAGE: &str = "msg";
+}
+
+/// The function names (folder names under `function/`), which are also the routes.
+pub const FUNCTIONS: [&str; 4] = ["reconcile", "resource-events", "resync", "retry"];
+
+/// The invocation id header the host sends with every invocation.
+pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+
+/// Builds the services on first need (configuration, credentials, clients).
+pub type ServicesFactory = Arc<dyn Fn() -> BoxFuture<'static, Result<Services, String>> + Send + Sync>;
+
+/// Shared server state: the services, built once, lazily.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    factory: ServicesFactory,
+    tuning: Tuning,
+    runner: OnceCell<Result<Arc<Runner>, String>>,
+}
+
+impl AppState {
+    pub fn new(factory: ServicesFactory, tuning: Tuning) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                factory,
+                tuning,
+                runner: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// The runner, building the services on first call; every caller shares one build.
+    pub async fn runner(&self) -> Result<Arc<Runner>, String> {
+        self.inner
+            .runner
+            .get_or_init(|| async {
+                match (self.inner.factory)().await {
+                    Ok(services) => Ok(Arc::new(Runner::new(services, self.inner.tuning))),
+                    Err(e) => {
+                        tracing::error!(error = %e, "seedwatch cannot start its services");
+                        Err(e)
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// Starts building the services in the background, so the first invocation finds them ready.
+    pub fn warm_up(&self) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let _ = state.runner().await;
+        });
+    }
+}
+
+/// The routes, without a listener (tests drive it in-process too).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(ready))
+        .route("/reconcile", post(reconcile))
+        .route("/resource-events", post(resource_events))
+        .route("/resync", post(resync))
+        .route("/retry", post(retry))
+        .fallback(unknown)
+        .layer(middleware::from_fn(invocation_span))
+        .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        .with_state(state)
+}
+
+/// Serves on `listener` until `shutdown` completes, then finishes the invocations in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    state.warm_up();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn invocation_span(request: Request, next: Next) -> Response {
+    let invocation_id = request
+        .headers()
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let function = request.uri().path().trim_start_matches('/').to_string();
+    if function.is_empty() {
+        return next.run(request).await;
+    }
+    let span = tracing::info_span!("invocation", invocation_id = %invocation_id, function = %function);
+    next.run(request).instrument(span).await
+}
+
+fn reply(status: StatusCode, response: InvocationResponse) -> Response {
+    // Json sets `Content-Type: application/json` and always writes at least `{...}`.
+    (status, axum::Json(response)).into_response()
+}
+
+/// A failed invocation: logged, and answered with the error in `Logs`.
+fn failure(status: StatusCode, message: String) -> Response {
+    if status.is_server_error() {
+        tracing::error!(error = %message, "invocation failed");
+    } else {
+        tracing::warn!(error = %message, "invocation rejected");
+    }
+    let mut response = InvocationResponse::new();
+    response.log(format!("error: {message}"));
+    reply(status, response)
+}
+
+async fn ready() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response()
+}
+
+async fn unknown(request: Request) -> Response {
+    failure(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no function at {} {} (functions: {})",
+            request.method(),
+            request.uri().path(),
+            FUNCTIONS.join(", ")
+        ),
+    )
+}
+
+async fn resource_events(State(state): State<AppState>, body: Bytes) -> Response {
+    let invocation = match Invocation::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let Some(raw) = invocation.raw_input(bindings::EVENT) else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            format!("invocation Data has no input named {:?}", bindings::EVENT),
+        );
+    };
+    // Read every event before acting on any: a malformed invocation has no side effects.
+    let mut changes = Vec::new();
+    let mut response = InvocationResponse::new();
+    for value in event_values(raw) {
+        let event = match ResourceEvent::parse(&value) {
+            Ok(event) => event,
+            Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        match event.disposition() {
+            Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+            Ok(Disposition::Ignore { reason }) => {
+                tracing::info!(event_id = %event.id, event_type = %event.event_type, reason, "event acknowledged, not processed");
+                response.log(format!("event {} acknowledged, not processed: {reason}", event.id));
+            }
+            Ok(Disposition::Apply(change)) => changes.push((event, change)),
+        }
+    }
+    if changes.is_empty() {
+        return reply(StatusCode::OK, response);
+    }
+    let runner = match state.runner().await {
+        Ok(r) => r,
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let outcomes = futures::future::join_all(changes.into_iter().map(|(event, change)| {
+        let runner = Arc::clone(&runner);
+        async move {
+            tracing::info!(event_id = %event.id, event_type = %event.event_type, resource = %change.id, "event received");
+            let resource = change.id.to_string();
+            (event.id, resource, runner.apply(change).await)
+        }
+    }))
+    .await;
+    let mut failed = false;
+    for (event_id, resource, outcome) in outcomes {
+        failed |= !outcome.acknowledged();
+        response.log(format!("event {event_id} for {resource}: {}", outcome.to_json()));
+    }
+    if failed {
+        tracing::error!(
+            "invocation failed: a change could not be applied nor queued; the event will be delivered again"
+        );
+        return reply(StatusCode::INTERNAL_SERVER_ERROR, response);
+    }
+    reply(StatusCode::OK, response)
+}
+
+async fn retry(State(state): State<AppState>, body: Bytes) -> Response {
+    let invocation = match Invocation::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let object = match invocation.input_object(bindings::MESSAGE) {
+        Ok(o) => o,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let job: RetryJob = match serde_json::from_value(Value::Object(object)) {
+        Ok(job) => job,
+        Err(e) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                format!("input \"msg\" is not a seedwatch job: {e}"),
+            );
+        }
+    };
+    let message_id = invocation.metadata_text("MessageId").unwrap_or_default();
+    let delivery_count = invocation.metadata_text("DeliveryCount").unwrap_or_default();
+    tracing::info!(message_id, delivery_count, job = job.label(), "queued job received");
+    let runner = match state.runner().await {
+        Ok(r) => r,
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let outcome = match runner.run_job(job).await {
+        Ok(outcome) => outcome,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, format!("input \"msg\": {e}")),
+    };
+    let mut response = InvocationResponse::new();
+    match outcome {
+        RunOutcome::Done { summary } => response.log(format!("job {message_id} done: {summary}")),
+        RunOutcome::Queued {
+            message_id: next,
+            cause,
+        } => response.log(format!("job {message_id} failed ({cause}); retry {next} scheduled")),
+        RunOutcome::Dropped { cause } => response.log(format!("job {message_id} not done: {cause}")),
+        RunOutcome::Failed { cause } => return failure(StatusCode::INTERNAL_SERVER_ERROR, cause),
+    }
+    reply(StatusCode::OK, response)
+}
+
+async fn reconcile(State(state): State<AppState>, body: Bytes) -> Response {
+    let invocation = match Invocation::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let timer = invocation.input(bindings::TIMER).unwrap_or(Value::Null);
+    let past_due = timer
+        .get("IsPastDue")
+        .map(super::envelope::decode_value)
+        .is_some_and(|v| v == Value::Bool(true));
+    if past_due {
+        tracing::warn!(
+            is_past_due = true,
+            "reconcile timer is past due (the host was down or busy at the scheduled time)"
+        );
+    } else {
+        tracing::info!(is_past_due = false, "reconcile timer fired");
+    }
+    let runner = match state.runner().await {
+        Ok(r) => r,
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let mut response = InvocationResponse::new();
+    match runner.reconcile_or_retry(&Scope::All, 0).await {
+        RunOutcome::Done { summary } => {
+            tracing::info!(summary = %summary, "reconcile done");
+            response.log(format!("reconcile done: {summary}"));
+        }
+        RunOutcome::Queued { message_id, cause } => {
+            response.log(format!("reconcile failed ({cause}); retry {message_id} scheduled"))
+        }
+        RunOutcome::Dropped { cause } | RunOutcome::Failed { cause } => {
+            return failure(StatusCode::INTERNAL_SERVER_ERROR, format!("reconcile failed: {cause}"));
+        }
+    }
+    reply(StatusCode::OK, response)
+}
+
+async fn resync(State(state): State<AppState>, body: Bytes) -> Response {
+    let invocation = match Invocation::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let request = match invocation.input_object(bindings::REQUEST) {
+        Ok(r) => r,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let mut response = InvocationResponse::new();
+    let (status, body) = match parse_request(&request) {
+        Err(message) => {
+            tracing::warn!(error = %message, "resync request rejected");
+            (400, json!({"error": message}))
+        }
+        Ok(resync) => match state.runner().await {
+            Err(e) => (503, json!({"error": e})),
+            Ok(runner) => run_resync(&runner, &resync.scope, resync.dry_run).await,
+        },
+    };
+    response.log(format!("resync answered {status}"));
+    response.output(bindings::RESPONSE, http_output(status, body));
+    reply(StatusCode::OK, response)
+}
+
+/// Small or dry-run work is answered at once; a full reconcile of a subscription or the
+/// estate may outlast the 230-second HTTP limit, so it is queued and answered with 202.
+async fn run_resync(runner: &Runner, scope: &Scope, dry_run: bool) -> (u16, Value) {
+    let head = json!({"scope": scope.name(), "id": scope.id(), "dry_run": dry_run});
+    let with = |mut head: Value, key: &str, value: Value| {
+        head[key] = value;
+        head
+    };
+    tracing::info!(
+        scope = scope.name(),
+        id = scope.id().unwrap_or(""),
+        dry_run,
+        "resync requested"
+    );
+    match (scope, dry_run) {
+        (Scope::Resource(id), false) => {
+            let change = super::events::Change {
+                id: id.clone(),
+                kind: super::events::ChangeKind::Changed,
+                body: None,
+                time: None,
+            };
+            match runner.apply(change).await {
+                ApplyOutcome::Applied { summary } => (200, with(head, "result", summary)),
+                queued @ ApplyOutcome::Queued { .. } => (202, with(head, "result", queued.to_json())),
+                ApplyOutcome::Dropped { cause } => (500, with(head, "error", cause.into())),
+                ApplyOutcome::Failed { cause } => (503, with(head, "error", cause.into())),
+            }
+        }
+        (_, true) => match runner.reconcile(scope, true).await {
+            Ok(summary) => (200, with(head, "summary", summary)),
+            Err(e) => (
+                if e.transient { 503 } else { 500 },
+                with(head, "error", e.message.into()),
+            ),
+        },
+        (_, false) => match runner.queue_resync(scope).await {
+            Ok(sent) => {
+                let head = with(head, "accepted", true.into());
+                (202, with(head, "messageId", sent.message_id.into()))
+            }
+            Err(e) => (503, with(head, "error", e.to_string().into())),
+        },
+    }
+}

@@ -1,0 +1,272 @@
+#![allow(dead_code)]
+//! A fake Service Bus REST data plane (azure-protocols.md §7): `POST /{queue}/messages`
+//! answers 201 with an empty body; `BrokerProperties` is parsed (an unparsable one, or a
+//! `ScheduledEnqueueTimeUtc` that is not RFC 1123, is a 400); duplicate detection drops a
+//! message whose `MessageId` was seen within the window (still 201), scheduled messages
+//! included; auth is a bearer token or a SAS token checked against the key; failures
+//! (401/403/410/413/429/500/503) can be injected; every accepted send is journaled.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+/// One message the fake accepted (or dropped as a duplicate).
+#[derive(Debug, Clone)]
+pub struct Journaled {
+    pub queue: String,
+    pub message_id: Option<String>,
+    pub scheduled: Option<SystemTime>,
+    pub label: Option<String>,
+    pub correlation_id: Option<String>,
+    pub broker_properties: Value,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    pub received_at: SystemTime,
+    /// Dropped by duplicate detection (the sender still got 201).
+    pub duplicate: bool,
+}
+
+impl Journaled {
+    pub fn body_json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+}
+
+/// How the fake checks `Authorization`.
+#[derive(Debug, Clone)]
+pub enum FakeAuth {
+    Bearer(String),
+    Sas { key_name: String, key: String },
+}
+
+struct Inner {
+    queues: Vec<String>,
+    auth: FakeAuth,
+    window: Duration,
+    journal: Vec<Journaled>,
+    seen: HashMap<String, SystemTime>,
+    inject: VecDeque<u16>,
+    requests: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeServiceBus {
+    inner: Arc<Mutex<Inner>>,
+    pub addr: SocketAddr,
+}
+
+impl FakeServiceBus {
+    /// Starts on 127.0.0.1:0 with one queue.
+    pub async fn start(queue: &str, auth: FakeAuth) -> FakeServiceBus {
+        let inner = Arc::new(Mutex::new(Inner {
+            queues: vec![queue.to_string()],
+            auth,
+            window: Duration::from_secs(600),
+            journal: Vec::new(),
+            seen: HashMap::new(),
+            inject: VecDeque::new(),
+            requests: 0,
+        }));
+        let app = Router::new()
+            .route("/{queue}/messages", post(send))
+            .with_state(Arc::clone(&inner));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeServiceBus { inner, addr }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The next sends get these statuses, in order, before normal service resumes.
+    pub fn inject(&self, statuses: &[u16]) {
+        self.inner.lock().unwrap().inject.extend(statuses.iter().copied());
+    }
+
+    pub fn set_duplicate_window(&self, window: Duration) {
+        self.inner.lock().unwrap().window = window;
+    }
+
+    /// Every send that got a 201, duplicates included (flagged).
+    pub fn journal(&self) -> Vec<Journaled> {
+        self.inner.lock().unwrap().journal.clone()
+    }
+
+    /// The messages a receiver would get (duplicates dropped).
+    pub fn delivered(&self) -> Vec<Journaled> {
+        self.journal().into_iter().filter(|m| !m.duplicate).collect()
+    }
+
+    /// Requests received, failed ones included.
+    pub fn requests(&self) -> usize {
+        self.inner.lock().unwrap().requests
+    }
+}
+
+async fn send(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(queue): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    inner.requests += 1;
+    if let Some(status) = inner.inject.pop_front() {
+        let mut response = (
+            StatusCode::from_u16(status).unwrap(),
+            format!("<Error><Code>{status}</Code><Detail>injected failure</Detail></Error>"),
+        )
+            .into_response();
+        if status == 429 || status == 503 {
+            response.headers_mut().insert("retry-after", "0".parse().unwrap());
+        }
+        return response;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let entity_url = format!(
+        "{}/{}",
+        header("host").map(|h| format!("http://{h}")).unwrap_or_default(),
+        queue
+    );
+    if let Err(why) = check_auth(&inner.auth, header("authorization").as_deref(), &entity_url) {
+        return error(StatusCode::UNAUTHORIZED, &why);
+    }
+    if !inner.queues.iter().any(|q| q.eq_ignore_ascii_case(&queue)) {
+        return error(StatusCode::GONE, "The messaging entity does not exist");
+    }
+    let broker = match header("brokerproperties") {
+        None => Value::Object(Default::default()),
+        Some(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return error(StatusCode::BAD_REQUEST, "BrokerProperties is not a JSON object"),
+        },
+    };
+    let scheduled = match broker.get("ScheduledEnqueueTimeUtc") {
+        None => None,
+        Some(Value::String(s)) => match httpdate::parse_http_date(s) {
+            Ok(t) if s.ends_with(" GMT") => Some(t),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "ScheduledEnqueueTimeUtc is not an RFC 1123 date",
+                );
+            }
+        },
+        Some(_) => return error(StatusCode::BAD_REQUEST, "ScheduledEnqueueTimeUtc is not a string"),
+    };
+    let message_id = broker.get("MessageId").and_then(Value::as_str).map(str::to_string);
+    let now = SystemTime::now();
+    let window = inner.window;
+    let duplicate = match &message_id {
+        Some(id) => {
+            let dup = inner
+                .seen
+                .get(id)
+                .is_some_and(|at| now.duration_since(*at).unwrap_or_default() < window);
+            if !dup {
+                inner.seen.insert(id.clone(), now);
+            }
+            dup
+        }
+        None => false,
+    };
+    let entry = Journaled {
+        queue,
+        message_id,
+        scheduled,
+        label: broker.get("Label").and_then(Value::as_str).map(str::to_string),
+        correlation_id: broker.get("CorrelationId").and_then(Value::as_str).map(str::to_string),
+        broker_properties: broker,
+        content_type: header("content-type"),
+        body: body.to_vec(),
+        received_at: now,
+        duplicate,
+    };
+    inner.journal.push(entry);
+    (
+        StatusCode::CREATED,
+        [("content-type", "application/xml; charset=utf-8")],
+        "",
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, detail: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/xml; charset=utf-8")],
+        format!(
+            "<Error><Code>{}</Code><Detail>{detail}</Detail></Error>",
+            status.as_u16()
+        ),
+    )
+        .into_response()
+}
+
+/// Checks a bearer token, or recomputes a SAS signature: HMAC-SHA256 over
+/// `sr + "\n" + se` keyed with the UTF-8 key, `sr` covering the entity URL, `se` in the future.
+fn check_auth(auth: &FakeAuth, header: Option<&str>, entity_url: &str) -> Result<(), String> {
+    let header = header.ok_or("no Authorization header")?;
+    match auth {
+        FakeAuth::Bearer(token) => {
+            if header == format!("Bearer {token}") {
+                Ok(())
+            } else {
+                Err("bad bearer token".into())
+            }
+        }
+        FakeAuth::Sas { key_name, key } => {
+            let rest = header
+                .strip_prefix("SharedAccessSignature ")
+                .ok_or("not a SharedAccessSignature")?;
+            let fields: HashMap<&str, &str> = rest.split('&').filter_map(|p| p.split_once('=')).collect();
+            let (sr, sig, se, skn) = match (fields.get("sr"), fields.get("sig"), fields.get("se"), fields.get("skn")) {
+                (Some(a), Some(b), Some(c), Some(d)) => (*a, *b, *c, *d),
+                _ => return Err("SAS token lacks sr, sig, se or skn".into()),
+            };
+            if skn != key_name {
+                return Err("unknown key name".into());
+            }
+            let decoded_sr = percent_encoding::percent_decode_str(sr).decode_utf8_lossy().to_string();
+            if !decoded_sr.eq_ignore_ascii_case(entity_url) {
+                return Err(format!("sr {decoded_sr} does not cover {entity_url}"));
+            }
+            let expiry: u64 = se.parse().map_err(|_| "se is not a number")?;
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+            if expiry <= now {
+                return Err("SAS token expired".into());
+            }
+            let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(format!("{sr}\n{se}").as_bytes());
+            let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            let given = percent_encoding::percent_decode_str(sig)
+                .decode_utf8_lossy()
+                .to_string();
+            if given == expected {
+                Ok(())
+            } else {
+                Err("signature mismatch".into())
+            }
+        }
+    }
+}
