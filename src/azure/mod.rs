@@ -1,6 +1,25 @@
 //! Reading the live Azure estate: credentials, Resource Graph sweeps, ARM reads.
+//!
+//! - [`azure_from_config`] builds the live reader and the token source from the configuration:
+//!   what `sync`, `apply`, `serve` and `plan` call.
+//! - [`credential`]: `azure.credential` over `azure_identity` ([`TokenSource`]).
+//! - [`live`]: [`LiveAzure`], the [`AzureReader`] over ARM ([`arm`]) and Resource Graph ([`graph`]).
+//! - [`catalog`]: type → api-version → check → where a sweep finds it.
+//! - [`owner`]: which owner's seeds an id's change touches (pure).
+
+pub mod arm;
+pub mod catalog;
+pub mod credential;
+pub mod graph;
+pub mod live;
+pub mod owner;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+
+pub use live::{LiveAzure, ScopeSettings};
+pub use owner::{Owner, owner_of};
 
 use crate::check::{EnabledChecks, ServiceCheck};
 use crate::resource::{Resource, ResourceId};
@@ -25,6 +44,9 @@ pub struct CompletenessReport {
     pub incomplete: Vec<IncompleteScope>,
     /// True when the list of subscriptions itself could not be read: nothing is complete.
     pub scope_unknown: bool,
+    /// Messages for the operator (disabled subscriptions skipped, no subscription visible, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -84,13 +106,17 @@ pub enum AzureError {
     Transport { what: String, message: String },
     #[error("unexpected response from {what}: {message}")]
     BadResponse { what: String, message: String },
+    #[error("timed out reading {what}")]
+    Timeout { what: String },
+    #[error("seedwatch has no api-version for resource type {arm_type}: it is not a type seedwatch reads")]
+    UnknownType { arm_type: String },
 }
 
 impl AzureError {
     /// Whether a later attempt may succeed (throttling, 5xx, transport).
     pub fn is_transient(&self) -> bool {
         match self {
-            AzureError::Throttled { .. } | AzureError::Transport { .. } => true,
+            AzureError::Throttled { .. } | AzureError::Transport { .. } | AzureError::Timeout { .. } => true,
             AzureError::Http { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }
@@ -133,4 +159,38 @@ impl TokenSource for StaticToken {
     async fn bearer(&self, _scope: &str) -> Result<crate::secret::Secret, AzureError> {
         Ok(self.0.clone())
     }
+}
+
+/// The live reader and the token source it uses.
+pub type AzureHandles = (Arc<dyn AzureReader>, Arc<dyn TokenSource>);
+
+/// Builds the live reader and the token source from the configuration: `azure.credential`
+/// (see [`credential`]), `azure.cloud` / `azure.endpoints.resource_manager`, `http.*` retries
+/// and timeout, and the subscription scope. Offline and synchronous: no token is fetched until
+/// the first request. The token source is shared with the other Azure clients (Service Bus,
+/// Table Storage), which ask it for their own scopes.
+pub fn azure_from_config(
+    config: &crate::config::Config,
+    env: &dyn crate::config::EnvSource,
+) -> Result<AzureHandles, AzureError> {
+    let tokens = credential::token_source(&config.azure, env, credential::CredentialOptions::default())?;
+    let reader = live_from_config(config, tokens.clone(), arm::Tuning::default());
+    Ok((Arc::new(reader), tokens))
+}
+
+/// The live reader over a given token source and tuning (tests and benchmarks).
+pub fn live_from_config(
+    config: &crate::config::Config,
+    tokens: Arc<dyn TokenSource>,
+    tuning: arm::Tuning,
+) -> LiveAzure {
+    let arm = arm::Arm::new(
+        crate::http::client(config.http.timeout),
+        &config.azure.resource_manager,
+        config.azure.cloud.management_scope(),
+        tokens,
+        crate::http::RetryPolicy::from_settings(&config.http),
+        tuning,
+    );
+    LiveAzure::new(Arc::new(arm), ScopeSettings::from_settings(&config.azure))
 }

@@ -1,0 +1,385 @@
+//! The ARM types seedwatch reads: api-version for ARM GETs, the service check(s) each serves,
+//! and where a full sweep finds it (a Resource Graph table, an ARM list under a parent, or a
+//! companion read beside its owner). Keys are lower-cased ARM types.
+//!
+//! The extractor registry (`crate::extract`) decides which seeds a type yields; this table only
+//! says how to fetch it. Values come from azure-resources.md sections 2, 4 and 5.2.
+
+use crate::check::{EnabledChecks, ServiceCheck};
+
+/// Where a full sweep reads a type from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Resource Graph table `resources`.
+    Resources,
+    /// Resource Graph table `dnsresources` (DNS record sets).
+    DnsResources,
+    /// Not in Resource Graph: listed through ARM under its parent (AFD custom domains).
+    ArmChild,
+    /// Not in Resource Graph: read through ARM beside its owner, whose extractor uses it
+    /// (a storage account's `blobServices/default`).
+    Companion,
+}
+
+/// One type seedwatch reads.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeInfo {
+    /// Lower-cased ARM type.
+    pub arm_type: &'static str,
+    /// api-version for `GET {id}` (and lists under it).
+    pub api_version: &'static str,
+    /// The checks this type serves. Empty for a type read only to find children (CDN profiles).
+    pub checks: &'static [ServiceCheck],
+    pub source: Source,
+    /// Whether the type is an owner: a resource whose seeds are recomputed as a unit.
+    pub owner: bool,
+}
+
+use ServiceCheck as C;
+
+const fn t(
+    arm_type: &'static str,
+    api_version: &'static str,
+    checks: &'static [ServiceCheck],
+    source: Source,
+    owner: bool,
+) -> TypeInfo {
+    TypeInfo {
+        arm_type,
+        api_version,
+        checks,
+        source,
+        owner,
+    }
+}
+
+/// api-version for a CDN/AFD profile and its children.
+pub const CDN_API_VERSION: &str = "2024-09-01";
+/// api-version for `blobServices/default` that carries `staticWebsite`.
+pub const BLOB_SERVICES_API_VERSION: &str = "2025-08-01";
+/// api-version for listing subscriptions.
+pub const SUBSCRIPTIONS_API_VERSION: &str = "2022-12-01";
+/// Resource Graph api-version.
+pub const RESOURCE_GRAPH_API_VERSION: &str = "2024-04-01";
+
+/// Every type, in the policy's order.
+pub const TYPES: &[TypeInfo] = &[
+    t(
+        "microsoft.network/publicipaddresses",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/publicipprefixes",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/customipprefixes",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/applicationgateways",
+        "2024-05-01",
+        &[C::ApplicationGateways, C::ApplicationGatewayCertificates],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/frontdoors",
+        "2021-06-01",
+        &[C::FrontDoorClassic],
+        Source::Resources,
+        true,
+    ),
+    t("microsoft.cdn/profiles", CDN_API_VERSION, &[], Source::Resources, false),
+    t(
+        "microsoft.cdn/profiles/afdendpoints",
+        CDN_API_VERSION,
+        &[C::FrontDoorAfd],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.cdn/profiles/customdomains",
+        CDN_API_VERSION,
+        &[C::FrontDoorAfd],
+        Source::ArmChild,
+        true,
+    ),
+    t(
+        "microsoft.network/trafficmanagerprofiles",
+        "2022-04-01",
+        &[C::TrafficManager],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones",
+        "2018-05-01",
+        &[C::DnsZones],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones/a",
+        "2018-05-01",
+        &[C::DnsRecords],
+        Source::DnsResources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones/aaaa",
+        "2018-05-01",
+        &[C::DnsRecords],
+        Source::DnsResources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones/cname",
+        "2018-05-01",
+        &[C::DnsRecords],
+        Source::DnsResources,
+        true,
+    ),
+    t(
+        "microsoft.storage/storageaccounts",
+        "2023-05-01",
+        &[C::StorageStaticWebsites],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.storage/storageaccounts/blobservices",
+        BLOB_SERVICES_API_VERSION,
+        &[C::StorageStaticWebsites],
+        Source::Companion,
+        false,
+    ),
+    t(
+        "microsoft.cdn/profiles/endpoints",
+        CDN_API_VERSION,
+        &[C::CdnEndpoints],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.web/sites",
+        "2024-04-01",
+        &[C::AppServices],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.web/sites/slots",
+        "2024-04-01",
+        &[C::AppServices],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.sql/servers",
+        "2023-08-01",
+        &[C::SqlServers],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.documentdb/databaseaccounts",
+        "2024-11-15",
+        &[C::CosmosDb],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.cache/redis",
+        "2024-11-01",
+        &[C::RedisCache],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.cache/redisenterprise",
+        "2025-04-01",
+        &[C::RedisCache],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.containerservice/managedclusters",
+        "2025-05-01",
+        &[C::Aks],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.app/containerapps",
+        "2025-01-01",
+        &[C::ContainerApps],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.containerinstance/containergroups",
+        "2023-05-01",
+        &[C::ContainerInstances],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.apimanagement/service",
+        "2024-05-01",
+        &[C::ApiManagement],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.web/staticsites",
+        "2024-04-01",
+        &[C::StaticWebApps],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.dbforpostgresql/flexibleservers",
+        "2024-08-01",
+        &[C::FlexibleServers],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.dbformysql/flexibleservers",
+        "2023-12-30",
+        &[C::FlexibleServers],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.keyvault/vaults",
+        "2024-11-01",
+        &[C::KeyVaults],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.containerregistry/registries",
+        "2025-04-01",
+        &[C::ContainerRegistries],
+        Source::Resources,
+        true,
+    ),
+];
+
+/// The entry for a type (any casing).
+pub fn lookup(arm_type: &str) -> Option<&'static TypeInfo> {
+    TYPES.iter().find(|t| t.arm_type.eq_ignore_ascii_case(arm_type))
+}
+
+/// Whether a type is an owner: its seeds are recomputed as a unit when it or a child changes.
+pub fn is_owner_type(arm_type: &str) -> bool {
+    lookup(arm_type).is_some_and(|t| t.owner)
+}
+
+/// The api-version to GET a resource of this type.
+pub fn api_version(arm_type: &str) -> Option<&'static str> {
+    lookup(arm_type).map(|t| t.api_version)
+}
+
+/// Whether a CDN profile is an Azure Front Door Standard/Premium profile (whose custom
+/// domains live under it): `kind: frontdoor` or a `*_AzureFrontDoor` SKU.
+pub fn is_front_door_profile(kind: Option<&str>, sku: &serde_json::Value) -> bool {
+    kind.is_some_and(|k| k.eq_ignore_ascii_case("frontdoor"))
+        || sku
+            .get("name")
+            .and_then(|n| n.as_str())
+            .is_some_and(|n| n.to_ascii_lowercase().ends_with("_azurefrontdoor"))
+}
+
+/// The Resource Graph types a sweep must read from `source` for the enabled checks, sorted.
+/// CDN profiles are read when AFD is on, to find the profiles whose custom domains to list.
+pub fn graph_types(checks: &EnabledChecks, source: Source) -> Vec<&'static str> {
+    let afd = checks.is_on(C::FrontDoorAfd);
+    let mut out: Vec<&'static str> = TYPES
+        .iter()
+        .filter(|t| t.source == source)
+        .filter(|t| t.checks.iter().any(|c| checks.is_on(*c)) || (t.checks.is_empty() && afd))
+        .map(|t| t.arm_type)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The enabled checks a Resource Graph table serves.
+pub fn checks_in(checks: &EnabledChecks, source: Source) -> Vec<ServiceCheck> {
+    let mut out: Vec<ServiceCheck> = TYPES
+        .iter()
+        .filter(|t| t.source == source)
+        .flat_map(|t| t.checks.iter().copied())
+        .filter(|c| checks.is_on(*c))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_has_a_type() {
+        for check in ServiceCheck::ALL {
+            assert!(
+                TYPES.iter().any(|t| t.checks.contains(check) && t.owner),
+                "{check} has no owner type"
+            );
+        }
+        for t in TYPES {
+            assert_eq!(t.arm_type, t.arm_type.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn graph_types_follow_the_toggles() {
+        let mut checks = EnabledChecks::all();
+        let all = graph_types(&checks, Source::Resources);
+        assert!(all.contains(&"microsoft.cdn/profiles"));
+        assert!(!all.contains(&"microsoft.network/dnszones/a"));
+        assert_eq!(
+            graph_types(&checks, Source::DnsResources),
+            vec![
+                "microsoft.network/dnszones/a",
+                "microsoft.network/dnszones/aaaa",
+                "microsoft.network/dnszones/cname"
+            ]
+        );
+        checks.set(C::FrontDoorAfd, false);
+        assert!(!graph_types(&checks, Source::Resources).contains(&"microsoft.cdn/profiles"));
+        checks.set(C::DnsRecords, false);
+        assert!(graph_types(&checks, Source::DnsResources).is_empty());
+        assert!(checks_in(&checks, Source::DnsResources).is_empty());
+    }
+
+    #[test]
+    fn front_door_profiles() {
+        assert!(is_front_door_profile(Some("frontdoor"), &serde_json::Value::Null));
+        assert!(is_front_door_profile(
+            Some("cdn"),
+            &serde_json::json!({"name": "Premium_AzureFrontDoor"})
+        ));
+        assert!(!is_front_door_profile(
+            Some("cdn"),
+            &serde_json::json!({"name": "Standard_Microsoft"})
+        ));
+        assert_eq!(api_version("Microsoft.Web/sites"), Some("2024-04-01"));
+        assert!(is_owner_type("Microsoft.Network/dnsZones/CNAME"));
+        assert!(!is_owner_type("microsoft.cdn/profiles"));
+    }
+}

@@ -1,0 +1,477 @@
+//! Credentials: a [`TokenSource`] over `azure_identity` 1.x, chosen by `azure.credential`.
+//!
+//! `auto` (the default) picks, in order (see docs/decisions.md):
+//! 1. managed identity when `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set (App Service,
+//!    Functions, Container Apps);
+//! 2. workload identity when `AZURE_FEDERATED_TOKEN_FILE` is set (AKS, GitHub OIDC);
+//! 3. client secret when `AZURE_CLIENT_SECRET` is set (with `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`);
+//! 4. managed identity through IMDS when `azure.managed_identity_client_id` is configured;
+//! 5. the Azure CLI when the CLI has a profile (`AZURE_CONFIG_DIR` or `~/.azure/azureProfile.json`),
+//!    i.e. a laptop after `az login`: no network probe;
+//! 6. otherwise one short probe of the instance metadata service (1 s): an answer from Azure's
+//!    IMDS means a VM or VM scale set, so managed identity; no answer means the Azure CLI.
+//!
+//! `azure_identity` caches managed identity, workload identity and client secret tokens until
+//! 5 minutes before expiry; [`CachedToken`] does the same for the Azure CLI, which does not.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core::cloud::CloudConfiguration;
+use azure_core::credentials::{AccessToken, TokenCredential};
+use azure_core::http::{ClientOptions, Transport};
+use azure_identity::{
+    AzureCliCredential, ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+
+use super::{AzureError, TokenSource};
+use crate::config::{AzureSettings, Cloud, CredentialKind, EnvSource};
+use crate::secret::Secret;
+
+/// Environment variables the credential selection reads. The first two are set by the App
+/// Service / Functions platform itself, not by the deployment template.
+pub mod env {
+    /// Platform-set (App Service, Functions, Container Apps): the managed identity endpoint.
+    pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+    /// Platform-set: the header value the managed identity endpoint requires.
+    pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
+    pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+    pub const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+    pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+    pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+    /// The Azure CLI's configuration directory (default `~/.azure`).
+    pub const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
+    pub const HOME: &str = "HOME";
+    /// Every name above.
+    pub const ALL: &[&str] = &[
+        IDENTITY_ENDPOINT,
+        IDENTITY_HEADER,
+        AZURE_FEDERATED_TOKEN_FILE,
+        AZURE_CLIENT_SECRET,
+        AZURE_TENANT_ID,
+        AZURE_CLIENT_ID,
+        AZURE_CONFIG_DIR,
+        HOME,
+    ];
+}
+
+/// The instance metadata service's well-known address (the same one `azure_identity` uses).
+pub const IMDS_PROBE_URL: &str = "http://169.254.169.254/metadata/instance?api-version=2021-02-01";
+
+/// A credential kind once `auto` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chosen {
+    ManagedIdentity,
+    WorkloadIdentity,
+    ClientSecret,
+    AzureCli,
+}
+
+impl Chosen {
+    pub fn name(self) -> &'static str {
+        match self {
+            Chosen::ManagedIdentity => "managed identity",
+            Chosen::WorkloadIdentity => "workload identity",
+            Chosen::ClientSecret => "client secret",
+            Chosen::AzureCli => "Azure CLI",
+        }
+    }
+}
+
+/// The decision `auto` makes from the environment alone; `None` means "probe IMDS".
+pub fn choose_without_probe(settings: &AzureSettings, env: &dyn EnvSource) -> Option<Chosen> {
+    let set = |name: &str| env.var(name).is_some_and(|v| !v.trim().is_empty());
+    match settings.credential {
+        CredentialKind::ManagedIdentity => return Some(Chosen::ManagedIdentity),
+        CredentialKind::WorkloadIdentity => return Some(Chosen::WorkloadIdentity),
+        CredentialKind::ClientSecret => return Some(Chosen::ClientSecret),
+        CredentialKind::AzureCli => return Some(Chosen::AzureCli),
+        CredentialKind::Auto => {}
+    }
+    if set(env::IDENTITY_ENDPOINT) && set(env::IDENTITY_HEADER) {
+        return Some(Chosen::ManagedIdentity);
+    }
+    if set(env::AZURE_FEDERATED_TOKEN_FILE) {
+        return Some(Chosen::WorkloadIdentity);
+    }
+    if set(env::AZURE_CLIENT_SECRET) {
+        return Some(Chosen::ClientSecret);
+    }
+    if settings.managed_identity_client_id.is_some() {
+        return Some(Chosen::ManagedIdentity);
+    }
+    if azure_cli_profile(env).is_some_and(|p| p.exists()) {
+        return Some(Chosen::AzureCli);
+    }
+    None
+}
+
+fn azure_cli_profile(env: &dyn EnvSource) -> Option<PathBuf> {
+    let dir = match env.var(env::AZURE_CONFIG_DIR).filter(|v| !v.trim().is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env.var(env::HOME).filter(|v| !v.trim().is_empty())?).join(".azure"),
+    };
+    Some(dir.join("azureProfile.json"))
+}
+
+/// Whether Azure's instance metadata service answers at `url` within `timeout`.
+pub async fn imds_answers(url: &str, timeout: Duration) -> bool {
+    let Ok(client) = reqwest::Client::builder().timeout(timeout).no_proxy().build() else {
+        return false;
+    };
+    match client.get(url).header("Metadata", "true").send().await {
+        Ok(r) => r.status().is_success(),
+        Err(_) => false,
+    }
+}
+
+/// What the credential builder needs besides the settings.
+#[derive(Clone, Default)]
+pub struct CredentialOptions {
+    /// An HTTP transport for `azure_identity` (tests rewrite token requests to a local fake).
+    pub transport: Option<Transport>,
+    /// Where `auto` probes IMDS ([`IMDS_PROBE_URL`] by default).
+    pub imds_probe_url: Option<String>,
+    pub imds_probe_timeout: Option<Duration>,
+    /// Retry options for `azure_identity`'s own pipeline (tests turn retries off).
+    pub retry: Option<azure_core::http::RetryOptions>,
+}
+
+/// The [`TokenSource`] for the configured credential. `auto` may need an IMDS probe; it runs
+/// on the first token request, not here, so building stays synchronous and offline.
+pub fn token_source(
+    settings: &AzureSettings,
+    env: &dyn EnvSource,
+    options: CredentialOptions,
+) -> Result<Arc<dyn TokenSource>, AzureError> {
+    let inputs = Inputs::read(settings, env);
+    match choose_without_probe(settings, env) {
+        Some(chosen) => Ok(Arc::new(IdentityTokens::new(chosen, &inputs, &options)?)),
+        None => Ok(Arc::new(AutoTokens {
+            inputs,
+            options,
+            resolved: tokio::sync::OnceCell::new(),
+        })),
+    }
+}
+
+/// The values credential constructors need, read once through [`EnvSource`].
+#[derive(Clone)]
+struct Inputs {
+    cloud: Cloud,
+    client_id_setting: Option<String>,
+    tenant_id: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    federated_token_file: Option<String>,
+}
+
+impl Inputs {
+    fn read(settings: &AzureSettings, env: &dyn EnvSource) -> Inputs {
+        let get = |name: &str| env.var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        Inputs {
+            cloud: settings.cloud,
+            client_id_setting: settings.managed_identity_client_id.clone(),
+            tenant_id: get(env::AZURE_TENANT_ID),
+            client_id: get(env::AZURE_CLIENT_ID),
+            client_secret: get(env::AZURE_CLIENT_SECRET).map(Secret::new),
+            federated_token_file: get(env::AZURE_FEDERATED_TOKEN_FILE),
+        }
+    }
+}
+
+fn client_options(cloud: Cloud, options: &CredentialOptions) -> ClientOptions {
+    let cloud = match cloud {
+        Cloud::Public => CloudConfiguration::AzurePublic,
+        Cloud::UsGovernment => CloudConfiguration::AzureGovernment,
+        Cloud::China => CloudConfiguration::AzureChina,
+    };
+    ClientOptions {
+        transport: options.transport.clone(),
+        cloud: Some(Arc::new(cloud)),
+        retry: options.retry.clone().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// One `azure_identity` credential, named in every error.
+pub struct IdentityTokens {
+    chosen: Chosen,
+    credential: Arc<dyn TokenCredential>,
+}
+
+impl IdentityTokens {
+    fn new(chosen: Chosen, inputs: &Inputs, options: &CredentialOptions) -> Result<IdentityTokens, AzureError> {
+        let fail = |e: azure_core::Error| AzureError::Credential(format!("{}: {}", chosen.name(), one_line(&e)));
+        let missing = |name: &str| {
+            AzureError::Credential(format!(
+                "{}: {name} is not set (azure.credential = {})",
+                chosen.name(),
+                match chosen {
+                    Chosen::ClientSecret => "client_secret",
+                    Chosen::WorkloadIdentity => "workload_identity",
+                    _ => "auto",
+                }
+            ))
+        };
+        let credential: Arc<dyn TokenCredential> = match chosen {
+            Chosen::ManagedIdentity => {
+                let opts = ManagedIdentityCredentialOptions {
+                    user_assigned_id: inputs.client_id_setting.clone().map(UserAssignedId::ClientId),
+                    client_options: client_options(inputs.cloud, options),
+                };
+                ManagedIdentityCredential::new(Some(opts)).map_err(fail)?
+            }
+            Chosen::WorkloadIdentity => {
+                let mut opts = WorkloadIdentityCredentialOptions {
+                    tenant_id: Some(inputs.tenant_id.clone().ok_or_else(|| missing(env::AZURE_TENANT_ID))?),
+                    client_id: Some(inputs.client_id.clone().ok_or_else(|| missing(env::AZURE_CLIENT_ID))?),
+                    token_file_path: Some(PathBuf::from(
+                        inputs
+                            .federated_token_file
+                            .clone()
+                            .ok_or_else(|| missing(env::AZURE_FEDERATED_TOKEN_FILE))?,
+                    )),
+                    ..Default::default()
+                };
+                opts.credential_options.client_options = client_options(inputs.cloud, options);
+                WorkloadIdentityCredential::new(Some(opts)).map_err(fail)?
+            }
+            Chosen::ClientSecret => {
+                let tenant = inputs.tenant_id.clone().ok_or_else(|| missing(env::AZURE_TENANT_ID))?;
+                let client = inputs.client_id.clone().ok_or_else(|| missing(env::AZURE_CLIENT_ID))?;
+                let secret = inputs
+                    .client_secret
+                    .as_ref()
+                    .ok_or_else(|| missing(env::AZURE_CLIENT_SECRET))?;
+                let opts = ClientSecretCredentialOptions {
+                    client_options: client_options(inputs.cloud, options),
+                };
+                ClientSecretCredential::new(
+                    &tenant,
+                    client,
+                    azure_core::credentials::Secret::new(secret.expose().to_string()),
+                    Some(opts),
+                )
+                .map_err(fail)?
+            }
+            Chosen::AzureCli => {
+                let cli = AzureCliCredential::new(None).map_err(fail)?;
+                Arc::new(CachedToken::new(cli))
+            }
+        };
+        Ok(IdentityTokens { chosen, credential })
+    }
+
+    pub fn chosen(&self) -> Chosen {
+        self.chosen
+    }
+}
+
+#[async_trait]
+impl TokenSource for IdentityTokens {
+    async fn bearer(&self, scope: &str) -> Result<Secret, AzureError> {
+        let token = self.credential.get_token(&[scope], None).await.map_err(|e| {
+            let mut message = format!(
+                "{} could not get a token for {scope}: {}",
+                self.chosen.name(),
+                one_line(&e)
+            );
+            if self.chosen == Chosen::AzureCli {
+                message.push_str(" (run `az login`, or set azure.credential)");
+            }
+            AzureError::Credential(message)
+        })?;
+        Ok(Secret::new(token.token.secret().to_string()))
+    }
+}
+
+/// `auto` after the environment said nothing: probe IMDS once, on first use.
+struct AutoTokens {
+    inputs: Inputs,
+    options: CredentialOptions,
+    resolved: tokio::sync::OnceCell<Result<IdentityTokens, String>>,
+}
+
+#[async_trait]
+impl TokenSource for AutoTokens {
+    async fn bearer(&self, scope: &str) -> Result<Secret, AzureError> {
+        let resolved = self
+            .resolved
+            .get_or_init(|| async {
+                let url = self.options.imds_probe_url.as_deref().unwrap_or(IMDS_PROBE_URL);
+                let timeout = self.options.imds_probe_timeout.unwrap_or(Duration::from_secs(1));
+                let chosen = if imds_answers(url, timeout).await {
+                    Chosen::ManagedIdentity
+                } else {
+                    Chosen::AzureCli
+                };
+                tracing::info!(credential = chosen.name(), "azure.credential auto");
+                IdentityTokens::new(chosen, &self.inputs, &self.options).map_err(|e| e.to_string())
+            })
+            .await;
+        match resolved {
+            Ok(tokens) => tokens.bearer(scope).await,
+            Err(message) => Err(AzureError::Credential(message.clone())),
+        }
+    }
+}
+
+/// Caches tokens per scope until 5 minutes before expiry, for credentials that do not (the
+/// Azure CLI runs a process per call). One refresh at a time.
+#[derive(Debug)]
+pub struct CachedToken {
+    inner: Arc<dyn TokenCredential>,
+    cache: tokio::sync::Mutex<HashMap<String, AccessToken>>,
+}
+
+impl CachedToken {
+    pub fn new(inner: Arc<dyn TokenCredential>) -> CachedToken {
+        CachedToken {
+            inner,
+            cache: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl TokenCredential for CachedToken {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let key = scopes.join(" ");
+        let mut cache = self.cache.lock().await;
+        let fresh_until = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
+        if let Some(token) = cache.get(&key)
+            && token.expires_on > fresh_until
+        {
+            return Ok(token.clone());
+        }
+        let token = self.inner.get_token(scopes, options).await?;
+        cache.insert(key, token.clone());
+        Ok(token)
+    }
+}
+
+/// An `azure_core` error on one line. Its text comes from Entra ID or the token endpoint's
+/// error body, never from a token.
+fn one_line(e: &azure_core::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 500 {
+        flat.chars().take(500).collect::<String>() + "…"
+    } else {
+        flat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ProcessEnv};
+    use std::collections::HashMap;
+
+    fn settings(credential: CredentialKind) -> AzureSettings {
+        let mut config = Config::from_value(&serde_json::json!({}), "test", &HashMap::<String, String>::new())
+            .unwrap()
+            .azure;
+        config.credential = credential;
+        config
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn auto_follows_the_environment() {
+        let auto = settings(CredentialKind::Auto);
+        let app_service = env(&[
+            (env::IDENTITY_ENDPOINT, "http://127.0.0.1:1/msi"),
+            (env::IDENTITY_HEADER, "h"),
+        ]);
+        assert_eq!(choose_without_probe(&auto, &app_service), Some(Chosen::ManagedIdentity));
+        let workload = env(&[
+            (env::AZURE_FEDERATED_TOKEN_FILE, "/var/run/token"),
+            (env::AZURE_CLIENT_SECRET, "s"),
+        ]);
+        assert_eq!(choose_without_probe(&auto, &workload), Some(Chosen::WorkloadIdentity));
+        let secret = env(&[(env::AZURE_CLIENT_SECRET, "s")]);
+        assert_eq!(choose_without_probe(&auto, &secret), Some(Chosen::ClientSecret));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("azureProfile.json"), "{}").unwrap();
+        let laptop = env(&[(env::AZURE_CONFIG_DIR, dir.path().to_str().unwrap())]);
+        assert_eq!(choose_without_probe(&auto, &laptop), Some(Chosen::AzureCli));
+        assert_eq!(choose_without_probe(&auto, &env(&[])), None);
+        let mut user_assigned = auto.clone();
+        user_assigned.managed_identity_client_id = Some("3333".into());
+        assert_eq!(
+            choose_without_probe(&user_assigned, &env(&[])),
+            Some(Chosen::ManagedIdentity)
+        );
+        // Only one of the pair: not App Service.
+        let half = env(&[(env::IDENTITY_ENDPOINT, "http://x")]);
+        assert_eq!(choose_without_probe(&auto, &half), None);
+    }
+
+    #[test]
+    fn explicit_choices_win() {
+        let e = env(&[(env::IDENTITY_ENDPOINT, "http://x"), (env::IDENTITY_HEADER, "h")]);
+        assert_eq!(
+            choose_without_probe(&settings(CredentialKind::AzureCli), &e),
+            Some(Chosen::AzureCli)
+        );
+        assert_eq!(
+            choose_without_probe(&settings(CredentialKind::ClientSecret), &e),
+            Some(Chosen::ClientSecret)
+        );
+    }
+
+    #[test]
+    fn missing_inputs_name_the_credential_and_variable() {
+        let err = match token_source(&settings(CredentialKind::ClientSecret), &env(&[]), Default::default()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("expected an error"),
+        };
+        assert!(
+            err.contains("client secret") && err.contains("AZURE_TENANT_ID"),
+            "{err}"
+        );
+        let secret_env = env(&[
+            (env::AZURE_TENANT_ID, "not a tenant!"),
+            (env::AZURE_CLIENT_ID, "c"),
+            (env::AZURE_CLIENT_SECRET, "hunter2-secret"),
+        ]);
+        if let Err(e) = token_source(&settings(CredentialKind::ClientSecret), &secret_env, Default::default()) {
+            let text = e.to_string();
+            assert!(text.contains("client secret"), "{text}");
+            assert!(!text.contains("hunter2-secret"), "{text}");
+        }
+        let _ = ProcessEnv;
+    }
+
+    #[tokio::test]
+    async fn imds_probe_gives_up_quickly() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let started = std::time::Instant::now();
+        assert!(!imds_answers(&format!("http://127.0.0.1:{port}/metadata"), Duration::from_millis(300)).await);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
