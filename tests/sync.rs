@@ -86,6 +86,7 @@ fn complete() -> CompletenessReport {
         subscriptions: vec![SUB.into()],
         incomplete: vec![],
         scope_unknown: false,
+        ..Default::default()
     }
 }
 

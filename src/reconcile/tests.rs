@@ -39,6 +39,7 @@ fn complete() -> CompletenessReport {
         subscriptions: vec![SUB_A.into(), SUB_B.into()],
         incomplete: vec![],
         scope_unknown: false,
+        ..Default::default()
     }
 }
 
