@@ -1,0 +1,771 @@
+//! Deployment checks: the Bicep template sets every app setting the code reads, grants exactly
+//! the least-privilege roles, filters Event Grid to the tracked types; the Functions metadata
+//! (`host.json`, `function/*/function.json`) matches the routes `seedwatch serve` answers; and
+//! `scripts/package.sh` produces the zip layout the Functions host expects.
+//!
+//! These read the repository's own files: the template and the code are checked against each
+//! other, so a new `env::var` read or a renamed function fails here before it fails in Azure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn files_with_extension(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            files_with_extension(&path, extension, out);
+        } else if path.extension().is_some_and(|e| e == extension) {
+            out.push(path);
+        }
+    }
+}
+
+/// All Bicep text under infra/, concatenated.
+fn bicep_text() -> String {
+    let mut files = Vec::new();
+    files_with_extension(&repo().join("infra"), "bicep", &mut files);
+    assert!(!files.is_empty(), "no Bicep files under infra/");
+    files.iter().map(|f| read(f)).collect::<Vec<_>>().join("\n")
+}
+
+/// App settings in the Bicep: every `name: '<X>'` line directly followed by a `value:` line
+/// (the shape of an entry in a siteConfig.appSettings array), with that value's text.
+fn template_app_settings(bicep: &str) -> BTreeMap<String, String> {
+    let lines: Vec<&str> = bicep.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut settings = BTreeMap::new();
+    for pair in lines.windows(2) {
+        let (Some(name), Some(value)) = (pair[0].strip_prefix("name: '"), pair[1].strip_prefix("value: ")) else {
+            continue;
+        };
+        if let Some(name) = name.strip_suffix('\'') {
+            settings.insert(name.to_string(), value.to_string());
+        }
+    }
+    settings
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The string values of the `config::env` constants module.
+fn env_module_names() -> BTreeSet<String> {
+    let source = read(&repo().join("src/config/mod.rs"));
+    let start = source
+        .find("pub mod env {")
+        .expect("src/config/mod.rs has no `pub mod env` module");
+    let body = &source[start..];
+    let end = body.find("\n}").expect("unterminated env module");
+    let mut names = BTreeSet::new();
+    for line in body[..end].lines() {
+        let line = line.trim();
+        if !line.starts_with("pub const ") || !line.contains(": &str") {
+            continue;
+        }
+        let value = line
+            .split('"')
+            .nth(1)
+            .unwrap_or_else(|| panic!("env constant without a string literal: {line}"));
+        assert!(is_env_name(value), "env constant {line} is not a variable name");
+        names.insert(value.to_string());
+    }
+    assert!(
+        names.len() >= 6,
+        "expected the env module to list at least the six config variables: {names:?}"
+    );
+    names
+}
+
+/// Literal names passed to `var("…")` / `var_os("…")` anywhere in src/ outside test code.
+fn literal_env_reads() -> BTreeMap<String, PathBuf> {
+    let mut files = Vec::new();
+    files_with_extension(&repo().join("src"), "rs", &mut files);
+    let mut reads = BTreeMap::new();
+    for file in files {
+        if file.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = read(&file);
+        // Unit tests live at the end of a file, after #[cfg(test)].
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for pattern in ["var(\"", "var_os(\""] {
+            for (at, _) in text.match_indices(pattern) {
+                let rest = &text[at + pattern.len()..];
+                let name = rest.split('"').next().unwrap_or_default();
+                if is_env_name(name) {
+                    reads.entry(name.to_string()).or_insert_with(|| file.clone());
+                }
+            }
+        }
+    }
+    reads
+}
+
+/// Variables the code may read that the template deliberately does not set, and why.
+const NOT_SET_BY_TEMPLATE: &[(&str, &str)] = &[
+    // Set by the Functions host / App Service platform itself.
+    ("FUNCTIONS_CUSTOMHANDLER_PORT", "the host picks the port and sets it"),
+    ("FUNCTIONS_HTTPWORKER_PORT", "legacy name of the same, set by the host"),
+    ("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", "set by the host"),
+    ("IDENTITY_ENDPOINT", "managed identity endpoint, set by App Service"),
+    ("IDENTITY_HEADER", "managed identity secret header, set by App Service"),
+    ("MSI_ENDPOINT", "legacy managed identity endpoint, set by App Service"),
+    ("MSI_SECRET", "legacy managed identity secret, set by App Service"),
+    ("WEBSITE_SITE_NAME", "set by App Service"),
+    ("WEBSITE_HOSTNAME", "set by App Service"),
+    ("WEBSITE_INSTANCE_ID", "set by App Service"),
+    // Connection-string forms: the template uses the identity-based `__` settings instead.
+    (
+        "AzureWebJobsStorage",
+        "connection-string form (Azurite, local runs); the template sets AzureWebJobsStorage__*",
+    ),
+    (
+        "ServiceBusConnection",
+        "connection-string form; the template sets ServiceBusConnection__fullyQualifiedNamespace",
+    ),
+    // Other credential kinds: laptops (Azure CLI), workload identity, client secrets, Lambda.
+    (
+        "AZURE_TENANT_ID",
+        "client secret / workload identity credentials, not managed identity",
+    ),
+    ("AZURE_CLIENT_SECRET", "client secret credential (laptop, AWS Lambda)"),
+    (
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "workload identity (Kubernetes, AWS Lambda federation)",
+    ),
+    ("AZURE_AUTHORITY_HOST", "sovereign-cloud credentials outside Azure"),
+    ("AZURE_CLIENT_CERTIFICATE_PATH", "certificate credential outside Azure"),
+    // AWS Lambda runtime (issue 8), never on Azure.
+    ("AWS_LAMBDA_RUNTIME_API", "set by the Lambda runtime"),
+    ("AWS_LAMBDA_FUNCTION_NAME", "set by the Lambda runtime"),
+    ("AWS_REGION", "set by the Lambda runtime"),
+    // Process and terminal.
+    ("HOME", "process environment"),
+    ("PATH", "process environment"),
+    ("TERM", "terminal detection"),
+    ("NO_COLOR", "terminal colour preference"),
+    ("RUST_LOG", "local debugging; LOG_LEVEL is the setting"),
+    ("RUST_BACKTRACE", "local debugging"),
+];
+
+#[test]
+fn template_sets_every_setting_the_code_reads() {
+    let settings = template_app_settings(&bicep_text());
+    assert!(
+        settings.contains_key("AzureWebJobsStorage__accountName"),
+        "the app-settings parser found nothing sensible: {settings:?}"
+    );
+    let not_set: BTreeMap<&str, &str> = NOT_SET_BY_TEMPLATE.iter().copied().collect();
+
+    let mut read_by_code: BTreeMap<String, String> = env_module_names()
+        .into_iter()
+        .map(|n| (n, "src/config/mod.rs (config::env)".to_string()))
+        .collect();
+    for (name, file) in literal_env_reads() {
+        let file = file.strip_prefix(repo()).unwrap_or(&file).display().to_string();
+        read_by_code.entry(name).or_insert(file);
+    }
+
+    let missing: Vec<String> = read_by_code
+        .iter()
+        .filter(|(name, _)| !settings.contains_key(name.as_str()) && !not_set.contains_key(name.as_str()))
+        .map(|(name, file)| format!("{name} (read in {file})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "app settings the code reads but infra/ does not set (set them in infra/modules/app.bicep, or list them in NOT_SET_BY_TEMPLATE with the reason): {missing:?}"
+    );
+
+    // The allow list must not hide something the template does set.
+    let both: Vec<&&str> = not_set.keys().filter(|n| settings.contains_key(**n)).collect();
+    assert!(both.is_empty(), "listed as not set but set by the template: {both:?}");
+}
+
+#[test]
+fn settings_hold_no_keys_and_secrets_come_from_key_vault() {
+    let bicep = bicep_text();
+    let settings = template_app_settings(&bicep);
+    for secret in ["API_KEY", "CONNECTOR_CONFIG"] {
+        let value = settings.get(secret).unwrap_or_else(|| panic!("{secret} is not set"));
+        assert!(
+            value.starts_with("'@Microsoft.KeyVault(SecretUri="),
+            "{secret} must be a Key Vault reference, is {value}"
+        );
+    }
+    // Identity-based connections only: no connection strings, no keys.
+    for name in ["AzureWebJobsStorage", "ServiceBusConnection", "AzureWebJobsServiceBus"] {
+        assert!(!settings.contains_key(name), "{name} would be a connection string");
+    }
+    for (name, value) in &settings {
+        for forbidden in ["AccountKey=", "SharedAccessKey", "listKeys(", "listConnectionStrings("] {
+            assert!(!value.contains(forbidden), "{name} carries a key ({forbidden})");
+        }
+    }
+    for name in ["AzureWebJobsStorage__credential", "ServiceBusConnection__credential"] {
+        assert_eq!(
+            settings.get(name).map(String::as_str),
+            Some("'managedidentity'"),
+            "{name}"
+        );
+    }
+    for name in [
+        "AzureWebJobsStorage__clientId",
+        "ServiceBusConnection__clientId",
+        "AZURE_CLIENT_ID",
+    ] {
+        assert_eq!(
+            settings.get(name).map(String::as_str),
+            Some("identity.properties.clientId"),
+            "{name} must select the user-assigned identity"
+        );
+    }
+    assert_eq!(
+        settings.get("FUNCTIONS_WORKER_RUNTIME").map(String::as_str),
+        Some("'custom'")
+    );
+    for fact in [
+        "allowSharedKeyAccess: false",
+        "allowBlobPublicAccess: false",
+        "minimumTlsVersion: 'TLS1_2'",
+        "disableLocalAuth: true",
+        "enableRbacAuthorization: true",
+        "enablePurgeProtection: true",
+        "deadLetteringOnMessageExpiration: true",
+        "requiresDuplicateDetection: true",
+        "keyVaultReferenceIdentity: identity.id",
+        "httpsOnly: true",
+    ] {
+        assert!(bicep.contains(fact), "infra/ no longer says `{fact}`");
+    }
+}
+
+/// Built-in role definition ids the template may use, and who gets them.
+const ALLOWED_ROLES: &[(&str, &str)] = &[
+    (
+        "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+        "Reader: identity, monitored subscriptions or management group",
+    ),
+    (
+        "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
+        "Azure Service Bus Data Sender: identity, retry queue",
+    ),
+    (
+        "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0",
+        "Azure Service Bus Data Receiver: identity, retry queue",
+    ),
+    (
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+        "Storage Blob Data Owner: identity, storage account",
+    ),
+    (
+        "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+        "Storage Queue Data Contributor: identity, storage account",
+    ),
+    (
+        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+        "Storage Table Data Contributor: identity, storage account",
+    ),
+    (
+        "4633458b-17de-408a-b874-0445c86b69e6",
+        "Key Vault Secrets User: identity, vault",
+    ),
+    (
+        "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+        "Key Vault Secrets Officer: deployer only, vault",
+    ),
+    (
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+        "Storage Blob Data Contributor: deployer only, package container",
+    ),
+];
+
+const FORBIDDEN_ROLES: &[(&str, &str)] = &[
+    ("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner"),
+    ("b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor"),
+    ("18d7d88d-d35e-4fb5-a5c3-7773c20a72d9", "User Access Administrator"),
+];
+
+fn guids(text: &str) -> BTreeSet<String> {
+    let bytes = text.as_bytes();
+    let mut found = BTreeSet::new();
+    for start in 0..bytes.len().saturating_sub(35) {
+        let candidate = &text.as_bytes()[start..start + 36];
+        let shaped = candidate.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+        if shaped {
+            found.insert(String::from_utf8_lossy(candidate).to_lowercase());
+        }
+    }
+    found
+}
+
+#[test]
+fn role_assignments_are_exactly_the_least_privilege_set() {
+    let bicep = bicep_text();
+    let used = guids(&bicep);
+    for (id, name) in FORBIDDEN_ROLES {
+        assert!(!used.contains(*id), "infra/ uses the {name} role");
+    }
+    let allowed: BTreeSet<String> = ALLOWED_ROLES.iter().map(|(id, _)| id.to_string()).collect();
+    assert_eq!(
+        used, allowed,
+        "role definition ids in infra/ differ from the reviewed least-privilege set"
+    );
+    // Every role assignment goes to the identity or to the explicit deployer parameter.
+    let mut assignments = 0;
+    for block in bicep.split("Microsoft.Authorization/roleAssignments@").skip(1) {
+        assignments += 1;
+        let principal = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("principalId: "))
+            .expect("role assignment without principalId");
+        assert!(
+            ["identity.properties.principalId", "principalId", "deployerPrincipalId"].contains(&principal),
+            "role assignment to an unexpected principal: {principal}"
+        );
+    }
+    assert!(
+        assignments >= 6,
+        "expected the identity's role assignments, found {assignments}"
+    );
+}
+
+/// ARM types the seed policy tracks (lower case), each of which must be covered by an Event
+/// Grid operation-name prefix.
+const TRACKED_TYPES: &[&str] = &[
+    "microsoft.network/publicipaddresses",
+    "microsoft.network/publicipprefixes",
+    "microsoft.network/customipprefixes",
+    "microsoft.network/applicationgateways",
+    "microsoft.network/frontdoors",
+    "microsoft.cdn/profiles/afdendpoints",
+    "microsoft.cdn/profiles/customdomains",
+    "microsoft.cdn/profiles/endpoints",
+    "microsoft.network/trafficmanagerprofiles",
+    "microsoft.network/dnszones",
+    "microsoft.network/dnszones/a",
+    "microsoft.network/dnszones/aaaa",
+    "microsoft.network/dnszones/cname",
+    "microsoft.storage/storageaccounts",
+    "microsoft.storage/storageaccounts/blobservices",
+    "microsoft.web/sites",
+    "microsoft.web/sites/slots",
+    "microsoft.sql/servers",
+    "microsoft.documentdb/databaseaccounts",
+    "microsoft.cache/redis",
+    "microsoft.cache/redisenterprise",
+    "microsoft.containerservice/managedclusters",
+    "microsoft.app/containerapps",
+    "microsoft.containerinstance/containergroups",
+    "microsoft.apimanagement/service",
+    "microsoft.web/staticsites",
+    "microsoft.dbforpostgresql/flexibleservers",
+    "microsoft.dbformysql/flexibleservers",
+    "microsoft.keyvault/vaults",
+    "microsoft.containerregistry/registries",
+    // Deleting a resource group deletes every owner in it.
+    "microsoft.resources/subscriptions/resourcegroups",
+];
+
+fn tracked_prefixes() -> Vec<String> {
+    let path = repo().join("infra/tracked-operations.json");
+    let json: Value = serde_json::from_str(&read(&path)).expect("infra/tracked-operations.json is not JSON");
+    json["prefixes"]
+        .as_array()
+        .expect("tracked-operations.json: prefixes must be an array")
+        .iter()
+        .map(|p| p.as_str().expect("prefixes must be strings").to_string())
+        .collect()
+}
+
+#[test]
+fn event_filter_covers_every_tracked_type_without_overlap() {
+    let prefixes = tracked_prefixes();
+    for prefix in &prefixes {
+        assert!(
+            prefix.ends_with('/'),
+            "{prefix} must end with '/' (else redis/ matches redisEnterprise)"
+        );
+        assert!(
+            prefix.starts_with("Microsoft."),
+            "{prefix} is not an operation-name prefix"
+        );
+        assert!(
+            prefix.len() <= 512,
+            "Event Grid string values are at most 512 characters"
+        );
+    }
+    // Disjoint (case-insensitively, as Event Grid compares): no event reaches two subscriptions.
+    for (i, a) in prefixes.iter().enumerate() {
+        for b in prefixes.iter().skip(i + 1) {
+            let (a, b) = (a.to_lowercase(), b.to_lowercase());
+            assert!(!a.starts_with(&b) && !b.starts_with(&a), "{a} and {b} overlap");
+        }
+    }
+    for arm_type in TRACKED_TYPES {
+        // operationName = <type path>/write|delete|action: a type is covered when one prefix
+        // is a prefix of "<type>/".
+        let operation = format!("{arm_type}/write");
+        assert!(
+            prefixes.iter().any(|p| operation.starts_with(&p.to_lowercase())),
+            "no Event Grid prefix covers {arm_type}"
+        );
+    }
+    let events = read(&repo().join("infra/modules/events.bicep"));
+    for event_type in [
+        "'Microsoft.Resources.ResourceWriteSuccess'",
+        "'Microsoft.Resources.ResourceDeleteSuccess'",
+        "'Microsoft.Resources.ResourceActionSuccess'",
+    ] {
+        assert!(
+            events.contains(event_type),
+            "events.bicep does not include {event_type}"
+        );
+    }
+    assert!(
+        !events.contains("Failure'") && !events.contains("Cancel'"),
+        "only Success events are delivered"
+    );
+    for fact in [
+        "var maxValuesPerSubscription = 25",
+        "key: 'data.operationName'",
+        "operatorType: 'StringBeginsWith'",
+        "endpointType: 'AzureFunction'",
+        "topicType: 'Microsoft.Resources.Subscriptions'",
+        "deadLetterWithResourceIdentity",
+        "loadJsonContent('../tracked-operations.json')",
+    ] {
+        assert!(events.contains(fact), "events.bicep no longer says `{fact}`");
+    }
+    let main = read(&repo().join("infra/main.bicep"));
+    assert!(
+        main.contains("/functions/resource-events'"),
+        "the event destination must be the resource-events function"
+    );
+}
+
+// ---- Functions metadata against the handler's routes ----
+
+const FUNCTIONS: &[&str] = &["reconcile", "resource-events", "resync", "retry"];
+
+/// host.json and the four function folders must be in the repository.
+fn assert_functions_metadata_present() {
+    assert!(repo().join("host.json").is_file(), "host.json missing at the repository root");
+    for name in FUNCTIONS {
+        let path = repo().join("function").join(name).join("function.json");
+        assert!(path.is_file(), "{} missing", path.display());
+    }
+}
+
+fn function_json(name: &str) -> Value {
+    let path = repo().join("function").join(name).join("function.json");
+    serde_json::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: not valid JSON: {e}", path.display()))
+}
+
+fn single_binding<'a>(function: &'a Value, binding_type: &str, name: &str) -> &'a Value {
+    let bindings = function["bindings"].as_array().expect("bindings must be an array");
+    let matching: Vec<&Value> = bindings.iter().filter(|b| b["type"] == binding_type).collect();
+    assert_eq!(matching.len(), 1, "expected one {binding_type} binding in {bindings:?}");
+    assert_eq!(matching[0]["name"], name, "{binding_type} binding name");
+    matching[0]
+}
+
+/// Route paths registered in `seedwatch serve`: string literals passed to `.route("…"` in the
+/// handler's source.
+fn serve_routes() -> BTreeSet<String> {
+    let mut files = Vec::new();
+    files_with_extension(&repo().join("src/functions"), "rs", &mut files);
+    files.push(repo().join("src/cli/serve.rs"));
+    let mut routes = BTreeSet::new();
+    for file in files.iter().filter(|f| f.is_file()) {
+        let text = read(file);
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (at, _) in text.match_indices(".route(") {
+            let rest = text[at + ".route(".len()..].trim_start();
+            if let Some(literal) = rest.strip_prefix('"') {
+                routes.insert(literal.split('"').next().unwrap_or_default().to_string());
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn function_bindings_match_the_issue_and_the_serve_routes() {
+    assert_functions_metadata_present();
+    let reconcile = function_json("reconcile");
+    let timer = single_binding(&reconcile, "timerTrigger", "timer");
+    assert_eq!(timer["direction"], "in");
+    assert_eq!(
+        timer["schedule"], "%RECONCILE_SCHEDULE%",
+        "the schedule comes from the app setting"
+    );
+
+    let events = function_json("resource-events");
+    assert_eq!(single_binding(&events, "eventGridTrigger", "event")["direction"], "in");
+
+    let resync = function_json("resync");
+    let request = single_binding(&resync, "httpTrigger", "req");
+    assert_eq!(request["authLevel"], "function");
+    let methods: Vec<String> = request["methods"]
+        .as_array()
+        .expect("resync methods")
+        .iter()
+        .map(|m| m.as_str().unwrap_or_default().to_lowercase())
+        .collect();
+    assert!(
+        methods.contains(&"post".to_string()),
+        "resync must accept POST: {methods:?}"
+    );
+    assert_eq!(single_binding(&resync, "http", "res")["direction"], "out");
+
+    let retry = function_json("retry");
+    let message = single_binding(&retry, "serviceBusTrigger", "msg");
+    assert_eq!(message["queueName"], "%RETRY_QUEUE%");
+    assert_eq!(message["connection"], "ServiceBusConnection");
+
+    // Every %SETTING% the metadata refers to is set by the template; the connection prefix too.
+    let settings = template_app_settings(&bicep_text());
+    let mut metadata = read(&repo().join("host.json"));
+    for name in FUNCTIONS {
+        metadata.push_str(&read(&repo().join("function").join(name).join("function.json")));
+    }
+    for reference in metadata.split('%').skip(1).step_by(2) {
+        assert!(
+            settings.contains_key(reference),
+            "%{reference}% is not set by the template"
+        );
+    }
+    assert!(settings.contains_key("ServiceBusConnection__fullyQualifiedNamespace"));
+
+    // One route per function folder, and no route without a function.
+    let routes = serve_routes();
+    for name in FUNCTIONS {
+        assert!(
+            routes.contains(&format!("/{name}")),
+            "serve has no route /{name}: {routes:?}"
+        );
+    }
+    let mut folders = Vec::new();
+    for entry in std::fs::read_dir(repo().join("function")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().join("function.json").is_file() {
+            folders.push(entry.file_name().to_string_lossy().to_string());
+        }
+    }
+    folders.sort();
+    let mut expected: Vec<String> = FUNCTIONS.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(folders, expected, "function folders");
+    for route in &routes {
+        let name = route.trim_start_matches('/');
+        assert!(
+            name.is_empty() || FUNCTIONS.contains(&name),
+            "serve route {route} has no function folder"
+        );
+    }
+
+    let host: Value = serde_json::from_str(&read(&repo().join("host.json"))).expect("host.json is not JSON");
+    assert_eq!(host["version"], "2.0");
+    let description = &host["customHandler"]["description"];
+    assert_eq!(
+        description["defaultExecutablePath"], "seedwatch",
+        "the zip's binary is `seedwatch`"
+    );
+    let arguments = description["arguments"].as_array().expect("customHandler arguments");
+    assert!(
+        arguments.iter().any(|a| a == "serve"),
+        "the host must run `seedwatch serve`"
+    );
+    assert_eq!(
+        host["extensionBundle"]["id"],
+        "Microsoft.Azure.Functions.ExtensionBundle"
+    );
+}
+
+// ---- Packaging ----
+
+/// Lists a zip's entries with their Unix modes, through python3's zipfile (always present).
+fn zip_entries(zip: &Path) -> BTreeMap<String, u32> {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import json, sys, zipfile\n\
+             z = zipfile.ZipFile(sys.argv[1])\n\
+             print(json.dumps({i.filename: (i.external_attr >> 16) & 0o7777 for i in z.infolist()}))",
+        )
+        .arg(zip)
+        .output()
+        .expect("python3 is needed to read the zip");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("zip listing")
+}
+
+fn zip_member(zip: &Path, member: &str) -> Vec<u8> {
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg("import sys, zipfile\nsys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))")
+        .arg(zip)
+        .arg(member)
+        .output()
+        .expect("python3");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+fn package(args: &[&str]) -> std::process::Output {
+    Command::new("bash")
+        .arg(repo().join("scripts/package.sh"))
+        .args(args)
+        .output()
+        .expect("run scripts/package.sh")
+}
+
+#[test]
+fn package_script_builds_the_layout_the_host_expects() {
+    assert_functions_metadata_present();
+    let scratch = tempfile::tempdir().unwrap();
+    let source = repo();
+    let out = scratch.path().join("dist");
+    let binary = env!("CARGO_BIN_EXE_seedwatch");
+    let output = package(&[
+        "--skip-build",
+        "--binary",
+        binary,
+        "--source",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "package.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let zip = out.join("seedwatch.zip");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        zip.to_str().unwrap(),
+        "prints the zip path"
+    );
+
+    let entries = zip_entries(&zip);
+    let mut expected: BTreeSet<String> = ["host.json", "seedwatch"].iter().map(|s| s.to_string()).collect();
+    for name in FUNCTIONS {
+        expected.insert(format!("{name}/function.json"));
+    }
+    assert_eq!(entries.keys().cloned().collect::<BTreeSet<_>>(), expected, "zip layout");
+    assert_eq!(entries["seedwatch"] & 0o111, 0o111, "the binary must stay executable");
+    assert_eq!(entries["host.json"] & 0o111, 0, "metadata is not executable");
+
+    assert_eq!(
+        zip_member(&zip, "seedwatch"),
+        std::fs::read(binary).unwrap(),
+        "the binary is packaged unchanged"
+    );
+    assert_eq!(
+        zip_member(&zip, "host.json"),
+        std::fs::read(source.join("host.json")).unwrap()
+    );
+    for name in FUNCTIONS {
+        let member = format!("{name}/function.json");
+        let original = std::fs::read(source.join("function").join(name).join("function.json")).unwrap();
+        assert_eq!(zip_member(&zip, &member), original, "{member}");
+    }
+
+    // Packaging twice gives the same bytes (fixed timestamps, sorted entries).
+    let first = std::fs::read(&zip).unwrap();
+    let again = package(&[
+        "--skip-build",
+        "--binary",
+        binary,
+        "--source",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(again.status.success());
+    assert_eq!(std::fs::read(&zip).unwrap(), first, "the zip is reproducible");
+}
+
+#[test]
+fn package_script_refuses_what_the_host_cannot_run() {
+    let scratch = tempfile::tempdir().unwrap();
+    let source = repo();
+    let out = scratch.path().join("dist");
+
+    let not_a_binary = scratch.path().join("seedwatch.sh");
+    std::fs::write(&not_a_binary, "#!/bin/sh\necho hello\n").unwrap();
+    let output = package(&[
+        "--skip-build",
+        "--binary",
+        not_a_binary.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a Linux (ELF) executable"));
+
+    let output = package(&["--skip-build", "--out", out.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--skip-build needs --binary"));
+
+    // A missing function.json is an error naming it, not a zip without it.
+    let broken = scratch.path().join("broken");
+    std::fs::create_dir_all(broken.join("function/reconcile")).unwrap();
+    std::fs::write(broken.join("host.json"), "{}").unwrap();
+    let output = package(&[
+        "--skip-build",
+        "--binary",
+        env!("CARGO_BIN_EXE_seedwatch"),
+        "--source",
+        broken.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("function/reconcile/function.json not found"));
+    assert!(!out.join("seedwatch.zip").exists(), "no zip from a broken tree");
+}
+
+#[test]
+fn scripts_are_shellcheck_clean_when_shellcheck_is_installed() {
+    let scripts = ["scripts/package.sh", "scripts/deploy.sh", "scripts/checkov.sh"];
+    for script in scripts {
+        let path = repo().join(script);
+        let text = read(&path);
+        assert!(text.starts_with("#!/usr/bin/env bash\n"), "{script}: bash shebang");
+        assert!(text.contains("set -euo pipefail"), "{script}: strict mode");
+    }
+    let Ok(output) = Command::new("shellcheck").args(scripts).current_dir(repo()).output() else {
+        eprintln!("shellcheck not installed: lint skipped (apt-get install shellcheck)");
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "shellcheck: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
