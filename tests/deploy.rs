@@ -65,50 +65,62 @@ fn is_env_name(s: &str) -> bool {
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
-/// The string values of the `config::env` constants module.
-fn env_module_names() -> BTreeSet<String> {
-    let source = read(&repo().join("src/config/mod.rs"));
-    let start = source
-        .find("pub mod env {")
-        .expect("src/config/mod.rs has no `pub mod env` module");
-    let body = &source[start..];
-    let end = body.find("\n}").expect("unterminated env module");
-    let mut names = BTreeSet::new();
-    for line in body[..end].lines() {
-        let line = line.trim();
-        if !line.starts_with("pub const ") || !line.contains(": &str") {
-            continue;
+/// Non-test source of every file under src/ (unit tests live after `#[cfg(test)]`, or in
+/// `tests.rs` files).
+fn source_files() -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    files_with_extension(&repo().join("src"), "rs", &mut files);
+    files
+        .into_iter()
+        .filter(|f| f.file_name().is_some_and(|n| n != "tests.rs"))
+        .map(|f| {
+            let text = read(&f);
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default().to_string();
+            (f, code)
+        })
+        .collect()
+}
+
+/// The string values of every `env` constants module in src/ (`config::env`, which lists the
+/// settings, and any other, such as the credential's), with the file that declares each.
+fn env_module_names() -> BTreeMap<String, PathBuf> {
+    let mut names = BTreeMap::new();
+    for (file, code) in source_files() {
+        let lines: Vec<&str> = code.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            if !(trimmed.starts_with("pub mod env {") || trimmed.starts_with("mod env {")) {
+                continue;
+            }
+            let closing = format!("{}}}", &line[..line.len() - trimmed.len()]);
+            for inner in lines[at + 1..].iter().take_while(|l| **l != closing) {
+                let inner = inner.trim();
+                if !inner.starts_with("pub const ") || !inner.contains(": &str =") {
+                    continue;
+                }
+                let value = inner
+                    .split('"')
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("env constant without a literal: {inner}"));
+                assert!(is_env_name(value), "env constant {inner} is not a variable name");
+                names.entry(value.to_string()).or_insert_with(|| file.clone());
+            }
         }
-        let value = line
-            .split('"')
-            .nth(1)
-            .unwrap_or_else(|| panic!("env constant without a string literal: {line}"));
-        assert!(is_env_name(value), "env constant {line} is not a variable name");
-        names.insert(value.to_string());
     }
     assert!(
-        names.len() >= 6,
-        "expected the env module to list at least the six config variables: {names:?}"
+        names.contains_key("CONNECTOR_CONFIG"),
+        "config::env not found: {names:?}"
     );
     names
 }
 
 /// Literal names passed to `var("…")` / `var_os("…")` anywhere in src/ outside test code.
 fn literal_env_reads() -> BTreeMap<String, PathBuf> {
-    let mut files = Vec::new();
-    files_with_extension(&repo().join("src"), "rs", &mut files);
     let mut reads = BTreeMap::new();
-    for file in files {
-        if file.file_name().is_some_and(|n| n == "tests.rs") {
-            continue;
-        }
-        let text = read(&file);
-        // Unit tests live at the end of a file, after #[cfg(test)].
-        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+    for (file, code) in source_files() {
         for pattern in ["var(\"", "var_os(\""] {
-            for (at, _) in text.match_indices(pattern) {
-                let rest = &text[at + pattern.len()..];
-                let name = rest.split('"').next().unwrap_or_default();
+            for (at, _) in code.match_indices(pattern) {
+                let name = code[at + pattern.len()..].split('"').next().unwrap_or_default();
                 if is_env_name(name) {
                     reads.entry(name.to_string()).or_insert_with(|| file.clone());
                 }
@@ -152,6 +164,7 @@ const NOT_SET_BY_TEMPLATE: &[(&str, &str)] = &[
     ),
     ("AZURE_AUTHORITY_HOST", "sovereign-cloud credentials outside Azure"),
     ("AZURE_CLIENT_CERTIFICATE_PATH", "certificate credential outside Azure"),
+    ("AZURE_CONFIG_DIR", "Azure CLI credential (laptops)"),
     // AWS Lambda runtime (issue 8), never on Azure.
     ("AWS_LAMBDA_RUNTIME_API", "set by the Lambda runtime"),
     ("AWS_LAMBDA_FUNCTION_NAME", "set by the Lambda runtime"),
@@ -174,11 +187,8 @@ fn template_sets_every_setting_the_code_reads() {
     );
     let not_set: BTreeMap<&str, &str> = NOT_SET_BY_TEMPLATE.iter().copied().collect();
 
-    let mut read_by_code: BTreeMap<String, String> = env_module_names()
-        .into_iter()
-        .map(|n| (n, "src/config/mod.rs (config::env)".to_string()))
-        .collect();
-    for (name, file) in literal_env_reads() {
+    let mut read_by_code = BTreeMap::new();
+    for (name, file) in env_module_names().into_iter().chain(literal_env_reads()) {
         let file = file.strip_prefix(repo()).unwrap_or(&file).display().to_string();
         read_by_code.entry(name).or_insert(file);
     }
