@@ -14,6 +14,8 @@ pub enum Source {
     Resources,
     /// Resource Graph table `dnsresources` (DNS record sets).
     DnsResources,
+    /// Resource Graph table `computeresources` (VM scale set instance public IPs).
+    ComputeResources,
     /// Not in Resource Graph: listed through ARM under its parent (AFD custom domains).
     ArmChild,
     /// Not in Resource Graph: read through ARM beside its owner, whose extractor uses it
@@ -69,6 +71,13 @@ pub const TYPES: &[TypeInfo] = &[
         "2024-05-01",
         &[C::PublicIpAddresses],
         Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces/ipconfigurations/publicipaddresses",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::ComputeResources,
         true,
     ),
     t(
@@ -343,6 +352,28 @@ mod tests {
         }
         for t in TYPES {
             assert_eq!(t.arm_type, t.arm_type.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn the_catalog_covers_the_extractor_registry() {
+        for extractor in crate::extract::registry() {
+            let entry =
+                lookup(extractor.arm_type).unwrap_or_else(|| panic!("{} not in the catalog", extractor.arm_type));
+            assert!(entry.owner, "{}", extractor.arm_type);
+            for check in extractor.checks {
+                assert!(entry.checks.contains(check), "{} {check}", extractor.arm_type);
+            }
+        }
+        for t in TYPES.iter().filter(|t| t.owner) {
+            assert!(
+                crate::extract::is_owner_type(t.arm_type),
+                "{} has no extractor",
+                t.arm_type
+            );
+        }
+        for t in TYPES.iter().filter(|t| t.source == Source::Companion) {
+            assert!(crate::extract::is_companion_type(t.arm_type), "{}", t.arm_type);
         }
     }
 

@@ -226,15 +226,15 @@ impl LiveAzure {
             .collect();
 
         let mut jobs = VecDeque::new();
-        for source in [Source::Resources, Source::DnsResources] {
+        for source in [Source::Resources, Source::DnsResources, Source::ComputeResources] {
             let types = catalog::graph_types(checks, source);
             if types.is_empty() {
                 continue;
             }
-            let table = if source == Source::Resources {
-                "resources"
-            } else {
-                "dnsresources"
+            let table = match source {
+                Source::DnsResources => "dnsresources",
+                Source::ComputeResources => "computeresources",
+                _ => "resources",
             };
             let query = Arc::new(graph::rows_query(table, &types));
             for batch in readable.chunks(self.arm.tuning.subscriptions_per_query.max(1)) {

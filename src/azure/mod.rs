@@ -13,6 +13,7 @@ pub mod credential;
 pub mod graph;
 pub mod live;
 pub mod owner;
+pub mod progress;
 
 use std::sync::Arc;
 
@@ -75,6 +76,48 @@ impl CompletenessReport {
     /// Whether every scope was read completely.
     pub fn is_fully_complete(&self) -> bool {
         !self.scope_unknown && self.incomplete.is_empty()
+    }
+
+    /// The report for people: one line when everything was read, else one line per scope
+    /// that was not, with the reason and what to do.
+    pub fn render_text(&self) -> String {
+        let subs = self.subscriptions.len();
+        let plural = if subs == 1 { "" } else { "s" };
+        let mut out = String::from("Completeness: ");
+        if self.scope_unknown {
+            out.push_str("the subscriptions in scope could not be determined: nothing counts as read completely.\n");
+        } else if self.incomplete.is_empty() {
+            out.push_str(&format!(
+                "{subs} subscription{plural}, every service check read completely.\n"
+            ));
+        } else {
+            let affected: std::collections::BTreeSet<String> = self
+                .incomplete
+                .iter()
+                .map(|i| i.subscription.to_ascii_lowercase())
+                .collect();
+            out.push_str(&format!(
+                "{subs} subscription{plural}; {} not read completely:\n",
+                affected.len()
+            ));
+            for entry in &self.incomplete {
+                let check = entry
+                    .check
+                    .map_or("every check".to_string(), |c| c.toggle().to_string());
+                let (reason, message) = match &entry.why {
+                    Incomplete::Unauthorized { message } => ("unauthorized", message),
+                    Incomplete::Forbidden { message } => ("forbidden", message),
+                    Incomplete::Throttled { message } => ("throttled", message),
+                    Incomplete::Timeout { message } => ("timeout", message),
+                    Incomplete::Failed { message } => ("failed", message),
+                };
+                out.push_str(&format!("  {} ({check}): {reason}: {message}\n", entry.subscription));
+            }
+        }
+        for note in &self.notes {
+            out.push_str(&format!("  note: {note}\n"));
+        }
+        out
     }
 }
 

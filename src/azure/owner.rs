@@ -24,8 +24,6 @@
 
 use crate::resource::ResourceId;
 
-use super::catalog;
-
 /// What an id maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
@@ -39,7 +37,7 @@ pub enum Owner {
 
 /// The owner of the resource `id` names.
 pub fn owner_of(id: &ResourceId) -> Owner {
-    owner_with(id, catalog::is_owner_type)
+    owner_with(id, crate::extract::is_owner_type)
 }
 
 /// [`owner_of`] with the set of owner types given (for the extractor registry to plug in).

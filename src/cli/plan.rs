@@ -1,5 +1,5 @@
 //! `seedwatch plan`: the seeds that would be pushed, from an exported estate file (`--estate`)
-//! or, once the Azure reader is wired in, from the live tenant.
+//! or from the live tenant with the configured credential (plus the completeness report).
 
 use std::io::Write;
 use std::path::Path;
@@ -27,10 +27,7 @@ pub async fn run(args: &PlanArgs, config: Option<&Path>) -> ExitCode {
         eprintln!("warning: {warning}");
     }
     let Some(estate_path) = &args.estate else {
-        return super::fail(
-            "reading the live estate needs the Azure reader, which this build does not have yet; \
-             pass --estate FILE (an `az graph query` export or a JSON array of resources)",
-        );
+        return live(args, &config).await;
     };
     let estate = match read_estate(estate_path) {
         Ok(estate) => estate,
@@ -53,4 +50,44 @@ pub fn print_plan(plan: &Plan, json: bool) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
     ExitCode::from(exit::OK)
+}
+
+/// `plan` without `--estate`: sweep the live estate, then print the same plan plus the
+/// completeness report. Exit code 1 when some scope was not read completely.
+async fn live(args: &PlanArgs, config: &Config) -> ExitCode {
+    let (reader, _tokens) = match crate::azure::azure_from_config(config, &ProcessEnv) {
+        Ok(handles) => handles,
+        Err(e) => return super::fail(e),
+    };
+    let progress = crate::azure::progress::SweepBar::new();
+    let sweep = reader.sweep(&config.azure.checks, &progress).await;
+    progress.finish();
+    let sweep = match sweep {
+        Ok(sweep) => sweep,
+        Err(e) => return super::fail(format!("cannot read the Azure estate: {e}")),
+    };
+    let plan = Plan::from_resources(&sweep.resources, Vec::new(), &config.azure.checks);
+    let text = if args.json {
+        let mut value = plan.to_json();
+        if let Some(map) = value.as_object_mut() {
+            map.insert(
+                "completeness".into(),
+                serde_json::to_value(&sweep.report).unwrap_or(serde_json::Value::Null),
+            );
+        }
+        let mut text = value.to_string();
+        text.push('\n');
+        text
+    } else {
+        let mut text = plan.render_text(MAX_TEXT_WARNINGS);
+        text.push_str(&sweep.report.render_text());
+        text
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    if sweep.report.is_fully_complete() {
+        ExitCode::from(exit::OK)
+    } else {
+        ExitCode::from(exit::PARTIAL)
+    }
 }

@@ -791,6 +791,8 @@ fn table_of(arm_type: &str) -> Option<&'static str> {
     let dns = ["microsoft.network/dnszones/", "microsoft.network/privatednszones/"];
     if dns.iter().any(|p| arm_type.starts_with(p)) {
         Some("dnsresources")
+    } else if arm_type.starts_with("microsoft.compute/virtualmachinescalesets/") {
+        Some("computeresources")
     } else {
         Some("resources")
     }
