@@ -53,11 +53,12 @@ impl SweepBar {
         )
     }
 
-    /// Clears the spinner, or prints the final counts.
-    pub fn finish(&self) {
+    /// Clears the spinner; without one, prints the final counts when the sweep succeeded.
+    pub fn finish(&self, succeeded: bool) {
         match &self.bar {
             Some(bar) => bar.finish_and_clear(),
-            None => eprintln!("seedwatch: swept {}", self.message()),
+            None if succeeded => eprintln!("seedwatch: swept {}", self.message()),
+            None => {}
         }
     }
 }

@@ -57,14 +57,22 @@ pub fn print_plan(plan: &Plan, json: bool) -> ExitCode {
 async fn live(args: &PlanArgs, config: &Config) -> ExitCode {
     let (reader, _tokens) = match crate::azure::azure_from_config(config, &ProcessEnv) {
         Ok(handles) => handles,
-        Err(e) => return super::fail(e),
+        Err(e) => {
+            return super::fail(format!(
+                "{e}\n(to plan from an exported estate instead, pass --estate FILE)"
+            ));
+        }
     };
     let progress = crate::azure::progress::SweepBar::new();
     let sweep = reader.sweep(&config.azure.checks, &progress).await;
-    progress.finish();
+    progress.finish(sweep.is_ok());
     let sweep = match sweep {
         Ok(sweep) => sweep,
-        Err(e) => return super::fail(format!("cannot read the Azure estate: {e}")),
+        Err(e) => {
+            return super::fail(format!(
+                "cannot read the live Azure estate: {e}\n(to plan from an exported estate instead, pass --estate FILE)"
+            ));
+        }
     };
     let plan = Plan::from_resources(&sweep.resources, Vec::new(), &config.azure.checks);
     let text = if args.json {
