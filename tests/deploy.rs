@@ -774,3 +774,267 @@ fn scripts_are_shellcheck_clean_when_shellcheck_is_installed() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+// ---- deploy.sh against a fake `az` ----
+
+/// A stand-in for the Azure CLI: records every call (one JSON argv per line), answers the
+/// queries deploy.sh makes with fixed outputs, and keeps a copy of each secret file it is given.
+const FAKE_AZ: &str = r#"#!/usr/bin/env python3
+import json, os, re, shutil, sys
+args = sys.argv[1:]
+state = os.environ["FAKE_AZ_DIR"]
+with open(os.path.join(state, "calls.jsonl"), "a") as log:
+    log.write(json.dumps(args) + "\n")
+line = " ".join(args)
+outputs = {
+    "resourceGroupName": "rg-seedwatch",
+    "functionAppName": "seedwatch-app",
+    "functionAppResourceId": "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg-seedwatch/providers/Microsoft.Web/sites/seedwatch-app",
+    "hostingPlan": os.environ["FAKE_PLAN"],
+    "keyVaultName": "kv-seedwatch-test",
+    "identityPrincipalId": "33333333-3333-3333-3333-333333333333",
+    "connectorConfigSecretName": "connector-config",
+    "apiKeySecretName": "asm-api-key",
+    "storageAccountName": "stseedwatchtest",
+    "packageContainerName": "app-package",
+    "packageBlobName": "seedwatch.zip",
+}
+def value(flag):
+    return args[args.index(flag) + 1] if flag in args else None
+if line == "account show --query id --output tsv":
+    print("11111111-1111-1111-1111-111111111111")
+elif line == "account show --query user.type --output tsv":
+    print("user")
+elif line == "ad signed-in-user show --query id --output tsv":
+    print("22222222-2222-2222-2222-222222222222")
+elif line.startswith("deployment sub show"):
+    name = re.search(r"properties\.outputs\.(\w+)\.value", line).group(1)
+    print(outputs[name])
+elif line.startswith("keyvault secret set"):
+    if "--value" in args:
+        sys.exit("secret given on the command line")
+    shutil.copy(value("--file"), os.path.join(state, "secret-" + value("--name")))
+"#;
+
+struct DeployRun {
+    status: std::process::ExitStatus,
+    stderr: String,
+    calls: Vec<Vec<String>>,
+    state: PathBuf,
+    _scratch: tempfile::TempDir,
+}
+
+fn run_deploy(plan: &str, args: &[&str], api_key: Option<&str>) -> DeployRun {
+    let scratch_dir = tempfile::tempdir().unwrap();
+    let scratch = scratch_dir.path().to_path_buf();
+    let bin = scratch.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let az = bin.join("az");
+    std::fs::write(&az, FAKE_AZ).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let state = scratch.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut command = Command::new("bash");
+    command
+        .arg(repo().join("scripts/deploy.sh"))
+        .args(args)
+        .current_dir(&scratch)
+        .env("PATH", path)
+        .env("FAKE_AZ_DIR", &state)
+        .env("FAKE_PLAN", plan)
+        .env_remove("SEEDWATCH_API_KEY");
+    if let Some(key) = api_key {
+        command.env("SEEDWATCH_API_KEY", key);
+    }
+    std::fs::write(scratch.join("params.json"), r#"{"parameters": {}}"#).unwrap();
+    std::fs::write(
+        scratch.join("config.yml"),
+        "scan_id: 7b0c6f1e-0000-4000-8000-000000000000\n",
+    )
+    .unwrap();
+    std::fs::write(scratch.join("seedwatch.zip"), b"PK\x05\x06").unwrap();
+    let output = command.output().expect("run scripts/deploy.sh");
+    let calls = std::fs::read_to_string(state.join("calls.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    DeployRun {
+        status: output.status,
+        stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+        calls,
+        state,
+        _scratch: scratch_dir,
+    }
+}
+
+impl DeployRun {
+    /// Index of the first call starting with `prefix` and containing every `needle`.
+    fn position(&self, prefix: &[&str], needles: &[&str]) -> Option<usize> {
+        self.calls.iter().position(|call| {
+            call.len() >= prefix.len()
+                && call.iter().zip(prefix).all(|(a, b)| a == b)
+                && needles.iter().all(|n| call.iter().any(|a| a == n))
+        })
+    }
+
+    fn expect(&self, prefix: &[&str], needles: &[&str]) -> usize {
+        self.position(prefix, needles)
+            .unwrap_or_else(|| panic!("no `az {}` with {needles:?} in {:#?}", prefix.join(" "), self.calls))
+    }
+}
+
+const DEPLOY_ARGS: &[&str] = &[
+    "--parameters",
+    "params.json",
+    "--location",
+    "westeurope",
+    "--config",
+    "config.yml",
+    "--zip",
+    "seedwatch.zip",
+    "--yes",
+];
+
+#[test]
+fn deploy_previews_then_deploys_in_two_phases_with_secrets_from_files() {
+    let key = "hx-secret-key-0123456789";
+    let run = run_deploy("FlexConsumption", DEPLOY_ARGS, Some(key));
+    assert!(run.status.success(), "deploy.sh failed: {}", run.stderr);
+
+    let what_if_infra = run.expect(&["deployment", "sub", "what-if"], &["deployEventSubscriptions=false"]);
+    let create_infra = run.expect(&["deployment", "sub", "create"], &["deployEventSubscriptions=false"]);
+    let config_secret = run.expect(
+        &["keyvault", "secret", "set"],
+        &["connector-config", "kv-seedwatch-test"],
+    );
+    let key_secret = run.expect(&["keyvault", "secret", "set"], &["asm-api-key"]);
+    let code = run.expect(&["functionapp", "deploy"], &["seedwatch-app", "zip"]);
+    let registered = run.expect(&["functionapp", "function", "show"], &["resource-events"]);
+    let what_if_events = run.expect(&["deployment", "sub", "what-if"], &["deployEventSubscriptions=true"]);
+    let create_events = run.expect(&["deployment", "sub", "create"], &["deployEventSubscriptions=true"]);
+    let order = [
+        what_if_infra,
+        create_infra,
+        config_secret,
+        key_secret,
+        code,
+        registered,
+        what_if_events,
+        create_events,
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "steps out of order: {order:?} in {:#?}",
+        run.calls
+    );
+
+    // The template gets the user's parameters file (by absolute path) and the deployer's id.
+    let create = &run.calls[create_infra];
+    assert!(
+        create
+            .iter()
+            .any(|a| a.starts_with("@/") && a.ends_with("/params.json")),
+        "{create:?}"
+    );
+    assert!(create.contains(&"infra/main.bicep".to_string()));
+    assert!(create.contains(&"deployerPrincipalId=22222222-2222-2222-2222-222222222222".to_string()));
+
+    // Secrets travel in files: the key is never an argument, and its temporary file is gone.
+    assert!(
+        run.calls.iter().flatten().all(|a| !a.contains(key)),
+        "the API key appeared in az arguments"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.state.join("secret-asm-api-key")).unwrap(),
+        key
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.state.join("secret-connector-config")).unwrap(),
+        "scan_id: 7b0c6f1e-0000-4000-8000-000000000000\n"
+    );
+    let key_file = &run.calls[key_secret];
+    let key_path = &key_file[key_file.iter().position(|a| a == "--file").unwrap() + 1];
+    assert!(
+        !Path::new(key_path).exists(),
+        "the temporary key file {key_path} was left behind"
+    );
+    assert!(
+        run.position(&["storage", "blob", "upload"], &[]).is_none(),
+        "Flex deploys through functionapp deploy"
+    );
+}
+
+#[test]
+fn deploy_on_consumption_uploads_the_package_and_syncs_triggers() {
+    let run = run_deploy("Consumption", DEPLOY_ARGS, None);
+    assert!(run.status.success(), "deploy.sh failed: {}", run.stderr);
+    let upload = run.expect(
+        &["storage", "blob", "upload"],
+        &[
+            "--auth-mode",
+            "login",
+            "stseedwatchtest",
+            "app-package",
+            "seedwatch.zip",
+        ],
+    );
+    let restart = run.expect(&["functionapp", "restart"], &["seedwatch-app"]);
+    let sync = run.expect(&["rest", "--method", "post"], &[]);
+    assert!(
+        run.calls[sync]
+            .iter()
+            .any(|a| a.contains("/sites/seedwatch-app/syncfunctiontriggers"))
+    );
+    let events = run.expect(&["deployment", "sub", "create"], &["deployEventSubscriptions=true"]);
+    assert!(upload < restart && restart < sync && sync < events, "{:#?}", run.calls);
+    assert!(run.position(&["functionapp", "deploy"], &[]).is_none());
+    assert!(
+        run.position(&["keyvault", "secret", "set"], &["asm-api-key"]).is_none(),
+        "no key was given"
+    );
+}
+
+#[test]
+fn deploy_what_if_only_changes_nothing() {
+    let run = run_deploy(
+        "FlexConsumption",
+        &[
+            "--parameters",
+            "params.json",
+            "--location",
+            "westeurope",
+            "--what-if-only",
+        ],
+        Some("hx-key"),
+    );
+    assert!(run.status.success(), "deploy.sh failed: {}", run.stderr);
+    run.expect(&["deployment", "sub", "what-if"], &["deployEventSubscriptions=true"]);
+    for call in &run.calls {
+        let verb = call.iter().take(3).cloned().collect::<Vec<_>>().join(" ");
+        assert!(
+            ["account show", "ad signed-in-user show", "deployment sub what-if"]
+                .iter()
+                .any(|v| verb.starts_with(v)),
+            "--what-if-only ran `az {}`",
+            call.join(" ")
+        );
+    }
+
+    let missing = run_deploy("FlexConsumption", &["--location", "westeurope"], None);
+    assert!(!missing.status.success());
+    assert!(
+        missing.stderr.contains("--parameters FILE is required"),
+        "{}",
+        missing.stderr
+    );
+    assert!(
+        missing.calls.is_empty(),
+        "nothing is called before the arguments are valid"
+    );
+}
