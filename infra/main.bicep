@@ -181,3 +181,4 @@ output packageBlobName string = app.outputs.packageBlobName
 output serviceBusNamespace string = app.outputs.serviceBusNamespace
 output retryQueueName string = retryQueueName
 output deadLetterContainerName string = app.outputs.deadLetterContainerName
+output applicationInsightsName string = app.outputs.applicationInsightsName

@@ -245,8 +245,7 @@ else
     --name "$(output packageBlobName)" \
     --file "$zip_path" --overwrite --output none
   az functionapp restart --resource-group "$resource_group" --name "$app_name" --output none
-  az rest --method post --url "https://management.azure.com${app_id}/syncfunctiontriggers?api-version=2024-04-01" \
-    --output none
+  az resource invoke-action --action syncfunctiontriggers --ids "$app_id" --output none
 fi
 
 step "Waiting for the resource-events function to be registered"

@@ -985,11 +985,11 @@ fn deploy_on_consumption_uploads_the_package_and_syncs_triggers() {
         ],
     );
     let restart = run.expect(&["functionapp", "restart"], &["seedwatch-app"]);
-    let sync = run.expect(&["rest", "--method", "post"], &[]);
+    let sync = run.expect(&["resource", "invoke-action"], &["syncfunctiontriggers"]);
     assert!(
+        run.calls[sync].iter().any(|a| a.ends_with("/sites/seedwatch-app")),
+        "{:?}",
         run.calls[sync]
-            .iter()
-            .any(|a| a.contains("/sites/seedwatch-app/syncfunctiontriggers"))
     );
     let events = run.expect(&["deployment", "sub", "create"], &["deployEventSubscriptions=true"]);
     assert!(upload < restart && restart < sync && sync < events, "{:#?}", run.calls);

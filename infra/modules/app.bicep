@@ -500,3 +500,4 @@ output packageContainerName string = packageContainerName
 output packageBlobName string = packageBlobName
 output deadLetterContainerName string = deadLetterContainerName
 output serviceBusNamespace string = serviceBus.name
+output applicationInsightsName string = insights.name
