@@ -5,6 +5,7 @@
 //! - adapters behind small traits: [`azure`], [`asm`];
 //! - thin entry points: [`cli`].
 
+pub mod apply;
 pub mod asm;
 pub mod azure;
 pub mod check;

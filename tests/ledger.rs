@@ -75,6 +75,7 @@ fn owner(s: &str, seeds: &[&str]) -> OwnerRecord {
         pending_removal: vec![],
         seen_at_ms: 1,
         deleted: false,
+        settled: false,
     }
 }
 

@@ -61,6 +61,10 @@ pub struct OwnerRecord {
     /// The resource is gone; the record stays as a tombstone so generations keep growing.
     #[serde(default)]
     pub deleted: bool,
+    /// Every seed record and ASM agree with this read: a repeated event with the same seeds
+    /// needs no work.
+    #[serde(default)]
+    pub settled: bool,
 }
 
 /// A seed waiting for this owner's membership to be withdrawn.
@@ -119,6 +123,9 @@ pub struct AsmState {
     /// ever deleted.
     #[serde(default)]
     pub ours: bool,
+    /// ASM refused to add the seed (a 400 with this code): not retried until the next reconcile.
+    #[serde(default)]
+    pub rejected: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,13 +197,19 @@ impl SeedRecord {
         {
             return false;
         }
+        // A tombstone keeps the checks the owner contributed under: the reconcile's guard rails
+        // ask where a stale seed came from.
+        let checks = match checks {
+            Some(checks) => checks,
+            None => self.owners.get(owner.key()).map(|m| m.checks.clone()).unwrap_or_default(),
+        };
         self.owners.insert(
             owner.key().to_string(),
             Membership {
                 owner: owner.clone(),
                 generation,
                 present,
-                checks: checks.unwrap_or_default(),
+                checks,
                 at_ms: now_ms,
             },
         );
