@@ -22,7 +22,7 @@
 //! reconcile) redoes the remaining work. Nothing is deleted from ASM unless, when its intent
 //! was recorded, no owner contributed the seed and the seed was known to carry our tag.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -35,8 +35,7 @@ use crate::azure::{AzureError, AzureReader, OwnerRead};
 use crate::check::{EnabledChecks, ServiceCheck};
 use crate::extract::Extraction;
 use crate::ledger::{
-    Expect, Intent, IntentAction, Ledger, LedgerError, OwnedSeed, OwnerRecord, PendingSeed, SeedRecord, Version,
-    Versioned, seeds_hash,
+    Expect, Intent, IntentAction, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, Version, Versioned, ops,
 };
 use crate::resource::{Resource, ResourceId};
 use crate::seed::Seed;
@@ -50,6 +49,10 @@ pub struct ApplyRequest {
     pub deleted: bool,
     /// The resource body, when the event carried it (Azure Resource Notifications).
     pub body: Option<Value>,
+    /// When the body was taken (the event time, Unix milliseconds). A body is a snapshot: it is
+    /// used only when it is newer than the owner's last committed read, so a late event cannot
+    /// roll an owner back. Without it the body is ignored and the owner is read.
+    pub body_time_ms: Option<i64>,
 }
 
 impl ApplyRequest {
@@ -58,6 +61,7 @@ impl ApplyRequest {
             resource,
             deleted: false,
             body: None,
+            body_time_ms: None,
         }
     }
 
@@ -66,6 +70,7 @@ impl ApplyRequest {
             resource,
             deleted: true,
             body: None,
+            body_time_ms: None,
         }
     }
 }
@@ -201,16 +206,40 @@ pub type Resolver = fn(&ResourceId) -> Target;
 /// Turns an owner read into seeds.
 pub type Extractor = fn(&[Resource], &EnabledChecks) -> Extraction;
 
-/// The default owner resolution until the Azure owner catalogue is wired in: containers and
-/// CDN profiles are prefixes, extension resources belong to the resource they extend.
+/// The default owner resolution: containers and CDN profiles are prefixes; a companion
+/// (`…/storageAccounts/x/blobServices/default`) maps to its owner; anything else walks up to the
+/// nearest ancestor (itself included) that owns seeds; extension resources belong to the
+/// resource they extend.
 pub fn default_resolver(id: &ResourceId) -> Target {
     let id = id.without_extension();
     match id.arm_type().as_str() {
         "microsoft.resources/subscriptions" | "microsoft.resources/resourcegroups" | "microsoft.cdn/profiles" => {
-            Target::Prefix(id)
+            return Target::Prefix(id);
         }
-        _ => Target::Resource(id),
+        _ => {}
     }
+    if let Some(owner) = crate::extract::companion_owner(&id) {
+        return Target::Resource(owner);
+    }
+    let mut current = Some(id);
+    while let Some(candidate) = current {
+        let arm_type = candidate.arm_type();
+        if arm_type.starts_with("microsoft.resources/") {
+            break;
+        }
+        if crate::extract::is_owner_type(&arm_type) {
+            return Target::Resource(candidate);
+        }
+        current = candidate.parent();
+    }
+    Target::Untracked
+}
+
+/// Whether an event's body alone gives an owner's seeds: not for types whose seeds depend on
+/// another resource (a storage account's `blobServices/default`, a record set's zone).
+fn body_is_enough(owner: &ResourceId) -> bool {
+    let arm_type = owner.arm_type();
+    arm_type != "microsoft.storage/storageaccounts" && !arm_type.starts_with("microsoft.network/dnszones/")
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +331,7 @@ impl Applier {
         if self.probe.pass(step) {
             Ok(())
         } else {
+            tracing::debug!(?step, "apply stopped by the probe");
             Err(ApplyError::Stopped(step))
         }
     }
@@ -313,25 +343,50 @@ impl Applier {
             token: uuid::Uuid::new_v4().simple().to_string(),
             ..Run::default()
         };
+        tracing::debug!(resource = %request.resource, deleted = request.deleted, token = %run.token, "apply");
         let mut owners = Vec::new();
         match (self.resolve)(&request.resource) {
             Target::Untracked => {}
             Target::Prefix(prefix) => {
                 if request.deleted {
-                    owners = self.drop_within(&prefix, None, &run).await?;
+                    // Remember when the container was seen deleted: a body taken before that
+                    // describes a resource that went with it.
+                    self.mark_deleted(&prefix).await?;
+                    owners = self.verify_within(&prefix, Some(&prefix), &run).await?;
                 }
             }
             Target::Resource(owner) => {
-                let body = request
-                    .body
-                    .clone()
-                    .filter(|_| !request.deleted)
-                    .and_then(|b| Resource::from_json(b).ok())
-                    .filter(|r| r.id == owner);
+                let body = match (&request.body, request.body_time_ms) {
+                    (Some(body), Some(at)) if !request.deleted && body_is_enough(&owner) => {
+                        Resource::from_json(body.clone())
+                            .ok()
+                            .filter(|r| r.id == owner)
+                            .map(|r| (r, at))
+                    }
+                    _ => None,
+                };
                 owners = self.update_owner(&owner, body, &run).await?;
+                // A delete event for an owner that exists again (re-created since): what was
+                // below it went with the delete and sends no events of its own, so re-read it.
+                if request.deleted
+                    && owner == request.resource.without_extension()
+                    && self.ledger.owner(&owner).await?.is_some_and(|o| !o.value.deleted)
+                {
+                    for id in self.verify_within(&owner, Some(&owner), &run).await? {
+                        if !owners.contains(&id) {
+                            owners.push(id);
+                        }
+                    }
+                }
             }
         }
-        let deferred: Vec<Seed> = run.deferred.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+        let deferred: Vec<Seed> = run
+            .deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         if let Some(first) = deferred.first() {
             return Err(ApplyError::Busy {
                 count: deferred.len(),
@@ -339,7 +394,11 @@ impl Applier {
             });
         }
         let list = |set: &std::sync::Mutex<BTreeSet<Seed>>| -> Vec<ReportedSeed> {
-            set.lock().unwrap_or_else(|e| e.into_inner()).iter().map(ReportedSeed::from).collect()
+            set.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(ReportedSeed::from)
+                .collect()
         };
         Ok(ApplyReport {
             resource: request.resource.to_string(),
@@ -359,25 +418,31 @@ impl Applier {
     async fn update_owner(
         &self,
         owner: &ResourceId,
-        mut body: Option<Resource>,
+        mut body: Option<(Resource, i64)>,
         run: &Run,
     ) -> Result<Vec<ResourceId>, ApplyError> {
         for _ in 0..self.options.max_conflicts {
             let previous = self.ledger.owner(owner).await?;
+            let mut read_at = self.clock.now_ms();
             let (now, gone) = match body.take() {
-                // A body that only adds seeds needs no read; one that would remove seeds is
-                // confirmed by a read (it may lack the companions the owner's seeds need).
-                Some(resource) => {
+                // A body newer than the last commit that only adds seeds needs no read. One that
+                // would remove seeds is confirmed by a read (it may lack what the owner's seeds
+                // depend on), and an older one is stale.
+                Some((resource, taken_at))
+                    if previous.as_ref().is_none_or(|p| taken_at > p.value.seen_at_ms)
+                        && !self.deleted_since(owner, taken_at).await? =>
+                {
                     let now = self.seeds_of(owner, std::slice::from_ref(&resource));
                     let before = previous.as_ref().map(|p| p.value.seed_set()).unwrap_or_default();
                     let after: BTreeSet<Seed> = now.iter().map(|s| s.seed.clone()).collect();
                     if before.is_subset(&after) {
+                        read_at = taken_at;
                         (now, false)
                     } else {
                         self.read(owner, run).await?
                     }
                 }
-                None => self.read(owner, run).await?,
+                _ => self.read(owner, run).await?,
             };
             self.step(Step::Read)?;
             if let Some(prev) = &previous
@@ -385,9 +450,15 @@ impl Applier {
                 && prev.value.deleted == gone
                 && prev.value.seeds == now
             {
-                return Ok(vec![owner.clone()]); // a duplicate: everything already agrees
+                // A duplicate: everything already agrees. A gone owner's children are checked
+                // again all the same, in case an earlier attempt stopped before dropping them.
+                let mut touched = vec![owner.clone()];
+                if gone {
+                    touched.extend(self.drop_below(owner, read_at, run).await?);
+                }
+                return Ok(touched);
             }
-            let record = next_record(owner, previous.as_ref().map(|p| &p.value), now, gone, self.clock.now_ms());
+            let record = ops::next_record(owner, previous.as_ref().map(|p| &p.value), now, gone, read_at);
             let expect = match &previous {
                 Some(p) => Expect::Version(p.version.clone()),
                 None => Expect::Absent,
@@ -399,7 +470,7 @@ impl Applier {
                     let mut touched = vec![owner.clone()];
                     if gone {
                         // Its children went with it (a zone's record sets, a site's slots).
-                        touched.extend(self.drop_within(owner, Some(owner), run).await?);
+                        touched.extend(self.drop_below(owner, read_at, run).await?);
                     }
                     return Ok(touched);
                 }
@@ -441,75 +512,114 @@ impl Applier {
         seeds
     }
 
-    /// Tombstones every live owner at or below `prefix` and withdraws its seeds.
-    async fn drop_within(
+    /// Records that `prefix` (a container) was seen deleted now, as a tombstone owner record.
+    async fn mark_deleted(&self, prefix: &ResourceId) -> Result<(), ApplyError> {
+        for _ in 0..self.options.max_conflicts {
+            let previous = self.ledger.owner(prefix).await?;
+            let mut record = ops::next_record(
+                prefix,
+                previous.as_ref().map(|p| &p.value),
+                Vec::new(),
+                true,
+                self.clock.now_ms(),
+            );
+            // A container contributes no seeds; carry over anything still pending, if it ever did.
+            record.settled = record.pending_removal.is_empty();
+            let expect = match &previous {
+                Some(p) => Expect::Version(p.version.clone()),
+                None => Expect::Absent,
+            };
+            match self.ledger.put_owner(&record, &expect).await {
+                Ok(_) => return Ok(()),
+                Err(LedgerError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApplyError::Contended {
+            what: format!("container {prefix}"),
+        })
+    }
+
+    /// Whether an ancestor of `owner` was seen deleted at or after `taken_at` (so a body taken
+    /// then may describe a resource that no longer exists).
+    async fn deleted_since(&self, owner: &ResourceId, taken_at: i64) -> Result<bool, ApplyError> {
+        let mut current = owner.parent();
+        while let Some(ancestor) = current {
+            if let Some(record) = self.ledger.owner(&ancestor).await?
+                && record.value.deleted
+                && record.value.seen_at_ms >= taken_at
+            {
+                return Ok(true);
+            }
+            current = ancestor.parent();
+        }
+        Ok(false)
+    }
+
+    /// Re-reads every owner the ledger knows at or below `prefix` (a deleted resource group,
+    /// subscription or CDN profile): each one that is gone is dropped, each one that exists
+    /// again is updated, so a late delete event cannot remove a re-created resource.
+    async fn verify_within(
         &self,
         prefix: &ResourceId,
         except: Option<&ResourceId>,
         run: &Run,
     ) -> Result<Vec<ResourceId>, ApplyError> {
-        let mut dropped = Vec::new();
+        let mut touched = Vec::new();
         for found in self.ledger.owners_within(prefix).await? {
             if (found.value.deleted && found.value.settled) || Some(&found.value.id) == except {
                 continue;
             }
+            for id in Box::pin(self.update_owner(&found.value.id, None, run)).await? {
+                if !touched.contains(&id) {
+                    touched.push(id);
+                }
+            }
+        }
+        Ok(touched)
+    }
+
+    /// Tombstones every live owner strictly below `parent`, which an ARM read made at
+    /// `read_at_ms` found gone (its children went with it). An owner committed since that read
+    /// is re-read instead: it may have been re-created.
+    async fn drop_below(&self, parent: &ResourceId, read_at_ms: i64, run: &Run) -> Result<Vec<ResourceId>, ApplyError> {
+        let mut dropped = Vec::new();
+        for found in self.ledger.owners_within(parent).await? {
             let id = found.value.id.clone();
-            let mut current = Some(found);
-            let mut committed = false;
-            for _ in 0..self.options.max_conflicts {
-                let Some(prev) = current.take() else { break };
-                if prev.value.deleted && prev.value.settled {
-                    committed = true;
-                    break;
-                }
-                let record = next_record(&id, Some(&prev.value), Vec::new(), true, self.clock.now_ms());
-                match self.ledger.put_owner(&record, &Expect::Version(prev.version)).await {
-                    Ok(version) => {
-                        self.step(Step::OwnerCommitted)?;
-                        self.propagate(record, version, run).await?;
-                        committed = true;
-                        break;
-                    }
-                    Err(LedgerError::Conflict { .. }) => current = self.ledger.owner(&id).await?,
-                    Err(e) => return Err(e.into()),
-                }
+            if (found.value.deleted && found.value.settled) || &id == parent {
+                continue;
             }
-            if !committed && current.is_some() {
-                return Err(ApplyError::Contended {
-                    what: format!("owner {id}"),
-                });
+            if found.value.seen_at_ms >= read_at_ms {
+                dropped.extend(Box::pin(self.update_owner(&id, None, run)).await?);
+                continue;
             }
-            dropped.push(id);
+            let record = ops::next_record(&id, Some(&found.value), Vec::new(), true, self.clock.now_ms());
+            match self.ledger.put_owner(&record, &Expect::Version(found.version)).await {
+                Ok(version) => {
+                    self.step(Step::OwnerCommitted)?;
+                    self.propagate(record, version, run).await?;
+                    dropped.push(id);
+                }
+                // Committed by someone else since we listed it: read it ourselves.
+                Err(LedgerError::Conflict { .. }) => dropped.extend(Box::pin(self.update_owner(&id, None, run)).await?),
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(dropped)
     }
 
     /// Brings every seed the committed record touches in line, then marks the owner settled.
     async fn propagate(&self, record: OwnerRecord, version: Version, run: &Run) -> Result<(), ApplyError> {
-        let mut present: BTreeMap<Seed, Vec<ServiceCheck>> = BTreeMap::new();
-        for owned in &record.seeds {
-            present.entry(owned.seed.clone()).or_default().push(owned.check);
-        }
-        let absent: BTreeSet<Seed> = record
-            .pending_removal
-            .iter()
-            .map(|p| p.seed.clone())
-            .filter(|s| !present.contains_key(s))
-            .collect();
-        let deferred_before = run.deferred.lock().unwrap_or_else(|e| e.into_inner()).len();
-        let changes = present
-            .into_iter()
-            .map(|(seed, checks)| (seed, Some(checks)))
-            .chain(absent.into_iter().map(|seed| (seed, None)));
+        let mut deferred = false;
+        let changes = ops::membership_changes(&record);
         for (seed, checks) in changes {
             let current = self
                 .set_membership(&seed, &record.id, record.generation, checks)
                 .await?;
             self.step(Step::MembershipWritten)?;
-            self.settle(&seed, current, run).await?;
+            deferred |= self.settle(&seed, current, run).await?;
         }
-        let deferred_after = run.deferred.lock().unwrap_or_else(|e| e.into_inner()).len();
-        if deferred_after > deferred_before {
+        if deferred {
             return Ok(()); // not settled: the retry after the lease finishes the job
         }
         let mut settled = record;
@@ -530,38 +640,24 @@ impl Applier {
         generation: u64,
         checks: Option<Vec<ServiceCheck>>,
     ) -> Result<Option<Versioned<SeedRecord>>, ApplyError> {
-        for _ in 0..self.options.max_conflicts {
-            let current = self.ledger.seed(seed).await?;
-            let now = self.clock.now_ms();
-            let (mut record, expect) = match &current {
-                Some(c) => (c.value.clone(), Expect::Version(c.version.clone())),
-                None if checks.is_none() => return Ok(None), // nothing to withdraw from
-                None => (SeedRecord::new(seed.clone()), Expect::Absent),
-            };
-            let changed = record.set_membership(owner, generation, checks.clone(), now);
-            let pruned = record.prune_tombstones(now - self.options.tombstone_ttl.as_millis() as i64);
-            if !changed && !pruned {
-                return Ok(current);
-            }
-            if record.is_empty() {
-                if let Some(c) = &current {
-                    match self.ledger.delete_seed(seed, Some(&c.version)).await {
-                        Ok(()) => return Ok(None),
-                        Err(LedgerError::Conflict { .. }) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                return Ok(None);
-            }
-            match self.ledger.put_seed(&record, &expect).await {
-                Ok(version) => return Ok(Some(Versioned { value: record, version })),
-                Err(LedgerError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        let ttl = self.options.tombstone_ttl.as_millis() as i64;
+        match ops::set_membership(
+            self.ledger.as_ref(),
+            seed,
+            owner,
+            generation,
+            checks,
+            &|| self.clock.now_ms(),
+            ttl,
+            self.options.max_conflicts,
+        )
+        .await
+        {
+            Err(LedgerError::Conflict { .. }) => Err(ApplyError::Contended {
+                what: format!("seed {seed}"),
+            }),
+            other => Ok(other?),
         }
-        Err(ApplyError::Contended {
-            what: format!("seed {seed}"),
-        })
     }
 
     /// What the seed needs from ASM, given its record.
@@ -574,23 +670,17 @@ impl Applier {
         {
             let fresh = now - intent.at_ms < self.options.lease.as_millis() as i64;
             if fresh {
-                // The holder re-evaluates the seed after its call. Defer (and retry later) only
-                // when its action contradicts what the seed needs now, in case it crashed.
-                let contradicts = match intent.action {
-                    IntentAction::Add => !wanted,
-                    IntentAction::Delete => wanted,
-                };
-                return if contradicts { Settle::Deferred } else { Settle::Nothing };
+                // Its holder is calling ASM (or crashed doing so): what ASM holds is unknown
+                // until the lease ends. A live holder re-evaluates the seed before releasing
+                // it; retry afterwards in case it crashed.
+                return Settle::Deferred;
             }
             // An expired intent: its call may or may not have happened. Both ASM writes are
-            // idempotent, so assume the worst case for what ASM holds.
-            match intent.action {
-                IntentAction::Add => {
-                    held = !wanted; // unknown: re-add if wanted, delete if not
-                    ours = true; // the add carried our tag
-                }
-                IntentAction::Delete => held = !wanted,
-            }
+            // idempotent, so assume the worst case for what ASM holds. A delete on such an
+            // assumption checks the tag in a fresh listing first (see `asm_delete`).
+            // An intent is only recorded for a seed believed ours (an add carries our tag).
+            held = !wanted;
+            ours = true;
         }
         if wanted && !held && record.asm.rejected.is_none() {
             Settle::Do(IntentAction::Add)
@@ -602,16 +692,19 @@ impl Applier {
     }
 
     /// Brings ASM in line with the seed's record, holding an intent during each ASM call.
+    /// `true` when another applier's intent holds the seed (a retry must finish the job).
     async fn settle(
         &self,
         seed: &Seed,
         mut current: Option<Versioned<SeedRecord>>,
         run: &Run,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<bool, ApplyError> {
         let mut conflicts = 0;
         let mut calls = 0;
         loop {
-            let Some(versioned) = current.take() else { return Ok(()) };
+            let Some(versioned) = current.take() else {
+                return Ok(false);
+            };
             let now = self.clock.now_ms();
             let action = match self.decide(&versioned.value, now, run) {
                 Settle::Nothing => {
@@ -620,18 +713,19 @@ impl Applier {
                         let mut record = versioned.value.clone();
                         record.intent = None;
                         match self.ledger.put_seed(&record, &Expect::Version(versioned.version)).await {
-                            Ok(_) => return Ok(()),
+                            Ok(_) => return Ok(false),
                             Err(LedgerError::Conflict { .. }) => {}
                             Err(e) => return Err(e.into()),
                         }
                         current = self.ledger.seed(seed).await?;
                         continue;
                     }
-                    return Ok(());
+                    return Ok(false);
                 }
                 Settle::Deferred => {
+                    tracing::debug!(seed = %seed, token = %run.token, "deferred to another applier's intent");
                     Run::note(&run.deferred, seed);
-                    return Ok(());
+                    return Ok(true);
                 }
                 Settle::Do(action) => action,
             };
@@ -662,6 +756,7 @@ impl Applier {
                 }
                 Err(e) => return Err(e.into()),
             };
+            tracing::debug!(seed = %seed, ?action, token = %run.token, "intent recorded");
             self.step(Step::IntentRecorded)?;
             let outcome = match action {
                 IntentAction::Add => self.asm_add(seed, run).await,
@@ -670,10 +765,14 @@ impl Applier {
             let outcome = match outcome {
                 Ok(outcome) => outcome,
                 Err(error) => {
-                    // Release the lease so a retry is not held back; best effort.
-                    let mut released = record.clone();
-                    released.intent = None;
-                    let _ = self.ledger.put_seed(&released, &Expect::Version(version)).await;
+                    // The call may have been applied with its answer lost: keep the intent as a
+                    // record of that doubt, but expired, so whoever settles the seed next (a
+                    // retry or another owner's apply) takes over at once and assumes the worst.
+                    let mut in_doubt = record.clone();
+                    if let Some(intent) = in_doubt.intent.as_mut() {
+                        intent.at_ms = 0;
+                    }
+                    let _ = self.ledger.put_seed(&in_doubt, &Expect::Version(version)).await;
                     return Err(error);
                 }
             };
@@ -689,9 +788,17 @@ impl Applier {
         match self.asm.add_seed(seed, &tags).await {
             Ok(AddOutcome::Added) => {
                 Run::note(&run.added, seed);
-                Ok(Outcome::Held { ours: Some(true), id: None })
+                Ok(Outcome::Held {
+                    ours: Some(true),
+                    id: Some(None),
+                })
             }
-            Ok(AddOutcome::AlreadyExists) => Ok(Outcome::Held { ours: None, id: None }),
+            // Perhaps someone else's seed, perhaps ours from an attempt whose answer was lost:
+            // ours as far as a later delete goes, which checks the tag in a listing first.
+            Ok(AddOutcome::AlreadyExists) => Ok(Outcome::Held {
+                ours: Some(true),
+                id: Some(None),
+            }),
             Ok(AddOutcome::Rejected { code, message }) => {
                 run.warn(format!("ASM refused seed {seed}: {code}: {message}"));
                 Ok(Outcome::Rejected(code))
@@ -708,10 +815,12 @@ impl Applier {
             seed: seed.to_string(),
             source,
         };
-        let id = match &record.asm.id {
-            Some(id) => id.clone(),
+        // A known id comes from a listing that showed our tag; otherwise (we added the seed,
+        // or an expired intent left its state unknown) find it and check the tag again.
+        let known = record.asm.id.clone().filter(|_| record.asm.ours && record.asm.held);
+        let id = match known {
+            Some(id) => id,
             None => {
-                // The id is unknown (we added it ourselves): find it, and check the tag again.
                 run.asm_reads.fetch_add(1, Ordering::Relaxed);
                 let listed = self.asm.list_seeds().await.map_err(asm_err)?;
                 match listed.iter().find(|s| s.normalised().as_ref() == Some(seed)) {
@@ -720,7 +829,7 @@ impl Applier {
                         run.warn(format!("seed {seed} in ASM does not carry tag {}: kept", self.seed_tag));
                         return Ok(Outcome::Held {
                             ours: Some(false),
-                            id: Some(found.id.clone()),
+                            id: Some(Some(found.id.clone())),
                         });
                     }
                     Some(found) => found.id.clone(),
@@ -736,7 +845,12 @@ impl Applier {
     }
 
     /// Records an ASM call's outcome and releases our intent (compare-and-swap, retried).
-    async fn record_outcome(&self, seed: &Seed, token: &str, outcome: Outcome) -> Result<Versioned<SeedRecord>, ApplyError> {
+    async fn record_outcome(
+        &self,
+        seed: &Seed,
+        token: &str,
+        outcome: Outcome,
+    ) -> Result<Versioned<SeedRecord>, ApplyError> {
         for _ in 0..self.options.max_conflicts {
             let current = self.ledger.seed(seed).await?;
             let (mut record, expect) = match current {
@@ -750,7 +864,7 @@ impl Applier {
                     if let Some(ours) = ours {
                         record.asm.ours = *ours;
                     }
-                    if id.is_some() {
+                    if let Some(id) = id {
                         record.asm.id = id.clone();
                     }
                 }
@@ -781,29 +895,11 @@ impl Applier {
 
 /// The result of one ASM call, as it is recorded.
 enum Outcome {
-    Held { ours: Option<bool>, id: Option<String> },
+    /// ASM holds it; `Some` fields replace what the record says.
+    Held {
+        ours: Option<bool>,
+        id: Option<Option<String>>,
+    },
     Gone,
     Rejected(String),
-}
-
-/// The owner record a commit writes: the next generation, the new seeds, and every seed the
-/// owner may still be listed on but no longer contributes.
-fn next_record(owner: &ResourceId, previous: Option<&OwnerRecord>, seeds: Vec<OwnedSeed>, gone: bool, now_ms: i64) -> OwnerRecord {
-    let now: BTreeSet<Seed> = seeds.iter().map(|s| s.seed.clone()).collect();
-    let mut pending: BTreeSet<Seed> = BTreeSet::new();
-    if let Some(prev) = previous {
-        pending.extend(prev.seeds.iter().map(|s| s.seed.clone()));
-        pending.extend(prev.pending_removal.iter().map(|p| p.seed.clone()));
-    }
-    pending.retain(|s| !now.contains(s));
-    OwnerRecord {
-        id: previous.map(|p| p.id.clone()).unwrap_or_else(|| owner.clone()),
-        generation: previous.map(|p| p.generation + 1).unwrap_or(1),
-        seeds_hash: seeds_hash(&seeds),
-        seeds,
-        pending_removal: pending.into_iter().map(|seed| PendingSeed { seed }).collect(),
-        seen_at_ms: now_ms,
-        deleted: gone,
-        settled: false,
-    }
 }

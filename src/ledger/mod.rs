@@ -16,6 +16,8 @@ pub mod keys;
 pub mod local;
 pub mod memory;
 mod open;
+pub mod ops;
+pub mod rebuild;
 mod records;
 pub mod table;
 

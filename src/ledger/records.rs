@@ -201,7 +201,11 @@ impl SeedRecord {
         // ask where a stale seed came from.
         let checks = match checks {
             Some(checks) => checks,
-            None => self.owners.get(owner.key()).map(|m| m.checks.clone()).unwrap_or_default(),
+            None => self
+                .owners
+                .get(owner.key())
+                .map(|m| m.checks.clone())
+                .unwrap_or_default(),
         };
         self.owners.insert(
             owner.key().to_string(),

@@ -1,0 +1,259 @@
+//! Rebuilding the ledger from a full reconcile, and the provenance the reconcile's guard rails
+//! ask for. A lost, new or damaged ledger is therefore never a problem: one `sync` restores it.
+//!
+//! The rebuild writes what the sweep saw, with the same compare-and-swap rules as the apply
+//! path, and steps aside where an applier is more recent: an owner read by an apply after the
+//! sweep began is left alone, and so is a seed with a live intent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, Versioned, ops};
+use crate::azure::CompletenessReport;
+use crate::reconcile::{Provenance, Scope};
+use crate::resource::ResourceId;
+use crate::seed::Seed;
+use crate::sync::{SyncReport, WriteKind, WriteResult};
+
+/// Counts of what a rebuild changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RebuildReport {
+    pub owners_written: usize,
+    pub owners_removed: usize,
+    /// Owners left alone because an apply read them after the sweep began.
+    pub owners_newer: usize,
+    pub seeds_written: usize,
+    pub seeds_removed: usize,
+    /// Seeds left alone because an apply was writing them to ASM.
+    pub seeds_busy: usize,
+}
+
+/// What the rebuild needs besides the sync report.
+pub struct RebuildOptions<'a> {
+    pub completeness: &'a CompletenessReport,
+    pub seed_tag: &'a str,
+    /// When the sweep began (Unix milliseconds).
+    pub sweep_started_ms: i64,
+    pub now_ms: i64,
+    pub lease: Duration,
+    pub tombstone_ttl: Duration,
+}
+
+/// Brings the ledger in line with a finished sync: owners and their seeds from the sweep,
+/// owners no longer in a completely read scope removed, and ASM's state from the listing and
+/// the sync's writes. Idempotent.
+pub async fn rebuild(
+    ledger: &dyn Ledger,
+    report: &SyncReport,
+    options: &RebuildOptions<'_>,
+) -> Result<RebuildReport, LedgerError> {
+    let mut out = RebuildReport::default();
+    let mut estate: BTreeMap<ResourceId, Vec<OwnedSeed>> = BTreeMap::new();
+    for c in &report.extraction.contributions {
+        estate.entry(c.owner.clone()).or_default().push(OwnedSeed {
+            seed: c.seed.clone(),
+            check: c.check,
+        });
+    }
+    for seeds in estate.values_mut() {
+        seeds.sort();
+        seeds.dedup();
+    }
+    let known: BTreeMap<ResourceId, Versioned<OwnerRecord>> = ledger
+        .all_owners()
+        .await?
+        .into_iter()
+        .map(|o| (o.value.id.clone(), o))
+        .collect();
+    let ttl_ms = options.tombstone_ttl.as_millis() as i64;
+
+    // Owners the sweep saw.
+    for (owner, seeds) in &estate {
+        let previous = known.get(owner);
+        if previous.is_some_and(|p| p.value.seen_at_ms > options.sweep_started_ms) {
+            out.owners_newer += 1;
+            continue;
+        }
+        if previous.is_some_and(|p| p.value.settled && !p.value.deleted && &p.value.seeds == seeds) {
+            continue;
+        }
+        if commit_owner(ledger, owner, previous, seeds.clone(), false, options.now_ms, ttl_ms).await? {
+            out.owners_written += 1;
+        }
+    }
+    // Owners the sweep did not see: gone, if their scopes were read completely.
+    for (owner, previous) in &known {
+        if estate.contains_key(owner) || (previous.value.deleted && previous.value.settled) {
+            continue;
+        }
+        if previous.value.seen_at_ms > options.sweep_started_ms {
+            out.owners_newer += 1;
+            continue;
+        }
+        let checks: BTreeSet<_> = previous.value.seeds.iter().map(|s| s.check).collect();
+        let subscription = previous.value.subscription();
+        let complete = if checks.is_empty() {
+            crate::check::ServiceCheck::ALL
+                .iter()
+                .all(|c| options.completeness.is_complete(subscription, *c))
+        } else {
+            checks
+                .iter()
+                .all(|c| options.completeness.is_complete(subscription, *c))
+        };
+        if complete && commit_owner(ledger, owner, Some(previous), Vec::new(), true, options.now_ms, ttl_ms).await? {
+            out.owners_removed += 1;
+        }
+    }
+
+    // ASM's state, as the sync left it.
+    let mut ours: BTreeSet<Seed> = report
+        .listed
+        .iter()
+        .filter(|s| s.has_tag(options.seed_tag))
+        .filter_map(|s| s.normalised())
+        .collect();
+    let mut ids: BTreeMap<Seed, String> = report
+        .listed
+        .iter()
+        .filter_map(|s| s.normalised().map(|n| (n, s.id.clone())))
+        .collect();
+    let mut rejected: BTreeMap<Seed, String> = BTreeMap::new();
+    for write in &report.writes {
+        let Some(seed) = &write.normalised else { continue };
+        match (&write.action, &write.result) {
+            (WriteKind::Add, WriteResult::Added) => {
+                ours.insert(seed.clone());
+                ids.remove(seed);
+            }
+            (WriteKind::Add, WriteResult::Rejected { code, .. }) => {
+                rejected.insert(seed.clone(), code.clone());
+            }
+            (WriteKind::Delete, WriteResult::Deleted | WriteResult::AlreadyGone) => {
+                ours.remove(seed);
+                ids.remove(seed);
+            }
+            _ => {}
+        }
+    }
+    let mut records: BTreeMap<Seed, Versioned<SeedRecord>> = ledger
+        .all_seeds()
+        .await?
+        .into_iter()
+        .map(|s| (s.value.seed.clone(), s))
+        .collect();
+    // Seeds ASM holds with our tag but the ledger does not know: record them, so a later
+    // apply can delete them when an owner stops contributing.
+    let tracked: BTreeSet<Seed> = records.keys().cloned().collect();
+    for seed in ours.iter().filter(|s| !tracked.contains(*s) && report.asm_holds(s)) {
+        let record = SeedRecord::new(seed.clone());
+        if let Ok(version) = ledger.put_seed(&record, &Expect::Absent).await {
+            records.insert(seed.clone(), Versioned { value: record, version });
+        }
+    }
+    let lease_ms = options.lease.as_millis() as i64;
+    for (seed, current) in records {
+        if current
+            .value
+            .intent
+            .as_ref()
+            .is_some_and(|i| options.now_ms - i.at_ms < lease_ms)
+        {
+            out.seeds_busy += 1;
+            continue;
+        }
+        let mut record = current.value.clone();
+        record.intent = None;
+        record.asm.held = report.asm_holds(&seed);
+        record.asm.ours = record.asm.held && ours.contains(&seed);
+        record.asm.id = if record.asm.held { ids.get(&seed).cloned() } else { None };
+        record.asm.rejected = rejected.get(&seed).cloned();
+        record.prune_tombstones(options.now_ms - ttl_ms);
+        if record == current.value {
+            continue;
+        }
+        let result = if record.is_empty() {
+            ledger
+                .delete_seed(&seed, Some(&current.version))
+                .await
+                .map(|_| out.seeds_removed += 1)
+        } else {
+            ledger
+                .put_seed(&record, &Expect::Version(current.version))
+                .await
+                .map(|_| out.seeds_written += 1)
+        };
+        match result {
+            Ok(()) | Err(LedgerError::Conflict { .. }) => {} // an applier got there first
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Commits a read of `owner` and writes its memberships. `false` when an applier committed in
+/// between (its read is newer: it wins).
+async fn commit_owner(
+    ledger: &dyn Ledger,
+    owner: &ResourceId,
+    previous: Option<&Versioned<OwnerRecord>>,
+    seeds: Vec<OwnedSeed>,
+    gone: bool,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<bool, LedgerError> {
+    let record = ops::next_record(owner, previous.map(|p| &p.value), seeds, gone, now_ms);
+    let expect = match previous {
+        Some(p) => Expect::Version(p.version.clone()),
+        None => Expect::Absent,
+    };
+    let version = match ledger.put_owner(&record, &expect).await {
+        Ok(v) => v,
+        Err(LedgerError::Conflict { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    for (seed, checks) in ops::membership_changes(&record) {
+        ops::set_membership(
+            ledger,
+            &seed,
+            &record.id,
+            record.generation,
+            checks,
+            &|| now_ms,
+            ttl_ms,
+            20,
+        )
+        .await?;
+    }
+    let mut settled = record;
+    settled.pending_removal.clear();
+    settled.settled = true;
+    match ledger.put_owner(&settled, &Expect::Version(version)).await {
+        Ok(_) | Err(LedgerError::Conflict { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Where each seed came from, from the ledger: every (subscription, check) of every owner that
+/// contributes or contributed it (tombstones included, until they expire). For the reconcile's
+/// guard rails ([`crate::sync::SyncOptions::provenance`]).
+pub async fn provenance(ledger: &dyn Ledger) -> Result<Provenance, LedgerError> {
+    let mut out = Provenance::new();
+    for record in ledger.all_seeds().await? {
+        let mut scopes: BTreeSet<Scope> = BTreeSet::new();
+        for membership in record.value.owners.values() {
+            for check in &membership.checks {
+                scopes.insert(Scope {
+                    subscription: membership.owner.subscription_id().to_ascii_lowercase(),
+                    check: *check,
+                });
+            }
+        }
+        if !scopes.is_empty() {
+            out.insert(record.value.seed, scopes.into_iter().collect());
+        }
+    }
+    Ok(out)
+}
