@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::asm::{AddOutcome, AsmApi, AsmError, DeleteOutcome};
-use crate::azure::{AzureError, AzureReader, OwnerRead};
+use crate::azure::{AzureError, AzureReader, Owner, OwnerRead};
 use crate::check::{EnabledChecks, ServiceCheck};
 use crate::extract::Extraction;
 use crate::ledger::{
@@ -190,49 +190,14 @@ impl Clock for SystemClock {
     }
 }
 
-/// What a resource id maps to (see `azure::owner` for the full rules).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// One owner resource: re-read it.
-    Resource(ResourceId),
-    /// Every owner under this id (a subscription, a resource group, a CDN profile).
-    Prefix(ResourceId),
-    /// No tracked resource's seeds depend on this id.
-    Untracked,
-}
-
-/// Maps a changed id to its owner.
-pub type Resolver = fn(&ResourceId) -> Target;
+/// Maps a changed id to its owner ([`crate::azure::owner_of`] in production).
+pub type Resolver = fn(&ResourceId) -> Owner;
 /// Turns an owner read into seeds.
 pub type Extractor = fn(&[Resource], &EnabledChecks) -> Extraction;
 
-/// The default owner resolution: containers and CDN profiles are prefixes; a companion
-/// (`…/storageAccounts/x/blobServices/default`) maps to its owner; anything else walks up to the
-/// nearest ancestor (itself included) that owns seeds; extension resources belong to the
-/// resource they extend.
-pub fn default_resolver(id: &ResourceId) -> Target {
-    let id = id.without_extension();
-    match id.arm_type().as_str() {
-        "microsoft.resources/subscriptions" | "microsoft.resources/resourcegroups" | "microsoft.cdn/profiles" => {
-            return Target::Prefix(id);
-        }
-        _ => {}
-    }
-    if let Some(owner) = crate::extract::companion_owner(&id) {
-        return Target::Resource(owner);
-    }
-    let mut current = Some(id);
-    while let Some(candidate) = current {
-        let arm_type = candidate.arm_type();
-        if arm_type.starts_with("microsoft.resources/") {
-            break;
-        }
-        if crate::extract::is_owner_type(&arm_type) {
-            return Target::Resource(candidate);
-        }
-        current = candidate.parent();
-    }
-    Target::Untracked
+/// The production owner mapping (azure-resources.md 6.2, 6.3).
+pub fn default_resolver(id: &ResourceId) -> Owner {
+    crate::azure::owner_of(id)
 }
 
 /// Whether an event's body alone gives an owner's seeds: not for types whose seeds depend on
@@ -346,8 +311,8 @@ impl Applier {
         tracing::debug!(resource = %request.resource, deleted = request.deleted, token = %run.token, "apply");
         let mut owners = Vec::new();
         match (self.resolve)(&request.resource) {
-            Target::Untracked => {}
-            Target::Prefix(prefix) => {
+            Owner::Untracked => {}
+            Owner::Prefix(prefix) => {
                 if request.deleted {
                     // Remember when the container was seen deleted: a body taken before that
                     // describes a resource that went with it.
@@ -355,7 +320,7 @@ impl Applier {
                     owners = self.verify_within(&prefix, Some(&prefix), &run).await?;
                 }
             }
-            Target::Resource(owner) => {
+            Owner::Resource(owner) => {
                 let body = match (&request.body, request.body_time_ms) {
                     (Some(body), Some(at)) if !request.deleted && body_is_enough(&owner) => {
                         Resource::from_json(body.clone())

@@ -123,8 +123,7 @@ impl AzureReader for SimAzure {
 pub fn full_completeness() -> CompletenessReport {
     CompletenessReport {
         subscriptions: SUBS.iter().map(|s| s.to_string()).collect(),
-        incomplete: vec![],
-        scope_unknown: false,
+        ..Default::default()
     }
 }
 
