@@ -530,3 +530,63 @@ async fn run_sync_checks_key_and_scan_before_sweeping() {
     assert_eq!(asm.write_attempts(), 0);
     assert!(matches!(report.skipped[0].reason, SkipReason::NearEmptySweep { .. }));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The built binary.
+
+mod binary {
+    use assert_cmd::Command;
+    use predicates::prelude::*;
+
+    /// `seedwatch sync` in an empty directory with a clean environment.
+    pub fn sync_cmd(dir: &std::path::Path) -> Command {
+        let mut cmd = Command::cargo_bin("seedwatch").unwrap();
+        cmd.current_dir(dir).arg("sync");
+        for var in [
+            "CONNECTOR_CONFIG",
+            "API_KEY",
+            "SCAN_ID",
+            "SEED_TAG",
+            "DELETE_STALE_SEEDS",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "IDENTITY_ENDPOINT",
+            "IDENTITY_HEADER",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    #[test]
+    fn missing_config_is_a_configuration_error() {
+        let dir = tempfile::tempdir().unwrap();
+        sync_cmd(dir.path())
+            .env("API_KEY", "k")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("config.yml").and(predicate::str::contains("not found")));
+    }
+
+    #[test]
+    fn missing_scan_id_or_key_is_a_configuration_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.yml"), "seed_tag: cloud-connector\n").unwrap();
+        sync_cmd(dir.path())
+            .env("API_KEY", "k")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("scan_id").and(predicate::str::contains("SCAN_ID")));
+        sync_cmd(dir.path())
+            .env("SCAN_ID", "s")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("API_KEY"));
+        sync_cmd(dir.path())
+            .env("CONNECTOR_CONFIG", "scan_id: [1, 2]\n")
+            .env("API_KEY", "k")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("scan_id"));
+    }
+}

@@ -207,7 +207,7 @@ impl BarProgress {
     fn new(on_terminal: bool) -> BarProgress {
         let bar = on_terminal.then(|| {
             let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {pos}/{len}") {
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{pos}]") {
                 bar.set_style(style);
             }
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -227,7 +227,7 @@ impl SweepProgress for BarProgress {
     fn subscriptions_found(&self, count: usize) {
         tracing::info!(count, "subscriptions in scope");
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("reading the Azure estate ({count} subscriptions), rows"));
+            bar.set_message(format!("reading the Azure estate: {count} subscriptions, rows read"));
         }
     }
 
@@ -244,13 +244,13 @@ impl SyncProgress for BarProgress {
         if let Some(bar) = &self.bar {
             bar.set_message(phase.label());
             bar.set_position(0);
-            bar.set_length(0);
         }
     }
 
     fn writes_planned(&self, count: usize) {
+        tracing::info!(count, "writes planned");
         if let Some(bar) = &self.bar {
-            bar.set_length(count as u64);
+            bar.set_message(format!("writing to ASM: {count} planned, done"));
             bar.set_position(0);
         }
     }
