@@ -27,9 +27,17 @@ fn main() {
     let asm: Vec<AsmSeed> = (SEEDS / 10..SEEDS + SEEDS / 10)
         .map(|i| AsmSeed {
             id: format!("id-{i}"),
-            name: if i % 2 == 0 { name(i) } else { format!("{}.", name(i).to_uppercase()) },
+            name: if i % 2 == 0 {
+                name(i)
+            } else {
+                format!("{}.", name(i).to_uppercase())
+            },
             kind: Some(SeedKind::Domain),
-            tags: if i % 3 == 0 { vec!["manual".into()] } else { vec!["cloud-connector".into()] },
+            tags: if i % 3 == 0 {
+                vec!["manual".into()]
+            } else {
+                vec!["cloud-connector".into()]
+            },
         })
         .collect();
     let subs: Vec<String> = (0..20).map(|i| format!("sub-{i}")).collect();
@@ -38,9 +46,12 @@ fn main() {
         incomplete: vec![IncompleteScope {
             subscription: subs[3].clone(),
             check: None,
-            why: Incomplete::Forbidden { message: "no Reader".into() },
+            why: Incomplete::Forbidden {
+                message: "no Reader".into(),
+            },
         }],
         scope_unknown: false,
+        ..Default::default()
     };
     let provenance: Provenance = (SEEDS..SEEDS + SEEDS / 10)
         .map(|i| {
@@ -90,5 +101,8 @@ fn main() {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(|l| l.to_string()))
         .unwrap_or_else(|| "VmHWM: unknown".into());
-    println!("peak memory (whole process, inputs included): {}", peak.trim_start_matches("VmHWM:").trim());
+    println!(
+        "peak memory (whole process, inputs included): {}",
+        peak.trim_start_matches("VmHWM:").trim()
+    );
 }

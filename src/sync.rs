@@ -272,6 +272,7 @@ pub async fn reconcile_and_apply(
 
     let mut warnings: Vec<String> = config.warnings.clone();
     warnings.extend(completeness.incomplete.iter().map(describe_incomplete));
+    warnings.extend(completeness.notes.iter().cloned());
     if completeness.scope_unknown {
         warnings.push("the list of subscriptions could not be read: no scope counts as complete".into());
     }

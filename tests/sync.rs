@@ -590,3 +590,382 @@ mod binary {
             .stderr(predicate::str::contains("scan_id"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// End to end: the built binary against the fake ASM and the fake ARM/Resource Graph servers.
+
+#[path = "support/fake_azure.rs"]
+mod fake_azure;
+
+mod e2e {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    use serde_json::{Value, json};
+
+    use super::fake_asm::{FakeAsm, Fault, Route};
+    use super::fake_azure::FakeAzure;
+    use super::{KEY, SCAN, TAG};
+
+    const SUB_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const SUB_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+    fn pip(sub: &str, n: usize, ip: &str) -> Value {
+        json!({
+            "id": format!("/subscriptions/{sub}/resourceGroups/rg-{n}/providers/Microsoft.Network/publicIPAddresses/pip-{n}"),
+            "name": format!("pip-{n}"),
+            "type": "Microsoft.Network/publicIPAddresses",
+            "location": "westeurope",
+            "sku": {"name": "Standard", "tier": "Regional"},
+            "tags": {},
+            "properties": {
+                "provisioningState": "Succeeded",
+                "ipAddress": ip,
+                "publicIPAllocationMethod": "Static",
+                "publicIPAddressVersion": "IPv4"
+            }
+        })
+    }
+
+    fn ip_a(n: usize) -> String {
+        format!("203.0.113.{n}")
+    }
+
+    fn ip_b(n: usize) -> String {
+        format!("198.51.100.{n}")
+    }
+
+    fn pip_id(sub: &str, n: usize) -> String {
+        format!("/subscriptions/{sub}/resourceGroups/rg-{n}/providers/Microsoft.Network/publicIPAddresses/pip-{n}")
+    }
+
+    struct World {
+        azure: FakeAzure,
+        asm: FakeAsm,
+        /// The seeds the estate asks for.
+        desired: BTreeSet<String>,
+    }
+
+    /// `per_sub` public IPs in each of two subscriptions; an empty scan.
+    async fn world(per_sub: usize) -> World {
+        let azure = FakeAzure::start().await;
+        let mut estate = Vec::new();
+        let mut desired = BTreeSet::new();
+        for n in 1..=per_sub {
+            estate.push(pip(SUB_A, n, &ip_a(n)));
+            estate.push(pip(SUB_B, n, &ip_b(n)));
+            desired.insert(ip_a(n));
+            desired.insert(ip_b(n));
+        }
+        azure.load(estate);
+        let asm = FakeAsm::start(KEY).await;
+        asm.add_scan(SCAN);
+        World { azure, asm, desired }
+    }
+
+    impl World {
+        fn env(&self, key: &str, scan: &str) -> Vec<(String, String)> {
+            let yaml = format!(
+                "scan_id: {scan}\nseed_tag: {TAG}\ndelete_stale_seeds: true\n\
+                 http:\n  retry_count: 4\n  retry_base_delay: 10ms\n  retry_max_delay: 50ms\n  timeout: 2s\n\
+                 asm:\n  base_url: {}\n\
+                 azure:\n  credential: managed_identity\n  endpoints:\n    resource_manager: {}\n",
+                self.asm.base_url(),
+                self.azure.base_url()
+            );
+            vec![
+                ("CONNECTOR_CONFIG".into(), yaml),
+                ("API_KEY".into(), key.into()),
+                ("IDENTITY_ENDPOINT".into(), self.azure.identity_endpoint()),
+                ("IDENTITY_HEADER".into(), self.azure.identity_header()),
+            ]
+        }
+
+        async fn sync(&self, args: &[&str]) -> Run {
+            self.sync_as(KEY, SCAN, args).await
+        }
+
+        async fn sync_as(&self, key: &str, scan: &str, args: &[&str]) -> Run {
+            let env = self.env(key, scan);
+            let mut argv = vec!["sync".to_string()];
+            argv.extend(args.iter().map(|a| a.to_string()));
+            let output = tokio::task::spawn_blocking(move || {
+                let dir = tempfile::tempdir().unwrap();
+                let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"));
+                cmd.args(&argv).current_dir(dir.path()).env_clear().envs(env);
+                cmd.output().unwrap()
+            })
+            .await
+            .unwrap();
+            Run {
+                code: output.status.code(),
+                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            }
+        }
+
+        /// Pre-seeds the scan with desired seeds, tagged, as a previous run would have.
+        fn seed_owned(&self, names: impl IntoIterator<Item = String>) {
+            for name in names {
+                self.asm.insert_seed(SCAN, &name, "ipv4", &[TAG]);
+            }
+        }
+    }
+
+    #[derive(Debug)]
+    struct Run {
+        code: Option<i32>,
+        stdout: String,
+        stderr: String,
+    }
+
+    impl Run {
+        fn json(&self) -> Value {
+            serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+        }
+
+        fn ok(&self) -> &Run {
+            assert_eq!(self.code, Some(0), "{self:?}");
+            self
+        }
+    }
+
+    fn reasons(report: &Value) -> Vec<String> {
+        report["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["reason"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_converges_keeps_hand_added_seeds_and_reruns_without_writes() {
+        let w = world(6).await;
+        // A previous run's seeds (one spelled differently), one stale, and hand-added ones.
+        w.seed_owned((1..=5).map(ip_a));
+        w.asm.insert_seed(SCAN, "198.51.100.1", "IPv4", &[TAG, "other"]);
+        w.asm.insert_seed(SCAN, "stale.contoso.com", "domain", &[TAG]);
+        w.asm.insert_seed(SCAN, "manual.example.org", "domain", &["manual"]);
+        w.asm.insert_seed(SCAN, "192.0.2.77", "ipv4", &[]);
+        w.asm.insert_seed(SCAN, "198.51.100.2", "ipv4", &["by-hand"]);
+
+        let run = w.sync(&["--json"]).await;
+        let report = run.ok().json();
+        assert_eq!(report["added"].as_array().unwrap().len(), 5, "{report}");
+        assert_eq!(
+            report["deleted"],
+            json!([{"name": "stale.contoso.com", "type": "domain"}])
+        );
+        assert_eq!(report["kept"], 7);
+        assert_eq!(report["failed"], json!([]));
+
+        let held = w.asm.seed_names(SCAN);
+        let mut want = w.desired.clone();
+        want.extend(["manual.example.org".to_string(), "192.0.2.77".to_string()]);
+        assert_eq!(held, want);
+        // The desired seed that was added by hand stays untagged: never changed.
+        let by_hand = w
+            .asm
+            .seeds(SCAN)
+            .into_iter()
+            .find(|s| s.name == "198.51.100.2")
+            .unwrap();
+        assert_eq!(by_hand.tags, vec!["by-hand"]);
+        assert_eq!(w.asm.applied_writes(SCAN), 6);
+
+        // The rerun makes no write at all.
+        w.asm.clear_journal();
+        let again = w.sync(&[]).await;
+        again.ok();
+        assert_eq!(w.asm.write_attempts(), 0, "{again:?}");
+        assert!(
+            again.stdout.contains("Summary: 0 added, 0 deleted, 12 kept"),
+            "{}",
+            again.stdout
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forbidden_subscription_deletes_nothing_without_provenance() {
+        let w = world(6).await;
+        w.sync(&[]).await.ok();
+        // One resource goes in each subscription, and the identity loses Reader on B.
+        w.azure.delete(&pip_id(SUB_A, 6));
+        w.azure.delete(&pip_id(SUB_B, 6));
+        w.azure.forbid(SUB_B);
+        w.asm.clear_journal();
+
+        let report = w.sync(&["--json"]).await.ok().json();
+        assert_eq!(w.asm.write_attempts(), 0);
+        // B's six seeds are all missing from the sweep, and A's sixth is gone: none is deleted.
+        assert_eq!(reasons(&report), vec!["provenance_unknown"; 7], "{report}");
+        assert!(report["warnings"].to_string().contains(SUB_B), "{report}");
+        assert_eq!(w.asm.tagged_names(SCAN, TAG), w.desired);
+
+        // Once B is readable again, both stale seeds go.
+        w.azure.clear_faults();
+        let report = w.sync(&["--json"]).await.ok().json();
+        assert_eq!(report["deleted"].as_array().unwrap().len(), 2, "{report}");
+        assert!(!w.asm.seed_names(SCAN).contains(&ip_b(6)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_sweep_deletes_nothing() {
+        let w = world(4).await;
+        w.sync(&[]).await.ok();
+        w.asm.clear_journal();
+        // The estate is emptied (or the identity sees nothing any more).
+        w.azure.load(vec![]);
+        w.azure.add_subscription(SUB_A, "Enabled");
+        let run = w.sync(&["--force-deletes", "--json"]).await;
+        let report = run.ok().json();
+        assert_eq!(w.asm.write_attempts(), 0);
+        assert_eq!(reasons(&report).len(), 8);
+        assert!(reasons(&report).iter().all(|r| r == "near_empty_sweep"), "{report}");
+        assert_eq!(w.asm.tagged_names(SCAN, TAG), w.desired);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_deletion_breaker_trips_and_force_deletes_overrides_it() {
+        let w = world(6).await;
+        w.sync(&[]).await.ok();
+        for n in 2..=5 {
+            w.azure.delete(&pip_id(SUB_A, n));
+        }
+        w.asm.clear_journal();
+        // 4 of 12 tagged seeds (33%) is over the default 25%.
+        let run = w.sync(&[]).await;
+        run.ok();
+        assert_eq!(w.asm.write_attempts(), 0);
+        assert!(run.stdout.contains("--force-deletes"), "{}", run.stdout);
+        assert!(run.stdout.contains("max_delete_fraction"), "{}", run.stdout);
+
+        let report = w.sync(&["--force-deletes", "--json"]).await.ok().json();
+        assert_eq!(report["deleted"].as_array().unwrap().len(), 4);
+        assert_eq!(w.asm.applied(SCAN, "DELETE"), 4);
+        assert_eq!(w.asm.seed_names(SCAN).len(), 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn asm_faults_are_retried_and_the_sync_converges() {
+        let w = world(5).await;
+        w.asm.fail_next(Route::List, 1, Fault::Status(502));
+        w.asm.fail_next(
+            Route::Add,
+            1,
+            Fault::TooManyRequests {
+                retry_after: Some("1".into()),
+            },
+        );
+        w.asm.fail_next(Route::Add, 3, Fault::Status(503));
+        w.asm.fail_next(Route::Add, 1, Fault::Drop);
+        w.asm.fail_next(Route::Auth, 1, Fault::Status(500));
+        let report = w.sync(&["--json"]).await.ok().json();
+        assert_eq!(report["added"].as_array().unwrap().len(), 10);
+        assert_eq!(w.asm.tagged_names(SCAN, TAG), w.desired);
+        assert!(w.asm.statuses(Route::Add).contains(&429));
+        assert!(w.asm.statuses(Route::Add).contains(&0));
+
+        w.asm.clear_journal();
+        w.sync(&[]).await.ok();
+        assert_eq!(w.asm.write_attempts(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_400_with_a_code_is_a_warning_and_without_one_a_failure() {
+        let w = world(3).await;
+        w.asm.reject_name(&ip_a(1), Some("SEED_LIMIT_REACHED"));
+        let run = w.sync(&[]).await;
+        run.ok();
+        assert!(run.stdout.contains("SEED_LIMIT_REACHED"), "{}", run.stdout);
+        assert_eq!(w.asm.tagged_names(SCAN, TAG).len(), 5);
+
+        w.asm.reject_name(&ip_a(1), None);
+        let run = w.sync(&["--json"]).await;
+        assert_eq!(run.code, Some(1), "{run:?}");
+        let report = run.json();
+        assert_eq!(report["failed"][0]["name"], ip_a(1));
+        assert_eq!(report["failed"][0]["result"], "failed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_key_or_an_unknown_scan_is_a_clear_configuration_error() {
+        let w = world(2).await;
+        let wrong_key = "wrong-key-5d1e8b7a";
+        let run = w.sync_as(wrong_key, SCAN, &[]).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains("API key was rejected"), "{}", run.stderr);
+        assert!(run.stderr.contains("API_KEY"));
+        assert!(!run.stderr.contains(wrong_key) && !run.stdout.contains(wrong_key));
+        let run = w.sync_as(wrong_key, SCAN, &["--json"]).await;
+        assert_eq!(run.code, Some(2));
+        assert!(run.json()["error"].as_str().unwrap().contains("API key"));
+
+        let run = w.sync_as(KEY, "6b1f0000-dead-beef-0000-000000000000", &[]).await;
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(
+            run.stderr.contains("6b1f0000-dead-beef-0000-000000000000"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("scan_id"));
+        assert!(!run.stderr.contains(KEY));
+        assert_eq!(w.asm.write_attempts(), 0);
+        assert_eq!(w.azure.counts().graph_pages, 0, "no sweep before the ASM checks pass");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dry_run_prints_the_plan_and_writes_nothing() {
+        let w = world(3).await;
+        w.seed_owned((1..=3).map(ip_a));
+        w.asm.insert_seed(SCAN, "192.0.2.200", "ipv4", &[TAG]);
+        let run = w.sync(&["--dry-run"]).await;
+        run.ok();
+        assert!(run.stdout.contains("dry run"), "{}", run.stdout);
+        assert!(run.stdout.contains("Would add (3)"), "{}", run.stdout);
+        assert!(run.stdout.contains("Would delete (1)"), "{}", run.stdout);
+        assert!(run.stdout.contains("- 192.0.2.200"), "{}", run.stdout);
+        let report = w.sync(&["--dry-run", "--json"]).await.ok().json();
+        assert_eq!(report["planned_add"].as_array().unwrap().len(), 3);
+        assert_eq!(report["dry_run"], true);
+        assert_eq!(w.asm.write_attempts(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_half_way_then_a_rerun_converges() {
+        let w = world(12).await;
+        w.asm.set_latency(Duration::from_millis(250));
+        let env = w.env(KEY, SCAN);
+        let mut child = tokio::task::spawn_blocking(move || {
+            let dir = tempfile::tempdir().unwrap();
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"))
+                .arg("sync")
+                .current_dir(dir.path())
+                .env_clear()
+                .envs(env)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while w.asm.applied(SCAN, "POST") < 4 {
+            assert!(Instant::now() < deadline, "the sync never started writing");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.kill().unwrap();
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await.unwrap();
+        let written = w.asm.seed_names(SCAN).len();
+        assert!(written < 24, "the crash should come half way, {written} were written");
+
+        w.asm.set_latency(Duration::ZERO);
+        w.sync(&[]).await.ok();
+        assert_eq!(w.asm.tagged_names(SCAN, TAG), w.desired);
+        w.asm.clear_journal();
+        w.sync(&[]).await.ok();
+        assert_eq!(w.asm.write_attempts(), 0);
+    }
+}

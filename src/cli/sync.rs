@@ -76,9 +76,9 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
 
 /// The live Azure reader for this configuration.
 fn azure_reader(config: &Config, env: &dyn EnvSource) -> Result<Arc<dyn AzureReader>, String> {
-    // Wired to `crate::azure::azure_from_config` once the live reader lands in main.
-    let _ = (config, env);
-    Err("reading the live Azure estate is not built into this version yet".to_string())
+    crate::azure::azure_from_config(config, env)
+        .map(|(reader, _tokens)| reader)
+        .map_err(|e| format!("Azure credential: {e}"))
 }
 
 fn print_error(args: &SyncArgs, message: &dyn std::fmt::Display) {
