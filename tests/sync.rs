@@ -642,6 +642,8 @@ mod e2e {
     struct World {
         azure: FakeAzure,
         asm: FakeAsm,
+        /// The working directory of every run (a local ledger, when one is kept, lives here).
+        dir: tempfile::TempDir,
         /// The seeds the estate asks for.
         desired: BTreeSet<String>,
     }
@@ -660,7 +662,12 @@ mod e2e {
         azure.load(estate);
         let asm = FakeAsm::start(KEY).await;
         asm.add_scan(SCAN);
-        World { azure, asm, desired }
+        World {
+            azure,
+            asm,
+            dir: tempfile::tempdir().unwrap(),
+            desired,
+        }
     }
 
     impl World {
@@ -689,10 +696,10 @@ mod e2e {
             let env = self.env(key, scan);
             let mut argv = vec!["sync".to_string()];
             argv.extend(args.iter().map(|a| a.to_string()));
+            let dir = self.dir.path().to_path_buf();
             let output = tokio::task::spawn_blocking(move || {
-                let dir = tempfile::tempdir().unwrap();
                 let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"));
-                cmd.args(&argv).current_dir(dir.path()).env_clear().envs(env);
+                cmd.args(&argv).current_dir(dir).env_clear().envs(env);
                 cmd.output().unwrap()
             })
             .await
@@ -787,7 +794,7 @@ mod e2e {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_forbidden_subscription_deletes_nothing_without_provenance() {
+    async fn a_forbidden_subscription_loses_none_of_its_seeds() {
         let w = world(6).await;
         w.sync(&[]).await.ok();
         // One resource goes in each subscription, and the identity loses Reader on B.
@@ -797,11 +804,25 @@ mod e2e {
         w.asm.clear_journal();
 
         let report = w.sync(&["--json"]).await.ok().json();
-        assert_eq!(w.asm.write_attempts(), 0);
-        // B's six seeds are all missing from the sweep, and A's sixth is gone: none is deleted.
-        assert_eq!(reasons(&report), vec!["provenance_unknown"; 7], "{report}");
         assert!(report["warnings"].to_string().contains(SUB_B), "{report}");
-        assert_eq!(w.asm.tagged_names(SCAN, TAG), w.desired);
+        // Nothing of B is deleted, whatever else happens.
+        let held = w.asm.tagged_names(SCAN, TAG);
+        assert!((1..=6).all(|n| held.contains(&ip_b(n))), "{report}");
+        if w.dir.path().join(".seedwatch").exists() {
+            // A ledger from the first run knows where each seed came from: A's stale seed
+            // goes, B's are kept because their scope was not read.
+            assert_eq!(
+                report["deleted"],
+                json!([{"name": ip_a(6), "type": "ipv4"}]),
+                "{report}"
+            );
+            assert_eq!(reasons(&report), vec!["scope_incomplete"; 6], "{report}");
+        } else {
+            // Without provenance an incomplete sweep deletes nothing at all.
+            assert_eq!(w.asm.write_attempts(), 0);
+            assert_eq!(reasons(&report), vec!["provenance_unknown"; 7], "{report}");
+            assert_eq!(held, w.desired);
+        }
 
         // Once B is readable again, both stale seeds go.
         w.azure.clear_faults();
@@ -937,11 +958,11 @@ mod e2e {
         let w = world(12).await;
         w.asm.set_latency(Duration::from_millis(250));
         let env = w.env(KEY, SCAN);
+        let dir = w.dir.path().to_path_buf();
         let mut child = tokio::task::spawn_blocking(move || {
-            let dir = tempfile::tempdir().unwrap();
             std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"))
                 .arg("sync")
-                .current_dir(dir.path())
+                .current_dir(dir)
                 .env_clear()
                 .envs(env)
                 .stdout(std::process::Stdio::null())
