@@ -861,6 +861,11 @@ mod e2e {
         assert_eq!(w.asm.write_attempts(), 0);
         assert!(run.stdout.contains("--force-deletes"), "{}", run.stdout);
         assert!(run.stdout.contains("max_delete_fraction"), "{}", run.stdout);
+        assert!(
+            run.stdout.contains("Kept by guard rails (4):\n  4 seeds: would delete 4 of 12 tagged seeds"),
+            "{}",
+            run.stdout
+        );
 
         let report = w.sync(&["--force-deletes", "--json"]).await.ok().json();
         assert_eq!(report["deleted"].as_array().unwrap().len(), 4);
@@ -891,6 +896,33 @@ mod e2e {
         w.asm.clear_journal();
         w.sync(&[]).await.ok();
         assert_eq!(w.asm.write_attempts(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_key_never_reaches_the_logs_even_at_trace_level() {
+        let w = world(2).await;
+        w.asm.fail_next(Route::Add, 2, Fault::Status(503));
+        w.asm.fail_next(Route::Add, 1, Fault::Drop);
+        w.asm.reject_name(&ip_b(2), None);
+        let mut env = w.env(KEY, SCAN);
+        env.push(("LOG_LEVEL".into(), "trace".into()));
+        let dir = w.dir.path().to_path_buf();
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"))
+                .arg("sync")
+                .current_dir(dir)
+                .env_clear()
+                .envs(env)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(stderr.contains("ASM"), "trace logs were written: {stderr}");
+        assert!(!stderr.contains(KEY) && !stdout.contains(KEY));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,11 +133,7 @@ pub fn render_text(report: &SyncReport) -> String {
             report.deleted.iter().map(|s| format!("- {} ({})", s.name, s.kind)),
         );
     }
-    section(
-        &mut out,
-        "Kept by guard rails",
-        report.skipped.iter().map(|s| format!("{}: {}", s.seed.name, s.reason)),
-    );
+    kept_by_guard_rails(&mut out, report);
     section(
         &mut out,
         "Failed",
@@ -185,6 +181,36 @@ pub fn render_text(report: &SyncReport) -> String {
         report.warnings.len()
     );
     out
+}
+
+/// Stale seeds kept, grouped by reason (a large scan can keep thousands for one reason).
+fn kept_by_guard_rails(out: &mut String, report: &SyncReport) {
+    const NAMES_PER_REASON: usize = 20;
+    if report.skipped.is_empty() {
+        return;
+    }
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for skipped in &report.skipped {
+        let reason = skipped.reason.to_string();
+        match groups.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, names)) => names.push(&skipped.seed.name),
+            None => groups.push((reason, vec![&skipped.seed.name])),
+        }
+    }
+    let _ = writeln!(out, "Kept by guard rails ({}):", report.skipped.len());
+    for (reason, names) in groups {
+        let _ = writeln!(out, "  {} seeds: {reason}", names.len());
+        for name in names.iter().take(NAMES_PER_REASON) {
+            let _ = writeln!(out, "    {name}");
+        }
+        if names.len() > NAMES_PER_REASON {
+            let _ = writeln!(
+                out,
+                "    … and {} more (use --json for all)",
+                names.len() - NAMES_PER_REASON
+            );
+        }
+    }
 }
 
 fn section(out: &mut String, title: &str, lines: impl Iterator<Item = String>) {
