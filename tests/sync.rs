@@ -862,7 +862,8 @@ mod e2e {
         assert!(run.stdout.contains("--force-deletes"), "{}", run.stdout);
         assert!(run.stdout.contains("max_delete_fraction"), "{}", run.stdout);
         assert!(
-            run.stdout.contains("Kept by guard rails (4):\n  4 seeds: would delete 4 of 12 tagged seeds"),
+            run.stdout
+                .contains("Kept by guard rails (4):\n  4 seeds: would delete 4 of 12 tagged seeds"),
             "{}",
             run.stdout
         );
