@@ -102,6 +102,11 @@ async fn client_checks_key_and_scan() {
     let wrong = client(&asm, "wrong-key").check_auth().await.unwrap_err();
     assert!(matches!(wrong, AsmError::Unauthorized { status: 401 }), "{wrong:?}");
 
+    asm.set_not_authenticated(true);
+    let refused = client(&asm, KEY).check_auth().await.unwrap_err();
+    assert!(matches!(refused, AsmError::Unauthorized { status: 200 }), "{refused:?}");
+    asm.set_not_authenticated(false);
+
     let other_scan = AsmClient::new(&asm.base_url(), "no-such-scan", Secret::new(KEY), &fast_http());
     let err = other_scan.check_scan().await.unwrap_err();
     assert!(matches!(err, AsmError::ScanNotFound { .. }), "{err:?}");

@@ -114,6 +114,8 @@ struct State {
     faults: VecDeque<(Route, usize, Fault)>,
     rejected: HashMap<String, Option<String>>,
     outage: bool,
+    /// `GET /auth` answers `{"authenticated": false}` (a key the API knows but does not accept).
+    not_authenticated: bool,
     latency: Duration,
     seed_limit: Option<usize>,
     list_shape: Option<ListShape>,
@@ -251,6 +253,11 @@ impl FakeAsm {
     /// While on, every request gets 503.
     pub fn set_outage(&self, on: bool) {
         self.with(|s| s.outage = on);
+    }
+
+    /// `GET /auth` with the right key answers 200 `{"authenticated": false}`.
+    pub fn set_not_authenticated(&self, on: bool) {
+        self.with(|s| s.not_authenticated = on);
     }
 
     /// Every answer is held back this long, after the work is done.
@@ -464,6 +471,9 @@ fn answer(
     let not_found = |what: &str| json_response(StatusCode::NOT_FOUND, json!({"message": format!("{what} not found")}));
     let scan_id = scan.unwrap_or_default().to_string();
     if route == Route::Auth {
+        if s.not_authenticated {
+            return json_response(StatusCode::OK, json!({"authenticated": false}));
+        }
         return json_response(
             StatusCode::OK,
             json!({"authenticated": true, "user": {"id": "fake-user"}}),
