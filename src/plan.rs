@@ -8,7 +8,8 @@ use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::check::EnabledChecks;
 use crate::extract::{Extraction, Warning, extract_resources};
@@ -146,33 +147,66 @@ impl Plan {
     }
 
     /// `{"seeds": [{"name", "type", "sources"}], "warnings": [{"resource", "path", "message"}],
-    /// "summary": {...}}`.
+    /// "summary": {...}}` as a value, for callers that add their own fields.
     pub fn to_json(&self) -> Value {
-        let seeds: Vec<Value> = self
-            .seeds
-            .iter()
-            .map(|s| {
-                json!({
-                    "name": s.seed.name(),
-                    "type": s.seed.kind().as_str(),
-                    "sources": s.sources.iter().map(ResourceId::as_str).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        json!({
-            "seeds": seeds,
-            "warnings": self.warnings,
-            "summary": {
-                "seeds": self.seeds.len(),
-                "domains": self.count(SeedKind::Domain),
-                "ipv4": self.count(SeedKind::Ipv4),
-                "ipv6": self.count(SeedKind::Ipv6),
-                "ipranges": self.count(SeedKind::IpRange),
-                "resources": self.resources,
-                "warnings": self.warnings.len(),
-            },
-        })
+        serde_json::to_value(self.json_view()).unwrap_or(Value::Null)
     }
+
+    /// The same object as [`Plan::to_json`], written straight to `out` (no intermediate value:
+    /// a large estate's plan is tens of megabytes).
+    pub fn write_json(&self, out: impl std::io::Write) -> serde_json::Result<()> {
+        serde_json::to_writer(out, &self.json_view())
+    }
+
+    fn json_view(&self) -> JsonPlan<'_> {
+        JsonPlan {
+            seeds: self
+                .seeds
+                .iter()
+                .map(|s| JsonSeed {
+                    name: s.seed.name(),
+                    kind: s.seed.kind().as_str(),
+                    sources: s.sources.iter().map(ResourceId::as_str).collect(),
+                })
+                .collect(),
+            warnings: &self.warnings,
+            summary: JsonSummary {
+                seeds: self.seeds.len(),
+                domains: self.count(SeedKind::Domain),
+                ipv4: self.count(SeedKind::Ipv4),
+                ipv6: self.count(SeedKind::Ipv6),
+                ipranges: self.count(SeedKind::IpRange),
+                resources: self.resources,
+                warnings: self.warnings.len(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    seeds: Vec<JsonSeed<'a>>,
+    warnings: &'a [Warning],
+    summary: JsonSummary,
+}
+
+#[derive(Serialize)]
+struct JsonSeed<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    sources: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    seeds: usize,
+    domains: usize,
+    ipv4: usize,
+    ipv6: usize,
+    ipranges: usize,
+    resources: usize,
+    warnings: usize,
 }
 
 /// `rg-web/Microsoft.Web/sites/app` from a full id: enough to find the resource in a table.
@@ -206,6 +240,7 @@ fn display_order(a: &Seed, b: &Seed) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn plan_of(values: Vec<Value>) -> Plan {
         let resources: Vec<Resource> = values.into_iter().map(|v| Resource::from_json(v).unwrap()).collect();
@@ -278,6 +313,16 @@ mod tests {
         let text = plan.render_text(10);
         assert!(text.contains("… and 20 more"), "{text}");
         assert_eq!(plan.to_json()["warnings"].as_array().unwrap().len(), 30);
+    }
+
+    #[test]
+    fn written_json_is_the_same_object() {
+        let plan = plan_of(vec![site("a", &["www.contoso.com", "bad host"])]);
+        let mut bytes = Vec::new();
+        plan.write_json(&mut bytes).unwrap();
+        let written: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(written, plan.to_json());
+        assert_eq!(written["warnings"][0]["path"], "properties.hostNames[1]");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use super::{PlanArgs, exit};
 use crate::config::{Config, LoadOptions, ProcessEnv};
 use crate::estate::read_estate;
+use crate::extract::extract_resources;
 use crate::plan::Plan;
 
 /// How many warnings the table shows before pointing at `--json`.
@@ -33,22 +34,28 @@ pub async fn run(args: &PlanArgs, config: Option<&Path>) -> ExitCode {
         Ok(estate) => estate,
         Err(e) => return super::fail(e),
     };
-    let plan = Plan::from_resources(&estate.resources, estate.warnings, &config.azure.checks);
+    let extraction = extract_resources(&estate.resources, &config.azure.checks);
+    // The resources are not needed once their seeds are extracted; free them before the plan
+    // is built (a large estate's resources are most of the memory).
+    let resources = estate.resources.len();
+    drop(estate.resources);
+    let plan = Plan::new(&extraction, estate.warnings, resources);
+    drop(extraction);
     print_plan(&plan, args.json)
 }
 
 /// Prints the plan on stdout as a table or as one JSON object. A closed pipe (`| head`) is not
 /// an error worth a panic.
 pub fn print_plan(plan: &Plan, json: bool) -> ExitCode {
-    let text = if json {
-        let mut text = plan.to_json().to_string();
-        text.push('\n');
-        text
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = if json {
+        plan.write_json(&mut stdout)
+            .map_err(std::io::Error::from)
+            .and_then(|()| stdout.write_all(b"\n"))
     } else {
-        plan.render_text(MAX_TEXT_WARNINGS)
+        stdout.write_all(plan.render_text(MAX_TEXT_WARNINGS).as_bytes())
     };
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    let _ = written.and_then(|()| stdout.flush());
     ExitCode::from(exit::OK)
 }
 

@@ -96,3 +96,123 @@ fn toggles_switch_checks_off() {
         "properties.httpListeners[0].properties.hostName"
     );
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Property names the extractors read, so random bodies reach their code paths.
+    const KEYS: &[&str] = &[
+        "hostName",
+        "hostNames",
+        "fqdn",
+        "ipAddress",
+        "properties",
+        "frontendIPConfigurations",
+        "publicIPAddress",
+        "httpListeners",
+        "frontendIPConfiguration",
+        "id",
+        "name",
+        "sslCertificates",
+        "publicCertData",
+        "dnsSettings",
+        "customDomains",
+        "configuration",
+        "ingress",
+        "external",
+        "type",
+        "ip",
+        "locations",
+        "documentEndpoint",
+        "zoneType",
+        "staticWebsite",
+        "enabled",
+        "primaryEndpoints",
+        "web",
+        "customDomain",
+        "subnetId",
+        "network",
+        "delegatedSubnetResourceId",
+        "publicNetworkAccess",
+        "apiServerAccessProfile",
+        "enablePrivateCluster",
+        "virtualNetworkType",
+        "gatewayUrl",
+        "hostnameConfigurations",
+        "publicIPAddresses",
+        "defaultHostname",
+        "vaultUri",
+        "loginServer",
+        "fullyQualifiedDomainName",
+        "ipPrefix",
+        "cidr",
+        "commissionedState",
+        "frontendEndpoints",
+        "dnsConfig",
+        "domainName",
+    ];
+
+    fn text() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            "\\PC{0,24}",
+            "[a-z0-9*?_-]{1,10}(\\.[a-z0-9-]{1,10}){0,3}\\.?",
+            "https?://[a-z0-9.-]{1,20}(:[0-9]{1,5})?/?",
+            "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(/[0-9]{1,2})?",
+            Just("Public".to_string()),
+            Just("Disabled".to_string()),
+            Just("Commissioned".to_string()),
+            Just("MIIB".to_string()),
+        ]
+        .prop_map(serde_json::Value::from)
+    }
+
+    fn body() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            text(),
+        ];
+        leaf.prop_recursive(5, 96, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+                proptest::collection::vec((proptest::sample::select(KEYS), inner), 0..6).prop_map(|entries| {
+                    serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any body, for every registered type: no panic, every seed is already normalised and
+        /// every warning names the resource.
+        #[test]
+        fn random_bodies_never_panic_and_only_yield_normalised_seeds(properties in body(), index in 0usize..64) {
+            let extractors = registry();
+            let extractor = &extractors[index % extractors.len()];
+            let id = format!("/subscriptions/1/resourceGroups/rg/providers/{}/x", extractor.arm_type);
+            let resource = Resource {
+                id: ResourceId::parse(&id).unwrap(),
+                arm_type: extractor.arm_type.to_string(),
+                name: "x".into(),
+                kind: None,
+                location: None,
+                properties,
+                sku: serde_json::Value::Null,
+                tags: serde_json::Value::Null,
+            };
+            let extraction = extract_resources(std::slice::from_ref(&resource), &EnabledChecks::all());
+            for c in &extraction.contributions {
+                prop_assert_eq!(Seed::from_stored(c.seed.name(), c.seed.kind()), Ok(c.seed.clone()));
+                prop_assert!(extractor.checks.contains(&c.check));
+                prop_assert_eq!(&c.owner, &resource.id);
+            }
+            for w in &extraction.warnings {
+                prop_assert_eq!(w.resource.as_str(), id.as_str());
+            }
+        }
+    }
+}
