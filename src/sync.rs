@@ -195,6 +195,9 @@ pub struct SyncReport {
     /// For the ledger rebuild: the seeds ASM listed before the writes.
     #[serde(skip)]
     pub listed: Vec<AsmSeed>,
+    /// For the ledger rebuild: which scopes the sweep read completely.
+    #[serde(skip)]
+    pub completeness: CompletenessReport,
 }
 
 impl SyncReport {
@@ -303,6 +306,7 @@ pub async fn reconcile_and_apply(
         plan,
         extraction,
         listed,
+        completeness,
     };
     if options.dry_run || report.plan.is_empty() {
         return Ok(report);
