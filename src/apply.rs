@@ -292,6 +292,27 @@ impl Applier {
         }
     }
 
+    /// The live engine for this configuration: the Azure reader and token source, the ASM
+    /// client, and the ledger `ledger.kind` selects.
+    pub async fn from_config(
+        config: &crate::config::Config,
+        env: &dyn crate::config::EnvSource,
+    ) -> Result<Applier, String> {
+        let asm = crate::asm::AsmClient::from_config(config).map_err(|e| e.to_string())?;
+        let (azure, tokens) =
+            crate::azure::azure_from_config(config, env).map_err(|e| format!("Azure credential: {e}"))?;
+        let ledger = crate::ledger::open(config, env, Some(tokens))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Applier::new(
+            azure,
+            Arc::new(asm),
+            ledger,
+            config.azure.checks.clone(),
+            config.seed_tag.clone(),
+        ))
+    }
+
     fn step(&self, step: Step) -> Result<(), ApplyError> {
         if self.probe.pass(step) {
             Ok(())

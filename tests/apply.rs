@@ -88,3 +88,218 @@ fn simulation_on_the_table_backend() {
         sim::check(&p, &out);
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// End to end: `seedwatch sync` then `seedwatch apply`, the built binary against the fake ASM and
+// the fake ARM/Resource Graph servers, sharing one local ledger (the working directory's).
+
+#[path = "support/fake_asm.rs"]
+mod fake_asm;
+#[path = "support/fake_azure.rs"]
+mod fake_azure;
+
+mod e2e {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Value, json};
+
+    use super::fake_asm::{FakeAsm, Route};
+    use super::fake_azure::FakeAzure;
+
+    const KEY: &str = "e2e-key";
+    const SCAN: &str = "scan-e2e";
+    const TAG: &str = "cloud-connector";
+    const SUB: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+
+    fn pip(rg: &str, name: &str, ip: &str) -> Value {
+        json!({
+            "id": pip_id(rg, name),
+            "name": name,
+            "type": "Microsoft.Network/publicIPAddresses",
+            "location": "westeurope",
+            "sku": {"name": "Standard", "tier": "Regional"},
+            "tags": {},
+            "properties": {
+                "provisioningState": "Succeeded",
+                "ipAddress": ip,
+                "publicIPAllocationMethod": "Static",
+                "publicIPAddressVersion": "IPv4"
+            }
+        })
+    }
+
+    fn pip_id(rg: &str, name: &str) -> String {
+        format!("/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Network/publicIPAddresses/{name}")
+    }
+
+    struct World {
+        azure: FakeAzure,
+        asm: FakeAsm,
+        dir: tempfile::TempDir,
+    }
+
+    #[derive(Debug)]
+    struct Run {
+        code: Option<i32>,
+        stdout: String,
+        stderr: String,
+    }
+
+    impl Run {
+        fn json(&self) -> Value {
+            serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+        }
+    }
+
+    impl World {
+        async fn start(estate: Vec<Value>) -> World {
+            let azure = FakeAzure::start().await;
+            azure.load(estate);
+            let asm = FakeAsm::start(KEY).await;
+            asm.add_scan(SCAN);
+            World {
+                azure,
+                asm,
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        async fn run(&self, args: &[&str]) -> Run {
+            let yaml = format!(
+                "scan_id: {SCAN}\nseed_tag: {TAG}\ndelete_stale_seeds: true\n\
+                 http:\n  retry_count: 2\n  retry_base_delay: 10ms\n  retry_max_delay: 50ms\n  timeout: 2s\n\
+                 asm:\n  base_url: {}\n\
+                 azure:\n  credential: managed_identity\n  endpoints:\n    resource_manager: {}\n",
+                self.asm.base_url(),
+                self.azure.base_url()
+            );
+            let env: Vec<(String, String)> = vec![
+                ("CONNECTOR_CONFIG".into(), yaml),
+                ("API_KEY".into(), KEY.into()),
+                ("IDENTITY_ENDPOINT".into(), self.azure.identity_endpoint()),
+                ("IDENTITY_HEADER".into(), self.azure.identity_header()),
+            ];
+            let argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let dir = self.dir.path().to_path_buf();
+            let output = tokio::task::spawn_blocking(move || {
+                let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"));
+                cmd.args(&argv).current_dir(dir).env_clear().envs(env);
+                cmd.output().unwrap()
+            })
+            .await
+            .unwrap();
+            Run {
+                code: output.status.code(),
+                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            }
+        }
+
+        async fn apply(&self, id: &str, deleted: bool) -> Value {
+            let mut args = vec!["apply", "--resource", id, "--json"];
+            if deleted {
+                args.push("--deleted");
+            }
+            let run = self.run(&args).await;
+            assert_eq!(run.code, Some(0), "{run:?}");
+            run.json()
+        }
+
+        fn tagged(&self) -> BTreeSet<String> {
+            self.asm.tagged_names(SCAN, TAG)
+        }
+    }
+
+    fn names(report: &Value, field: &str) -> BTreeSet<String> {
+        report[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_sync_apply_adds_and_removes_exactly_what_changed() {
+        let w = World::start(vec![
+            pip("rg-1", "pip-1", "203.0.113.1"),
+            pip("rg-2", "pip-2", "203.0.113.2"),
+        ])
+        .await;
+        let sync = w.run(&["sync", "--json"]).await;
+        assert_eq!(sync.code, Some(0), "{sync:?}");
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
+        assert!(w.dir.path().join(".seedwatch").join("ledger.redb").exists());
+
+        // A new public resource: one ARM read, one ASM write.
+        w.azure.upsert(pip("rg-3", "pip-3", "203.0.113.3"));
+        w.azure.reset_counts();
+        w.asm.clear_journal();
+        let report = w.apply(&pip_id("rg-3", "pip-3"), false).await;
+        assert_eq!(names(&report, "added"), set(&["203.0.113.3"]));
+        assert_eq!(report["arm_reads"], 1);
+        assert_eq!(report["asm_writes"], 1);
+        assert_eq!(w.azure.counts().arm_gets, 1);
+        assert_eq!(w.asm.write_attempts(), 1);
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2", "203.0.113.3"]));
+
+        // The same event again: a read, no write.
+        w.asm.clear_journal();
+        let again = w.apply(&pip_id("rg-3", "pip-3"), false).await;
+        assert_eq!(again["asm_writes"], 0);
+        assert_eq!(w.asm.write_attempts(), 0);
+
+        // A second resource contributes pip-1's address too; deleting it keeps the seed.
+        w.azure.upsert(pip("rg-3", "pip-4", "203.0.113.1"));
+        let shared = w.apply(&pip_id("rg-3", "pip-4"), false).await;
+        assert_eq!(shared["asm_writes"], 0, "{shared}");
+        w.azure.delete(&pip_id("rg-3", "pip-4"));
+        let kept = w.apply(&pip_id("rg-3", "pip-4"), true).await;
+        assert!(names(&kept, "deleted").is_empty(), "{kept}");
+        assert!(w.tagged().contains("203.0.113.1"));
+
+        // Deleting pip-3 removes its seed.
+        w.azure.delete(&pip_id("rg-3", "pip-3"));
+        let removed = w.apply(&pip_id("rg-3", "pip-3"), true).await;
+        assert_eq!(names(&removed, "deleted"), set(&["203.0.113.3"]));
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
+
+        // A resource-group delete removes everything under it, and nothing else.
+        w.azure.delete(&pip_id("rg-1", "pip-1"));
+        let group = w
+            .apply(&format!("/subscriptions/{SUB}/resourceGroups/rg-1"), true)
+            .await;
+        assert_eq!(names(&group, "deleted"), set(&["203.0.113.1"]), "{group}");
+        assert_eq!(w.tagged(), set(&["203.0.113.2"]));
+
+        // A full reconcile afterwards agrees: nothing to write.
+        w.asm.clear_journal();
+        let sync = w.run(&["sync", "--json"]).await;
+        assert_eq!(sync.code, Some(0), "{sync:?}");
+        assert_eq!(w.asm.write_attempts(), 0, "{}", sync.stdout);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn apply_reports_transient_failures_and_bad_ids() {
+        let w = World::start(vec![pip("rg-1", "pip-1", "203.0.113.1")]).await;
+        let bad = w.run(&["apply", "--resource", "not-an-id", "--json"]).await;
+        assert_eq!(bad.code, Some(2), "{bad:?}");
+        assert!(bad.stderr.contains("--resource"));
+
+        w.asm.set_outage(true);
+        let down = w
+            .run(&["apply", "--resource", &pip_id("rg-1", "pip-1"), "--json"])
+            .await;
+        assert_eq!(down.code, Some(1), "{down:?}");
+        assert_eq!(down.json()["transient"], true);
+        assert!(!down.stderr.contains(KEY));
+        w.asm.set_outage(false);
+        let ok = w.apply(&pip_id("rg-1", "pip-1"), false).await;
+        assert_eq!(names(&ok, "added"), set(&["203.0.113.1"]));
+        assert!(w.asm.requests(Route::Any) > 0);
+    }
+}

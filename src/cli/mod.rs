@@ -78,7 +78,8 @@ pub struct ApplyArgs {
     /// The ARM id of the resource that changed.
     #[arg(long, value_name = "ID")]
     pub resource: String,
-    /// The resource was deleted (no ARM read).
+    /// The resource was deleted (confirmed with one ARM read; a resource group's owners are
+    /// each re-read).
     #[arg(long)]
     pub deleted: bool,
     /// Print what changed as JSON.

@@ -10,15 +10,14 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{SyncArgs, exit};
 use crate::asm::AsmClient;
-use crate::azure::{AzureReader, SweepProgress};
+use crate::azure::SweepProgress;
 use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv};
-use crate::sync::{Phase, SyncOptions, SyncProgress, SyncReport, WriteKind, run_sync};
+use crate::sync::{Phase, SyncOptions, SyncProgress, SyncReport, WriteKind};
 
 pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
     super::init_cli_logging();
@@ -34,9 +33,18 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
         Ok(asm) => asm,
         Err(e) => return fail(args, e),
     };
-    let azure = match azure_reader(&config, &ProcessEnv) {
-        Ok(azure) => azure,
+    let (azure, tokens) = match azure_reader(&config, &ProcessEnv) {
+        Ok(handles) => handles,
         Err(e) => return fail(args, e),
+    };
+    // The ledger is optional here: without it the reconcile runs with unknown provenance, and
+    // the next run rebuilds it.
+    let ledger = match crate::ledger::open(&config, &ProcessEnv, Some(tokens)).await {
+        Ok(ledger) => Some(ledger),
+        Err(e) => {
+            eprintln!("warning: ledger unavailable, reconciling without it: {e}");
+            None
+        }
     };
     let progress = BarProgress::new(!args.json && std::io::stderr().is_terminal());
     let options = SyncOptions {
@@ -44,10 +52,16 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
         force_deletes: args.force_deletes,
         provenance: None,
     };
-    let result = run_sync(&config, azure.as_ref(), &asm, options, &progress).await;
+    let result =
+        crate::ledger::rebuild::sync_with_ledger(&config, azure.as_ref(), &asm, ledger.as_deref(), options, &progress)
+            .await;
     progress.finish();
     match result {
-        Ok(report) => {
+        Ok(synced) => {
+            for warning in &synced.ledger_warnings {
+                eprintln!("warning: {warning}");
+            }
+            let report = synced.report;
             if args.json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(text) => println!("{text}"),
@@ -75,10 +89,8 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
 }
 
 /// The live Azure reader for this configuration.
-fn azure_reader(config: &Config, env: &dyn EnvSource) -> Result<Arc<dyn AzureReader>, String> {
-    crate::azure::azure_from_config(config, env)
-        .map(|(reader, _tokens)| reader)
-        .map_err(|e| format!("Azure credential: {e}"))
+fn azure_reader(config: &Config, env: &dyn EnvSource) -> Result<crate::azure::AzureHandles, String> {
+    crate::azure::azure_from_config(config, env).map_err(|e| format!("Azure credential: {e}"))
 }
 
 fn print_error(args: &SyncArgs, message: &dyn std::fmt::Display) {

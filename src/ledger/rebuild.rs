@@ -257,3 +257,65 @@ pub async fn provenance(ledger: &dyn Ledger) -> Result<Provenance, LedgerError> 
     }
     Ok(out)
 }
+
+/// A full reconcile with the ledger around it.
+#[derive(Debug)]
+pub struct LedgerSync {
+    pub report: crate::sync::SyncReport,
+    /// What the rebuild changed (`None` in a dry run or without a ledger).
+    pub rebuild: Option<RebuildReport>,
+    /// Ledger trouble: the reconcile still ran, the ledger is repaired by the next one.
+    pub ledger_warnings: Vec<String>,
+}
+
+/// Runs [`crate::sync::run_sync`] with the ledger: the ledger's provenance feeds the guard
+/// rails, and after a real run the ledger is rebuilt from the result. Ledger failures never
+/// stop the reconcile; they come back as warnings.
+pub async fn sync_with_ledger(
+    config: &crate::config::Config,
+    azure: &dyn crate::azure::AzureReader,
+    asm: &dyn crate::asm::AsmApi,
+    ledger: Option<&dyn Ledger>,
+    mut options: crate::sync::SyncOptions,
+    progress: &dyn crate::sync::SyncProgress,
+) -> Result<LedgerSync, crate::sync::SyncError> {
+    use crate::apply::{Clock, SystemClock};
+    let mut ledger_warnings = Vec::new();
+    if let Some(ledger) = ledger
+        && options.provenance.is_none()
+    {
+        match provenance(ledger).await {
+            Ok(p) => options.provenance = Some(std::sync::Arc::new(p)),
+            Err(e) => ledger_warnings.push(format!("ledger provenance unavailable: {e}")),
+        }
+    }
+    let dry_run = options.dry_run;
+    let started = SystemClock.now_ms();
+    let report = crate::sync::run_sync(config, azure, asm, options, progress).await?;
+    let mut rebuilt = None;
+    if let Some(ledger) = ledger
+        && !dry_run
+    {
+        let defaults = crate::apply::ApplyOptions::default();
+        let rebuild_options = RebuildOptions {
+            completeness: &report.completeness,
+            seed_tag: &config.seed_tag,
+            sweep_started_ms: started,
+            now_ms: SystemClock.now_ms(),
+            lease: defaults.lease,
+            tombstone_ttl: defaults.tombstone_ttl,
+        };
+        match rebuild(ledger, &report, &rebuild_options).await {
+            Ok(r) => rebuilt = Some(r),
+            Err(e) => ledger_warnings.push(format!("ledger rebuild failed (the next reconcile retries): {e}")),
+        }
+    }
+    for warning in &ledger_warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(LedgerSync {
+        report,
+        rebuild: rebuilt,
+        ledger_warnings,
+    })
+}
