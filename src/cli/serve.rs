@@ -12,6 +12,8 @@ use futures::FutureExt;
 
 use super::ServeArgs;
 use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv, env};
+use crate::asm::{AsmApi, AsmClient};
+use crate::functions::engines::SyncReconciler;
 use crate::functions::runner::{Services, Tuning};
 use crate::functions::server::{AppState, ServicesFactory, serve};
 use crate::queue::{QueueTarget, RetryQueue};
@@ -54,7 +56,8 @@ pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
     }
 }
 
-/// Configuration, then the retry queue and the engines. Errors say what to set.
+/// Configuration, then the credential, the ASM client, the retry queue and the engines.
+/// Errors say what to set; they fail the invocations that need the services.
 fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
     let options = LoadOptions {
         file,
@@ -64,27 +67,28 @@ fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let queue = match QueueTarget::from_env(&ProcessEnv, &config, None) {
+    let (_, tokens) = crate::azure::azure_from_config(&config, &ProcessEnv).map_err(|e| format!("Azure credential: {e}"))?;
+    let asm: Arc<dyn AsmApi> = Arc::new(AsmClient::from_config(&config).map_err(|e| format!("ASM: {e}"))?);
+    let queue = match QueueTarget::from_env(&ProcessEnv, &config, Some(tokens.clone())) {
         Ok(target) => Some(Arc::new(RetryQueue::new(target, &config))),
         Err(e) => {
             tracing::warn!(error = %e, "no retry queue: passing failures fail the invocation instead");
             None
         }
     };
-    let engines = Arc::new(NotBuilt);
+    let max_attempts = config.retry.max_attempts;
+    let reconciler = Arc::new(SyncReconciler::live(config, tokens, asm));
     Ok(Services {
-        applier: engines.clone(),
-        reconciler: engines,
+        applier: Arc::new(NotBuilt),
+        reconciler,
         queue,
-        max_attempts: config.retry.max_attempts,
+        max_attempts,
     })
 }
 
-/// The apply and sync engines are wired in by their own changes; until then every apply or
-/// reconcile fails permanently with this message.
+/// The apply engine is wired in by its own change; until then every apply fails permanently
+/// with this message.
 struct NotBuilt;
-
-const NOT_BUILT: &str = "this build of seedwatch has no apply/sync engine yet";
 
 #[async_trait::async_trait]
 impl crate::functions::ports::Applier for NotBuilt {
@@ -92,18 +96,9 @@ impl crate::functions::ports::Applier for NotBuilt {
         &self,
         _change: &crate::functions::events::Change,
     ) -> Result<serde_json::Value, crate::functions::ports::WorkError> {
-        Err(crate::functions::ports::WorkError::permanent(NOT_BUILT))
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::functions::ports::Reconciler for NotBuilt {
-    async fn reconcile(
-        &self,
-        _scope: &crate::functions::ports::Scope,
-        _dry_run: bool,
-    ) -> Result<serde_json::Value, crate::functions::ports::WorkError> {
-        Err(crate::functions::ports::WorkError::permanent(NOT_BUILT))
+        Err(crate::functions::ports::WorkError::permanent(
+            "this build of seedwatch has no apply engine yet",
+        ))
     }
 }
 

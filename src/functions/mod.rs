@@ -7,10 +7,11 @@
 //! - [`resync`]: the resync request body (pure);
 //! - [`coalesce`]: one apply per resource per burst;
 //! - [`runner`]: applying with scheduled retries, running queued jobs, reconciling;
-//! - [`ports`]: the engines as small traits;
+//! - [`ports`]: the engines as small traits; [`engines`]: the real ones behind them;
 //! - [`server`]: the axum routes; [`logging`]: JSON log lines.
 
 pub mod coalesce;
+pub mod engines;
 pub mod envelope;
 pub mod events;
 pub mod logging;
