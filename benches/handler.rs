@@ -34,7 +34,10 @@ fn main() {
     let events: usize = env_or("HANDLER_BENCH_EVENTS", 10_000);
     let resources: usize = env_or("HANDLER_BENCH_RESOURCES", 1_000);
     cold_start();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for window in [Duration::from_millis(250), Duration::ZERO] {
         runtime.block_on(burst(events, resources, window));
     }
@@ -48,7 +51,11 @@ fn env_or(name: &str, default: usize) -> usize {
 fn cold_start() {
     let mut samples = Vec::new();
     for _ in 0..20 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let started = Instant::now();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seedwatch"))
             .arg("serve")
@@ -127,11 +134,13 @@ async fn fake_arm(reads: Arc<AtomicU64>) -> String {
     let app = axum::Router::new()
         .route(
             "/{*path}",
-            axum::routing::get(|State(reads): State<Arc<AtomicU64>>, Path(path): Path<String>| async move {
-                reads.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(ARM_LATENCY).await;
-                axum::Json(json!({"id": format!("/{path}"), "properties": {"ipAddress": "198.51.100.7"}}))
-            }),
+            axum::routing::get(
+                |State(reads): State<Arc<AtomicU64>>, Path(path): Path<String>| async move {
+                    reads.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(ARM_LATENCY).await;
+                    axum::Json(json!({"id": format!("/{path}"), "properties": {"ipAddress": "198.51.100.7"}}))
+                },
+            ),
         )
         .with_state(reads);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,28 +1,26 @@
 //! The Functions custom handler end to end: the built binary driven by a host emulator, the
 //! retry queue against a fake Service Bus REST endpoint, and the event → retry → re-apply flow.
 
+#[path = "support/fake_asm.rs"]
+mod fake_asm;
+#[path = "support/fake_azure.rs"]
+mod fake_azure;
 #[path = "support/fake_servicebus.rs"]
 mod fake_servicebus;
 #[path = "support/host_emulator.rs"]
 mod host_emulator;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use fake_servicebus::{FakeAuth, FakeServiceBus};
-use futures::FutureExt;
 use host_emulator::*;
 use serde_json::{Value, json};
 
 use seedwatch::azure::StaticToken;
 use seedwatch::config::Config;
-use seedwatch::functions::events::{Change, ChangeKind};
-use seedwatch::functions::ports::{Applier, Reconciler, Scope, WorkError};
-use seedwatch::functions::runner::{Services, Tuning};
-use seedwatch::functions::server::{AppState, ServicesFactory};
+use seedwatch::functions::events::ChangeKind;
 use seedwatch::queue::{QueueAuth, QueueError, QueueTarget, RetryJob, RetryQueue};
 use seedwatch::secret::Secret;
 
@@ -83,34 +81,90 @@ fn apply_job(attempt: u32) -> RetryJob {
 
 // ---------------------------------------------------------------- the binary, as the host runs it
 
-fn handler_settings(sb: Option<&FakeServiceBus>) -> Vec<(&'static str, String)> {
-    let mut settings = vec![("LOG_LEVEL", "info".to_string())];
-    match sb {
-        Some(sb) => {
-            settings.push((
-                "CONNECTOR_CONFIG",
-                format!(
-                    "scan_id: scan-1\nazure:\n  endpoints:\n    service_bus: {}\n",
-                    sb.base_url()
-                ),
-            ));
-            settings.push(("RETRY_QUEUE", QUEUE.to_string()));
-            settings.push(("ServiceBusConnection", sas_connection(sb)));
-        }
-        None => settings.push(("CONNECTOR_CONFIG", "scan_id: scan-1\n".to_string())),
-    }
-    settings
+const API_KEY: &str = "asm-key-for-tests-never-printed";
+const SCAN: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+const TAG: &str = "cloud-connector";
+const SUB: &str = "11111111-1111-1111-1111-111111111111";
+
+/// Fake Azure (ARM, Resource Graph, managed identity), fake ASM, fake Service Bus and a ledger
+/// directory: everything the handler talks to.
+struct World {
+    azure: fake_azure::FakeAzure,
+    asm: fake_asm::FakeAsm,
+    bus: FakeServiceBus,
+    dir: tempfile::TempDir,
 }
 
-async fn start_handler(sb: Option<&FakeServiceBus>) -> HostEmulator {
-    let settings = handler_settings(sb);
-    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    HostEmulator::start(&pairs).await
+impl World {
+    async fn start() -> World {
+        let azure = fake_azure::FakeAzure::start().await;
+        azure.add_subscription(SUB, "Enabled");
+        let asm = fake_asm::FakeAsm::start(API_KEY).await;
+        asm.add_scan(SCAN);
+        World {
+            azure,
+            asm,
+            bus: sas_bus().await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        let yaml = format!(
+            "scan_id: {SCAN}\nseed_tag: {TAG}\ndelete_stale_seeds: true\n\
+             http:\n  retry_count: 1\n  retry_base_delay: 10ms\n  retry_max_delay: 20ms\n  timeout: 2s\n\
+             asm:\n  base_url: {}\n\
+             azure:\n  credential: managed_identity\n  endpoints:\n    resource_manager: {}\n    service_bus: {}\n\
+             ledger:\n  kind: local\n  path: {}\n\
+             retry:\n  base_delay: 30s\n  max_delay: 10m\n  max_attempts: 3\n",
+            self.asm.base_url(),
+            self.azure.base_url(),
+            self.bus.base_url(),
+            self.dir.path().join("ledger.redb").display()
+        );
+        vec![
+            ("LOG_LEVEL", "info".to_string()),
+            ("CONNECTOR_CONFIG", yaml),
+            ("API_KEY", API_KEY.to_string()),
+            ("IDENTITY_ENDPOINT", self.azure.identity_endpoint()),
+            ("IDENTITY_HEADER", self.azure.identity_header()),
+            ("RETRY_QUEUE", QUEUE.to_string()),
+            ("ServiceBusConnection", sas_connection(&self.bus)),
+        ]
+    }
+
+    async fn handler(&self) -> HostEmulator {
+        let settings = self.settings();
+        let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        HostEmulator::start(&pairs).await
+    }
+}
+
+fn pip(n: usize, ip: &str) -> Value {
+    json!({
+        "id": pip_id(n),
+        "name": format!("pip-{n}"),
+        "type": "Microsoft.Network/publicIPAddresses",
+        "location": "westeurope",
+        "sku": {"name": "Standard", "tier": "Regional"},
+        "tags": {},
+        "properties": {"provisioningState": "Succeeded", "ipAddress": ip, "publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"}
+    })
+}
+
+fn pip_id(n: usize) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg-{n}/providers/Microsoft.Network/publicIPAddresses/pip-{n}")
+}
+
+async fn start_handler(_sb: Option<&FakeServiceBus>) -> (World, HostEmulator) {
+    let world = World::start().await;
+    let host = world.handler().await;
+    (world, host)
 }
 
 #[tokio::test]
 async fn the_binary_answers_readiness_and_acknowledges_events_it_does_not_act_on() {
-    let host = start_handler(None).await;
+    let (_world, host) = start_handler(None).await;
     eprintln!("cold start to first GET / answer: {:?}", host.cold_start);
     let ready = host.get("/").await;
     assert_eq!(ready.status, 200);
@@ -154,8 +208,8 @@ async fn the_binary_answers_readiness_and_acknowledges_events_it_does_not_act_on
 
 #[tokio::test]
 async fn malformed_invocations_get_a_clear_error_and_no_side_effects() {
-    let sb = sas_bus().await;
-    let host = start_handler(Some(&sb)).await;
+    let (world, host) = start_handler(None).await;
+    let sb = &world.bus;
 
     let bad_event_subject = resources_event("Microsoft.Resources.ResourceWriteSuccess", "not-an-arm-id");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -254,8 +308,9 @@ async fn malformed_invocations_get_a_clear_error_and_no_side_effects() {
 
 #[tokio::test]
 async fn a_long_resync_is_accepted_and_queued_for_the_retry_function() {
-    let sb = sas_bus().await;
-    let host = start_handler(Some(&sb)).await;
+    let (world, host) = start_handler(None).await;
+    world.azure.load(vec![pip(1, "203.0.113.11")]);
+    let sb = &world.bus;
     let response = host
         .invoke(
             "resync",
@@ -283,19 +338,147 @@ async fn a_long_resync_is_accepted_and_queued_for_the_retry_function() {
     let delivery = servicebus_invocation(&sent[0].body_text(), sent[0].message_id.as_deref().unwrap(), 1);
     let response = host.invoke("retry", &delivery, "inv-retry-resync", false).await;
     response.assert_host_readable();
-    assert!(response.status == 200 || response.status == 500, "{}", response.body);
-    assert!(
-        !response.logs_text().contains("not a seedwatch job"),
-        "{}",
-        response.body
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(response.logs_text().contains("done"), "{}", response.body);
+    assert_eq!(
+        world.asm.tagged_names(SCAN, TAG),
+        ["203.0.113.11".to_string()].into(),
+        "the queued resync reconciled the subscription"
     );
 }
 
 #[tokio::test]
 async fn sigterm_stops_the_handler_gracefully() {
-    let host = start_handler(None).await;
+    let (_world, host) = start_handler(None).await;
     let status = host.terminate().await;
     assert!(status.success(), "exit status {status}");
+}
+
+// ---------------------------------------------------------------- events end to end
+
+async fn event(host: &HostEmulator, event_type: &str, id: &str, invocation: &str) -> HostResponse {
+    let response = host
+        .invoke(
+            "resource-events",
+            &event_invocation(&resources_event(event_type, id)),
+            invocation,
+            true,
+        )
+        .await;
+    response.assert_host_readable();
+    response
+}
+
+const WRITE: &str = "Microsoft.Resources.ResourceWriteSuccess";
+const DELETE: &str = "Microsoft.Resources.ResourceDeleteSuccess";
+
+#[tokio::test]
+async fn write_and_delete_events_put_and_remove_seeds_and_duplicates_change_nothing() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(1, "203.0.113.21"), pip(2, "203.0.113.22")]);
+    let host = world.handler().await;
+
+    let response = event(&host, WRITE, &pip_id(1), "inv-write-1").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.21".to_string()].into());
+    assert_eq!(world.azure.counts().arm_gets, 1, "one ARM read for one event");
+    let writes = world.asm.journal().len();
+
+    // The same event again (Event Grid delivers at least once): nothing changes in ASM.
+    let response = event(&host, WRITE, &pip_id(1), "inv-write-1-again").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(world.asm.journal().len(), writes, "a duplicate event wrote to ASM");
+
+    // A Resource Notifications event carries the body: no ARM read is needed for it.
+    let arm_before = world.azure.counts().arm_gets;
+    let notification = json!({
+        "id": "rn-1", "topic": format!("/subscriptions/{SUB}"), "subject": pip_id(2),
+        "eventType": "Microsoft.ResourceNotifications.Resources.CreatedOrUpdated",
+        "eventTime": "2099-03-01T10:15:07.8418063Z", "dataVersion": "1", "metadataVersion": "1",
+        "data": {"resourceInfo": pip(2, "203.0.113.22"), "apiVersion": "2023-09-01",
+                 "operationalInfo": {"resourceEventTime": "2099-03-01T10:15:07.8418063Z"}}
+    });
+    let response = host
+        .invoke("resource-events", &event_invocation(&notification), "inv-rn", false)
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(world.asm.tagged_names(SCAN, TAG).contains("203.0.113.22"));
+    assert_eq!(
+        world.azure.counts().arm_gets,
+        arm_before,
+        "the notification's body was used"
+    );
+
+    // The resource is deleted in Azure, then its delete event arrives.
+    world.azure.delete(&pip_id(1));
+    let response = event(&host, DELETE, &pip_id(1), "inv-delete-1").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.22".to_string()].into());
+    assert_eq!(world.bus.requests(), 0, "nothing needed a retry");
+}
+
+#[tokio::test]
+async fn an_asm_outage_schedules_a_retry_that_the_retry_function_completes() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(3, "203.0.113.33")]);
+    let host = world.handler().await;
+
+    world.asm.set_outage(true);
+    let before = SystemTime::now();
+    let response = event(&host, WRITE, &pip_id(3), "inv-outage").await;
+    assert_eq!(response.status, 200, "the event is acknowledged: {}", response.body);
+    assert!(response.logs_text().contains("retry_scheduled"), "{}", response.body);
+    let sent = world.bus.delivered();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let retry = sent[0].clone();
+    assert!(retry.scheduled.expect("scheduled") > before + Duration::from_secs(10));
+    assert_eq!(retry.body_json()["attempt"], json!(1));
+    assert_eq!(retry.body_json()["resourceId"], json!(pip_id(3)));
+
+    // The message becomes visible; ASM is back; the retry function completes the work.
+    world.asm.set_outage(false);
+    let delivery = servicebus_invocation(&retry.body_text(), retry.message_id.as_deref().unwrap(), 1);
+    let response = host.invoke("retry", &delivery, "inv-retry", true).await;
+    response.assert_host_readable();
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.33".to_string()].into());
+    assert_eq!(world.bus.delivered().len(), 1, "no further retry");
+
+    // Still down on a retry: the next attempt gets a new MessageId, later.
+    world.asm.set_outage(true);
+    world.azure.upsert(pip(3, "203.0.113.34"));
+    let response = host.invoke("retry", &delivery, "inv-retry-again", false).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let next = world.bus.delivered().last().unwrap().clone();
+    assert_ne!(next.message_id, retry.message_id);
+    assert_eq!(next.body_json()["attempt"], json!(2));
+    assert!(next.scheduled.unwrap() > retry.scheduled.unwrap());
+}
+
+#[tokio::test]
+async fn the_timer_reconciles_the_estate() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(4, "203.0.113.44"), pip(5, "203.0.113.45")]);
+    let host = world.handler().await;
+    let response = host
+        .invoke("reconcile", &timer_invocation(true), "inv-timer", false)
+        .await;
+    response.assert_host_readable();
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(
+        world.asm.tagged_names(SCAN, TAG),
+        ["203.0.113.44".to_string(), "203.0.113.45".to_string()].into()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        host.log_records().iter().any(|r| r["is_past_due"] == json!(true)),
+        "IsPastDue is logged"
+    );
+    // An event after the reconcile finds the ledger rebuilt: nothing to write.
+    let writes = world.asm.journal().len();
+    let response = event(&host, WRITE, &pip_id(4), "inv-after-timer").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(world.asm.journal().len(), writes);
 }
 
 // ---------------------------------------------------------------- the retry queue client
@@ -399,238 +582,129 @@ async fn the_fake_drops_a_reused_message_id_within_the_window() {
     assert_eq!(sb.delivered().len(), 1, "the duplicate was dropped");
 }
 
-// ---------------------------------------------------------------- event → retry → re-apply
+// ---------------------------------------------------------------- more flows through the binary
 
-/// A scripted apply path standing in for the ledger's until it is wired: records every call,
-/// fails transiently while `asm_down` is set.
-#[derive(Default)]
-struct ScriptedApply {
-    asm_down: AtomicBool,
-    applied: Mutex<Vec<(String, ChangeKind)>>,
-    calls: AtomicUsize,
-    given_up: Mutex<Vec<String>>,
-}
+#[tokio::test]
+async fn the_last_retry_gives_up_visibly_and_an_unqueueable_retry_fails_the_invocation() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(6, "203.0.113.66")]);
+    let host = world.handler().await;
+    world.asm.set_outage(true);
 
-#[async_trait]
-impl Applier for ScriptedApply {
-    async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if self.asm_down.load(Ordering::SeqCst) {
-            return Err(WorkError::transient(
-                "503 from ASM POST /v1/scans/scan-1/seeds: unavailable",
-            ));
-        }
-        self.applied
-            .lock()
-            .unwrap()
-            .push((change.id.as_str().to_string(), change.kind));
-        Ok(json!({"added": 1}))
-    }
-
-    async fn give_up(&self, change: &Change, cause: &str) {
-        self.given_up.lock().unwrap().push(format!("{} {cause}", change.id));
-    }
-}
-
-#[async_trait]
-impl Reconciler for ScriptedApply {
-    async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
-        Ok(json!({"scope": scope.name(), "dry_run": dry_run}))
-    }
-}
-
-struct InProcess {
-    port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for InProcess {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn in_process(engine: Arc<ScriptedApply>, sb: &FakeServiceBus, window: Duration) -> InProcess {
-    let queue = Arc::new(sas_queue(sb));
-    let factory: ServicesFactory = Arc::new(move || {
-        let engine = Arc::clone(&engine);
-        let queue = Arc::clone(&queue);
-        async move {
-            Ok(Services {
-                applier: engine.clone(),
-                reconciler: engine,
-                queue: Some(queue),
-                max_attempts: 3,
-            })
-        }
-        .boxed()
-    });
-    let state = AppState::new(
-        factory,
-        Tuning {
-            coalesce_window: window,
-            concurrency: 8,
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(seedwatch::functions::server::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
-    InProcess { port, stop: Some(stop) }
-}
-
-async fn post(port: u16, function: &str, body: &Value) -> HostResponse {
-    let headers = [
-        ("Content-Type", "application/json; charset=utf-8"),
-        ("X-Azure-Functions-InvocationId", "inv-in-process"),
-    ];
-    let response = http_request(
-        port,
-        "POST",
-        &format!("/{function}"),
-        &headers,
-        body.to_string().as_bytes(),
-        true,
-    )
-    .await;
+    // Attempt 3 of 3 fails: no further message, an error line with the resource and the cause.
+    let job = json!({"kind": "apply", "resourceId": pip_id(6), "change": "changed", "attempt": 3, "cause": "earlier"});
+    let response = host
+        .invoke(
+            "retry",
+            &servicebus_invocation(&job.to_string(), "retry-x", 1),
+            "inv-last",
+            false,
+        )
+        .await;
     response.assert_host_readable();
-    response
-}
-
-#[tokio::test]
-async fn an_asm_outage_schedules_a_retry_and_the_retry_completes_the_work() {
-    let sb = sas_bus().await;
-    let engine = Arc::new(ScriptedApply::default());
-    let server = in_process(Arc::clone(&engine), &sb, Duration::ZERO).await;
-
-    engine.asm_down.store(true, Ordering::SeqCst);
-    let event = resources_event("Microsoft.Resources.ResourceWriteSuccess", PIP);
-    let before = SystemTime::now();
-    let response = post(server.port, "resource-events", &event_invocation(&event)).await;
-    assert_eq!(
-        response.status, 200,
-        "a scheduled retry is a success for Event Grid: {}",
-        response.body
-    );
-    assert!(response.logs_text().contains("retry_scheduled"), "{}", response.body);
-    let sent = sb.delivered();
-    assert_eq!(sent.len(), 1);
-    let retry = &sent[0];
-    assert!(
-        retry.scheduled.expect("scheduled") > before,
-        "ScheduledEnqueueTimeUtc lies in the future"
-    );
-    assert_eq!(retry.body_json()["attempt"], json!(1));
-    assert!(engine.applied.lock().unwrap().is_empty());
-
-    // ASM is back; the retry function re-applies when the message becomes visible.
-    engine.asm_down.store(false, Ordering::SeqCst);
-    let delivery = servicebus_invocation(&retry.body_text(), retry.message_id.as_deref().unwrap(), 1);
-    let response = post(server.port, "retry", &delivery).await;
     assert_eq!(response.status, 200, "{}", response.body);
-    assert_eq!(
-        engine.applied.lock().unwrap().clone(),
-        vec![(PIP.to_string(), ChangeKind::Changed)]
+    assert!(response.logs_text().contains("not done"), "{}", response.body);
+    assert_eq!(world.bus.requests(), 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let gave_up: Vec<String> = host
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| l.contains("seedwatch: change not applied"))
+        .collect();
+    assert_eq!(gave_up.len(), 1, "{:?}", host.stderr_lines());
+    assert!(
+        gave_up[0].contains(&pip_id(6)) && gave_up[0].contains("503"),
+        "{}",
+        gave_up[0]
     );
-    assert_eq!(sb.delivered().len(), 1, "no further retry");
 
-    // Down again: each failed retry schedules the next attempt with a new MessageId, until
-    // the last one, which gives up where the operator sees it.
-    engine.asm_down.store(true, Ordering::SeqCst);
-    let mut message = retry.clone();
-    for attempt in 1..=3u32 {
-        let delivery = servicebus_invocation(&message.body_text(), message.message_id.as_deref().unwrap(), 1);
-        let response = post(server.port, "retry", &delivery).await;
-        assert_eq!(response.status, 200, "{}", response.body);
-        let delivered = sb.delivered();
-        if attempt < 3 {
-            let next = delivered.last().unwrap().clone();
-            assert_eq!(next.body_json()["attempt"], json!(attempt + 1));
-            assert_ne!(next.message_id, message.message_id);
-            message = next;
-        } else {
-            assert_eq!(delivered.len(), 3, "no retry after the last attempt");
-            assert!(response.logs_text().contains("not done"), "{}", response.body);
-        }
-    }
-    let given_up = engine.given_up.lock().unwrap().clone();
-    assert_eq!(given_up.len(), 1, "{given_up:?}");
-    assert!(given_up[0].contains(PIP) && given_up[0].contains("503"), "{given_up:?}");
-}
-
-#[tokio::test]
-async fn when_the_retry_cannot_be_queued_the_invocation_fails_so_event_grid_redelivers() {
-    let sb = sas_bus().await;
-    let engine = Arc::new(ScriptedApply::default());
-    let server = in_process(Arc::clone(&engine), &sb, Duration::ZERO).await;
-    engine.asm_down.store(true, Ordering::SeqCst);
-    sb.inject(&[403]);
-    let event = resources_event("Microsoft.Resources.ResourceDeleteSuccess", PIP);
-    let response = post(server.port, "resource-events", &event_invocation(&event)).await;
+    // The retry cannot be queued (403 from Service Bus): the invocation fails, so Event Grid
+    // delivers the event again.
+    world.bus.inject(&[403]);
+    let response = event(&host, DELETE, &pip_id(6), "inv-unqueued").await;
     assert_eq!(response.status, 500, "{}", response.body);
     assert!(
         response.logs_text().contains("could not be queued"),
         "{}",
         response.body
     );
-    assert!(sb.delivered().is_empty());
+    assert!(world.bus.delivered().is_empty());
 }
 
 #[tokio::test]
-async fn a_burst_of_events_for_one_resource_is_one_apply() {
-    let sb = sas_bus().await;
-    let engine = Arc::new(ScriptedApply::default());
-    let server = in_process(Arc::clone(&engine), &sb, Duration::from_millis(200)).await;
+async fn a_burst_of_events_for_one_resource_is_one_arm_read() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(7, "203.0.113.77")]);
+    let host = Arc::new(world.handler().await);
     let mut invocations = Vec::new();
     for i in 0..40 {
         let event = if i % 2 == 0 {
-            resources_event("Microsoft.Resources.ResourceWriteSuccess", PIP)
+            resources_event(WRITE, &pip_id(7))
         } else {
             cloud_event(
-                "Microsoft.Resources.ResourceWriteSuccess",
-                &PIP.to_ascii_uppercase().replace("/SUBSCRIPTIONS/", "/subscriptions/"),
+                WRITE,
+                &pip_id(7)
+                    .to_ascii_uppercase()
+                    .replace("/SUBSCRIPTIONS/", "/subscriptions/"),
             )
         };
-        let port = server.port;
+        let host = Arc::clone(&host);
         invocations.push(tokio::spawn(async move {
-            post(port, "resource-events", &event_invocation(&event)).await
+            host.invoke(
+                "resource-events",
+                &event_invocation(&event),
+                &format!("inv-burst-{i}"),
+                i % 3 == 0,
+            )
+            .await
         }));
     }
     for invocation in invocations {
-        assert_eq!(invocation.await.unwrap().status, 200);
+        let response = invocation.await.unwrap();
+        response.assert_host_readable();
+        assert_eq!(response.status, 200, "{}", response.body);
     }
     assert_eq!(
-        engine.calls.load(Ordering::SeqCst),
+        world.azure.counts().arm_gets,
         1,
-        "40 events for one resource, one apply"
+        "40 events for one resource, one ARM read"
     );
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.77".to_string()].into());
 }
 
 #[tokio::test]
-async fn resync_of_one_resource_answers_with_the_result() {
-    let sb = sas_bus().await;
-    let engine = Arc::new(ScriptedApply::default());
-    let server = in_process(Arc::clone(&engine), &sb, Duration::ZERO).await;
-    let body = format!("{{\"scope\":\"resource\",\"id\":\"{PIP}\"}}");
-    let response = post(server.port, "resync", &http_invocation(Some(&body))).await;
-    let res = &response.body["Outputs"]["res"];
-    assert_eq!(res["statusCode"], json!(200), "{}", response.body);
-    assert_eq!(res["body"]["result"], json!({"added": 1}));
-    let response = post(
-        server.port,
-        "resync",
-        &http_invocation(Some("{\"scope\":\"all\",\"dry_run\":true}")),
-    )
-    .await;
-    let res = &response.body["Outputs"]["res"];
-    assert_eq!(res["statusCode"], json!(200), "{}", response.body);
-    assert_eq!(res["body"]["summary"], json!({"scope": "all", "dry_run": true}));
-    let response = post(server.port, "reconcile", &timer_invocation(true)).await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    assert!(response.logs_text().contains("reconcile done"), "{}", response.body);
+async fn resync_answers_for_one_resource_and_for_a_dry_run() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(8, "203.0.113.88")]);
+    let host = world.handler().await;
+    let dry = host
+        .invoke(
+            "resync",
+            &http_invocation(Some("{\"scope\":\"all\",\"dry_run\":true}")),
+            "inv-dry",
+            false,
+        )
+        .await;
+    dry.assert_host_readable();
+    let res = &dry.body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], json!(200), "{}", dry.body);
+    assert_eq!(
+        res["body"]["summary"]["planned_add"][0]["name"],
+        json!("203.0.113.88"),
+        "{res}"
+    );
+    assert!(world.asm.journal().is_empty(), "a dry run writes nothing");
+
+    let body = format!("{{\"scope\":\"resource\",\"id\":\"{}\"}}", pip_id(8));
+    let one = host
+        .invoke("resync", &http_invocation(Some(&body)), "inv-one", true)
+        .await;
+    let res = &one.body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], json!(200), "{}", one.body);
+    assert_eq!(
+        res["body"]["result"]["added"][0]["name"],
+        json!("203.0.113.88"),
+        "{res}"
+    );
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.88".to_string()].into());
 }

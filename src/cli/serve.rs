@@ -11,9 +11,9 @@ use std::sync::Arc;
 use futures::FutureExt;
 
 use super::ServeArgs;
-use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv, env};
 use crate::asm::{AsmApi, AsmClient};
-use crate::functions::engines::SyncReconciler;
+use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv, env};
+use crate::functions::engines::{LedgerApply, SyncEngine, SyncReconciler};
 use crate::functions::runner::{Services, Tuning};
 use crate::functions::server::{AppState, ServicesFactory, serve};
 use crate::queue::{QueueTarget, RetryQueue};
@@ -44,7 +44,7 @@ pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
     let file = config.map(Path::to_path_buf);
     let factory: ServicesFactory = Arc::new(move || {
         let file = file.clone();
-        async move { build_services(file) }.boxed()
+        async move { build_services(file).await }.boxed()
     });
     let state = AppState::new(factory, Tuning::default());
     match serve(listener, state, shutdown_signal()).await {
@@ -56,9 +56,9 @@ pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
     }
 }
 
-/// Configuration, then the credential, the ASM client, the retry queue and the engines.
-/// Errors say what to set; they fail the invocations that need the services.
-fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
+/// Configuration, then the credential, the ASM client, the ledger, the retry queue and the
+/// engines. Errors say what to set; they fail the invocations that need the services.
+async fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
     let options = LoadOptions {
         file,
         require_file: true,
@@ -67,8 +67,13 @@ fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let (_, tokens) = crate::azure::azure_from_config(&config, &ProcessEnv).map_err(|e| format!("Azure credential: {e}"))?;
+    let (reader, tokens) =
+        crate::azure::azure_from_config(&config, &ProcessEnv).map_err(|e| format!("Azure credential: {e}"))?;
     let asm: Arc<dyn AsmApi> = Arc::new(AsmClient::from_config(&config).map_err(|e| format!("ASM: {e}"))?);
+    let ledger = crate::ledger::open(&config, &ProcessEnv, Some(tokens.clone()))
+        .await
+        .map_err(|e| format!("ledger: {e}"))?;
+    tracing::info!(ledger = %ledger.describe(), "ledger opened");
     let queue = match QueueTarget::from_env(&ProcessEnv, &config, Some(tokens.clone())) {
         Ok(target) => Some(Arc::new(RetryQueue::new(target, &config))),
         Err(e) => {
@@ -76,30 +81,26 @@ fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
             None
         }
     };
+    let engine = crate::apply::Applier::new(
+        reader,
+        asm.clone(),
+        ledger.clone(),
+        config.azure.checks.clone(),
+        config.seed_tag.clone(),
+    );
     let max_attempts = config.retry.max_attempts;
-    let reconciler = Arc::new(SyncReconciler::live(config, tokens, asm));
+    let reconciler = Arc::new(SyncReconciler(Arc::new(SyncEngine::live(
+        config,
+        tokens,
+        asm,
+        Some(ledger),
+    ))));
     Ok(Services {
-        applier: Arc::new(NotBuilt),
+        applier: Arc::new(LedgerApply(Arc::new(engine))),
         reconciler,
         queue,
         max_attempts,
     })
-}
-
-/// The apply engine is wired in by its own change; until then every apply fails permanently
-/// with this message.
-struct NotBuilt;
-
-#[async_trait::async_trait]
-impl crate::functions::ports::Applier for NotBuilt {
-    async fn apply(
-        &self,
-        _change: &crate::functions::events::Change,
-    ) -> Result<serde_json::Value, crate::functions::ports::WorkError> {
-        Err(crate::functions::ports::WorkError::permanent(
-            "this build of seedwatch has no apply engine yet",
-        ))
-    }
 }
 
 /// SIGTERM (the host stopping or recycling the worker) or Ctrl-C (a local run).

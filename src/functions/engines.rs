@@ -1,32 +1,50 @@
-//! The real engines behind the handler's ports: the sync engine ([`crate::sync`]) as the
-//! [`Reconciler`] for the timer, resyncs and queued resync jobs.
+//! The real engines behind the handler's ports: the sync engine ([`crate::sync`]) with the
+//! ledger's provenance and rebuild as the [`Reconciler`] (timer, resyncs, queued resync jobs),
+//! and the ledger's apply path ([`crate::apply`]) as the [`Applier`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
-use super::ports::{Reconciler, Scope, WorkError};
+use super::events::{Change, ChangeKind};
+use super::ports::{Applier, Reconciler, Scope, WorkError};
+use crate::apply::ApplyRequest;
 use crate::asm::{AsmApi, AsmError};
 use crate::azure::{AzureError, AzureReader, Incomplete, IncompleteScope, OwnerRead, TokenSource};
 use crate::config::Config;
+use crate::ledger::{Ledger, LedgerError};
 use crate::sync::{NoSyncProgress, SyncError, SyncOptions, SyncReport};
 
 /// Builds a reader for a configuration (the live one in production); a subscription resync
 /// narrows the configuration's scope and asks for a reader over it.
 pub type ReaderFactory = Arc<dyn Fn(&Config) -> Arc<dyn AzureReader> + Send + Sync>;
 
-/// The full reconcile, with the sync engine's guard rails.
-pub struct SyncReconciler {
+/// The full reconcile, with the sync engine's guard rails; with a ledger, the ledger's
+/// provenance feeds the guard rails and the ledger is rebuilt from the result.
+///
+/// Each reconcile runs on a thread of its own with its own runtime: a sweep is long and heavy,
+/// and the sync engine's future is not `Send` (its write stream borrows across awaits), so it
+/// cannot be spawned on the server's runtime.
+pub struct SyncReconciler(pub Arc<SyncEngine>);
+
+pub struct SyncEngine {
     pub config: Config,
     pub azure: Arc<dyn AzureReader>,
     pub asm: Arc<dyn AsmApi>,
+    pub ledger: Option<Arc<dyn Ledger>>,
     pub readers: ReaderFactory,
 }
 
-impl SyncReconciler {
+impl SyncEngine {
     /// Over the live estate: `tokens` is the shared credential.
-    pub fn live(config: Config, tokens: Arc<dyn TokenSource>, asm: Arc<dyn AsmApi>) -> SyncReconciler {
+    pub fn live(
+        config: Config,
+        tokens: Arc<dyn TokenSource>,
+        asm: Arc<dyn AsmApi>,
+        ledger: Option<Arc<dyn Ledger>>,
+    ) -> SyncEngine {
         let readers: ReaderFactory = Arc::new(move |config: &Config| {
             Arc::new(crate::azure::live_from_config(
                 config,
@@ -34,31 +52,25 @@ impl SyncReconciler {
                 crate::azure::arm::Tuning::default(),
             )) as Arc<dyn AzureReader>
         });
-        SyncReconciler {
+        SyncEngine {
             azure: readers(&config),
             config,
             asm,
+            ledger,
             readers,
         }
-    }
-
-    async fn all(&self, dry_run: bool) -> Result<Value, WorkError> {
-        let options = SyncOptions {
-            dry_run,
-            ..SyncOptions::default()
-        };
-        let report = crate::sync::run_sync(&self.config, self.azure.as_ref(), self.asm.as_ref(), options, &NoSyncProgress)
-            .await
-            .map_err(sync_error)?;
-        Ok(summarize(&report))
     }
 
     /// One subscription: the sweep is narrowed to it, and every other subscription is marked
     /// as not read, so no seed another subscription may contribute is deleted.
     async fn subscription(&self, subscription: &str, dry_run: bool) -> Result<Value, WorkError> {
         let azure = &self.config.azure;
-        let allowed = azure.subscriptions.is_empty() || azure.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
-        let excluded = azure.exclude_subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
+        let allowed =
+            azure.subscriptions.is_empty() || azure.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
+        let excluded = azure
+            .exclude_subscriptions
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(subscription));
         if !allowed || excluded {
             return Err(WorkError::permanent(format!(
                 "subscription {subscription} is outside the configured scope (azure.subscriptions / azure.exclude_subscriptions)"
@@ -68,33 +80,77 @@ impl SyncReconciler {
         narrowed.azure.subscriptions = vec![subscription.to_string()];
         narrowed.azure.management_groups.clear();
         let reader = (self.readers)(&narrowed);
-        self.asm.check_auth().await.map_err(|e| sync_error(e.into()))?;
-        self.asm.check_scan().await.map_err(|e| sync_error(e.into()))?;
-        let sweep = reader
-            .sweep(&narrowed.azure.checks, &NoSyncProgress)
-            .await
-            .map_err(|e| sync_error(e.into()))?;
-        let extraction = crate::extract::extract_resources(&sweep.resources, &narrowed.azure.checks);
-        let resources_read = sweep.resources.len();
-        drop(sweep.resources);
-        let mut completeness = sweep.report;
-        completeness.incomplete.push(IncompleteScope {
+        let others = IncompleteScope {
             subscription: "(every other subscription)".into(),
             check: None,
             why: Incomplete::Failed {
                 message: format!("not part of this resync of subscription {subscription}"),
             },
-        });
+        };
+        self.run(&narrowed, reader.as_ref(), Some(others), dry_run).await
+    }
+
+    /// Checks, sweep, extraction, reconcile and writes (as `run_sync`), with the ledger's
+    /// provenance before and its rebuild after.
+    async fn run(
+        &self,
+        config: &Config,
+        reader: &dyn AzureReader,
+        extra_incomplete: Option<IncompleteScope>,
+        dry_run: bool,
+    ) -> Result<Value, WorkError> {
+        let started_ms = now_ms();
+        self.asm.check_auth().await.map_err(|e| sync_error(e.into()))?;
+        self.asm.check_scan().await.map_err(|e| sync_error(e.into()))?;
+        let provenance = match &self.ledger {
+            Some(ledger) => match crate::ledger::rebuild::provenance(ledger.as_ref()).await {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => return Err(ledger_error(e)),
+            },
+            None => None,
+        };
+        let sweep = reader
+            .sweep(&config.azure.checks, &NoSyncProgress)
+            .await
+            .map_err(|e| sync_error(e.into()))?;
+        let extraction = crate::extract::extract_resources(&sweep.resources, &config.azure.checks);
+        let resources_read = sweep.resources.len();
+        drop(sweep.resources);
+        let mut completeness = sweep.report;
+        completeness.incomplete.extend(extra_incomplete);
         let options = SyncOptions {
             dry_run,
+            provenance,
             ..SyncOptions::default()
         };
-        let mut report =
-            crate::sync::reconcile_and_apply(&narrowed, self.asm.as_ref(), completeness, extraction, options, &NoSyncProgress)
-                .await
-                .map_err(sync_error)?;
+        let mut report = crate::sync::reconcile_and_apply(
+            config,
+            self.asm.as_ref(),
+            completeness.clone(),
+            extraction,
+            options,
+            &NoSyncProgress,
+        )
+        .await
+        .map_err(sync_error)?;
         report.resources_read = resources_read;
-        Ok(summarize(&report))
+        let mut summary = summarize(&report);
+        if let (Some(ledger), false) = (&self.ledger, dry_run) {
+            let defaults = crate::apply::ApplyOptions::default();
+            let options = crate::ledger::rebuild::RebuildOptions {
+                completeness: &completeness,
+                seed_tag: &config.seed_tag,
+                sweep_started_ms: started_ms,
+                now_ms: now_ms(),
+                lease: defaults.lease,
+                tombstone_ttl: defaults.tombstone_ttl,
+            };
+            let rebuilt = crate::ledger::rebuild::rebuild(ledger.as_ref(), &report, &options)
+                .await
+                .map_err(ledger_error)?;
+            summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null);
+        }
+        Ok(summary)
     }
 
     /// What one resource contributes, read now (a dry run of its apply).
@@ -118,8 +174,33 @@ impl SyncReconciler {
 #[async_trait]
 impl Reconciler for SyncReconciler {
     async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
+        let engine = Arc::clone(&self.0);
+        let scope = scope.clone();
+        let span = tracing::Span::current();
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("seedwatch-reconcile".into())
+            .spawn(move || {
+                let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime.block_on(engine.reconcile(&scope, dry_run).instrument(span)),
+                    Err(e) => Err(WorkError::transient(format!(
+                        "cannot start the reconcile's runtime: {e}"
+                    ))),
+                };
+                let _ = done.send(outcome);
+            })
+            .map_err(|e| WorkError::transient(format!("cannot start the reconcile's thread: {e}")))?;
+        result
+            .await
+            .unwrap_or_else(|_| Err(WorkError::transient("the reconcile stopped without a result")))
+    }
+}
+
+impl SyncEngine {
+    /// Reconciles one scope (see [`Reconciler::reconcile`]).
+    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
         match scope {
-            Scope::All => self.all(dry_run).await,
+            Scope::All => self.run(&self.config, self.azure.as_ref(), None, dry_run).await,
             Scope::Subscription(id) => self.subscription(id, dry_run).await,
             Scope::Resource(id) if dry_run => self.resource(id).await,
             Scope::Resource(_) => Err(WorkError::permanent(
@@ -151,7 +232,8 @@ pub fn summarize(report: &SyncReport) -> Value {
         summary["skipped_deletes"] = serde_json::to_value(&report.skipped).unwrap_or(Value::Null);
     }
     if !report.failed.is_empty() {
-        summary["failures"] = serde_json::to_value(report.failed.iter().take(20).collect::<Vec<_>>()).unwrap_or(Value::Null);
+        summary["failures"] =
+            serde_json::to_value(report.failed.iter().take(20).collect::<Vec<_>>()).unwrap_or(Value::Null);
     }
     summary
 }
@@ -167,6 +249,48 @@ fn sync_error(e: SyncError) -> WorkError {
         transient,
         message: e.to_string(),
     }
+}
+
+fn ledger_error(e: LedgerError) -> WorkError {
+    WorkError {
+        transient: e.is_transient(),
+        message: format!("ledger: {e}"),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The ledger's incremental apply path behind the [`Applier`] port.
+pub struct LedgerApply(pub Arc<crate::apply::Applier>);
+
+#[async_trait]
+impl Applier for LedgerApply {
+    async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
+        let request = ApplyRequest {
+            resource: change.id.clone(),
+            deleted: change.kind == ChangeKind::Deleted,
+            body: change.body.as_ref().map(|resource| resource.to_json()),
+            body_time_ms: change.time.as_deref().and_then(event_time_ms),
+        };
+        match self.0.apply(&request).await {
+            Ok(report) => Ok(serde_json::to_value(report).unwrap_or(Value::Null)),
+            Err(e) => Err(WorkError {
+                transient: e.is_transient(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// An event time (RFC 3339) as Unix milliseconds.
+fn event_time_ms(text: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 fn azure_error(e: AzureError) -> WorkError {
