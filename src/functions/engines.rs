@@ -14,7 +14,7 @@ use crate::apply::ApplyRequest;
 use crate::asm::{AsmApi, AsmError};
 use crate::azure::{AzureError, AzureReader, Incomplete, IncompleteScope, OwnerRead, TokenSource};
 use crate::config::Config;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::Ledger;
 use crate::sync::{NoSyncProgress, SyncError, SyncOptions, SyncReport};
 
 /// Builds a reader for a configuration (the live one in production); a subscription resync
@@ -90,8 +90,35 @@ impl SyncEngine {
         self.run(&narrowed, reader.as_ref(), Some(others), dry_run).await
     }
 
-    /// Checks, sweep, extraction, reconcile and writes (as `run_sync`), with the ledger's
-    /// provenance before and its rebuild after.
+    /// The whole estate: the sync engine with the ledger around it.
+    async fn all(&self, dry_run: bool) -> Result<Value, WorkError> {
+        let options = SyncOptions {
+            dry_run,
+            ..SyncOptions::default()
+        };
+        let done = crate::ledger::rebuild::sync_with_ledger(
+            &self.config,
+            self.azure.as_ref(),
+            self.asm.as_ref(),
+            self.ledger.as_deref(),
+            options,
+            &NoSyncProgress,
+        )
+        .await
+        .map_err(sync_error)?;
+        let mut summary = summarize(&done.report);
+        if let Some(rebuilt) = done.rebuild {
+            summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null);
+        }
+        if !done.ledger_warnings.is_empty() {
+            summary["ledger_warnings"] = done.ledger_warnings.into();
+        }
+        Ok(summary)
+    }
+
+    /// Checks, sweep, extraction, reconcile and writes (as `run_sync`) over a narrowed scope,
+    /// with the ledger's provenance before and its rebuild after (ledger trouble is a warning:
+    /// the next reconcile repairs the ledger).
     async fn run(
         &self,
         config: &Config,
@@ -102,10 +129,14 @@ impl SyncEngine {
         let started_ms = now_ms();
         self.asm.check_auth().await.map_err(|e| sync_error(e.into()))?;
         self.asm.check_scan().await.map_err(|e| sync_error(e.into()))?;
+        let mut ledger_warnings = Vec::new();
         let provenance = match &self.ledger {
             Some(ledger) => match crate::ledger::rebuild::provenance(ledger.as_ref()).await {
                 Ok(p) => Some(Arc::new(p)),
-                Err(e) => return Err(ledger_error(e)),
+                Err(e) => {
+                    ledger_warnings.push(format!("ledger provenance unavailable: {e}"));
+                    None
+                }
             },
             None => None,
         };
@@ -145,10 +176,16 @@ impl SyncEngine {
                 lease: defaults.lease,
                 tombstone_ttl: defaults.tombstone_ttl,
             };
-            let rebuilt = crate::ledger::rebuild::rebuild(ledger.as_ref(), &report, &options)
-                .await
-                .map_err(ledger_error)?;
-            summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null);
+            match crate::ledger::rebuild::rebuild(ledger.as_ref(), &report, &options).await {
+                Ok(rebuilt) => summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null),
+                Err(e) => ledger_warnings.push(format!("ledger rebuild failed (the next reconcile retries): {e}")),
+            }
+        }
+        for warning in &ledger_warnings {
+            tracing::warn!("{warning}");
+        }
+        if !ledger_warnings.is_empty() {
+            summary["ledger_warnings"] = ledger_warnings.into();
         }
         Ok(summary)
     }
@@ -200,7 +237,7 @@ impl SyncEngine {
     /// Reconciles one scope (see [`Reconciler::reconcile`]).
     pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
         match scope {
-            Scope::All => self.run(&self.config, self.azure.as_ref(), None, dry_run).await,
+            Scope::All => self.all(dry_run).await,
             Scope::Subscription(id) => self.subscription(id, dry_run).await,
             Scope::Resource(id) if dry_run => self.resource(id).await,
             Scope::Resource(_) => Err(WorkError::permanent(
@@ -248,13 +285,6 @@ fn sync_error(e: SyncError) -> WorkError {
     WorkError {
         transient,
         message: e.to_string(),
-    }
-}
-
-fn ledger_error(e: LedgerError) -> WorkError {
-    WorkError {
-        transient: e.is_transient(),
-        message: format!("ledger: {e}"),
     }
 }
 
