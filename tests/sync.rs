@@ -928,6 +928,73 @@ mod e2e {
         assert_eq!(w.asm.write_attempts(), 0);
     }
 
+    /// The items of an estate file: an array, `{"data": [...]}` or `{"value": [...]}`.
+    fn estate_items(path: &str) -> Vec<Value> {
+        let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        match value {
+            Value::Array(items) => items,
+            Value::Object(mut map) => match map.remove("data").or_else(|| map.remove("value")) {
+                Some(Value::Array(items)) => items,
+                _ => panic!("no items in {path}"),
+            },
+            _ => panic!("not an estate: {path}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_of_the_policy_estate_holds_exactly_the_planned_seeds() {
+        let estate_file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/estate.json");
+        let w = world(0).await;
+        w.azure.load(estate_items(estate_file));
+        w.asm.insert_seed(SCAN, "manual.example.org", "domain", &["manual"]);
+        w.asm.insert_seed(SCAN, "gone.contoso.com", "domain", &[TAG]);
+
+        // What `plan` says the policy asks for, from the same estate as a file.
+        let env = w.env(KEY, SCAN);
+        let dir = w.dir.path().to_path_buf();
+        let plan = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"))
+                .args(["plan", "--json", "--estate", estate_file])
+                .current_dir(dir)
+                .env_clear()
+                .envs(env)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+        let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+        let planned: BTreeSet<(String, String)> = plan["seeds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["type"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert!(planned.len() > 20, "{plan}");
+
+        let report = w.sync(&["--json", "--force-deletes"]).await.ok().json();
+        assert_eq!(report["failed"], json!([]), "{report}");
+        let held: BTreeSet<(String, String)> = w
+            .asm
+            .seeds(SCAN)
+            .into_iter()
+            .filter(|s| s.tags.iter().any(|t| t == TAG))
+            .map(|s| (s.name, s.kind))
+            .collect();
+        assert_eq!(held, planned);
+        assert!(w.asm.seed_names(SCAN).contains("manual.example.org"));
+
+        w.asm.clear_journal();
+        w.sync(&[]).await.ok();
+        assert_eq!(w.asm.write_attempts(), 0);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_key_never_reaches_the_logs_even_at_trace_level() {
         let w = world(2).await;
