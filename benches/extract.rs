@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use seedwatch::check::EnabledChecks;
-use seedwatch::estate::read_estate;
+use seedwatch::estate::read_estate_for_extraction;
 use seedwatch::extract::extract_resources;
 use seedwatch::plan::Plan;
 use serde_json::Value;
@@ -65,10 +65,19 @@ fn generate(file: &Path, count: usize) -> u64 {
         let template = &templates[i % templates.len()];
         // Distinct resource ids, names and host names per copy; the subscription changes every
         // 2,000 resources as in a real tenant.
-        let renamed = template.replace("contoso", &format!("contoso{copy}")).replace(
-            "8f3c2a1e-5b7d-4e9a-9c61-2d4f7a0b3e15",
-            &format!("8f3c2a1e-5b7d-4e9a-9c61-{:012}", i / 2_000),
-        );
+        // Addresses vary per copy too (public first octets 20..=69).
+        let (a, b) = (20 + copy % 50, (copy / 50) % 256);
+        let renamed = template
+            .replace("contoso", &format!("contoso{copy}"))
+            .replace("203.0.113.", &format!("{a}.{b}.113."))
+            .replace("198.51.100.", &format!("{a}.{b}.100."))
+            .replace("192.0.2.", &format!("{a}.{b}.2."))
+            .replace("2001:0DB8:", &format!("2001:{:04x}:", copy % 0x10000))
+            .replace("2001:db8:", &format!("2001:{:04x}:", copy % 0x10000))
+            .replace(
+                "8f3c2a1e-5b7d-4e9a-9c61-2d4f7a0b3e15",
+                &format!("8f3c2a1e-5b7d-4e9a-9c61-{:012}", i / 2_000),
+            );
         if i > 0 {
             out.write_all(b",\n").expect("write");
         }
@@ -82,7 +91,7 @@ fn generate(file: &Path, count: usize) -> u64 {
 fn measure(file: &Path) {
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    let estate = read_estate(file).expect("read estate");
+    let estate = read_estate_for_extraction(file).expect("read estate");
     let read = started.elapsed();
     let rss_read = memory_kb("VmRSS:");
     let extraction = extract_resources(&estate.resources, &EnabledChecks::all());

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::extract::Warning;
+use crate::extract::{Warning, is_companion_type, is_owner_type};
 use crate::resource::Resource;
 
 /// The resources read from an estate file, and the items that could not be used.
@@ -42,18 +42,39 @@ pub enum EstateError {
 
 const EXPECTED: &str = "a JSON array of Azure resources, or an object with a \"data\" array (az graph query) or a \"value\" array (ARM list)";
 
-/// Reads and parses an estate file.
+/// Reads and parses an estate file, keeping every resource whole.
 pub fn read_estate(path: &Path) -> Result<Estate, EstateError> {
+    read(path, Keep::Everything)
+}
+
+/// Reads an estate file for extraction only: resources of types that neither own seeds nor
+/// are companions (virtual machines, disks, NICs: most of a real estate) keep their envelope
+/// but not their body, so a large estate fits in far less memory.
+pub fn read_estate_for_extraction(path: &Path) -> Result<Estate, EstateError> {
+    read(path, Keep::ExtractionInputs)
+}
+
+/// Parses estate JSON; `file` names the source in errors.
+pub fn parse_estate(bytes: &[u8], file: &str) -> Result<Estate, EstateError> {
+    parse(bytes, file, Keep::Everything)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Everything,
+    ExtractionInputs,
+}
+
+fn read(path: &Path, keep: Keep) -> Result<Estate, EstateError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| EstateError::Read {
         file: file.clone(),
         message: e.to_string(),
     })?;
-    parse_estate(&bytes, &file)
+    parse(&bytes, &file, keep)
 }
 
-/// Parses estate JSON; `file` names the source in errors.
-pub fn parse_estate(bytes: &[u8], file: &str) -> Result<Estate, EstateError> {
+fn parse(bytes: &[u8], file: &str, keep: Keep) -> Result<Estate, EstateError> {
     let transcoded;
     let text: &[u8] = if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
         rest
@@ -74,7 +95,7 @@ pub fn parse_estate(bytes: &[u8], file: &str) -> Result<Estate, EstateError> {
         });
     }
     let mut deserializer = serde_json::Deserializer::from_slice(text);
-    let estate = EstateSeed
+    let estate = EstateSeed { keep }
         .deserialize(&mut deserializer)
         .and_then(|estate| deserializer.end().map(|()| estate))
         .map_err(|e| EstateError::Json {
@@ -114,16 +135,20 @@ fn strip_position(message: &str) -> String {
 }
 
 /// The top level: an array, or an object holding `data` or `value`.
-struct EstateSeed;
+struct EstateSeed {
+    keep: Keep,
+}
 
 impl<'de> DeserializeSeed<'de> for EstateSeed {
     type Value = Estate;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Estate, D::Error> {
-        deserializer.deserialize_any(TopVisitor)
+        deserializer.deserialize_any(TopVisitor { keep: self.keep })
     }
 }
 
-struct TopVisitor;
+struct TopVisitor {
+    keep: Keep,
+}
 
 impl<'de> Visitor<'de> for TopVisitor {
     type Value = Estate;
@@ -133,7 +158,7 @@ impl<'de> Visitor<'de> for TopVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Estate, A::Error> {
-        read_items(seq)
+        read_items(seq, self.keep)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Estate, A::Error> {
@@ -141,7 +166,10 @@ impl<'de> Visitor<'de> for TopVisitor {
         let mut keys = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if (key == "data" || key == "value") && found.is_none() {
-                found = Some(map.next_value_seed(ItemsSeed { key: key.clone() })?);
+                found = Some(map.next_value_seed(ItemsSeed {
+                    key: key.clone(),
+                    keep: self.keep,
+                })?);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -165,17 +193,22 @@ impl<'de> Visitor<'de> for TopVisitor {
 /// The array under `data` or `value`.
 struct ItemsSeed {
     key: String,
+    keep: Keep,
 }
 
 impl<'de> DeserializeSeed<'de> for ItemsSeed {
     type Value = Estate;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Estate, D::Error> {
-        deserializer.deserialize_any(ItemsVisitor { key: self.key })
+        deserializer.deserialize_any(ItemsVisitor {
+            key: self.key,
+            keep: self.keep,
+        })
     }
 }
 
 struct ItemsVisitor {
     key: String,
+    keep: Keep,
 }
 
 impl<'de> Visitor<'de> for ItemsVisitor {
@@ -186,7 +219,7 @@ impl<'de> Visitor<'de> for ItemsVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Estate, A::Error> {
-        read_items(seq)
+        read_items(seq, self.keep)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Estate, A::Error> {
@@ -200,7 +233,7 @@ impl<'de> Visitor<'de> for ItemsVisitor {
     }
 }
 
-fn read_items<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Estate, A::Error> {
+fn read_items<'de, A: SeqAccess<'de>>(mut seq: A, keep: Keep) -> Result<Estate, A::Error> {
     let mut estate = Estate::default();
     if let Some(hint) = seq.size_hint() {
         estate.resources.reserve(hint);
@@ -213,7 +246,17 @@ fn read_items<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Estate, A::Error> {
             .and_then(Value::as_str)
             .map(|id| id.chars().take(200).collect::<String>());
         match Resource::from_json(item) {
-            Ok(resource) => estate.resources.push(resource),
+            Ok(mut resource) => {
+                if keep == Keep::ExtractionInputs
+                    && !is_owner_type(&resource.arm_type)
+                    && !is_companion_type(&resource.arm_type)
+                {
+                    resource.properties = Value::Null;
+                    resource.sku = Value::Null;
+                    resource.tags = Value::Null;
+                }
+                estate.resources.push(resource);
+            }
             Err(error) => estate.warnings.push(Warning {
                 resource: format!("estate[{index}]"),
                 path: String::new(),
@@ -248,6 +291,22 @@ mod tests {
             assert_eq!(estate.items, 1);
             assert!(estate.warnings.is_empty());
         }
+    }
+
+    #[test]
+    fn reading_for_extraction_drops_bodies_extraction_ignores() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("e.json");
+        let vm = r#"{"id": "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm", "type": "microsoft.compute/virtualmachines", "properties": {"vmId": "x"}, "tags": {"a": "b"}}"#;
+        let blob = r#"{"id": "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st/blobServices/default", "properties": {"staticWebsite": {"enabled": true}}}"#;
+        std::fs::write(&file, format!("[{PIP}, {vm}, {blob}]")).unwrap();
+        let whole = read_estate(&file).unwrap();
+        assert!(whole.resources.iter().all(|r| !r.properties.is_null()));
+        let lean = read_estate_for_extraction(&file).unwrap();
+        assert_eq!(lean.resources.len(), 3);
+        assert!(!lean.resources[0].properties.is_null());
+        assert!(lean.resources[1].properties.is_null() && lean.resources[1].tags.is_null());
+        assert!(!lean.resources[2].properties.is_null());
     }
 
     #[test]

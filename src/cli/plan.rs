@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use super::{PlanArgs, exit};
 use crate::config::{Config, LoadOptions, ProcessEnv};
-use crate::estate::read_estate;
+use crate::estate::read_estate_for_extraction;
 use crate::extract::extract_resources;
 use crate::plan::Plan;
 
@@ -30,7 +30,7 @@ pub async fn run(args: &PlanArgs, config: Option<&Path>) -> ExitCode {
     let Some(estate_path) = &args.estate else {
         return live(args, &config).await;
     };
-    let estate = match read_estate(estate_path) {
+    let estate = match read_estate_for_extraction(estate_path) {
         Ok(estate) => estate,
         Err(e) => return super::fail(e),
     };
