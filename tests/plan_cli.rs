@@ -325,13 +325,21 @@ fn bad_items_are_warnings_and_the_rest_is_planned() {
     assert_eq!(resources, ["estate[0]", "estate[2]"]);
 }
 
+/// Without `--estate` the live estate is read; when no credential can be built, the error says
+/// so and points at `--estate`. Hermetic: the client-secret credential is chosen explicitly and
+/// its variables are removed, so a developer's `az login` does not change the outcome.
 #[test]
-fn without_estate_the_live_path_is_explained() {
+fn without_estate_and_without_a_credential_points_at_estate() {
     let dir = tempfile::tempdir().unwrap();
     seedwatch(dir.path())
+        .env("CONNECTOR_CONFIG", "azure:\n  credential: client_secret\n")
+        .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
         .args(["plan"])
         .assert()
         .code(2)
+        .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("--estate"));
 }
 
