@@ -102,8 +102,14 @@ if [[ -z "$binary" ]]; then
     fi
   fi
   echo "package.sh: building the release binary for $target" >&2
-  cargo build --release --locked --bin seedwatch --target "$target"
-  binary="target/$target/release/seedwatch"
+  if [[ "$target" == "$(rustc -vV | sed -n 's/^host: //p')" ]]; then
+    # The host's own target: share target/release with `cargo build --release`.
+    cargo build --release --locked --bin seedwatch
+    binary="target/release/seedwatch"
+  else
+    cargo build --release --locked --bin seedwatch --target "$target"
+    binary="target/$target/release/seedwatch"
+  fi
 elif [[ "$skip_build" == false ]]; then
   echo "package.sh: packaging the given binary $binary (no build)" >&2
 fi
