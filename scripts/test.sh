@@ -41,3 +41,9 @@ done
 export SEEDWATCH_TEST_AZURITE="http://127.0.0.1:${azurite_port}/devstoreaccount1"
 
 cargo test --locked "$@"
+# The AWS Lambda entry point (cargo feature `lambda`): its unit tests and tests/lambda.rs, which
+# also builds the `seedwatch-lambda` binary. Skipped when arguments select other tests.
+if [ $# -eq 0 ]; then
+    cargo test --locked --features lambda --lib lambda::
+    cargo test --locked --features lambda --test lambda
+fi

@@ -15,6 +15,8 @@ pub mod estate;
 pub mod extract;
 pub mod functions;
 pub mod http;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod ledger;
 pub mod plan;
 pub mod queue;

@@ -1,1 +1,58 @@
-fn main() {}
+//! `seedwatch-lambda`: seedwatch as an AWS Lambda function (see `src/lambda/` and
+//! docs/deploy-aws.md). Thin: logging, the lazily built engines, the shared secret, then
+//! `lambda_runtime::run` over one handler.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+use seedwatch::config::{Config, LoadOptions, ProcessEnv};
+use seedwatch::functions::runner::Tuning;
+use seedwatch::functions::server::{AppState, ServicesFactory};
+use seedwatch::lambda::handler::LambdaApp;
+use seedwatch::lambda::preflight;
+use seedwatch::lambda::webhook::WebhookSecret;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    seedwatch::functions::logging::init();
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "seedwatch-lambda starting");
+    let factory: ServicesFactory = Arc::new(|| build().boxed());
+    // A delivery arrives as one request, so its changes are submitted together: a short window
+    // is enough to coalesce them, and Event Grid waits 30 s at most for the answer.
+    let tuning = Tuning {
+        coalesce_window: std::time::Duration::from_millis(20),
+        ..Tuning::default()
+    };
+    let state = AppState::new(factory, tuning);
+    let secret = WebhookSecret::from_env(&ProcessEnv);
+    if let Err(why) = &secret {
+        tracing::error!(error = %why, "function URL requests will be refused");
+    }
+    let app = LambdaApp::new(state, secret);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        async move { app.handle(event).await }
+    }))
+    .await
+}
+
+/// The configuration checked for Lambda, then the same services as `seedwatch serve`.
+async fn build() -> Result<seedwatch::functions::runner::Services, String> {
+    let options = LoadOptions {
+        file: None,
+        require_file: true,
+    };
+    let config = Config::load(&options, &ProcessEnv).map_err(|e| format!("configuration: {e}"))?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if preflight::under_lambda(&ProcessEnv) {
+        for warning in preflight::check(&config, &ProcessEnv)? {
+            tracing::warn!("{warning}");
+        }
+    }
+    seedwatch::cli::serve::services_from_config(config, &ProcessEnv).await
+}

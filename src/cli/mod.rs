@@ -3,7 +3,7 @@
 
 mod apply;
 mod plan;
-mod serve;
+pub mod serve;
 mod sync;
 
 use std::path::PathBuf;

@@ -58,7 +58,8 @@ pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
 
 /// Configuration, then the credential, the ASM client, the ledger, the retry queue and the
 /// engines. Errors say what to set; they fail the invocations that need the services.
-async fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
+/// Public: the Lambda entry point (`seedwatch-lambda`) builds the same services.
+pub async fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
     let options = LoadOptions {
         file,
         require_file: true,
@@ -67,14 +68,20 @@ async fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    services_from_config(config, &ProcessEnv).await
+}
+
+/// The services for a loaded configuration, reading credentials, storage and queue settings
+/// from `env` (the process environment in production; a map in in-process tests).
+pub async fn services_from_config(config: Config, env: &dyn EnvSource) -> Result<Services, String> {
     let (reader, tokens) =
-        crate::azure::azure_from_config(&config, &ProcessEnv).map_err(|e| format!("Azure credential: {e}"))?;
+        crate::azure::azure_from_config(&config, env).map_err(|e| format!("Azure credential: {e}"))?;
     let asm: Arc<dyn AsmApi> = Arc::new(AsmClient::from_config(&config).map_err(|e| format!("ASM: {e}"))?);
-    let ledger = crate::ledger::open(&config, &ProcessEnv, Some(tokens.clone()))
+    let ledger = crate::ledger::open(&config, env, Some(tokens.clone()))
         .await
         .map_err(|e| format!("ledger: {e}"))?;
     tracing::info!(ledger = %ledger.describe(), "ledger opened");
-    let queue = match QueueTarget::from_env(&ProcessEnv, &config, Some(tokens.clone())) {
+    let queue = match QueueTarget::from_env(env, &config, Some(tokens.clone())) {
         Ok(target) => Some(Arc::new(RetryQueue::new(target, &config))),
         Err(e) => {
             tracing::warn!(error = %e, "no retry queue: passing failures fail the invocation instead");

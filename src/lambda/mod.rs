@@ -1,0 +1,28 @@
+//! seedwatch as an AWS Lambda function (`seedwatch-lambda`, cargo feature `lambda`): the same
+//! engines, retry queue and guard rails as the Functions handler, behind Lambda's triggers.
+//!
+//! One function, one handler over `LambdaEvent<serde_json::Value>`, dispatching on the payload:
+//! - an EventBridge scheduled-rule event (`"detail-type": "Scheduled Event"`) or the EventBridge
+//!   Scheduler input `{"seedwatch": "reconcile"}`: the full reconcile (the timer's job);
+//! - a function URL request (payload format 2.0) carrying Event Grid deliveries: the
+//!   subscription validation handshake, the shared-secret check, then each event through the
+//!   Functions handler's parsing and apply-with-retry path;
+//! - a function URL `POST /resync`: the manual resync.
+//!
+//! - [`url`]: the function URL request and response shapes (pure);
+//! - [`webhook`]: the shared secret and the Event Grid handshakes (pure);
+//! - [`preflight`]: what a Lambda deployment must configure (no managed identity, a shared ledger);
+//! - [`handler`]: the dispatch and the work.
+
+pub mod handler;
+pub mod preflight;
+pub mod url;
+pub mod webhook;
+
+/// Environment variables only the Lambda entry point reads.
+pub mod env {
+    /// The shared secret Event Grid (and resync callers) must present (`?code=` or the header).
+    pub const WEBHOOK_SECRET: &str = "WEBHOOK_SECRET";
+    /// Set by the Lambda runtime in every function: how seedwatch knows it runs under Lambda.
+    pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+}
