@@ -169,6 +169,10 @@ const NOT_SET_BY_TEMPLATE: &[(&str, &str)] = &[
     ("AWS_LAMBDA_RUNTIME_API", "set by the Lambda runtime"),
     ("AWS_LAMBDA_FUNCTION_NAME", "set by the Lambda runtime"),
     ("AWS_REGION", "set by the Lambda runtime"),
+    (
+        "WEBHOOK_SECRET",
+        "seedwatch-lambda's function URL secret (docs/deploy-aws.md), never on Azure",
+    ),
     // Process and terminal.
     ("HOME", "process environment"),
     ("PATH", "process environment"),
