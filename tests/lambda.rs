@@ -5,39 +5,37 @@
 //! the handler as `LambdaEvent::new(payload, Context::default())`, with the fake ASM and fake
 //! Service Bus behind the engines.
 //!
-//! The engines here are a stand-in until the ledger's apply path and the sync engine are wired
-//! into `cli::serve::build_services`: changes that carry the resource body (Resource
-//! Notifications) are extracted with the real extractor registry and written through the real
-//! ASM client; every call is recorded.
+//! The engines are the real ones, assembled by `cli::serve::services_with_azure` exactly as the
+//! Functions handler's: the ledger's apply path and the ledger-aware sync engine, over a fake
+//! ARM / Resource Graph (with the fake's fixed token: `azure_identity` cannot be pointed at a
+//! fake in-process), the fake ASM, the fake Service Bus (SAS) and a local ledger in a temporary
+//! directory.
 
 #[path = "support/fake_asm.rs"]
 mod fake_asm;
+#[path = "support/fake_azure.rs"]
+mod fake_azure;
 #[path = "support/fake_servicebus.rs"]
 mod fake_servicebus;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use fake_asm::FakeAsm;
+use fake_azure::FakeAzure;
 use fake_servicebus::{FakeAuth, FakeServiceBus};
 use futures::FutureExt;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
-use seedwatch::asm::client::AsmClient;
-use seedwatch::asm::{AddOutcome, AsmApi, AsmError};
+use seedwatch::azure::{AzureReader, StaticToken, TokenSource, live_from_config};
 use seedwatch::config::Config;
-use seedwatch::extract::extract_resources;
-use seedwatch::functions::events::{Change, ChangeKind};
-use seedwatch::functions::ports::{Applier, Reconciler, Scope, WorkError};
-use seedwatch::functions::runner::{Services, Tuning};
+use seedwatch::functions::runner::Tuning;
 use seedwatch::functions::server::{AppState, ServicesFactory};
 use seedwatch::lambda::handler::LambdaApp;
 use seedwatch::lambda::webhook::WebhookSecret;
-use seedwatch::queue::{QueueTarget, RetryQueue};
 use seedwatch::secret::Secret;
 
 /// The secret the fixtures carry (a test value, in `?code=` or `x-seedwatch-secret`).
@@ -54,98 +52,49 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-fn config(asm: &FakeAsm, service_bus: &str) -> Config {
+fn config(asm: &FakeAsm, azure: &FakeAzure, bus: &FakeServiceBus, ledger: &std::path::Path) -> Config {
     let yaml = json!({
         "scan_id": SCAN,
+        "seed_tag": TAG,
+        "delete_stale_seeds": true,
         "http": {"retry_count": 1, "retry_base_delay": "10ms", "retry_max_delay": "20ms", "timeout": "5s"},
         "asm": {"base_url": asm.base_url()},
-        "azure": {"endpoints": {"service_bus": service_bus}},
+        "azure": {"credential": "client_secret", "endpoints": {"resource_manager": azure.base_url(), "service_bus": bus.base_url()}},
+        "ledger": {"kind": "local", "path": ledger.display().to_string()},
         "retry": {"base_delay": "30s", "max_delay": "10m", "max_attempts": 3}
     });
-    Config::from_value(&yaml, "test", &HashMap::<String, String>::new()).unwrap()
+    let mut config = Config::from_value(&yaml, "test", &HashMap::<String, String>::new()).unwrap();
+    config.api_key = Some(Secret::new(KEY));
+    config
 }
 
-/// The stand-in engines (see the module comment).
-struct Engine {
-    asm: AsmClient,
-    config: Config,
-    applied: Mutex<Vec<(String, ChangeKind)>>,
-    reconciles: Mutex<Vec<(Scope, bool)>>,
-    reconcile_error: Mutex<Option<WorkError>>,
-}
-
-impl Engine {
-    fn new(config: Config) -> Engine {
-        let asm = AsmClient::from_config(&config).unwrap();
-        Engine {
-            asm,
-            config,
-            applied: Mutex::new(Vec::new()),
-            reconciles: Mutex::new(Vec::new()),
-            reconcile_error: Mutex::new(None),
-        }
-    }
-
-    fn calls(&self) -> usize {
-        self.applied.lock().unwrap().len() + self.reconciles.lock().unwrap().len()
-    }
-}
-
-fn work_error(e: AsmError) -> WorkError {
-    match &e {
-        AsmError::Transport { .. } => WorkError::transient(e.to_string()),
-        AsmError::Http { status, .. } if *status == 429 || *status >= 500 => WorkError::transient(e.to_string()),
-        _ => WorkError::permanent(e.to_string()),
-    }
-}
-
-#[async_trait]
-impl Applier for Engine {
-    async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
-        self.applied
-            .lock()
-            .unwrap()
-            .push((change.id.as_str().to_string(), change.kind));
-        let Some(body) = &change.body else {
-            return Ok(json!({"read": false}));
-        };
-        let extraction = extract_resources(std::slice::from_ref(body.as_ref()), &self.config.azure.checks);
-        let mut added = Vec::new();
-        for seed in extraction.seeds().into_keys() {
-            match self.asm.add_seed(&seed, &[TAG.to_string()]).await.map_err(work_error)? {
-                AddOutcome::Added | AddOutcome::AlreadyExists => added.push(seed.name().to_string()),
-                AddOutcome::Rejected { code, message } => {
-                    return Err(WorkError::permanent(format!("{code}: {message}")));
-                }
-            }
-        }
-        Ok(json!({"added": added}))
-    }
-}
-
-#[async_trait]
-impl Reconciler for Engine {
-    async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
-        self.reconciles.lock().unwrap().push((scope.clone(), dry_run));
-        if let Some(e) = self.reconcile_error.lock().unwrap().clone() {
-            return Err(e);
-        }
-        Ok(json!({"scope": scope.name(), "dry_run": dry_run, "added": 0, "deleted": 0}))
-    }
+fn pip_body(n: u32, ip: &str) -> Value {
+    json!({
+        "id": pip(n), "name": format!("pip{n}"), "type": "Microsoft.Network/publicIPAddresses",
+        "location": "westeurope", "sku": {"name": "Standard", "tier": "Regional"}, "tags": {"env": "prod"},
+        "properties": {"provisioningState": "Succeeded", "ipAddress": ip, "publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"}
+    })
 }
 
 struct Harness {
     app: LambdaApp,
-    engine: Arc<Engine>,
+    azure: FakeAzure,
     asm: FakeAsm,
     bus: FakeServiceBus,
+    _ledger: tempfile::TempDir,
     /// How many times the engines were built (a refused request must not even build them).
     builds: Arc<AtomicUsize>,
 }
 
-async fn harness_with(secret: Result<WebhookSecret, String>) -> Harness {
+/// The estate behind the fake ARM: the two public IPs the fixtures' events are about.
+async fn harness_with(secret: Result<WebhookSecret, String>, scan_exists: bool) -> Harness {
+    let azure = FakeAzure::start().await;
+    azure.add_subscription(SUB, "Enabled");
+    azure.load(vec![pip_body(1, "198.51.100.7"), pip_body(2, "198.51.100.8")]);
     let asm = FakeAsm::start(KEY).await;
-    asm.add_scan(SCAN);
+    if scan_exists {
+        asm.add_scan(SCAN);
+    }
     let bus = FakeServiceBus::start(
         QUEUE,
         FakeAuth::Sas {
@@ -154,8 +103,8 @@ async fn harness_with(secret: Result<WebhookSecret, String>) -> Harness {
         },
     )
     .await;
-    let mut config = config(&asm, &bus.base_url());
-    config.api_key = Some(Secret::new(KEY));
+    let ledger = tempfile::tempdir().unwrap();
+    let config = config(&asm, &azure, &bus, &ledger.path().join("ledger.redb"));
     let env: HashMap<String, String> = [
         ("RETRY_QUEUE".to_string(), QUEUE.to_string()),
         (
@@ -167,24 +116,17 @@ async fn harness_with(secret: Result<WebhookSecret, String>) -> Harness {
         ),
     ]
     .into();
-    let queue = Arc::new(RetryQueue::new(
-        QueueTarget::from_env(&env, &config, None).unwrap(),
-        &config,
-    ));
-    let engine = Arc::new(Engine::new(config));
     let builds = Arc::new(AtomicUsize::new(0));
     let factory: ServicesFactory = {
-        let (engine, builds) = (Arc::clone(&engine), Arc::clone(&builds));
+        let builds = Arc::clone(&builds);
         Arc::new(move || {
             builds.fetch_add(1, Ordering::SeqCst);
-            let (engine, queue) = (Arc::clone(&engine), Arc::clone(&queue));
+            let (config, env) = (config.clone(), env.clone());
             async move {
-                Ok(Services {
-                    applier: engine.clone(),
-                    reconciler: engine,
-                    queue: Some(queue),
-                    max_attempts: 3,
-                })
+                let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(FakeAzure::TOKEN)));
+                let reader: Arc<dyn AzureReader> =
+                    Arc::new(live_from_config(&config, tokens.clone(), Default::default()));
+                seedwatch::cli::serve::services_with_azure(config, &env, (reader, tokens)).await
             }
             .boxed()
         })
@@ -196,15 +138,16 @@ async fn harness_with(secret: Result<WebhookSecret, String>) -> Harness {
     let app = LambdaApp::new(AppState::new(factory, tuning), secret);
     Harness {
         app,
-        engine,
+        azure,
         asm,
         bus,
+        _ledger: ledger,
         builds,
     }
 }
 
 async fn harness() -> Harness {
-    harness_with(WebhookSecret::new(SECRET)).await
+    harness_with(WebhookSecret::new(SECRET), true).await
 }
 
 impl Harness {
@@ -225,6 +168,10 @@ impl Harness {
         };
         (status, response, body)
     }
+
+    fn tagged(&self) -> std::collections::BTreeSet<String> {
+        self.asm.tagged_names(SCAN, TAG)
+    }
 }
 
 fn pip(n: u32) -> String {
@@ -234,29 +181,36 @@ fn pip(n: u32) -> String {
 #[tokio::test]
 async fn a_scheduled_event_runs_the_full_reconcile() {
     let h = harness().await;
-    for name in ["schedule-rule.json", "scheduler-input.json"] {
-        let answer = h.invoke(fixture(name)).await.unwrap();
-        assert_eq!(answer["outcome"], "done", "{name}: {answer}");
-        assert_eq!(answer["summary"]["scope"], "all");
-    }
-    assert_eq!(
-        *h.engine.reconciles.lock().unwrap(),
-        vec![(Scope::All, false), (Scope::All, false)]
+    let answer = h.invoke(fixture("schedule-rule.json")).await.unwrap();
+    assert_eq!(answer["outcome"], "done", "{answer}");
+    let expected: std::collections::BTreeSet<String> = ["198.51.100.7", "198.51.100.8"].map(String::from).into();
+    assert_eq!(h.tagged(), expected);
+    assert!(
+        h.azure.counts().graph_pages > 0,
+        "the reconcile sweeps through Resource Graph"
     );
-    assert!(h.engine.applied.lock().unwrap().is_empty());
 
-    // A permanent failure is an invocation error (it shows in the function's error metrics).
-    *h.engine.reconcile_error.lock().unwrap() = Some(WorkError::permanent("scan scan-1 was not found in ASM"));
-    let err = h.invoke(fixture("schedule-rule.json")).await.unwrap_err();
-    assert!(err.to_string().contains("not found"), "{err}");
+    // The Scheduler's input runs it too; nothing changed, so nothing is written.
+    let writes = h.asm.write_attempts();
+    let answer = h.invoke(fixture("scheduler-input.json")).await.unwrap();
+    assert_eq!(answer["outcome"], "done", "{answer}");
+    assert_eq!(h.asm.write_attempts(), writes);
 
-    // A passing failure schedules a resync job through Service Bus instead.
-    *h.engine.reconcile_error.lock().unwrap() = Some(WorkError::transient("ARM answered 429"));
+    // A passing failure (ASM down) schedules a resync job through Service Bus.
+    h.asm.set_outage(true);
     let answer = h.invoke(fixture("schedule-rule.json")).await.unwrap();
     assert_eq!(answer["outcome"], "retry_scheduled", "{answer}");
     let sent = h.bus.delivered();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].body_json()["scope"], "all", "{}", sent[0].body_text());
+}
+
+#[tokio::test]
+async fn a_reconcile_that_cannot_succeed_is_an_invocation_error() {
+    let h = harness_with(WebhookSecret::new(SECRET), false).await;
+    let err = h.invoke(fixture("schedule-rule.json")).await.unwrap_err();
+    assert!(err.to_string().contains(SCAN), "{err}");
+    assert!(h.bus.journal().is_empty(), "a permanent failure is not retried");
 }
 
 #[tokio::test]
@@ -284,7 +238,8 @@ async fn the_validation_handshake_is_answered_as_event_grid_expects() {
     let (status, response, _) = h.http(fixture("url-cloudevents-handshake.json")).await;
     assert_eq!(status, 200);
     assert_eq!(response["headers"]["webhook-allowed-origin"], "eventgrid.azure.net");
-    assert_eq!(h.engine.calls(), 0);
+    assert!(h.asm.journal().is_empty());
+    assert_eq!(h.azure.counts().arm_gets, 0);
 }
 
 #[tokio::test]
@@ -300,28 +255,39 @@ async fn a_batch_of_resource_events_is_applied_and_the_seeds_reach_asm() {
         .map(|r| r["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, vec!["applied"; 3], "{body}");
+    let expected: std::collections::BTreeSet<String> = ["198.51.100.7", "198.51.100.8"].map(String::from).into();
+    assert_eq!(h.tagged(), expected);
 
-    let tagged = h.asm.tagged_names(SCAN, TAG);
-    assert!(
-        tagged.contains("198.51.100.7") && tagged.contains("198.51.100.8"),
-        "{tagged:?}"
-    );
-    let mut applied = h.engine.applied.lock().unwrap().clone();
-    applied.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(
-        applied,
-        vec![
-            (pip(1), ChangeKind::Changed),
-            (pip(2), ChangeKind::Changed),
-            (pip(3), ChangeKind::Deleted)
-        ]
-    );
+    // The same delivery again (Event Grid delivers at least once) writes nothing more.
+    let writes = h.asm.write_attempts();
+    let (status, _, _) = h.http(fixture("url-events.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.asm.write_attempts(), writes);
 
-    // A CloudEvent, base64-encoded by the function URL, goes the same way.
-    let (status, _, body) = h.http(fixture("url-cloudevent.json")).await;
+    // pip1 deleted, as a CloudEvent the function URL base64-encoded: its seed goes.
+    h.azure.delete(&pip(1));
+    let mut payload = fixture("url-cloudevent.json");
+    let body_text = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            payload["body"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut event: Value = serde_json::from_str(&body_text).unwrap();
+    event["type"] = json!("Microsoft.ResourceNotifications.Resources.Deleted");
+    event["data"] =
+        json!({"resourceInfo": {"id": pip(1), "name": "pip1", "type": "Microsoft.Network/publicIPAddresses"}});
+    payload["body"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        event.to_string()
+    ));
+    let (status, _, body) = h.http(payload).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["results"][0]["outcome"], "applied", "{body}");
-    assert_eq!(h.engine.applied.lock().unwrap().len(), 4);
+    let expected: std::collections::BTreeSet<String> = ["198.51.100.8"].map(String::from).into();
+    assert_eq!(h.tagged(), expected);
 }
 
 #[tokio::test]
@@ -339,18 +305,19 @@ async fn a_wrong_or_missing_secret_is_401_and_nothing_is_applied() {
 
     assert!(h.asm.journal().is_empty(), "{:?}", h.asm.journal());
     assert_eq!(h.asm.write_attempts(), 0);
-    assert_eq!(h.engine.calls(), 0);
+    let counts = h.azure.counts();
+    assert_eq!((counts.arm_gets, counts.graph_pages), (0, 0));
     assert_eq!(h.builds.load(Ordering::SeqCst), 0);
     assert!(h.bus.journal().is_empty());
 }
 
 #[tokio::test]
 async fn without_a_configured_secret_every_request_is_refused() {
-    let h = harness_with(Err("WEBHOOK_SECRET is not set".into())).await;
+    let h = harness_with(Err("WEBHOOK_SECRET is not set".into()), true).await;
     let (status, _, body) = h.http(fixture("url-events.json")).await;
     assert_eq!(status, 503, "{body}");
     assert!(body["error"].as_str().unwrap().contains("WEBHOOK_SECRET"));
-    assert_eq!(h.engine.calls(), 0);
+    assert!(h.asm.journal().is_empty());
     // Scheduled reconciles do not depend on it.
     assert_eq!(
         h.invoke(fixture("schedule-rule.json")).await.unwrap()["outcome"],
@@ -365,33 +332,29 @@ async fn a_resync_request_runs_the_reconcile_of_its_scope() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["scope"], "subscription");
     assert_eq!(body["id"], SUB);
-    assert_eq!(body["summary"]["scope"], "subscription");
-    assert_eq!(
-        *h.engine.reconciles.lock().unwrap(),
-        vec![(Scope::Subscription(SUB.into()), false)]
-    );
+    assert!(body.get("summary").is_some(), "{body}");
+    let expected: std::collections::BTreeSet<String> = ["198.51.100.7", "198.51.100.8"].map(String::from).into();
+    assert_eq!(h.tagged(), expected);
 
+    let writes = h.asm.write_attempts();
     let (status, _, body) = h.http(fixture("url-resync-bad-body.json")).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("\"planet\""), "{body}");
-    assert_eq!(h.engine.reconciles.lock().unwrap().len(), 1);
 
-    // A dry run of one resource, then the resource itself through the apply path.
+    // A dry run writes nothing; a resource resync reads that one resource.
+    h.azure.upsert(pip_body(1, "198.51.100.70"));
     let mut payload = fixture("url-resync.json");
     payload["body"] = json!(json!({"scope": "all", "dry_run": true}).to_string());
     let (status, _, body) = h.http(payload.clone()).await;
-    assert_eq!(
-        (status, body["summary"]["dry_run"].as_bool()),
-        (200, Some(true)),
-        "{body}"
-    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h.asm.write_attempts(), writes);
+    let gets = h.azure.counts().arm_gets;
     payload["body"] = json!(json!({"scope": "resource", "id": pip(1)}).to_string());
     let (status, _, body) = h.http(payload).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        h.engine.applied.lock().unwrap().as_slice(),
-        &[(pip(1), ChangeKind::Changed)]
-    );
+    assert!(h.azure.counts().arm_gets > gets);
+    assert!(h.tagged().contains("198.51.100.70"), "{:?}", h.tagged());
+    assert!(!h.tagged().contains("198.51.100.7"), "{:?}", h.tagged());
 }
 
 #[tokio::test]
@@ -437,6 +400,7 @@ async fn malformed_requests_are_400_and_unknown_routes_404() {
     let (status, _, body) = h.http(payload.clone()).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("not JSON"), "{body}");
+    assert!(h.asm.journal().is_empty());
 
     // One unreadable event among good ones: the good ones are applied, the answer is 200.
     let mut events: Value = serde_json::from_str(fixture("url-events.json")["body"].as_str().unwrap()).unwrap();
@@ -448,7 +412,7 @@ async fn malformed_requests_are_400_and_unknown_routes_404() {
     let (status, _, body) = h.http(payload.clone()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rejected"].as_array().unwrap().len(), 1);
-    assert_eq!(h.engine.applied.lock().unwrap().len(), 3);
+    assert!(h.tagged().contains("198.51.100.7"));
 
     payload["rawPath"] = json!("/admin");
     assert_eq!(h.http(payload.clone()).await.0, 404);

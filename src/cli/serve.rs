@@ -74,8 +74,17 @@ pub async fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
 /// The services for a loaded configuration, reading credentials, storage and queue settings
 /// from `env` (the process environment in production; a map in in-process tests).
 pub async fn services_from_config(config: Config, env: &dyn EnvSource) -> Result<Services, String> {
-    let (reader, tokens) =
-        crate::azure::azure_from_config(&config, env).map_err(|e| format!("Azure credential: {e}"))?;
+    let azure = crate::azure::azure_from_config(&config, env).map_err(|e| format!("Azure credential: {e}"))?;
+    services_with_azure(config, env, azure).await
+}
+
+/// The same, over a given Azure reader and token source (in-process tests hand in a reader
+/// over a fake ARM with a fixed token, as `azure_identity` cannot be pointed at a fake there).
+pub async fn services_with_azure(
+    config: Config,
+    env: &dyn EnvSource,
+    (reader, tokens): crate::azure::AzureHandles,
+) -> Result<Services, String> {
     let asm: Arc<dyn AsmApi> = Arc::new(AsmClient::from_config(&config).map_err(|e| format!("ASM: {e}"))?);
     let ledger = crate::ledger::open(&config, env, Some(tokens.clone()))
         .await
