@@ -426,3 +426,173 @@ async fn malformed_requests_are_400_and_unknown_routes_404() {
         .unwrap();
     assert!(ignored["ignored"].as_str().unwrap().contains("not a schedule"));
 }
+
+// ---------------------------------------------------------------- the binary under a Lambda runtime
+
+/// A fake Lambda Runtime API (the interface `lambda_runtime` polls): `GET
+/// /2018-06-01/runtime/invocation/next` hands out queued events with the runtime's headers;
+/// `POST .../invocation/{id}/response` and `.../{id}/error` (and `/runtime/init/error`) are
+/// recorded.
+mod runtime_api {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use serde_json::Value;
+
+    #[derive(Default)]
+    struct Inner {
+        events: VecDeque<(String, Value)>,
+        results: Vec<(String, &'static str, Value)>,
+    }
+
+    #[derive(Clone, Default)]
+    pub struct FakeRuntime {
+        inner: Arc<Mutex<Inner>>,
+        pub port: u16,
+    }
+
+    impl FakeRuntime {
+        pub async fn start() -> FakeRuntime {
+            let mut runtime = FakeRuntime::default();
+            let app = Router::new()
+                .route("/2018-06-01/runtime/invocation/next", get(next))
+                .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+                .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+                .route("/2018-06-01/runtime/init/error", post(init_error))
+                .with_state(runtime.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            runtime.port = listener.local_addr().unwrap().port();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            runtime
+        }
+
+        pub fn push(&self, request_id: &str, event: Value) {
+            self.inner
+                .lock()
+                .unwrap()
+                .events
+                .push_back((request_id.to_string(), event));
+        }
+
+        /// Waits until `count` results were posted back.
+        pub async fn results(&self, count: usize) -> Vec<(String, &'static str, Value)> {
+            for _ in 0..600 {
+                let results = self.inner.lock().unwrap().results.clone();
+                if results.len() >= count {
+                    return results;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("the function posted {:?}", self.inner.lock().unwrap().results);
+        }
+
+        fn record(&self, id: String, kind: &'static str, body: &[u8]) {
+            let value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            self.inner.lock().unwrap().results.push((id, kind, value));
+        }
+    }
+
+    async fn next(State(runtime): State<FakeRuntime>) -> Response {
+        loop {
+            let event = runtime.inner.lock().unwrap().events.pop_front();
+            if let Some((id, event)) = event {
+                let deadline = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+                    + 900_000;
+                return (
+                    StatusCode::OK,
+                    [
+                        ("content-type", "application/json".to_string()),
+                        ("lambda-runtime-aws-request-id", id),
+                        ("lambda-runtime-deadline-ms", deadline.to_string()),
+                        (
+                            "lambda-runtime-invoked-function-arn",
+                            "arn:aws:lambda:eu-west-1:123456789012:function:seedwatch".to_string(),
+                        ),
+                        (
+                            "lambda-runtime-trace-id",
+                            "Root=1-67c2dd00-0a1b2c3d4e5f60718293a4b5;Sampled=0".to_string(),
+                        ),
+                    ],
+                    event.to_string(),
+                )
+                    .into_response();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn response(State(runtime): State<FakeRuntime>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+        runtime.record(id, "response", &body);
+        StatusCode::ACCEPTED
+    }
+
+    async fn error(State(runtime): State<FakeRuntime>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+        runtime.record(id, "error", &body);
+        StatusCode::ACCEPTED
+    }
+
+    async fn init_error(State(runtime): State<FakeRuntime>, body: Bytes) -> StatusCode {
+        runtime.record("init".into(), "error", &body);
+        StatusCode::ACCEPTED
+    }
+}
+
+#[tokio::test]
+async fn the_binary_serves_invocations_from_the_lambda_runtime_api() {
+    let runtime = runtime_api::FakeRuntime::start().await;
+    runtime.push("req-validation", fixture("url-validation.json"));
+    runtime.push("req-wrong-secret", fixture("url-events-wrong-secret.json"));
+    runtime.push("req-schedule", fixture("schedule-rule.json"));
+    // As Lambda starts it: the runtime's variables, the function's settings, no Azure credential.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_seedwatch-lambda"))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", runtime.port))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "seedwatch")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/seedwatch")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2025/03/01/[$LATEST]0123456789abcdef")
+        .env("WEBHOOK_SECRET", SECRET)
+        .env("CONNECTOR_CONFIG", format!("scan_id: {SCAN}\n"))
+        .env("API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let results = runtime.results(3).await;
+    let _ = child.kill().await;
+
+    let by_id = |id: &str| results.iter().find(|(rid, _, _)| rid == id).cloned().unwrap();
+    let (_, kind, validation) = by_id("req-validation");
+    assert_eq!(kind, "response");
+    assert_eq!(validation["statusCode"], 200);
+    let body: Value = serde_json::from_str(validation["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"})
+    );
+    let (_, kind, refused) = by_id("req-wrong-secret");
+    assert_eq!((kind, refused["statusCode"].as_u64()), ("response", Some(401)));
+    // Under Lambda, `auto` without a client secret or federated token refuses to start the engines
+    // (no managed identity, no IMDS probe), and the scheduled reconcile fails saying so.
+    let (_, kind, failed) = by_id("req-schedule");
+    assert_eq!(kind, "error", "{failed}");
+    let message = failed["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("AZURE_CLIENT_SECRET") && message.contains("no managed identity"),
+        "{failed}"
+    );
+}
