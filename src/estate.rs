@@ -241,10 +241,14 @@ fn read_items<'de, A: SeqAccess<'de>>(mut seq: A, keep: Keep) -> Result<Estate, 
     while let Some(item) = seq.next_element::<Value>()? {
         let index = estate.items;
         estate.items += 1;
-        let id = item
-            .get("id")
-            .and_then(Value::as_str)
-            .map(|id| id.chars().take(200).collect::<String>());
+        // Only a bad `type` leaves a usable id to name in the warning; read it only then.
+        let id = match item.get("type") {
+            None | Some(Value::Null | Value::String(_)) => None,
+            Some(_) => item
+                .get("id")
+                .and_then(Value::as_str)
+                .map(|id| id.chars().take(200).collect::<String>()),
+        };
         match Resource::from_json(item) {
             Ok(mut resource) => {
                 if keep == Keep::ExtractionInputs
@@ -329,6 +333,11 @@ mod tests {
         let names: Vec<&str> = estate.warnings.iter().map(|w| w.resource.as_str()).collect();
         assert_eq!(names, ["estate[1]", "estate[2]", "estate[3]", "estate[4]"]);
         assert!(estate.warnings[3].message.contains("type"));
+        assert!(
+            estate.warnings[3].message.contains("/subscriptions/1/x"),
+            "{:?}",
+            estate.warnings[3]
+        );
     }
 
     #[test]
