@@ -3,12 +3,16 @@
 //! 1. Cold start: spawns the built `seedwatch serve` (as the host does, port in
 //!    `FUNCTIONS_CUSTOMHANDLER_PORT`) and measures the time to the first answer to `GET /`,
 //!    polling every millisecond (the host polls every 25 ms). Goal: under 50 ms.
-//! 2. Burst: 10,000 Event Grid invocations for 1,000 resources (10 each, shuffled), sent with
-//!    256 connections in flight to the handler's routes served in this process. Each apply does
-//!    one real HTTP GET against a fake ARM (5 ms latency) that counts reads. Reports events/s,
-//!    p50/p99 latency per invocation, ARM reads (goal: one per distinct resource per burst
-//!    window) and peak memory (VmHWM of this process, which holds the handler, the fake ARM
-//!    and the client).
+//! 2. Burst through the running binary: `seedwatch serve` started as the host starts it, with
+//!    the whole real path behind it (apply engine, local redb ledger, live ARM client) against
+//!    the test fakes (ARM + managed identity, ASM, Service Bus) running in this process. 10,000
+//!    Event Grid invocations for 1,000 public IPs (10 each), 256 in flight, in two orders:
+//!    *clustered* (a resource's events arrive together, as a deployment's do) and *uniform*
+//!    (shuffled across the whole burst, the worst case for coalescing). Reports events/s,
+//!    p50/p99 latency per invocation, ARM reads counted by the fake (goal: one per distinct
+//!    resource per burst window) and the handler process's peak memory (VmHWM).
+//! 3. The handler layer alone (in process, an apply that makes one 5 ms ARM GET), with the
+//!    coalescing window at 250 ms and at 0, to show what the window buys.
 //!
 //! Run with `cargo bench --bench handler`. `HANDLER_BENCH_EVENTS` / `HANDLER_BENCH_RESOURCES`
 //! change the burst size.
@@ -30,6 +34,11 @@ use seedwatch::functions::server::{AppState, ServicesFactory};
 
 const ARM_LATENCY: Duration = Duration::from_millis(5);
 
+#[path = "../tests/support/fake_asm.rs"]
+mod fake_asm;
+#[path = "../tests/support/fake_azure.rs"]
+mod fake_azure;
+
 fn main() {
     let events: usize = env_or("HANDLER_BENCH_EVENTS", 10_000);
     let resources: usize = env_or("HANDLER_BENCH_RESOURCES", 1_000);
@@ -38,10 +47,153 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    for clustered in [true, false] {
+        runtime.block_on(binary_burst(events, resources, clustered));
+    }
     for window in [Duration::from_millis(250), Duration::ZERO] {
         runtime.block_on(burst(events, resources, window));
     }
-    println!("peak memory (VmHWM, whole bench process): {} MB", peak_rss_mb());
+}
+
+const SUB: &str = "11111111-1111-1111-1111-111111111111";
+
+fn pip_id(n: usize) -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/rg{}/providers/Microsoft.Network/publicIPAddresses/pip{n}",
+        n % 20
+    )
+}
+
+/// The order events are sent in: resource numbers, each `events / resources` times.
+fn order(events: usize, resources: usize, clustered: bool) -> Vec<usize> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut order: Vec<usize> = (0..events).map(|i| i % resources).collect();
+    if clustered {
+        // Resource-major, then shuffled within blocks of 500 events (about 50 resources).
+        order.sort_unstable();
+        for block in order.chunks_mut(500) {
+            block.shuffle(&mut rng);
+        }
+    } else {
+        order.shuffle(&mut rng);
+    }
+    order
+}
+
+async fn binary_burst(events: usize, resources: usize, clustered: bool) {
+    let azure = fake_azure::FakeAzure::start().await;
+    azure.add_subscription(SUB, "Enabled");
+    azure.load(
+        (0..resources)
+            .map(|n| {
+                json!({
+                    "id": pip_id(n), "name": format!("pip{n}"), "type": "Microsoft.Network/publicIPAddresses",
+                    "location": "westeurope", "tags": {},
+                    "properties": {"ipAddress": format!("198.51.{}.{}", 100 + n / 250, n % 250 + 1), "publicIPAllocationMethod": "Static"}
+                })
+            })
+            .collect(),
+    );
+    let asm = fake_asm::FakeAsm::start("bench-key").await;
+    asm.add_scan("bench-scan");
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "scan_id: bench-scan\nhttp:\n  timeout: 10s\nasm:\n  base_url: {}\n\
+         azure:\n  credential: managed_identity\n  endpoints:\n    resource_manager: {}\n\
+         ledger:\n  kind: local\n  path: {}\n",
+        asm.base_url(),
+        azure.base_url(),
+        dir.path().join("ledger.redb").display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_seedwatch"))
+        .arg("serve")
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("CONNECTOR_CONFIG", yaml)
+        .env("API_KEY", "bench-key")
+        .env("IDENTITY_ENDPOINT", azure.identity_endpoint())
+        .env("IDENTITY_HEADER", azure.identity_header())
+        .env("LOG_LEVEL", "warn")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn seedwatch serve");
+    while !ready(port) {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let handler = format!("http://127.0.0.1:{port}");
+    let bodies: Vec<Vec<u8>> = order(events, resources, clustered)
+        .iter()
+        .map(|r| invocation(&pip_id(*r)))
+        .collect();
+    let (elapsed, mut latencies, failures) = send_all(&handler, bodies).await;
+    let peak = child_peak_rss_mb(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let reads = azure.counts().arm_gets;
+    println!(
+        "binary, {} burst of {events} events / {resources} resources: {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms, \
+         ARM reads {reads} ({:.2} per resource), ASM seeds {}, non-200 answers {failures}, handler peak memory {peak} MB",
+        if clustered { "clustered" } else { "uniform" },
+        events as f64 / elapsed.as_secs_f64(),
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        reads as f64 / resources as f64,
+        asm.seed_names("bench-scan").len(),
+    );
+}
+
+/// Sends every invocation with 256 in flight; returns the wall time, each latency and the
+/// count of answers other than 200.
+async fn send_all(handler: &str, bodies: Vec<Vec<u8>>) -> (Duration, Vec<Duration>, usize) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    let started = Instant::now();
+    let results: Vec<(Duration, u16)> = futures::stream::iter(bodies.into_iter().enumerate())
+        .map(|(i, body)| {
+            let client = client.clone();
+            let url = format!("{handler}/resource-events");
+            async move {
+                let t = Instant::now();
+                let response = client
+                    .post(url)
+                    .header("Content-Type", "application/json; charset=utf-8")
+                    .header("X-Azure-Functions-InvocationId", format!("bench-{i}"))
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("invocation");
+                let status = response.status().as_u16();
+                let _ = response.bytes().await;
+                (t.elapsed(), status)
+            }
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let failures = results.iter().filter(|(_, s)| *s != 200).count();
+    (elapsed, results.into_iter().map(|(d, _)| d).collect(), failures)
+}
+
+fn child_peak_rss_mb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
 }
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -184,41 +336,18 @@ async fn burst(events: usize, resources: usize, window: Duration) {
         let _ = stopped.await;
     }));
 
-    let mut order: Vec<usize> = (0..events).map(|i| i % resources).collect();
-    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(42));
-    let bodies: Vec<Vec<u8>> = order.iter().map(|r| invocation(*r)).collect();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(bodies.into_iter().enumerate())
-        .map(|(i, body)| {
-            let client = client.clone();
-            let url = format!("{handler}/resource-events");
-            async move {
-                let t = Instant::now();
-                let response = client
-                    .post(url)
-                    .header("Content-Type", "application/json; charset=utf-8")
-                    .header("X-Azure-Functions-InvocationId", format!("bench-{i}"))
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("invocation");
-                assert_eq!(response.status().as_u16(), 200);
-                let _ = response.bytes().await;
-                t.elapsed()
-            }
-        })
-        .buffer_unordered(256)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
+    let bodies: Vec<Vec<u8>> = order(events, resources, false)
+        .iter()
+        .map(|r| invocation(&pip_id(*r)))
+        .collect();
+    let (elapsed, mut latencies, _) = send_all(&handler, bodies).await;
     let _ = stop.send(());
     let _ = server.await;
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
-        "burst {events} events / {resources} resources, coalesce window {} ms: {:.0} events/s, \
-         p50 {:.1} ms, p99 {:.1} ms, ARM reads {} ({:.2} per resource)",
+        "in process, uniform burst of {events} events / {resources} resources, coalesce window {} ms: \
+         {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms, ARM reads {} ({:.2} per resource)",
         window.as_millis(),
         events as f64 / elapsed.as_secs_f64(),
         ms(pct(0.50)),
@@ -228,12 +357,8 @@ async fn burst(events: usize, resources: usize, window: Duration) {
     );
 }
 
-/// An Event Grid invocation as the host sends it, for resource number `n`.
-fn invocation(n: usize) -> Vec<u8> {
-    let id = format!(
-        "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg{}/providers/Microsoft.Network/publicIPAddresses/pip{n}",
-        n % 20
-    );
+/// An Event Grid invocation as the host sends it, for resource `id`.
+fn invocation(id: &str) -> Vec<u8> {
     let event = json!({
         "id": uuid::Uuid::new_v4().to_string(),
         "topic": "/subscriptions/11111111-1111-1111-1111-111111111111",
@@ -253,17 +378,4 @@ fn invocation(n: usize) -> Vec<u8> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn peak_rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb / 1024)
-        .unwrap_or(0)
 }
