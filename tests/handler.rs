@@ -673,6 +673,38 @@ async fn a_burst_of_events_for_one_resource_is_one_arm_read() {
 }
 
 #[tokio::test]
+async fn a_subscription_resync_never_deletes_what_other_subscriptions_contribute() {
+    let world = World::start().await;
+    const OTHER: &str = "22222222-2222-2222-2222-222222222222";
+    world.azure.add_subscription(OTHER, "Enabled");
+    let mut other = pip(9, "203.0.113.99");
+    other["id"] = json!(pip_id(9).replace(SUB, OTHER));
+    let mut estate: Vec<Value> = (1..=4).map(|n| pip(n, &format!("203.0.113.9{n}"))).collect();
+    estate.push(other);
+    world.azure.load(estate);
+    // Seeds seedwatch added earlier, this subscription's and the other's; the ledger is new.
+    // One stale seed in five stays under the deletion breaker, so only the scope protects it.
+    for n in 1..=4 {
+        world.asm.insert_seed(SCAN, &format!("203.0.113.9{n}"), "ipv4", &[TAG]);
+    }
+    world.asm.insert_seed(SCAN, "203.0.113.99", "ipv4", &[TAG]);
+    let host = world.handler().await;
+    let body = format!("{{\"scope\":\"subscription\",\"id\":\"{SUB}\"}}");
+    let response = host.invoke("resync", &http_invocation(Some(&body)), "inv-sub", false).await;
+    assert_eq!(response.body["Outputs"]["res"]["statusCode"], json!(202), "{}", response.body);
+    let job = world.bus.delivered()[0].clone();
+    let delivery = servicebus_invocation(&job.body_text(), job.message_id.as_deref().unwrap(), 1);
+    let response = host.invoke("retry", &delivery, "inv-sub-run", false).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(
+        world.asm.tagged_names(SCAN, TAG).contains("203.0.113.99"),
+        "the other subscription's seed survives a resync of this one: {}",
+        response.body
+    );
+    assert_eq!(world.asm.tagged_names(SCAN, TAG).len(), 5);
+}
+
+#[tokio::test]
 async fn resync_answers_for_one_resource_and_for_a_dry_run() {
     let world = World::start().await;
     world.azure.load(vec![pip(8, "203.0.113.88")]);
