@@ -690,8 +690,15 @@ async fn a_subscription_resync_never_deletes_what_other_subscriptions_contribute
     world.asm.insert_seed(SCAN, "203.0.113.99", "ipv4", &[TAG]);
     let host = world.handler().await;
     let body = format!("{{\"scope\":\"subscription\",\"id\":\"{SUB}\"}}");
-    let response = host.invoke("resync", &http_invocation(Some(&body)), "inv-sub", false).await;
-    assert_eq!(response.body["Outputs"]["res"]["statusCode"], json!(202), "{}", response.body);
+    let response = host
+        .invoke("resync", &http_invocation(Some(&body)), "inv-sub", false)
+        .await;
+    assert_eq!(
+        response.body["Outputs"]["res"]["statusCode"],
+        json!(202),
+        "{}",
+        response.body
+    );
     let job = world.bus.delivered()[0].clone();
     let delivery = servicebus_invocation(&job.body_text(), job.message_id.as_deref().unwrap(), 1);
     let response = host.invoke("retry", &delivery, "inv-sub-run", false).await;
