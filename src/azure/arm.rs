@@ -42,7 +42,7 @@ impl Default for Tuning {
             subscriptions_per_query: 200,
             page_size: 1000,
             concurrent_queries: 4,
-            concurrent_arm_reads: 16,
+            concurrent_arm_reads: 32,
             max_throttle_retries: 12,
             max_wait: Duration::from_secs(60),
             arm_reads_reserve: 20,

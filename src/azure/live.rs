@@ -110,7 +110,7 @@ impl LiveAzure {
             &scope,
             graph::SUBSCRIPTIONS_QUERY,
             "the subscriptions of the management groups",
-            |rows| {
+            |rows, _| {
                 for row in rows {
                     if let Some(id) = row.get("subscriptionId").and_then(Value::as_str) {
                         let state = row
@@ -249,7 +249,7 @@ impl LiveAzure {
 
         let (child_tx, child_rx) = tokio::sync::mpsc::unbounded_channel::<ChildRead>();
         let children: Mutex<Vec<ChildOutcome>> = Mutex::new(Vec::new());
-        let mut resources: Vec<Resource> = Vec::new();
+        let mut parts: Vec<Vec<Resource>> = Vec::new();
         let graph_work = async {
             let child_tx = child_tx;
             let mut running = FuturesUnordered::new();
@@ -263,7 +263,7 @@ impl LiveAzure {
                     break;
                 };
                 match result {
-                    Ok(rows) => resources.extend(rows),
+                    Ok(rows) => parts.push(rows),
                     Err(AzureError::Http { status: 403, .. }) if job.subscriptions.len() > 1 => {
                         // Find the subscription(s) we may not read by halving the batch.
                         let mid = job.subscriptions.len() / 2;
@@ -305,7 +305,29 @@ impl LiveAzure {
 
         // Children count only for parents that ended up in the sweep (a batch split after a
         // 403 may have asked for some twice, or for a parent whose batch then failed).
-        let parents: HashSet<ResourceId> = resources.iter().map(|r| r.id.clone()).collect();
+        // The largest part grows once to the exact size; the others move into it.
+        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        let total: usize = parts.iter().map(Vec::len).sum();
+        let mut parts = parts.into_iter();
+        let mut resources = parts.next().unwrap_or_default();
+        let child_count: usize = children
+            .lock()
+            .map(|all| all.iter().map(|c| c.result.as_ref().map_or(0, Vec::len)).sum())
+            .unwrap_or(0);
+        resources.reserve_exact(total - resources.len() + child_count);
+        for part in parts {
+            resources.extend(part);
+        }
+        let with_children: HashSet<ResourceId> = children
+            .lock()
+            .map(|all| all.iter().map(|c| c.parent.clone()).collect())
+            .unwrap_or_default();
+        let parents: HashSet<ResourceId> = resources
+            .iter()
+            .filter(|r| with_children.contains(&r.id))
+            .map(|r| r.id.clone())
+            .collect();
+        drop(with_children);
         let mut seen_children: HashSet<ResourceId> = HashSet::new();
         for outcome in children.into_inner().unwrap_or_default() {
             if !parents.contains(&outcome.parent) {
@@ -360,8 +382,14 @@ impl LiveAzure {
         let afd = checks.is_on(ServiceCheck::FrontDoorAfd);
         let storage = checks.is_on(ServiceCheck::StorageStaticWebsites);
         let mut rows_out = Vec::new();
-        let result = graph::query_pages(&self.arm, &scope, &job.query, &what, |rows| {
+        let result = graph::query_pages(&self.arm, &scope, &job.query, &what, |rows, total| {
             progress.page_read(rows.len());
+            if rows_out.capacity() == 0
+                && let Some(total) = total
+            {
+                // Announced by Resource Graph; capped so a bogus value cannot exhaust memory.
+                rows_out.reserve_exact((total as usize).min(2_000_000));
+            }
             for row in rows {
                 match Resource::from_json(row) {
                     Ok(resource) => {
