@@ -809,7 +809,14 @@ impl Applier {
             None => {
                 run.asm_reads.fetch_add(1, Ordering::Relaxed);
                 let listed = self.asm.list_seeds().await.map_err(asm_err)?;
-                match listed.iter().find(|s| s.normalised().as_ref() == Some(seed)) {
+                // Most names are listed as written: match those cheaply, normalise (IDNA) the
+                // whole listing only when none does.
+                let cheap = listed.iter().find(|s| {
+                    s.name.trim().trim_end_matches('.').eq_ignore_ascii_case(seed.name())
+                        && s.normalised().as_ref() == Some(seed)
+                });
+                let found = cheap.or_else(|| listed.iter().find(|s| s.normalised().as_ref() == Some(seed)));
+                match found {
                     None => return Ok(Outcome::Gone),
                     Some(found) if !found.has_tag(&self.seed_tag) => {
                         run.warn(format!("seed {seed} in ASM does not carry tag {}: kept", self.seed_tag));
