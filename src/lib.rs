@@ -1,9 +1,13 @@
 //! seedwatch keeps Hexiosec ASM seeds in step with an Azure estate.
 //!
 //! Layout (see `docs/ARCHITECTURE.md`):
-//! - the pure core: [`seed`], [`resource`], [`check`], [`extract`], [`plan`] — no I/O;
-//! - adapters behind small traits: [`azure`], [`asm`];
-//! - thin entry points: [`cli`].
+//! - the pure core: [`seed`], [`resource`], [`check`], [`extract`], [`plan`], [`reconcile`]
+//!   — no I/O;
+//! - adapters behind small traits: [`azure`] (ARM, Resource Graph, credentials), [`asm`]
+//!   (Hexiosec), [`ledger`] (Table Storage, redb), [`queue`] (Service Bus);
+//! - engines over those traits: [`sync`] (the full reconcile) and [`apply`] (one resource);
+//! - thin entry points: [`cli`], [`functions`] (the custom handler) and, with the `lambda`
+//!   feature, `lambda`.
 
 pub mod apply;
 pub mod asm;
