@@ -9,7 +9,7 @@ use futures::FutureExt;
 use serde_json::{Value, json};
 
 use super::coalesce::Coalescer;
-use super::events::Change;
+use super::events::{Change, ResourceEvent};
 use super::ports::{Applier, Reconciler, Scope, WorkError};
 use crate::queue::{QueueError, RetryJob, RetryQueue, Sent};
 use crate::resource::ResourceId;
@@ -125,6 +125,23 @@ impl Runner {
     /// Changes submitted and applies run so far (the difference was coalesced away).
     pub fn coalescing(&self) -> (u64, u64) {
         (self.coalescer.submitted(), self.coalescer.runs())
+    }
+
+    /// Applies the changes of one delivery concurrently (each coalesced as [`Runner::apply`]),
+    /// returning the event id, the resource and the outcome of each, in delivery order.
+    pub async fn apply_events(
+        self: &Arc<Self>,
+        changes: Vec<(ResourceEvent, Change)>,
+    ) -> Vec<(String, String, ApplyOutcome)> {
+        futures::future::join_all(changes.into_iter().map(|(event, change)| {
+            let runner = Arc::clone(self);
+            async move {
+                tracing::info!(event_id = %event.id, event_type = %event.event_type, resource = %change.id, "event received");
+                let resource = change.id.to_string();
+                (event.id, resource, runner.apply(change).await)
+            }
+        }))
+        .await
     }
 
     /// Applies one change from an event, coalesced with other changes to the same resource.

@@ -204,15 +204,7 @@ async fn resource_events(State(state): State<AppState>, body: Bytes) -> Response
         Ok(r) => r,
         Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    let outcomes = futures::future::join_all(changes.into_iter().map(|(event, change)| {
-        let runner = Arc::clone(&runner);
-        async move {
-            tracing::info!(event_id = %event.id, event_type = %event.event_type, resource = %change.id, "event received");
-            let resource = change.id.to_string();
-            (event.id, resource, runner.apply(change).await)
-        }
-    }))
-    .await;
+    let outcomes = runner.apply_events(changes).await;
     let mut failed = false;
     for (event_id, resource, outcome) in outcomes {
         failed |= !outcome.acknowledged();

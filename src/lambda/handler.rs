@@ -226,15 +226,7 @@ impl LambdaApp {
             Ok(r) => r,
             Err(e) => return rejected(500, e),
         };
-        let outcomes = futures::future::join_all(changes.into_iter().map(|(event, change)| {
-            let runner = Arc::clone(&runner);
-            async move {
-                tracing::info!(event_id = %event.id, event_type = %event.event_type, resource = %change.id, "event received");
-                let resource = change.id.to_string();
-                (event.id, resource, runner.apply(change).await)
-            }
-        }))
-        .await;
+        let outcomes = runner.apply_events(changes).await;
         let mut failed = false;
         let mut results = Vec::new();
         for (event_id, resource, outcome) in outcomes {
