@@ -185,3 +185,12 @@ fn file_loading_reports_the_path() {
     .unwrap_err();
     assert!(err.to_string().contains(&path.display().to_string()), "{err}");
 }
+
+#[test]
+fn the_example_config_loads_without_warnings() {
+    let text = include_str!("../../examples/config.yml");
+    let config = load_yaml(text, &[]).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.azure.checks.enabled().count(), ServiceCheck::ALL.len());
+    assert_eq!(config.retry.max_delay, Duration::from_secs(3600));
+}
