@@ -436,8 +436,25 @@ impl Applier {
                 && prev.value.deleted == gone
                 && prev.value.seeds == now
             {
-                // A duplicate: everything already agrees. A gone owner's children are checked
-                // again all the same, in case an earlier attempt stopped before dropping them.
+                // A duplicate: everything already agrees. Still record when the owner was read:
+                // an event body taken before this read is stale, and only `seen_at_ms` tells
+                // a later apply so (without it, a late body could roll the owner back).
+                if read_at > prev.value.seen_at_ms {
+                    let mut seen = prev.value.clone();
+                    seen.seen_at_ms = read_at;
+                    match self
+                        .ledger
+                        .put_owner(&seen, &Expect::Version(prev.version.clone()))
+                        .await
+                    {
+                        Ok(_) => {}
+                        // Committed by someone else since: start again from their commit.
+                        Err(LedgerError::Conflict { .. }) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                // A gone owner's children are checked again all the same, in case an earlier
+                // attempt stopped before dropping them.
                 let mut touched = vec![owner.clone()];
                 if gone {
                     touched.extend(self.drop_below(owner, read_at, run).await?);

@@ -90,6 +90,104 @@ fn simulation_on_the_table_backend() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Regressions the simulation found (each one deterministic, on the in-memory ledger).
+
+/// A withdrawal from a seed that has no record yet still leaves a tombstone, so an applier
+/// holding an older generation of the same owner cannot create the record as present
+/// (simulation seed 3779128790: a stale `present` membership nobody ever withdrew).
+#[tokio::test]
+async fn a_withdrawal_before_the_record_exists_outranks_an_older_generation() {
+    use seedwatch::check::ServiceCheck;
+    use seedwatch::ledger::Ledger;
+    let ledger = MemoryLedger::new();
+    let seed = seedwatch::seed::Seed::from_host_value("h13.sim.example.com").unwrap();
+    let owner = seedwatch::resource::ResourceId::parse(
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/dnszones/z1.example.com",
+    )
+    .unwrap();
+    let now = || 1_000;
+    // Generation 3 (the owner is gone) is written first…
+    seedwatch::ledger::ops::set_membership(&ledger, &seed, &owner, 3, None, &now, 3_600_000, 5)
+        .await
+        .unwrap();
+    // …then the slower applier of generation 2 (which still saw the seed) catches up.
+    let written = seedwatch::ledger::ops::set_membership(
+        &ledger,
+        &seed,
+        &owner,
+        2,
+        Some(vec![ServiceCheck::DnsRecords]),
+        &now,
+        3_600_000,
+        5,
+    )
+    .await
+    .unwrap()
+    .expect("the tombstone record");
+    assert!(!written.value.is_wanted(), "{:?}", written.value.owners);
+    let stored = ledger.seed(&seed).await.unwrap().unwrap();
+    assert!(!stored.value.is_wanted(), "{:?}", stored.value.owners);
+}
+
+/// A read that finds nothing changed still records when it was made, so an event body taken
+/// before it is refused as stale (simulation seed 2790574725: a late body rolled an owner back
+/// to seeds it no longer had).
+#[tokio::test]
+async fn a_body_older_than_a_duplicate_read_is_stale() {
+    use seedwatch::apply::{Applier, ApplyRequest, Clock};
+    use seedwatch::check::EnabledChecks;
+    use seedwatch::ledger::Ledger;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    let dice = sim::Dice::new(1);
+    let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::new());
+    let estate = Arc::new(sim::Estate::default());
+    let azure = Arc::new(sim::SimAzure {
+        estate: estate.clone(),
+        dice: dice.clone(),
+        fault_rate: Mutex::new(0.0),
+        reads: AtomicUsize::new(0),
+    });
+    let asm = Arc::new(sim::SimAsm::new(dice, ledger.clone()));
+    let clock = Arc::new(sim::TickClock::default());
+    let mut applier = Applier::new(
+        azure.clone(),
+        asm.clone(),
+        ledger.clone(),
+        EnabledChecks::all(),
+        sim::TAG.to_string(),
+    );
+    applier.clock = clock.clone();
+    applier.extract = sim::sim_extract;
+    let id = seedwatch::resource::ResourceId::parse(
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip0",
+    )
+    .unwrap();
+    let body = |seeds: &[&str]| serde_json::json!({"id": id.as_str(), "properties": {"seeds": seeds}});
+    let put = |seeds: &[&str]| {
+        let resource = seedwatch::resource::Resource::from_json(body(seeds)).unwrap();
+        estate.resources.lock().unwrap().insert(id.clone(), resource);
+    };
+
+    put(&[]);
+    applier.apply(&ApplyRequest::changed(id.clone())).await.unwrap();
+    // The resource briefly gains a seed; the notification carrying that body is delayed.
+    put(&["h8.sim.example.com"]);
+    let mut late = ApplyRequest::changed(id.clone());
+    late.body = Some(body(&["h8.sim.example.com"]));
+    late.body_time_ms = Some(clock.now_ms());
+    // It loses the seed again; this event's read finds what the ledger already has.
+    put(&[]);
+    applier.apply(&ApplyRequest::changed(id.clone())).await.unwrap();
+    // The late body must not roll the owner back.
+    applier.apply(&late).await.unwrap();
+    let record = ledger.owner(&id).await.unwrap().unwrap();
+    assert!(record.value.seeds.is_empty(), "{:?}", record.value.seeds);
+    assert!(asm.names(true).is_empty(), "{:?}", asm.names(true));
+}
+
+// ---------------------------------------------------------------------------------------------
 // End to end: `seedwatch sync` then `seedwatch apply`, the built binary against the fake ASM and
 // the fake ARM/Resource Graph servers, sharing one local ledger (the working directory's).
 

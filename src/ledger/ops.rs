@@ -58,7 +58,7 @@ pub fn membership_changes(record: &OwnerRecord) -> Vec<(Seed, Option<Vec<Service
 
 /// Sets `owner`'s membership on `seed` as of `generation` (`checks: None` withdraws it), with
 /// compare-and-swap retries. Returns the record as written (or read, when nothing changed);
-/// `None` when there is no record. `Err(Conflict)` after `max_conflicts` lost races.
+/// `None` when the record was removed (nothing left in it). `Err(Conflict)` after `max_conflicts` lost races.
 #[allow(clippy::too_many_arguments)]
 pub async fn set_membership(
     ledger: &dyn Ledger,
@@ -75,9 +75,11 @@ pub async fn set_membership(
         // Stamped with the time of this attempt: a membership is never older than the record
         // state it was written over.
         let now_ms = now_ms();
+        // A withdrawal from a seed with no record still writes its tombstone: an applier
+        // holding an older generation of this owner may be about to create the record with a
+        // present membership, and only the tombstone's newer generation makes it step aside.
         let (mut record, expect) = match &current {
             Some(c) => (c.value.clone(), Expect::Version(c.version.clone())),
-            None if checks.is_none() => return Ok(None), // nothing to withdraw from
             None => (SeedRecord::new(seed.clone()), Expect::Absent),
         };
         let changed = record.set_membership(owner, generation, checks.clone(), now_ms);

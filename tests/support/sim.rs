@@ -543,7 +543,7 @@ pub async fn run(params: &SimParams, backend: Arc<dyn Ledger>) -> SimOutcome {
             let owners: Vec<String> = v
                 .owners
                 .values()
-                .map(|m| format!("{}@{}:{}", m.owner.name(), m.generation, m.present))
+                .map(|m| format!("{}@{}:{}@{}", m.owner, m.generation, m.present, m.at_ms))
                 .collect();
             format!("{} {:?} intent={:?} owners={owners:?}", v.seed, v.asm, v.intent)
         })
