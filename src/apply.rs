@@ -410,6 +410,7 @@ impl Applier {
         for _ in 0..self.options.max_conflicts {
             let previous = self.ledger.owner(owner).await?;
             let mut read_at = self.clock.now_ms();
+            let mut body_taken_at = None;
             let (now, gone) = match body.take() {
                 // A body newer than the last commit that only adds seeds needs no read. One that
                 // would remove seeds is confirmed by a read (it may lack what the owner's seeds
@@ -423,6 +424,7 @@ impl Applier {
                     let after: BTreeSet<Seed> = now.iter().map(|s| s.seed.clone()).collect();
                     if before.is_subset(&after) {
                         read_at = taken_at;
+                        body_taken_at = Some(taken_at);
                         (now, false)
                     } else {
                         self.read(owner, run).await?
@@ -469,6 +471,14 @@ impl Applier {
             match self.ledger.put_owner(&record, &expect).await {
                 Ok(version) => {
                     self.step(Step::OwnerCommitted)?;
+                    // A container delete may have been marked between the check above and this
+                    // commit, and listed its owners before the commit landed: look again, and
+                    // if so read the owner instead (the next round commits over this record).
+                    if let Some(taken_at) = body_taken_at
+                        && self.deleted_since(owner, taken_at).await?
+                    {
+                        continue;
+                    }
                     self.propagate(record, version, run).await?;
                     let mut touched = vec![owner.clone()];
                     if gone {
