@@ -747,3 +747,141 @@ async fn resync_answers_for_one_resource_and_for_a_dry_run() {
     );
     assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.88".to_string()].into());
 }
+
+// ---------------------------------------------------------------- failed changes and the reconcile
+
+/// The JSON summary a `reconcile` invocation logs as `reconcile done: {...}`.
+fn reconcile_summary(response: &HostResponse) -> Value {
+    let line = response
+        .logs()
+        .into_iter()
+        .find_map(|l| l.strip_prefix("reconcile done: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("no summary in {}", response.body));
+    serde_json::from_str(&line).unwrap()
+}
+
+#[tokio::test]
+async fn a_change_that_gave_up_is_reported_by_the_next_reconcile_which_clears_it() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(10, "203.0.113.100")]);
+    let host = world.handler().await;
+
+    // The last retry fails while ASM is down: the change is dropped and recorded.
+    world.asm.set_outage(true);
+    let job = json!({"kind": "apply", "resourceId": pip_id(10), "change": "changed", "attempt": 3, "cause": "earlier"});
+    let response = host
+        .invoke(
+            "retry",
+            &servicebus_invocation(&job.to_string(), "retry-last", 1),
+            "inv-give-up",
+            false,
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(response.logs_text().contains("not done"), "{}", response.body);
+    world.asm.set_outage(false);
+
+    // A resync of another subscription reports it but does not cover it.
+    const OTHER: &str = "22222222-2222-2222-2222-222222222222";
+    world.azure.add_subscription(OTHER, "Enabled");
+    let body = format!("{{\"scope\":\"subscription\",\"id\":\"{OTHER}\"}}");
+    let response = host
+        .invoke("resync", &http_invocation(Some(&body)), "inv-other-sub", false)
+        .await;
+    assert_eq!(response.body["Outputs"]["res"]["statusCode"], json!(202), "{}", response.body);
+    let queued = world.bus.delivered().last().unwrap().clone();
+    let delivery = servicebus_invocation(&queued.body_text(), queued.message_id.as_deref().unwrap(), 1);
+    let response = host.invoke("retry", &delivery, "inv-other-sub-run", false).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let summary: Value = response
+        .logs()
+        .into_iter()
+        .find_map(|l| l.split_once(" done: ").map(|(_, json)| serde_json::from_str(json).unwrap()))
+        .unwrap_or_else(|| panic!("no summary in {}", response.body));
+    assert_eq!(summary["failed_changes"]["count"], json!(1), "{summary}");
+    assert_eq!(summary["failed_changes"]["cleared"], json!(0), "{summary}");
+    assert_eq!(summary["failed_changes"]["entries"][0]["cleared"], json!(false));
+
+    // A dry run shows it and clears nothing.
+    let dry = host
+        .invoke(
+            "resync",
+            &http_invocation(Some("{\"scope\":\"all\",\"dry_run\":true}")),
+            "inv-dry-failed",
+            false,
+        )
+        .await;
+    let failed = &dry.body["Outputs"]["res"]["body"]["summary"]["failed_changes"];
+    assert_eq!(failed["count"], json!(1), "{}", dry.body);
+    assert_eq!(failed["cleared"], json!(0), "{}", dry.body);
+
+    // The timer's reconcile names it (resource, change, cause, attempts), covers it and clears it.
+    let response = host
+        .invoke("reconcile", &timer_invocation(false), "inv-timer-failed", false)
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let summary = reconcile_summary(&response);
+    let failed = &summary["failed_changes"];
+    assert_eq!(failed["count"], json!(1), "{summary}");
+    let entry = &failed["entries"][0];
+    assert_eq!(entry["resource"], json!(pip_id(10)), "{summary}");
+    assert_eq!(entry["change"], json!("changed"));
+    assert_eq!(entry["attempts"], json!(4), "three retries after the first attempt");
+    assert!(entry["cause"].as_str().unwrap().contains("503"), "{summary}");
+    assert!(entry["failed_at"].as_str().unwrap().ends_with('Z'), "{summary}");
+    assert_eq!(failed["cleared"], json!(1), "{summary}");
+    assert_eq!(entry["cleared"], json!(true));
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.100".to_string()].into());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let warned = host
+        .stderr_lines()
+        .into_iter()
+        .any(|l| l.contains("gave up earlier") && l.contains(&pip_id(10)) && l.contains("503"));
+    assert!(warned, "the reconcile warns with the resource and the cause: {:?}", host.stderr_lines());
+
+    // The next reconcile no longer sees it.
+    let response = host
+        .invoke("reconcile", &timer_invocation(false), "inv-timer-after", false)
+        .await;
+    let summary = reconcile_summary(&response);
+    assert_eq!(summary["failed_changes"]["count"], json!(0), "{summary}");
+    assert_eq!(summary["failed_changes"]["entries"], json!([]));
+}
+
+#[tokio::test]
+async fn a_reconcile_that_cannot_write_keeps_the_failed_change() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(11, "203.0.113.111")]);
+    let host = world.handler().await;
+    world.asm.set_outage(true);
+    let job = json!({"kind": "apply", "resourceId": pip_id(11), "change": "changed", "attempt": 3});
+    let response = host
+        .invoke(
+            "retry",
+            &servicebus_invocation(&job.to_string(), "retry-last-2", 1),
+            "inv-give-up-2",
+            false,
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+
+    // ASM accepts the key and scan checks but its writes fail: the add is not applied, so the
+    // failed change is not covered yet.
+    world.asm.set_outage(false);
+    // Two 503s: the client's first attempt and its one retry (`http.retry_count: 1`).
+    world.asm.fail_next(fake_asm::Route::Add, 2, fake_asm::Fault::Status(503));
+    let response = host
+        .invoke("reconcile", &timer_invocation(false), "inv-timer-partial", false)
+        .await;
+    let summary = reconcile_summary(&response);
+    assert_eq!(summary["failed"], json!(1), "{summary}");
+    assert_eq!(summary["failed_changes"]["count"], json!(1), "{summary}");
+    assert_eq!(summary["failed_changes"]["cleared"], json!(0), "{summary}");
+
+    let response = host
+        .invoke("reconcile", &timer_invocation(false), "inv-timer-ok", false)
+        .await;
+    let summary = reconcile_summary(&response);
+    assert_eq!(summary["failed_changes"]["cleared"], json!(1), "{summary}");
+    assert!(world.asm.tagged_names(SCAN, TAG).contains("203.0.113.111"));
+}

@@ -13,7 +13,9 @@ use seedwatch::http::RetryPolicy;
 use seedwatch::ledger::local::LocalLedger;
 use seedwatch::ledger::memory::MemoryLedger;
 use seedwatch::ledger::table::{TableAuth, TableLedger};
-use seedwatch::ledger::{Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, seeds_hash};
+use seedwatch::ledger::{
+    Expect, FailedChange, FailedChangeKind, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, seeds_hash,
+};
 use seedwatch::resource::ResourceId;
 use seedwatch::secret::Secret;
 use seedwatch::seed::Seed;
@@ -236,10 +238,66 @@ async fn concurrent_writers_converge(ledger: Arc<dyn Ledger>) {
     assert_eq!(record.contributors().count(), 8);
 }
 
+/// Failed changes: latest wins per resource, listed apart from owners and seeds, deleted at the
+/// version read (a re-recorded failure survives), long ids hashed into a safe key.
+async fn failed_changes_conform(ledger: &dyn Ledger) {
+    let pip = id(&format!("{RG}/providers/Microsoft.Network/publicIPAddresses/pip1"));
+    let long = id(&format!("{RG}/providers/Microsoft.Web/sites/{}", "n".repeat(1500)));
+    // An owner and a seed alongside, so a scan that strays into their partitions shows.
+    ledger
+        .put_owner(&owner(pip.as_str(), &["app.contoso.com"]), &Expect::Any)
+        .await
+        .unwrap();
+    ledger
+        .put_seed(&SeedRecord::new(Seed::from_host_value("app.contoso.com").unwrap()), &Expect::Any)
+        .await
+        .unwrap();
+    let first = FailedChange::new(pip.clone(), FailedChangeKind::Changed, "ASM answered 503", 4, 1_000);
+    let v1 = ledger.put_failure(&first).await.unwrap();
+    let again = FailedChange::new(
+        id(&pip.as_str().to_ascii_uppercase().replace("/SUBSCRIPTIONS/", "/subscriptions/")),
+        FailedChangeKind::Deleted,
+        "throttled by Azure reading the resource",
+        2,
+        2_000,
+    );
+    let v2 = ledger.put_failure(&again).await.unwrap();
+    assert_ne!(v1, v2);
+    let cause = format!("ASM answered 500: {}", "é".repeat(3000));
+    let long_failure = FailedChange::new(long.clone(), FailedChangeKind::Changed, &cause, 9, 3_000);
+    ledger.put_failure(&long_failure).await.unwrap();
+
+    // Keys stay within Table Storage's 512 characters, for owners with long ids too.
+    ledger.put_owner(&owner(long.as_str(), &[]), &Expect::Absent).await.unwrap();
+    assert_eq!(ledger.owner(&long).await.unwrap().unwrap().value.id, long);
+    ledger.delete_owner(&long, None).await.unwrap();
+
+    let mut all = ledger.failures().await.unwrap();
+    all.sort_by_key(|f| f.value.failed_at_ms);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[0].value, again, "the latest failure of a resource replaces the earlier one");
+    assert_eq!(all[0].version, v2);
+    assert_eq!(all[1].value, long_failure, "a long id and a long cause round-trip");
+    assert_eq!(ledger.all_owners().await.unwrap().len(), 1);
+    assert_eq!(ledger.all_seeds().await.unwrap().len(), 1);
+
+    // A delete at the first version read loses to the re-recorded failure.
+    assert!(matches!(
+        ledger.delete_failure(&pip, Some(&v1)).await,
+        Err(LedgerError::Conflict { .. })
+    ));
+    ledger.delete_failure(&pip, Some(&v2)).await.unwrap();
+    ledger.delete_failure(&pip, Some(&v2)).await.unwrap();
+    ledger.delete_failure(&long, None).await.unwrap();
+    assert!(ledger.failures().await.unwrap().is_empty());
+    assert_eq!(ledger.all_owners().await.unwrap().len(), 1, "owners are untouched");
+}
+
 #[tokio::test]
 async fn memory_backend_conforms() {
     conformance(&MemoryLedger::new()).await;
     concurrent_writers_converge(Arc::new(MemoryLedger::new())).await;
+    failed_changes_conform(&MemoryLedger::new()).await;
 }
 
 #[tokio::test]
@@ -259,6 +317,7 @@ async fn local_backend_conforms_and_survives_reopening() {
     assert_eq!(v.0.parse::<u64>().unwrap(), 10, "nine writes happened before this one");
     drop(reopened);
     concurrent_writers_converge(Arc::new(LocalLedger::open(&dir.path().join("other.redb")).unwrap())).await;
+    failed_changes_conform(&LocalLedger::open(&dir.path().join("failures.redb")).unwrap()).await;
 }
 
 #[tokio::test]
@@ -266,6 +325,7 @@ async fn table_backend_conforms_on_azurite() {
     let ledger = table_ledger().await;
     conformance(&ledger).await;
     concurrent_writers_converge(Arc::new(table_ledger().await)).await;
+    failed_changes_conform(&table_ledger().await).await;
 }
 
 #[tokio::test]

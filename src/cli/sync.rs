@@ -17,6 +17,7 @@ use super::{SyncArgs, exit};
 use crate::asm::AsmClient;
 use crate::azure::SweepProgress;
 use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv};
+use crate::ledger::failures::{FailedChanges, format_ms};
 use crate::sync::{Phase, SyncOptions, SyncProgress, SyncReport, WriteKind};
 
 pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
@@ -62,13 +63,15 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
                 eprintln!("warning: {warning}");
             }
             let report = synced.report;
+            // Without a ledger nothing records failed changes: the section is left out.
+            let failed_changes = ledger.is_some().then_some(&synced.failed_changes);
             if args.json {
-                match serde_json::to_string_pretty(&report) {
+                match render_json(&report, failed_changes) {
                     Ok(text) => println!("{text}"),
                     Err(e) => return fail(args, format!("cannot render the report: {e}")),
                 }
             } else {
-                print!("{}", render_text(&report));
+                print!("{}", render_text(&report, failed_changes));
             }
             if report.all_applied() {
                 ExitCode::from(exit::OK)
@@ -105,8 +108,17 @@ fn fail(args: &SyncArgs, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(exit::BAD_INPUT)
 }
 
-/// The readable summary.
-pub fn render_text(report: &SyncReport) -> String {
+/// The report as JSON, with the failed changes (every one) when a ledger was used.
+pub fn render_json(report: &SyncReport, failed_changes: Option<&FailedChanges>) -> Result<String, serde_json::Error> {
+    let mut value = serde_json::to_value(report)?;
+    if let Some(failed) = failed_changes {
+        value["failed_changes"] = failed.to_json(usize::MAX);
+    }
+    serde_json::to_string_pretty(&value)
+}
+
+/// The readable summary, with the changes the handler gave up on when a ledger was used.
+pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) -> String {
     let mut out = String::new();
     let dry = if report.dry_run {
         " (dry run: nothing written)"
@@ -178,6 +190,9 @@ pub fn render_text(report: &SyncReport) -> String {
                 )
             })),
     );
+    if let Some(failed) = failed_changes {
+        render_failed_changes(&mut out, failed, report.dry_run);
+    }
     let (added, deleted) = if report.dry_run {
         (report.planned_add.len(), report.planned_delete.len())
     } else {
@@ -193,6 +208,43 @@ pub fn render_text(report: &SyncReport) -> String {
         report.warnings.len()
     );
     out
+}
+
+/// Changes the handler gave up on: what failed, and whether this run cleared it.
+fn render_failed_changes(out: &mut String, failed: &FailedChanges, dry_run: bool) {
+    const MAX_SHOWN: usize = 20;
+    if failed.found.is_empty() {
+        return;
+    }
+    let state = if dry_run {
+        "a dry run clears none".to_string()
+    } else {
+        format!("{} cleared by this reconcile", failed.cleared.len())
+    };
+    let _ = writeln!(
+        out,
+        "Changes the handler gave up on ({}; {state}):",
+        failed.found.len()
+    );
+    for f in failed.found.iter().take(MAX_SHOWN).map(|f| &f.value) {
+        let cause = f.cause.lines().next().unwrap_or_default();
+        let cleared = if failed.is_cleared(&f.id) { ", cleared" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {} {}: {cause} ({} attempts, gave up {}{cleared})",
+            f.change.as_str(),
+            f.id,
+            f.attempts,
+            format_ms(f.failed_at_ms)
+        );
+    }
+    if failed.found.len() > MAX_SHOWN {
+        let _ = writeln!(
+            out,
+            "  … and {} more (use --json for all)",
+            failed.found.len() - MAX_SHOWN
+        );
+    }
 }
 
 /// Stale seeds kept, grouped by reason (a large scan can keep thousands for one reason).
@@ -297,5 +349,51 @@ impl SyncProgress for BarProgress {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{FailedChange, FailedChangeKind, Version, Versioned};
+    use crate::resource::ResourceId;
+
+    fn failed(n: usize, cause: &str) -> Versioned<FailedChange> {
+        let id = ResourceId::parse(&format!(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/p{n}"
+        ))
+        .unwrap();
+        Versioned {
+            value: FailedChange::new(id, FailedChangeKind::Deleted, cause, 9, 0),
+            version: Version(n.to_string()),
+        }
+    }
+
+    #[test]
+    fn failed_changes_are_listed_capped_and_marked_when_cleared() {
+        let mut failures = FailedChanges {
+            found: (0..25).map(|n| failed(n, "ASM answered 503\nsecond line")).collect(),
+            cleared: Vec::new(),
+        };
+        failures.cleared.push(failures.found[0].value.id.clone());
+        let mut out = String::new();
+        render_failed_changes(&mut out, &failures, false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "Changes the handler gave up on (25; 1 cleared by this reconcile):");
+        assert_eq!(
+            lines[1],
+            "  deleted /subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/p0: \
+             ASM answered 503 (9 attempts, gave up 1970-01-01T00:00:00Z, cleared)"
+        );
+        assert!(!lines[2].contains("cleared"), "{}", lines[2]);
+        assert_eq!(lines.len(), 22, "{out}");
+        assert_eq!(lines[21], "  … and 5 more (use --json for all)");
+
+        let mut dry = String::new();
+        render_failed_changes(&mut dry, &failures, true);
+        assert!(dry.starts_with("Changes the handler gave up on (25; a dry run clears none):"));
+        let mut none = String::new();
+        render_failed_changes(&mut none, &FailedChanges::default(), false);
+        assert!(none.is_empty());
     }
 }

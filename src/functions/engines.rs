@@ -14,7 +14,8 @@ use crate::apply::ApplyRequest;
 use crate::asm::{AsmApi, AsmError};
 use crate::azure::{AzureError, AzureReader, Incomplete, IncompleteScope, OwnerRead, TokenSource};
 use crate::config::Config;
-use crate::ledger::Ledger;
+use crate::ledger::failures::SUMMARY_ENTRIES;
+use crate::ledger::{FailedChange, FailedChangeKind, Ledger};
 use crate::sync::{NoSyncProgress, SyncError, SyncOptions, SyncReport};
 
 /// Builds a reader for a configuration (the live one in production); a subscription resync
@@ -110,6 +111,9 @@ impl SyncEngine {
         if let Some(rebuilt) = done.rebuild {
             summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null);
         }
+        if self.ledger.is_some() {
+            summary["failed_changes"] = done.failed_changes.to_json(SUMMARY_ENTRIES);
+        }
         if !done.ledger_warnings.is_empty() {
             summary["ledger_warnings"] = done.ledger_warnings.into();
         }
@@ -140,6 +144,8 @@ impl SyncEngine {
             },
             None => None,
         };
+        let mut failed_changes =
+            crate::ledger::rebuild::read_failed_changes(self.ledger.as_deref(), &mut ledger_warnings).await;
         let sweep = reader
             .sweep(&config.azure.checks, &NoSyncProgress)
             .await
@@ -177,9 +183,21 @@ impl SyncEngine {
                 tombstone_ttl: defaults.tombstone_ttl,
             };
             match crate::ledger::rebuild::rebuild(ledger.as_ref(), &report, &options).await {
-                Ok(rebuilt) => summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null),
+                Ok(rebuilt) => {
+                    summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null);
+                    crate::ledger::rebuild::clear_failed_changes(
+                        ledger.as_ref(),
+                        &mut failed_changes,
+                        &report,
+                        &mut ledger_warnings,
+                    )
+                    .await;
+                }
                 Err(e) => ledger_warnings.push(format!("ledger rebuild failed (the next reconcile retries): {e}")),
             }
+        }
+        if self.ledger.is_some() {
+            summary["failed_changes"] = failed_changes.to_json(SUMMARY_ENTRIES);
         }
         for warning in &ledger_warnings {
             tracing::warn!("{warning}");
@@ -313,6 +331,25 @@ impl Applier for LedgerApply {
                 transient: e.is_transient(),
                 message: e.to_string(),
             }),
+        }
+    }
+
+    /// Records the failed change in the ledger (the latest failure of a resource wins), where
+    /// the next reconcile reports and, once it covered it, clears it.
+    async fn give_up(&self, change: &Change, cause: &str, attempts: u32) {
+        let kind = match change.kind {
+            ChangeKind::Changed => FailedChangeKind::Changed,
+            ChangeKind::Deleted => FailedChangeKind::Deleted,
+        };
+        let record = FailedChange::new(change.id.clone(), kind, cause, attempts, self.0.clock.now_ms());
+        match self.0.ledger.put_failure(&record).await {
+            Ok(_) => tracing::info!(resource = %change.id, attempts, "failed change recorded for the next reconcile"),
+            Err(e) => tracing::error!(
+                resource = %change.id,
+                cause,
+                ledger_error = %e,
+                "the failed change could not be recorded in the ledger; the next full reconcile still covers it"
+            ),
         }
     }
 }

@@ -39,10 +39,12 @@ pub trait Applier: Send + Sync {
     /// Applies one change; the JSON summary says what changed (for logs and HTTP answers).
     async fn apply(&self, change: &Change) -> Result<Value, WorkError>;
 
-    /// The change failed on its last retry: keep it where the next reconcile and the operator
-    /// see it (the ledger records it as pending). The handler has already logged it.
-    async fn give_up(&self, change: &Change, cause: &str) {
-        let _ = (change, cause);
+    /// The change failed on its last retry (or permanently) after `attempts` attempts, the first
+    /// included: keep it where the next reconcile and the operator see it (the ledger records
+    /// it as a failed change). The handler has already logged it. Must not fail or panic: a
+    /// problem recording it is logged.
+    async fn give_up(&self, change: &Change, cause: &str, attempts: u32) {
+        let _ = (change, cause, attempts);
     }
 }
 

@@ -269,7 +269,7 @@ async fn apply_with_retry(services: &Services, change: Change, attempt: u32) -> 
         };
         // A stable message for alerts: "seedwatch: change not applied".
         tracing::error!(resource = %change.id, change = ?change.kind, attempt, cause = %error, why, "seedwatch: change not applied");
-        services.applier.give_up(&change, &error.message).await;
+        services.applier.give_up(&change, &error.message, attempt + 1).await;
         return ApplyOutcome::Dropped { cause: error.message };
     }
     let Some(queue) = &services.queue else {

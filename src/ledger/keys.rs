@@ -1,5 +1,6 @@
 //! Entity keys. Table Storage keys must not contain `/`, `\`, `#`, `?` or control characters
-//! and are at most 1 KiB, while resource ids are full of `/` and compare case-insensitively.
+//! and are at most 1 KiB of UTF-16, i.e. 512 characters (Azurite answers 400 `InvalidInput` from
+//! 513 on), while resource ids are full of `/` and compare case-insensitively.
 //!
 //! Encoding: the lower-cased text, with every byte outside `[a-z0-9.-]` written as `_XX`
 //! (upper-case hex). The result uses only URL-unreserved characters (nothing to quote in a
@@ -15,13 +16,19 @@ use super::{Partitions, Scan};
 use crate::resource::ResourceId;
 use crate::seed::Seed;
 
-/// Encoded keys up to this length are stored as they are.
-pub const MAX_PLAIN: usize = 900;
+/// Encoded keys up to this length are stored as they are; longer ones become this many
+/// characters, `~` and a 32-character hash: 473 at most, inside Table Storage's 512.
+pub const MAX_PLAIN: usize = 440;
+/// The longest key Table Storage accepts, in characters.
+pub const MAX_KEY: usize = 512;
 
 /// Owner partitions: `o-` plus the encoded subscription id.
 pub const OWNER_PARTITION_PREFIX: &str = "o-";
 /// Every seed lives in this partition.
 pub const SEED_PARTITION: &str = "s";
+/// Every failed change lives in this partition. Distinct from [`SEED_PARTITION`], and no owner
+/// partition can equal it or start with it (those all start with [`OWNER_PARTITION_PREFIX`]).
+pub const FAILURE_PARTITION: &str = "f";
 
 /// Encodes text for use in a key (see the module docs).
 pub fn escape(text: &str) -> String {
@@ -77,6 +84,11 @@ pub fn seed_key(seed: &Seed) -> (String, String) {
     )
 }
 
+/// (partition, row) of a failed change: the row is the resource id, encoded like an owner's.
+pub fn failure_key(id: &ResourceId) -> (String, String) {
+    (FAILURE_PARTITION.to_string(), key_for(id.key()))
+}
+
 /// The owner records of `prefix` and below: one row range in the prefix's subscription.
 pub fn owners_within_scan(prefix: &ResourceId) -> Scan {
     let partitions = Partitions::Exact(owner_partition(prefix));
@@ -107,10 +119,17 @@ pub fn all_seeds_scan() -> Scan {
     }
 }
 
+pub fn all_failures_scan() -> Scan {
+    Scan {
+        partitions: Partitions::Exact(FAILURE_PARTITION.into()),
+        rows: None,
+    }
+}
+
 /// Whether a key is one the encoder could produce (for validation in tests and backends).
 pub fn is_safe_key(key: &str) -> bool {
     !key.is_empty()
-        && key.len() <= 1024
+        && key.len() <= MAX_KEY
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~'))
@@ -167,7 +186,8 @@ mod tests {
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/{long_name}"
         ));
         let (_, row) = owner_key(&long);
-        assert!(row.len() <= 1024 && is_safe_key(&row), "{}", row.len());
+        assert!(row.len() <= MAX_KEY && is_safe_key(&row), "{}", row.len());
+        assert_eq!(row.len(), MAX_PLAIN + 1 + 32, "cut, `~`, hash");
         let (from, to) = owners_within_scan(&id("/subscriptions/s/resourceGroups/rg"))
             .rows
             .unwrap();
@@ -176,6 +196,35 @@ mod tests {
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/{long_name}x"
         ));
         assert_ne!(owner_key(&other).1, row);
+    }
+
+    #[test]
+    fn failure_keys_are_safe_and_apart_from_owners_and_seeds() {
+        let a = id("/subscriptions/F/resourceGroups/RG/providers/Microsoft.Network/publicIPAddresses/P");
+        let b = id("/subscriptions/f/resourcegroups/rg/providers/microsoft.network/publicipaddresses/p");
+        let (partition, row) = failure_key(&a);
+        assert_eq!((partition.clone(), row.clone()), failure_key(&b));
+        assert!(is_safe_key(&partition) && is_safe_key(&row), "{partition} {row}");
+        assert_eq!(row, owner_key(&a).1, "the same row encoding as owners");
+        // No owner partition (even of a subscription named `f`) and no seed lands in it, and
+        // neither the owner scan nor the seed scan selects it.
+        assert_ne!(owner_key(&a).0, partition);
+        assert!(!partition.starts_with(OWNER_PARTITION_PREFIX));
+        assert_ne!(partition, SEED_PARTITION);
+        let selects = |scan: &Scan, p: &str| match &scan.partitions {
+            Partitions::Exact(x) => x == p,
+            Partitions::Prefix(x) => p.starts_with(x.as_str()),
+        };
+        assert!(!selects(&all_owners_scan(), &partition));
+        assert!(!selects(&all_seeds_scan(), &partition));
+        assert!(!selects(&all_failures_scan(), &owner_key(&a).0));
+        assert!(!selects(&all_failures_scan(), SEED_PARTITION));
+        let long = id(&format!(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/{}",
+            "n".repeat(1500)
+        ));
+        let (_, row) = failure_key(&long);
+        assert!(row.len() <= MAX_KEY && is_safe_key(&row) && row.contains('~'));
     }
 
     #[test]

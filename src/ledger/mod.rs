@@ -1,11 +1,14 @@
 //! The provenance ledger: which owner resource contributes which seed, and what ASM holds.
 //!
-//! Two record kinds, each versioned for optimistic concurrency (an ETag in Table Storage, a
+//! Three record kinds, each versioned for optimistic concurrency (an ETag in Table Storage, a
 //! counter in the local store):
 //! - an [`OwnerRecord`] per owner resource: the seeds it contributed when last read, a
 //!   generation that grows with every committed read, and the seeds it may still be listed on;
 //! - a [`SeedRecord`] per seed: every owner's membership (present or a tombstone, stamped with
-//!   the owner generation that wrote it), whether ASM holds the seed, and any pending intent.
+//!   the owner generation that wrote it), whether ASM holds the seed, and any pending intent;
+//! - a [`FailedChange`] per resource whose change the handler gave up on: written by the
+//!   handler after the last retry, read and cleared by the next reconcile that covers it
+//!   ([`failures`]).
 //!
 //! Backends only store opaque entities under (partition, row) keys ([`Ledger`]'s required
 //! methods); the typed layer, the key encoding and the record formats live here so every backend
@@ -15,6 +18,7 @@
 pub mod keys;
 pub mod local;
 pub mod memory;
+pub mod failures;
 mod open;
 pub mod ops;
 pub mod rebuild;
@@ -28,7 +32,8 @@ use crate::seed::Seed;
 
 pub use open::{LedgerTarget, StorageTarget, default_local_path, open, parse_connection_string, target};
 pub use records::{
-    AsmState, Intent, IntentAction, Membership, OwnedSeed, OwnerRecord, PendingSeed, SeedRecord, seeds_hash,
+    AsmState, FailedChange, FailedChangeKind, Intent, IntentAction, Membership, OwnedSeed, OwnerRecord, PendingSeed,
+    SeedRecord, seeds_hash,
 };
 
 /// An entity version: a Table Storage ETag, or a counter in the local stores.
@@ -42,7 +47,8 @@ pub enum Expect {
     Absent,
     /// The entity must still be at this version (`If-Match`).
     Version(Version),
-    /// Unconditional (insert-or-replace): only for the full rebuild.
+    /// Unconditional (insert-or-replace): only for the full rebuild and failed changes (the
+    /// latest failure of a resource replaces the one before).
     Any,
 }
 
@@ -172,6 +178,24 @@ pub trait Ledger: Send + Sync {
 
     async fn all_seeds(&self) -> Result<Vec<Versioned<SeedRecord>>, LedgerError> {
         decode_all(self.scan_raw(&keys::all_seeds_scan()).await?)
+    }
+
+    /// Records a change the handler gave up on, replacing any earlier one for the resource.
+    async fn put_failure(&self, record: &FailedChange) -> Result<Version, LedgerError> {
+        let (partition, row) = keys::failure_key(&record.id);
+        self.put_raw(&partition, &row, &encode(record)?, &Expect::Any).await
+    }
+
+    /// Every recorded failed change.
+    async fn failures(&self) -> Result<Vec<Versioned<FailedChange>>, LedgerError> {
+        decode_all(self.scan_raw(&keys::all_failures_scan()).await?)
+    }
+
+    /// Clears a failed change at `version` (`None`: unconditionally). A failure recorded again
+    /// since it was read has a new version: the delete is then a [`LedgerError::Conflict`].
+    async fn delete_failure(&self, id: &ResourceId, version: Option<&Version>) -> Result<(), LedgerError> {
+        let (partition, row) = keys::failure_key(id);
+        self.delete_raw(&partition, &row, version).await
     }
 }
 

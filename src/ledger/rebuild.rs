@@ -266,11 +266,15 @@ pub struct LedgerSync {
     pub rebuild: Option<RebuildReport>,
     /// Ledger trouble: the reconcile still ran, the ledger is repaired by the next one.
     pub ledger_warnings: Vec<String>,
+    /// Changes the handler gave up on, read before the sweep, and those this run cleared.
+    pub failed_changes: super::failures::FailedChanges,
 }
 
 /// Runs [`crate::sync::run_sync`] with the ledger: the ledger's provenance feeds the guard
-/// rails, and after a real run the ledger is rebuilt from the result. Ledger failures never
-/// stop the reconcile; they come back as warnings.
+/// rails, the failed changes recorded by the handler are read before the sweep, and after a
+/// real run the ledger is rebuilt from the result and, when every write was applied, the
+/// failed changes the sweep covered are cleared. Ledger failures never stop the reconcile;
+/// they come back as warnings.
 pub async fn sync_with_ledger(
     config: &crate::config::Config,
     azure: &dyn crate::azure::AzureReader,
@@ -289,6 +293,7 @@ pub async fn sync_with_ledger(
             Err(e) => ledger_warnings.push(format!("ledger provenance unavailable: {e}")),
         }
     }
+    let mut failed_changes = read_failed_changes(ledger, &mut ledger_warnings).await;
     let dry_run = options.dry_run;
     let started = SystemClock.now_ms();
     let report = crate::sync::run_sync(config, azure, asm, options, progress).await?;
@@ -306,7 +311,10 @@ pub async fn sync_with_ledger(
             tombstone_ttl: defaults.tombstone_ttl,
         };
         match rebuild(ledger, &report, &rebuild_options).await {
-            Ok(r) => rebuilt = Some(r),
+            Ok(r) => {
+                rebuilt = Some(r);
+                clear_failed_changes(ledger, &mut failed_changes, &report, &mut ledger_warnings).await;
+            }
             Err(e) => ledger_warnings.push(format!("ledger rebuild failed (the next reconcile retries): {e}")),
         }
     }
@@ -317,5 +325,42 @@ pub async fn sync_with_ledger(
         report,
         rebuild: rebuilt,
         ledger_warnings,
+        failed_changes,
     })
+}
+
+/// The failed changes recorded so far (none without a ledger; a read error is a warning).
+/// Read before the sweep begins, so the sweep is newer than each of them.
+pub async fn read_failed_changes(
+    ledger: Option<&dyn Ledger>,
+    warnings: &mut Vec<String>,
+) -> super::failures::FailedChanges {
+    let Some(ledger) = ledger else {
+        return Default::default();
+    };
+    match super::failures::FailedChanges::read(ledger).await {
+        Ok(found) => found,
+        Err(e) => {
+            warnings.push(format!("failed changes unavailable: {e}"));
+            Default::default()
+        }
+    }
+}
+
+/// After a real run whose ledger rebuild succeeded: clears the failed changes the sweep covered,
+/// if every write was applied (otherwise they stay for the next reconcile).
+pub async fn clear_failed_changes(
+    ledger: &dyn Ledger,
+    failed_changes: &mut super::failures::FailedChanges,
+    report: &SyncReport,
+    warnings: &mut Vec<String>,
+) {
+    if failed_changes.found.is_empty() || report.dry_run || !report.all_applied() {
+        return;
+    }
+    if let Err(e) = failed_changes.clear_covered(ledger, &report.completeness).await {
+        warnings.push(format!(
+            "clearing failed changes failed (the next reconcile retries): {e}"
+        ));
+    }
 }

@@ -1,4 +1,4 @@
-//! The two record kinds and their stored (JSON) form.
+//! The three record kinds and their stored (JSON) form.
 
 use std::collections::BTreeMap;
 
@@ -233,6 +233,64 @@ impl SeedRecord {
     }
 }
 
+/// What a failed change asked for. The ledger's own copy of the handler's change kind, so the
+/// ledger does not depend on the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailedChangeKind {
+    /// Re-read the resource.
+    Changed,
+    /// The resource is gone.
+    Deleted,
+}
+
+impl FailedChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailedChangeKind::Changed => "changed",
+            FailedChangeKind::Deleted => "deleted",
+        }
+    }
+}
+
+/// A resource change the handler gave up on (its last retry failed, or it failed permanently).
+/// Kept until a reconcile that read the resource's subscription completely has covered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedChange {
+    pub id: ResourceId,
+    pub change: FailedChangeKind,
+    /// Why the last attempt failed (already free of secrets: it is the logged error).
+    pub cause: String,
+    /// Attempts made, the first one included.
+    pub attempts: u32,
+    /// When the handler gave up (Unix milliseconds).
+    pub failed_at_ms: i64,
+}
+
+impl FailedChange {
+    /// Causes longer than this are cut: a record must stay well inside Table Storage's 64 KiB
+    /// property limit, and the first line or two say what went wrong.
+    pub const MAX_CAUSE_CHARS: usize = 2000;
+
+    pub fn new(id: ResourceId, change: FailedChangeKind, cause: &str, attempts: u32, failed_at_ms: i64) -> FailedChange {
+        let cause = match cause.char_indices().nth(Self::MAX_CAUSE_CHARS) {
+            Some((cut, _)) => format!("{}…", &cause[..cut]),
+            None => cause.to_string(),
+        };
+        FailedChange {
+            id,
+            change,
+            cause,
+            attempts,
+            failed_at_ms,
+        }
+    }
+
+    pub fn subscription(&self) -> &str {
+        self.id.subscription_id()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +337,19 @@ mod tests {
         };
         assert_eq!(seeds_hash(&[a.clone(), b.clone()]), seeds_hash(&[b.clone(), a.clone()]));
         assert_ne!(seeds_hash(&[a]), seeds_hash(&[b]));
+    }
+
+    #[test]
+    fn failed_changes_round_trip_and_long_causes_are_cut() {
+        let long = "x".repeat(FailedChange::MAX_CAUSE_CHARS + 10);
+        let failed = FailedChange::new(owner(), FailedChangeKind::Deleted, &long, 4, 17);
+        assert_eq!(failed.cause.chars().count(), FailedChange::MAX_CAUSE_CHARS + 1);
+        let text = serde_json::to_string(&failed).unwrap();
+        assert!(text.contains("\"change\":\"deleted\""), "{text}");
+        let back: FailedChange = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, failed);
+        let short = FailedChange::new(owner(), FailedChangeKind::Changed, "ASM answered 503", 1, 1);
+        assert_eq!(short.cause, "ASM answered 503");
+        assert_eq!(short.subscription(), "s");
     }
 }
