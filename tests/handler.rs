@@ -788,7 +788,12 @@ async fn a_change_that_gave_up_is_reported_by_the_next_reconcile_which_clears_it
     let response = host
         .invoke("resync", &http_invocation(Some(&body)), "inv-other-sub", false)
         .await;
-    assert_eq!(response.body["Outputs"]["res"]["statusCode"], json!(202), "{}", response.body);
+    assert_eq!(
+        response.body["Outputs"]["res"]["statusCode"],
+        json!(202),
+        "{}",
+        response.body
+    );
     let queued = world.bus.delivered().last().unwrap().clone();
     let delivery = servicebus_invocation(&queued.body_text(), queued.message_id.as_deref().unwrap(), 1);
     let response = host.invoke("retry", &delivery, "inv-other-sub-run", false).await;
@@ -796,7 +801,10 @@ async fn a_change_that_gave_up_is_reported_by_the_next_reconcile_which_clears_it
     let summary: Value = response
         .logs()
         .into_iter()
-        .find_map(|l| l.split_once(" done: ").map(|(_, json)| serde_json::from_str(json).unwrap()))
+        .find_map(|l| {
+            l.split_once(" done: ")
+                .map(|(_, json)| serde_json::from_str(json).unwrap())
+        })
         .unwrap_or_else(|| panic!("no summary in {}", response.body));
     assert_eq!(summary["failed_changes"]["count"], json!(1), "{summary}");
     assert_eq!(summary["failed_changes"]["cleared"], json!(0), "{summary}");
@@ -837,7 +845,11 @@ async fn a_change_that_gave_up_is_reported_by_the_next_reconcile_which_clears_it
         .stderr_lines()
         .into_iter()
         .any(|l| l.contains("gave up earlier") && l.contains(&pip_id(10)) && l.contains("503"));
-    assert!(warned, "the reconcile warns with the resource and the cause: {:?}", host.stderr_lines());
+    assert!(
+        warned,
+        "the reconcile warns with the resource and the cause: {:?}",
+        host.stderr_lines()
+    );
 
     // The next reconcile no longer sees it.
     let response = host
@@ -869,7 +881,9 @@ async fn a_reconcile_that_cannot_write_keeps_the_failed_change() {
     // failed change is not covered yet.
     world.asm.set_outage(false);
     // Two 503s: the client's first attempt and its one retry (`http.retry_count: 1`).
-    world.asm.fail_next(fake_asm::Route::Add, 2, fake_asm::Fault::Status(503));
+    world
+        .asm
+        .fail_next(fake_asm::Route::Add, 2, fake_asm::Fault::Status(503));
     let response = host
         .invoke("reconcile", &timer_invocation(false), "inv-timer-partial", false)
         .await;

@@ -249,13 +249,19 @@ async fn failed_changes_conform(ledger: &dyn Ledger) {
         .await
         .unwrap();
     ledger
-        .put_seed(&SeedRecord::new(Seed::from_host_value("app.contoso.com").unwrap()), &Expect::Any)
+        .put_seed(
+            &SeedRecord::new(Seed::from_host_value("app.contoso.com").unwrap()),
+            &Expect::Any,
+        )
         .await
         .unwrap();
     let first = FailedChange::new(pip.clone(), FailedChangeKind::Changed, "ASM answered 503", 4, 1_000);
     let v1 = ledger.put_failure(&first).await.unwrap();
     let again = FailedChange::new(
-        id(&pip.as_str().to_ascii_uppercase().replace("/SUBSCRIPTIONS/", "/subscriptions/")),
+        id(&pip
+            .as_str()
+            .to_ascii_uppercase()
+            .replace("/SUBSCRIPTIONS/", "/subscriptions/")),
         FailedChangeKind::Deleted,
         "throttled by Azure reading the resource",
         2,
@@ -268,14 +274,20 @@ async fn failed_changes_conform(ledger: &dyn Ledger) {
     ledger.put_failure(&long_failure).await.unwrap();
 
     // Keys stay within Table Storage's 512 characters, for owners with long ids too.
-    ledger.put_owner(&owner(long.as_str(), &[]), &Expect::Absent).await.unwrap();
+    ledger
+        .put_owner(&owner(long.as_str(), &[]), &Expect::Absent)
+        .await
+        .unwrap();
     assert_eq!(ledger.owner(&long).await.unwrap().unwrap().value.id, long);
     ledger.delete_owner(&long, None).await.unwrap();
 
     let mut all = ledger.failures().await.unwrap();
     all.sort_by_key(|f| f.value.failed_at_ms);
     assert_eq!(all.len(), 2, "{all:?}");
-    assert_eq!(all[0].value, again, "the latest failure of a resource replaces the earlier one");
+    assert_eq!(
+        all[0].value, again,
+        "the latest failure of a resource replaces the earlier one"
+    );
     assert_eq!(all[0].version, v2);
     assert_eq!(all[1].value, long_failure, "a long id and a long cause round-trip");
     assert_eq!(ledger.all_owners().await.unwrap().len(), 1);

@@ -221,11 +221,7 @@ fn render_failed_changes(out: &mut String, failed: &FailedChanges, dry_run: bool
     } else {
         format!("{} cleared by this reconcile", failed.cleared.len())
     };
-    let _ = writeln!(
-        out,
-        "Changes the handler gave up on ({}; {state}):",
-        failed.found.len()
-    );
+    let _ = writeln!(out, "Changes the handler gave up on ({}; {state}):", failed.found.len());
     for f in failed.found.iter().take(MAX_SHOWN).map(|f| &f.value) {
         let cause = f.cause.lines().next().unwrap_or_default();
         let cleared = if failed.is_cleared(&f.id) { ", cleared" } else { "" };
@@ -379,7 +375,10 @@ mod tests {
         let mut out = String::new();
         render_failed_changes(&mut out, &failures, false);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "Changes the handler gave up on (25; 1 cleared by this reconcile):");
+        assert_eq!(
+            lines[0],
+            "Changes the handler gave up on (25; 1 cleared by this reconcile):"
+        );
         assert_eq!(
             lines[1],
             "  deleted /subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/p0: \

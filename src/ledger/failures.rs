@@ -91,10 +91,7 @@ impl FailedChanges {
 
     /// Failures still recorded after this reconcile.
     pub fn pending(&self) -> impl Iterator<Item = &FailedChange> {
-        self.found
-            .iter()
-            .map(|f| &f.value)
-            .filter(|f| !self.is_cleared(&f.id))
+        self.found.iter().map(|f| &f.value).filter(|f| !self.is_cleared(&f.id))
     }
 
     /// `{"count", "cleared", "entries": [{resource, change, cause, attempts, failed_at, cleared}]}`
@@ -140,8 +137,8 @@ pub fn format_ms(ms: i64) -> String {
 mod tests {
     use super::*;
     use crate::azure::{Incomplete, IncompleteScope};
-    use crate::ledger::memory::MemoryLedger;
     use crate::ledger::FailedChangeKind;
+    use crate::ledger::memory::MemoryLedger;
 
     const A: &str = "/subscriptions/aaaa/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/p1";
     const B: &str = "/subscriptions/bbbb/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/p2";
@@ -170,7 +167,11 @@ mod tests {
         let v1 = ledger.put_failure(&failure(A, "ASM answered 503", 10)).await.unwrap();
         // The latest failure of a resource replaces the earlier one (ids are case-insensitive).
         let v2 = ledger
-            .put_failure(&failure(&A.to_ascii_uppercase().replace("/SUBSCRIPTIONS/", "/subscriptions/"), "throttled", 20))
+            .put_failure(&failure(
+                &A.to_ascii_uppercase().replace("/SUBSCRIPTIONS/", "/subscriptions/"),
+                "throttled",
+                20,
+            ))
             .await
             .unwrap();
         assert_ne!(v1, v2);

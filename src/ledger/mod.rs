@@ -15,10 +15,10 @@
 //! behaves the same. Backends: [`table`] (Azure Table Storage REST), [`local`] (redb file),
 //! [`memory`] (tests and benchmarks). [`open`] picks one from `ledger.kind`.
 
+pub mod failures;
 pub mod keys;
 pub mod local;
 pub mod memory;
-pub mod failures;
 mod open;
 pub mod ops;
 pub mod rebuild;

@@ -272,7 +272,13 @@ impl FailedChange {
     /// property limit, and the first line or two say what went wrong.
     pub const MAX_CAUSE_CHARS: usize = 2000;
 
-    pub fn new(id: ResourceId, change: FailedChangeKind, cause: &str, attempts: u32, failed_at_ms: i64) -> FailedChange {
+    pub fn new(
+        id: ResourceId,
+        change: FailedChangeKind,
+        cause: &str,
+        attempts: u32,
+        failed_at_ms: i64,
+    ) -> FailedChange {
         let cause = match cause.char_indices().nth(Self::MAX_CAUSE_CHARS) {
             Some((cut, _)) => format!("{}…", &cause[..cut]),
             None => cause.to_string(),
