@@ -4,6 +4,7 @@
 //! completely. Each clear is conditional on the version read: a failure recorded again meanwhile
 //! stays for the next reconcile.
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::{FailedChange, Ledger, LedgerError, Versioned};
@@ -11,8 +12,10 @@ use crate::azure::CompletenessReport;
 use crate::check::ServiceCheck;
 use crate::resource::ResourceId;
 
-/// Entries a summary lists by default; the count covers them all.
+/// Entries a summary lists (and a reconcile logs one by one); the count covers them all.
 pub const SUMMARY_ENTRIES: usize = 20;
+/// Deletes in flight while clearing.
+const CLEAR_CONCURRENCY: usize = 8;
 
 /// The failed changes one reconcile found, and which it cleared.
 #[derive(Debug, Clone, Default)]
@@ -33,7 +36,8 @@ impl FailedChanges {
                 .cmp(&a.value.failed_at_ms)
                 .then_with(|| a.value.id.cmp(&b.value.id))
         });
-        for failure in &found {
+        // One line per failure for the newest ones; a long outage can leave thousands.
+        for failure in found.iter().take(SUMMARY_ENTRIES) {
             let f = &failure.value;
             tracing::warn!(
                 resource = %f.id,
@@ -42,6 +46,13 @@ impl FailedChanges {
                 attempts = f.attempts,
                 failed_at = %format_ms(f.failed_at_ms),
                 "a change that gave up earlier is pending: this reconcile covers it if it reads its subscription completely"
+            );
+        }
+        if found.len() > SUMMARY_ENTRIES {
+            tracing::warn!(
+                count = found.len(),
+                "{} more changes that gave up earlier are pending (the summary counts them all)",
+                found.len() - SUMMARY_ENTRIES
             );
         }
         Ok(FailedChanges {
@@ -67,22 +78,28 @@ impl FailedChanges {
         ledger: &dyn Ledger,
         completeness: &CompletenessReport,
     ) -> Result<(), LedgerError> {
-        for failure in &self.found {
-            if !Self::covers(completeness, &failure.value) {
-                continue;
-            }
-            match ledger.delete_failure(&failure.value.id, Some(&failure.version)).await {
+        let covered = self.found.iter().filter(|f| Self::covers(completeness, &f.value));
+        let mut deletes = futures::stream::iter(covered.map(|failure| async move {
+            let result = ledger.delete_failure(&failure.value.id, Some(&failure.version)).await;
+            (&failure.value.id, result)
+        }))
+        .buffer_unordered(CLEAR_CONCURRENCY);
+        let mut first_error = None;
+        while let Some((id, result)) = deletes.next().await {
+            match result {
                 Ok(()) => {
-                    tracing::info!(resource = %failure.value.id, "a change that gave up earlier is covered by this reconcile: cleared");
-                    self.cleared.push(failure.value.id.clone());
+                    tracing::info!(resource = %id, "a change that gave up earlier is covered by this reconcile: cleared");
+                    self.cleared.push(id.clone());
                 }
                 Err(LedgerError::Conflict { .. }) => {
-                    tracing::warn!(resource = %failure.value.id, "a change that gave up earlier failed again during this reconcile: kept");
+                    tracing::warn!(resource = %id, "a change that gave up earlier failed again during this reconcile: kept");
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     pub fn is_cleared(&self, id: &ResourceId) -> bool {
