@@ -899,3 +899,71 @@ async fn a_reconcile_that_cannot_write_keeps_the_failed_change() {
     assert_eq!(summary["failed_changes"]["cleared"], json!(1), "{summary}");
     assert!(world.asm.tagged_names(SCAN, TAG).contains("203.0.113.111"));
 }
+
+/// `seedwatch sync` with the handler's settings and ledger (the handler must have stopped: the
+/// local ledger file is opened by one process at a time).
+async fn cli_sync(world: &World, args: &[&str]) -> (i32, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_seedwatch"));
+    command
+        .arg("sync")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(world.dir.path());
+    for (k, v) in world.settings() {
+        command.env(k, v);
+    }
+    let output = command.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    eprintln!("stderr: {}", String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), stdout)
+}
+
+#[tokio::test]
+async fn seedwatch_sync_shows_the_operator_what_the_handler_gave_up_on() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(12, "203.0.113.122")]);
+    let host = world.handler().await;
+    world.asm.set_outage(true);
+    let job = json!({"kind": "apply", "resourceId": pip_id(12), "change": "deleted", "attempt": 3});
+    let response = host
+        .invoke(
+            "retry",
+            &servicebus_invocation(&job.to_string(), "retry-last-3", 1),
+            "inv-give-up-3",
+            false,
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(host.terminate().await.success());
+    world.asm.set_outage(false);
+
+    // A dry run lists it and keeps it.
+    let (code, text) = cli_sync(&world, &["--dry-run"]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("Changes the handler gave up on (1; a dry run clears none):"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains(&pip_id(12)))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.trim_start().starts_with("deleted ") && line.contains("503") && line.contains("4 attempts"),
+        "{line}"
+    );
+
+    // A real run reports it in its JSON and clears it; the next run no longer shows it.
+    let (code, json_text) = cli_sync(&world, &["--json"]).await;
+    assert_eq!(code, 0, "{json_text}");
+    let report: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(report["failed_changes"]["count"], json!(1), "{report}");
+    assert_eq!(report["failed_changes"]["cleared"], json!(1), "{report}");
+    assert_eq!(report["failed_changes"]["entries"][0]["resource"], json!(pip_id(12)));
+    assert_eq!(report["failed_changes"]["entries"][0]["change"], json!("deleted"));
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.122".to_string()].into());
+    let (code, text) = cli_sync(&world, &[]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("gave up on"), "{text}");
+}
