@@ -32,7 +32,6 @@ use serde_json::{Value, json};
 
 use seedwatch::azure::{AzureReader, StaticToken, TokenSource, live_from_config};
 use seedwatch::config::Config;
-use seedwatch::functions::runner::Tuning;
 use seedwatch::functions::server::{AppState, ServicesFactory};
 use seedwatch::lambda::handler::LambdaApp;
 use seedwatch::lambda::webhook::WebhookSecret;
@@ -126,16 +125,14 @@ async fn harness_with(secret: Result<WebhookSecret, String>, scan_exists: bool) 
                 let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(FakeAzure::TOKEN)));
                 let reader: Arc<dyn AzureReader> =
                     Arc::new(live_from_config(&config, tokens.clone(), Default::default()));
-                seedwatch::cli::serve::services_with_azure(config, &env, (reader, tokens)).await
+                let mut services = seedwatch::cli::serve::services_with_azure(config, &env, (reader, tokens)).await?;
+                services.tuning = seedwatch::lambda::tuning(services.tuning);
+                Ok(services)
             }
             .boxed()
         })
     };
-    let tuning = Tuning {
-        coalesce_window: Duration::from_millis(5),
-        concurrency: 8,
-    };
-    let app = LambdaApp::new(AppState::new(factory, tuning), secret);
+    let app = LambdaApp::new(AppState::new(factory), secret);
     Harness {
         app,
         azure,

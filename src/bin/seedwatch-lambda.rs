@@ -9,7 +9,6 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 use seedwatch::config::{Config, LoadOptions, ProcessEnv};
-use seedwatch::functions::runner::Tuning;
 use seedwatch::functions::server::{AppState, ServicesFactory};
 use seedwatch::lambda::handler::LambdaApp;
 use seedwatch::lambda::preflight;
@@ -20,13 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     seedwatch::functions::logging::init();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "seedwatch-lambda starting");
     let factory: ServicesFactory = Arc::new(|| build().boxed());
-    // A delivery arrives as one request, so its changes are submitted together: a short window
-    // is enough to coalesce them, and Event Grid waits 30 s at most for the answer.
-    let tuning = Tuning {
-        coalesce_window: std::time::Duration::from_millis(20),
-        ..Tuning::default()
-    };
-    let state = AppState::new(factory, tuning);
+    let state = AppState::new(factory);
     let secret = WebhookSecret::from_env(&ProcessEnv);
     if let Err(why) = &secret {
         tracing::error!(error = %why, "function URL requests will be refused");
@@ -54,5 +47,7 @@ async fn build() -> Result<seedwatch::functions::runner::Services, String> {
             tracing::warn!("{warning}");
         }
     }
-    seedwatch::cli::serve::services_from_config(config, &ProcessEnv).await
+    let mut services = seedwatch::cli::serve::services_from_config(config, &ProcessEnv).await?;
+    services.tuning = seedwatch::lambda::tuning(services.tuning);
+    Ok(services)
 }

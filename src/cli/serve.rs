@@ -46,7 +46,7 @@ pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
         let file = file.clone();
         async move { build_services(file).await }.boxed()
     });
-    let state = AppState::new(factory, Tuning::default());
+    let state = AppState::new(factory);
     match serve(listener, state, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("seedwatch serve stopped");
@@ -105,6 +105,7 @@ pub async fn services_with_azure(
         config.seed_tag.clone(),
     );
     let max_attempts = config.retry.max_attempts;
+    let tuning = Tuning::from(&config.events);
     let reconciler = Arc::new(SyncReconciler(Arc::new(SyncEngine::live(
         config,
         tokens,
@@ -116,6 +117,7 @@ pub async fn services_with_azure(
         reconciler,
         queue,
         max_attempts,
+        tuning,
     })
 }
 

@@ -187,6 +187,19 @@ pub struct LedgerSettings {
     pub table: String,
 }
 
+/// How the handler coalesces resource events (`events.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSettings {
+    /// How long a resource's first event waits for the rest of its burst before the one read
+    /// (`events.coalesce_window`; 0 applies at once).
+    pub coalesce_window: Duration,
+    /// Applies running at once in one instance (`events.concurrency`).
+    pub concurrency: u32,
+    /// How far the event publisher's clock may be from ours (`events.clock_skew`): an event
+    /// dated at least this long before a read started is covered by that read.
+    pub clock_skew: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrySettings {
     pub base_delay: Duration,
@@ -205,6 +218,7 @@ pub struct Config {
     pub asm: AsmSettings,
     pub sync: SyncSettings,
     pub ledger: LedgerSettings,
+    pub events: EventSettings,
     pub retry: RetrySettings,
     /// The ASM API key from `API_KEY`; never printed.
     pub api_key: Option<Secret>,
@@ -344,6 +358,20 @@ impl Config {
             retry_max_delay: r.duration_or("http.retry_max_delay", Duration::from_secs(5))?,
             timeout: r.duration_or("http.timeout", Duration::from_secs(30))?,
         };
+        let events = EventSettings {
+            coalesce_window: r.duration_or_zero("events.coalesce_window", Duration::from_secs(1))?,
+            concurrency: r.nonzero_or("events.concurrency", 32)?,
+            clock_skew: r.duration_or_zero("events.clock_skew", Duration::from_secs(2))?,
+        };
+        // Every invocation of a burst waits out the window: keep it well inside the host's
+        // function timeout and Event Grid's delivery timeout.
+        if events.coalesce_window > Duration::from_secs(30) {
+            return Err(r.invalid(
+                "events.coalesce_window",
+                &format!("{:?}", events.coalesce_window),
+                "expected at most 30s (each event's invocation waits for the window)",
+            ));
+        }
         let retry = RetrySettings {
             base_delay: r.duration_or("retry.base_delay", Duration::from_secs(30))?,
             max_delay: r.duration_or("retry.max_delay", Duration::from_secs(3600))?,
@@ -377,6 +405,7 @@ impl Config {
                 path: r.string("ledger.path")?.map(PathBuf::from),
                 table: r.string("ledger.table")?.unwrap_or_else(|| DEFAULT_LEDGER_TABLE.into()),
             },
+            events,
             retry,
             api_key: None,
             origin: origin.to_string(),

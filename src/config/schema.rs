@@ -23,6 +23,7 @@ fn known_children(path: &str) -> Option<Vec<&'static str>> {
             "asm",
             "sync",
             "ledger",
+            "events",
             "retry",
         ],
         "http" => vec!["retry_count", "retry_base_delay", "retry_max_delay", "timeout"],
@@ -42,6 +43,7 @@ fn known_children(path: &str) -> Option<Vec<&'static str>> {
         "asm" => vec!["base_url"],
         "sync" => vec!["max_delete_fraction"],
         "ledger" => vec!["kind", "path", "table"],
+        "events" => vec!["coalesce_window", "concurrency", "clock_skew"],
         "retry" => vec!["base_delay", "max_delay", "max_attempts"],
         _ => return None,
     };
@@ -179,6 +181,12 @@ impl Reader<'_> {
 
     /// A Go-style duration (`500ms`, `1s`, `1m30s`) or a number of seconds; 0 means the default.
     pub fn duration_or(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+        let d = self.duration_or_zero(key, default)?;
+        Ok(if d.is_zero() { default } else { d })
+    }
+
+    /// As [`Reader::duration_or`], but 0 is a value of its own (no wait at all).
+    pub fn duration_or_zero(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
         let parsed = match self.get(key) {
             None => return Ok(default),
             Some(Value::String(s)) => parse_duration(s),
@@ -189,7 +197,6 @@ impl Reader<'_> {
             Some(_) => None,
         };
         match parsed {
-            Some(d) if d.is_zero() => Ok(default),
             Some(d) => Ok(d),
             None => Err(self.invalid_value(
                 key,

@@ -194,3 +194,32 @@ fn the_example_config_loads_without_warnings() {
     assert_eq!(config.azure.checks.enabled().count(), ServiceCheck::ALL.len());
     assert_eq!(config.retry.max_delay, Duration::from_secs(3600));
 }
+
+#[test]
+fn event_coalescing_has_defaults_and_takes_zero() {
+    let config = load_yaml("scan_id: x\n", &[]).unwrap();
+    assert_eq!(config.events.coalesce_window, Duration::from_secs(1));
+    assert_eq!(config.events.concurrency, 32);
+    assert_eq!(config.events.clock_skew, Duration::from_secs(2));
+    let config = load_yaml(
+        "scan_id: x\nevents:\n  coalesce_window: 0\n  concurrency: 8\n  clock_skew: 500ms\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.events.coalesce_window, Duration::ZERO);
+    assert_eq!(config.events.concurrency, 8);
+    assert_eq!(config.events.clock_skew, Duration::from_millis(500));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // A zero retry delay still means the default there.
+    let config = load_yaml("scan_id: x\nretry:\n  base_delay: 0\n", &[]).unwrap();
+    assert_eq!(config.retry.base_delay, Duration::from_secs(30));
+}
+
+#[test]
+fn a_coalescing_window_too_long_for_the_host_is_refused() {
+    let err = load_yaml("scan_id: x\nevents:\n  coalesce_window: 5m\n", &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("events.coalesce_window") && text.contains("30s"), "{text}");
+    let err = load_yaml("scan_id: x\nevents:\n  clock_skew: soon\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("events.clock_skew"), "{err}");
+}

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::envelope::{decode_object, decode_value, describe};
+use crate::azure::{Owner, owner_of};
 use crate::resource::{Resource, ResourceId};
 
 /// Which envelope an event came in.
@@ -58,13 +59,33 @@ pub struct Change {
 }
 
 impl Change {
-    /// Folds a later-arriving change for the same resource into this one. Event order is not
-    /// change order, so anything ambiguous becomes a plain re-read, which is always right:
-    /// two deletes stay a delete; two bodies keep the newer one when both are dated
-    /// differently; every other mix reads the resource again.
+    /// Folds a later-arriving change for the same owner (see [`Change::key`]) into this one.
+    /// Event order is not change order, so anything ambiguous becomes a re-read, which is
+    /// always right:
+    /// - changes to different resources of one owner become one re-read of the owner (a read
+    ///   of the owner includes its children), a delete of the owner itself winning;
+    /// - a delete among changes of one resource wins, without a body: the apply of a delete
+    ///   still reads the resource, and also re-checks what was below it in case it was deleted
+    ///   and created again (what went with the delete sends no events of its own);
+    /// - two bodies keep the newer one when both are dated differently; every other mix of
+    ///   changes reads the resource again.
     pub fn merge(&mut self, other: Change) {
+        if self.id.key() != other.id.key() {
+            let owner = self.owner();
+            let owner_deleted = [&*self, &other]
+                .iter()
+                .any(|c| c.kind == ChangeKind::Deleted && c.id.without_extension() == owner);
+            self.id = owner;
+            self.kind = if owner_deleted {
+                ChangeKind::Deleted
+            } else {
+                ChangeKind::Changed
+            };
+            self.body = None;
+            self.time = None;
+            return;
+        }
         match (self.kind, other.kind) {
-            (ChangeKind::Deleted, ChangeKind::Deleted) => {}
             (ChangeKind::Changed, ChangeKind::Changed) => {
                 let newer = match (&self.body, &other.body, parse_time(&self.time), parse_time(&other.time)) {
                     (Some(_), Some(_), Some(mine), Some(theirs)) if mine != theirs => Some(theirs > mine),
@@ -80,16 +101,31 @@ impl Change {
                 }
             }
             _ => {
-                self.kind = ChangeKind::Changed;
+                self.kind = ChangeKind::Deleted;
                 self.body = None;
                 self.time = None;
             }
         }
     }
 
-    /// The coalescing key: the lower-cased id.
+    /// The resource whose seeds this change affects (the id itself when no owner tracks it).
+    pub fn owner(&self) -> ResourceId {
+        match owner_of(&self.id) {
+            Owner::Resource(owner) | Owner::Prefix(owner) => owner,
+            Owner::Untracked => self.id.clone(),
+        }
+    }
+
+    /// The coalescing key: the lower-cased id of the owner, so a burst of changes to one
+    /// owner and its children (a site, its config, its host name bindings) is one read.
     pub fn key(&self) -> String {
-        self.id.key().to_string()
+        self.owner().key().to_string()
+    }
+
+    /// When the change happened per the event (Unix milliseconds), if the event said so.
+    pub fn time_ms(&self) -> Option<i64> {
+        let t = parse_time(&self.time)?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
     }
 }
 
@@ -367,7 +403,11 @@ mod tests {
         c.merge(mk(ChangeKind::Deleted, None, "2"));
         assert_eq!(c.kind, ChangeKind::Deleted);
         c.merge(mk(ChangeKind::Changed, Some(body.clone()), "3"));
-        assert_eq!(c.kind, ChangeKind::Changed);
+        assert_eq!(c.kind, ChangeKind::Deleted, "a delete among them wins: its apply reads too");
+        assert!(c.body.is_none());
+        let mut c = mk(ChangeKind::Changed, Some(body.clone()), "3");
+        c.merge(mk(ChangeKind::Deleted, None, "2"));
+        assert_eq!(c.kind, ChangeKind::Deleted);
         assert!(c.body.is_none());
         let mut c = mk(ChangeKind::Changed, Some(body.clone()), "2025-03-01T10:00:07.5Z");
         c.merge(mk(ChangeKind::Changed, Some(body.clone()), "2025-03-01T10:00:07Z"));
@@ -377,5 +417,53 @@ mod tests {
         assert!(c.body.is_some());
         c.merge(mk(ChangeKind::Changed, None, "2025-03-01T12:00:00Z"));
         assert!(c.body.is_none());
+    }
+
+    #[test]
+    fn changes_to_one_owner_share_a_key_and_merge_into_a_read_of_the_owner() {
+        let site = "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Web/sites/a";
+        let mk = |id: &str, kind| Change {
+            id: ResourceId::parse(id).unwrap(),
+            kind,
+            body: None,
+            time: Some("2025-03-01T10:00:07Z".into()),
+        };
+        let config = mk(&format!("{site}/config/web"), ChangeKind::Changed);
+        let binding = mk(&format!("{site}/hostNameBindings/www.example.com"), ChangeKind::Deleted);
+        let diagnostics = mk(
+            &format!("{site}/providers/Microsoft.Insights/diagnosticSettings/d"),
+            ChangeKind::Changed,
+        );
+        let key = mk(site, ChangeKind::Changed).key();
+        assert_eq!(key, site.to_ascii_lowercase());
+        for c in [&config, &binding, &diagnostics] {
+            assert_eq!(c.key(), key, "{}", c.id);
+        }
+        assert_ne!(mk(&format!("{site}/slots/staging"), ChangeKind::Changed).key(), key);
+
+        // A child's delete is a re-read of the owner; the owner's own delete wins.
+        let mut merged = config.clone();
+        merged.merge(binding.clone());
+        assert_eq!((merged.id.as_str(), merged.kind), (site, ChangeKind::Changed));
+        assert!(merged.time.is_none());
+        let mut merged = binding;
+        merged.merge(mk(site, ChangeKind::Deleted));
+        assert_eq!((merged.id.as_str(), merged.kind), (site, ChangeKind::Deleted));
+        let mut merged = mk(site, ChangeKind::Deleted);
+        merged.merge(diagnostics);
+        assert_eq!((merged.id.as_str(), merged.kind), (site, ChangeKind::Deleted));
+    }
+
+    #[test]
+    fn an_event_time_reads_as_unix_milliseconds() {
+        let c = Change {
+            id: ResourceId::parse(PIP).unwrap(),
+            kind: ChangeKind::Changed,
+            body: None,
+            time: Some("1970-01-01T00:00:01.5Z".into()),
+        };
+        assert_eq!(c.time_ms(), Some(1500));
+        assert_eq!(Change { time: Some("yesterday".into()), ..c.clone() }.time_ms(), None);
+        assert_eq!(Change { time: None, ..c }.time_ms(), None);
     }
 }

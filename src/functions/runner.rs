@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use serde_json::{Value, json};
 
-use super::coalesce::Coalescer;
+use super::coalesce::{Coalescer, Settings};
 use super::events::{Change, ResourceEvent};
 use super::ports::{Applier, Reconciler, Scope, WorkError};
 use crate::queue::{QueueError, RetryJob, RetryQueue, Sent};
@@ -23,22 +23,37 @@ pub struct Services {
     pub queue: Option<Arc<RetryQueue>>,
     /// Retries after the first attempt (`retry.max_attempts`).
     pub max_attempts: u32,
+    /// How events are coalesced (`events.*`).
+    pub tuning: Tuning,
 }
 
-/// Coalescing knobs.
-#[derive(Debug, Clone, Copy)]
+/// Coalescing knobs (`events.*` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
-    /// How long a first change for a resource waits for the rest of its burst.
+    /// How long a first change for an owner waits for the rest of its burst.
     pub coalesce_window: Duration,
     /// Applies running at once in this instance.
     pub concurrency: usize,
+    /// How far an event's publisher clock may be from ours.
+    pub clock_skew: Duration,
 }
 
 impl Default for Tuning {
     fn default() -> Tuning {
-        Tuning {
-            coalesce_window: Duration::from_millis(250),
+        Tuning::from(&crate::config::EventSettings {
+            coalesce_window: Duration::from_secs(1),
             concurrency: 32,
+            clock_skew: Duration::from_secs(2),
+        })
+    }
+}
+
+impl From<&crate::config::EventSettings> for Tuning {
+    fn from(events: &crate::config::EventSettings) -> Tuning {
+        Tuning {
+            coalesce_window: events.coalesce_window,
+            concurrency: usize::try_from(events.concurrency).unwrap_or(32).max(1),
+            clock_skew: events.clock_skew,
         }
     }
 }
@@ -68,6 +83,12 @@ pub enum ApplyOutcome {
 }
 
 impl ApplyOutcome {
+    /// Whether a change the same read covered may be answered with this outcome: a success
+    /// or a scheduled retry (which will read again), never a failure.
+    pub fn reusable(&self) -> bool {
+        matches!(self, ApplyOutcome::Applied { .. } | ApplyOutcome::Queued { .. })
+    }
+
     /// Whether the invocation succeeded from the host's point of view.
     pub fn acknowledged(&self) -> bool {
         !matches!(self, ApplyOutcome::Failed { .. })
@@ -104,7 +125,8 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(services: Services, tuning: Tuning) -> Runner {
+    pub fn new(services: Services) -> Runner {
+        let tuning = services.tuning;
         let services = Arc::new(services);
         let for_work = Arc::clone(&services);
         let coalescer = Coalescer::new(
@@ -112,8 +134,12 @@ impl Runner {
                 let services = Arc::clone(&for_work);
                 async move { apply_with_retry(&services, change, 0).await }.boxed()
             }),
-            tuning.coalesce_window,
-            tuning.concurrency,
+            ApplyOutcome::reusable,
+            Settings {
+                window: tuning.coalesce_window,
+                concurrency: tuning.concurrency,
+                clock_skew: tuning.clock_skew,
+            },
         );
         Runner { services, coalescer }
     }
@@ -125,6 +151,11 @@ impl Runner {
     /// Changes submitted and applies run so far (the difference was coalesced away).
     pub fn coalescing(&self) -> (u64, u64) {
         (self.coalescer.submitted(), self.coalescer.runs())
+    }
+
+    /// Changes answered by a read that started after they happened (no read of their own).
+    pub fn covered(&self) -> u64 {
+        self.coalescer.covered()
     }
 
     /// Applies the changes of one delivery concurrently (each coalesced as [`Runner::apply`]),

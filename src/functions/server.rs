@@ -25,7 +25,7 @@ use super::envelope::{Invocation, InvocationResponse, http_output};
 use super::events::{Disposition, ResourceEvent, event_values};
 use super::ports::Scope;
 use super::resync::parse_request;
-use super::runner::{ApplyOutcome, RunOutcome, Runner, Services, Tuning};
+use super::runner::{ApplyOutcome, RunOutcome, Runner, Services};
 use crate::queue::RetryJob;
 
 /// Input and output binding names, as in `function/*/function.json`.
@@ -54,16 +54,14 @@ pub struct AppState {
 
 struct Inner {
     factory: ServicesFactory,
-    tuning: Tuning,
     runner: OnceCell<Result<Arc<Runner>, String>>,
 }
 
 impl AppState {
-    pub fn new(factory: ServicesFactory, tuning: Tuning) -> AppState {
+    pub fn new(factory: ServicesFactory) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 factory,
-                tuning,
                 runner: OnceCell::new(),
             }),
         }
@@ -75,7 +73,7 @@ impl AppState {
             .runner
             .get_or_init(|| async {
                 match (self.inner.factory)().await {
-                    Ok(services) => Ok(Arc::new(Runner::new(services, self.inner.tuning))),
+                    Ok(services) => Ok(Arc::new(Runner::new(services))),
                     Err(e) => {
                         tracing::error!(error = %e, "seedwatch cannot start its services");
                         Err(e)

@@ -26,3 +26,14 @@ pub mod env {
     /// Set by the Lambda runtime in every function: how seedwatch knows it runs under Lambda.
     pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 }
+
+/// The coalescing a Lambda deployment uses: a delivery arrives as one request, its changes are
+/// submitted together, and Lambda runs one request per execution environment at a time, so a
+/// window longer than a few milliseconds would only add latency (Event Grid waits 30 s at most
+/// for the answer). The other `events.*` settings are kept.
+pub fn tuning(configured: crate::functions::runner::Tuning) -> crate::functions::runner::Tuning {
+    crate::functions::runner::Tuning {
+        coalesce_window: configured.coalesce_window.min(std::time::Duration::from_millis(20)),
+        ..configured
+    }
+}
