@@ -219,7 +219,10 @@ fn event_coalescing_has_defaults_and_takes_zero() {
 fn a_coalescing_window_too_long_for_the_host_is_refused() {
     let err = load_yaml("scan_id: x\nevents:\n  coalesce_window: 5m\n", &[]).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("events.coalesce_window") && text.contains("30s"), "{text}");
+    assert!(
+        text.contains("events.coalesce_window") && text.contains("30s"),
+        "{text}"
+    );
     let err = load_yaml("scan_id: x\nevents:\n  clock_skew: soon\n", &[]).unwrap_err();
     assert!(err.to_string().contains("events.clock_skew"), "{err}");
 }

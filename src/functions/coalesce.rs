@@ -354,7 +354,9 @@ mod tests {
     async fn a_burst_for_one_resource_is_one_apply() {
         let (work, seen) = counting(Duration::from_millis(5));
         let co = Coalescer::new(work, always, settings(50, 4));
-        let futs: Vec<_> = (0..20).map(|_| spawn_submit(&co, change("a", ChangeKind::Changed))).collect();
+        let futs: Vec<_> = (0..20)
+            .map(|_| spawn_submit(&co, change("a", ChangeKind::Changed)))
+            .collect();
         for f in futs {
             assert_eq!(f.await.unwrap(), Ok(ChangeKind::Changed));
         }
@@ -366,10 +368,15 @@ mod tests {
     async fn changes_to_an_owner_and_its_children_are_one_read_of_the_owner() {
         let (work, seen) = counting(Duration::from_millis(1));
         let co = Coalescer::new(work, always, settings(50, 4));
-        let futs: Vec<_> = ["a", "a/config/web", "a/hostNameBindings/www.example.com", "a/providers/Microsoft.Insights/diagnosticSettings/d"]
-            .into_iter()
-            .map(|name| spawn_submit(&co, change(name, ChangeKind::Changed)))
-            .collect();
+        let futs: Vec<_> = [
+            "a",
+            "a/config/web",
+            "a/hostNameBindings/www.example.com",
+            "a/providers/Microsoft.Insights/diagnosticSettings/d",
+        ]
+        .into_iter()
+        .map(|name| spawn_submit(&co, change(name, ChangeKind::Changed)))
+        .collect();
         for f in futs {
             assert_eq!(f.await.unwrap(), Ok(ChangeKind::Changed));
         }
@@ -385,7 +392,9 @@ mod tests {
         let first = spawn_submit(&co, change("a", ChangeKind::Deleted));
         tokio::time::sleep(Duration::from_millis(30)).await;
         // Undated, or dated after the read began: the read may predate them.
-        let mut later: Vec<_> = (0..3).map(|_| spawn_submit(&co, change("a", ChangeKind::Deleted))).collect();
+        let mut later: Vec<_> = (0..3)
+            .map(|_| spawn_submit(&co, change("a", ChangeKind::Deleted)))
+            .collect();
         later.push(spawn_submit(&co, dated("a", ChangeKind::Changed, 0)));
         assert_eq!(first.await.unwrap(), Ok(ChangeKind::Deleted));
         for f in later {
@@ -393,7 +402,10 @@ mod tests {
         }
         assert_eq!(seen.lock().unwrap().len(), 2);
         // The key is free again: a new change is a new apply.
-        assert_eq!(co.submit(change("a", ChangeKind::Changed)).await, Ok(ChangeKind::Changed));
+        assert_eq!(
+            co.submit(change("a", ChangeKind::Changed)).await,
+            Ok(ChangeKind::Changed)
+        );
         assert_eq!(seen.lock().unwrap().len(), 3);
         assert_eq!(co.covered(), 0);
     }
@@ -411,7 +423,11 @@ mod tests {
         assert_eq!(first.await.unwrap(), Ok(ChangeKind::Changed));
         assert_eq!(late.await.unwrap(), Ok(ChangeKind::Changed));
         assert_eq!(recent.await.unwrap(), Ok(ChangeKind::Changed));
-        assert_eq!(seen.lock().unwrap().len(), 2, "one read plus the follow-up for the recent change");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            2,
+            "one read plus the follow-up for the recent change"
+        );
         assert_eq!(co.covered(), 1);
     }
 
@@ -426,8 +442,14 @@ mod tests {
         assert_eq!(delete.await.unwrap(), Ok(ChangeKind::Deleted));
         assert_eq!(seen.lock().unwrap().len(), 2);
         // The last read was a delete's: an older delete and an older change are both covered.
-        assert_eq!(co.submit(dated("a", ChangeKind::Deleted, -5000)).await, Ok(ChangeKind::Deleted));
-        assert_eq!(co.submit(dated("a", ChangeKind::Changed, -5000)).await, Ok(ChangeKind::Deleted));
+        assert_eq!(
+            co.submit(dated("a", ChangeKind::Deleted, -5000)).await,
+            Ok(ChangeKind::Deleted)
+        );
+        assert_eq!(
+            co.submit(dated("a", ChangeKind::Changed, -5000)).await,
+            Ok(ChangeKind::Deleted)
+        );
         assert_eq!(seen.lock().unwrap().len(), 2);
         assert_eq!(co.covered(), 2);
     }
@@ -436,12 +458,21 @@ mod tests {
     async fn a_finished_read_answers_later_deliveries_of_older_changes() {
         let (work, seen) = counting(Duration::from_millis(1));
         let co = Coalescer::new(work, always, settings(0, 4));
-        assert_eq!(co.submit(change("a", ChangeKind::Changed)).await, Ok(ChangeKind::Changed));
+        assert_eq!(
+            co.submit(change("a", ChangeKind::Changed)).await,
+            Ok(ChangeKind::Changed)
+        );
         // A redelivery of a change from before that read: no second read.
-        assert_eq!(co.submit(dated("a", ChangeKind::Changed, -60_000)).await, Ok(ChangeKind::Changed));
+        assert_eq!(
+            co.submit(dated("a", ChangeKind::Changed, -60_000)).await,
+            Ok(ChangeKind::Changed)
+        );
         assert_eq!(seen.lock().unwrap().len(), 1);
         // A change after it: read again.
-        assert_eq!(co.submit(dated("a", ChangeKind::Changed, 0)).await, Ok(ChangeKind::Changed));
+        assert_eq!(
+            co.submit(dated("a", ChangeKind::Changed, 0)).await,
+            Ok(ChangeKind::Changed)
+        );
         assert_eq!(seen.lock().unwrap().len(), 2);
     }
 
@@ -449,20 +480,35 @@ mod tests {
     async fn outcomes_that_are_not_reusable_and_body_applies_cover_nothing() {
         let (work, seen) = counting(Duration::from_millis(1));
         let co = Coalescer::new(work, |kind: &ChangeKind| *kind == ChangeKind::Deleted, settings(0, 4));
-        assert_eq!(co.submit(change("a", ChangeKind::Changed)).await, Ok(ChangeKind::Changed));
-        assert_eq!(co.submit(dated("a", ChangeKind::Changed, -60_000)).await, Ok(ChangeKind::Changed));
+        assert_eq!(
+            co.submit(change("a", ChangeKind::Changed)).await,
+            Ok(ChangeKind::Changed)
+        );
+        assert_eq!(
+            co.submit(dated("a", ChangeKind::Changed, -60_000)).await,
+            Ok(ChangeKind::Changed)
+        );
         assert_eq!(seen.lock().unwrap().len(), 2, "a failure is not handed on");
 
         let (work, seen) = counting(Duration::from_millis(1));
         let co = Coalescer::new(work, always, settings(0, 4));
-        let body = crate::resource::Resource::from_json(serde_json::json!({"id": format!("{SITES}/b"), "properties": {}})).unwrap();
+        let body =
+            crate::resource::Resource::from_json(serde_json::json!({"id": format!("{SITES}/b"), "properties": {}}))
+                .unwrap();
         let with_body = Change {
             body: Some(Box::new(body)),
             ..dated("b", ChangeKind::Changed, -1000)
         };
         assert_eq!(co.submit(with_body).await, Ok(ChangeKind::Changed));
-        assert_eq!(co.submit(dated("b", ChangeKind::Changed, -60_000)).await, Ok(ChangeKind::Changed));
-        assert_eq!(seen.lock().unwrap().len(), 2, "an apply from a body made no read to cover with");
+        assert_eq!(
+            co.submit(dated("b", ChangeKind::Changed, -60_000)).await,
+            Ok(ChangeKind::Changed)
+        );
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            2,
+            "an apply from a body made no read to cover with"
+        );
     }
 
     #[tokio::test]

@@ -403,7 +403,11 @@ mod tests {
         c.merge(mk(ChangeKind::Deleted, None, "2"));
         assert_eq!(c.kind, ChangeKind::Deleted);
         c.merge(mk(ChangeKind::Changed, Some(body.clone()), "3"));
-        assert_eq!(c.kind, ChangeKind::Deleted, "a delete among them wins: its apply reads too");
+        assert_eq!(
+            c.kind,
+            ChangeKind::Deleted,
+            "a delete among them wins: its apply reads too"
+        );
         assert!(c.body.is_none());
         let mut c = mk(ChangeKind::Changed, Some(body.clone()), "3");
         c.merge(mk(ChangeKind::Deleted, None, "2"));
@@ -463,7 +467,14 @@ mod tests {
             time: Some("1970-01-01T00:00:01.5Z".into()),
         };
         assert_eq!(c.time_ms(), Some(1500));
-        assert_eq!(Change { time: Some("yesterday".into()), ..c.clone() }.time_ms(), None);
+        assert_eq!(
+            Change {
+                time: Some("yesterday".into()),
+                ..c.clone()
+            }
+            .time_ms(),
+            None
+        );
         assert_eq!(Change { time: None, ..c }.time_ms(), None);
     }
 }
