@@ -967,3 +967,118 @@ async fn seedwatch_sync_shows_the_operator_what_the_handler_gave_up_on() {
     assert_eq!(code, 0, "{text}");
     assert!(!text.contains("gave up on"), "{text}");
 }
+
+fn site(name: &str, host: &str) -> Value {
+    json!({
+        "id": site_id(name), "name": name, "type": "Microsoft.Web/sites", "kind": "app,linux",
+        "location": "westeurope", "tags": {},
+        "properties": {"state": "Running", "enabled": true, "publicNetworkAccess": "Enabled",
+          "defaultHostName": format!("{name}.azurewebsites.net"),
+          "hostNames": [format!("{name}.azurewebsites.net"), host],
+          "enabledHostNames": [format!("{name}.azurewebsites.net"), host]}
+    })
+}
+
+fn site_id(name: &str) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg-web/providers/Microsoft.Web/sites/{name}")
+}
+
+#[tokio::test]
+async fn a_deployment_burst_for_a_site_and_its_children_is_one_read_of_the_site() {
+    let world = World::start().await;
+    world
+        .azure
+        .load(vec![site("shop", "www.shop.example"), site("blog", "blog.example")]);
+    let host = Arc::new(world.handler().await);
+
+    // What one read of a site costs against this fake (the site and its child lists).
+    let response = event(&host, WRITE, &site_id("blog"), "inv-blog").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let one_read = world.azure.counts().arm_gets;
+    assert!(one_read >= 1);
+
+    let shop = site_id("shop");
+    let subjects = [
+        shop.clone(),
+        format!("{shop}/config/web"),
+        format!("{shop}/hostNameBindings/www.shop.example"),
+        format!("{shop}/providers/Microsoft.Insights/diagnosticSettings/to-logs"),
+    ];
+    let invocations: Vec<_> = (0..16)
+        .map(|i| {
+            let host = Arc::clone(&host);
+            let event = resources_event(WRITE, &subjects[i % subjects.len()]);
+            tokio::spawn(async move {
+                host.invoke(
+                    "resource-events",
+                    &event_invocation(&event),
+                    &format!("inv-deploy-{i}"),
+                    true,
+                )
+                .await
+            })
+        })
+        .collect();
+    for invocation in invocations {
+        let response = invocation.await.unwrap();
+        response.assert_host_readable();
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+    assert_eq!(
+        world.azure.counts().arm_gets,
+        2 * one_read,
+        "16 events for a site and its children, one read of the site"
+    );
+    let names = world.asm.tagged_names(SCAN, TAG);
+    assert!(
+        names.contains("www.shop.example") && names.contains("blog.example"),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_dated_before_a_read_is_answered_by_it_and_a_later_one_reads_again() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(3, "203.0.113.31")]);
+    let host = world.handler().await;
+    let invoke = |event: Value, id: &'static str| {
+        let host = &host;
+        async move {
+            let response = host
+                .invoke("resource-events", &event_invocation(&event), id, true)
+                .await;
+            response.assert_host_readable();
+            assert_eq!(response.status, 200, "{}", response.body);
+            response
+        }
+    };
+    invoke(resources_event(WRITE, &pip_id(3)), "inv-now").await;
+    assert_eq!(world.azure.counts().arm_gets, 1);
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.31".to_string()].into());
+
+    // A late delivery (or Event Grid redelivering) of a change from a minute ago: the read
+    // just made already saw it.
+    let late = invoke(
+        dated(resources_event(WRITE, &pip_id(3)), -time::Duration::minutes(1)),
+        "inv-late",
+    )
+    .await;
+    assert_eq!(world.azure.counts().arm_gets, 1, "{}", late.body);
+    assert!(late.body.to_string().contains("applied"), "{}", late.body);
+
+    // A new change, dated after that read: read again and applied.
+    world.azure.upsert(pip(3, "203.0.113.32"));
+    invoke(resources_event(WRITE, &pip_id(3)), "inv-changed").await;
+    assert_eq!(world.azure.counts().arm_gets, 2);
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.32".to_string()].into());
+
+    // A delete dated before the last read is still read: only a delete's apply covers a delete.
+    world.azure.delete(&pip_id(3));
+    invoke(
+        dated(resources_event(DELETE, &pip_id(3)), -time::Duration::minutes(1)),
+        "inv-delete",
+    )
+    .await;
+    assert_eq!(world.azure.counts().arm_gets, 3);
+    assert!(world.asm.tagged_names(SCAN, TAG).is_empty());
+}

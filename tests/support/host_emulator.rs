@@ -402,13 +402,15 @@ pub fn http_invocation(body_text: Option<&str>) -> Value {
 }
 
 /// A `Microsoft.Resources.*` event in the Event Grid schema (§3.2).
+/// A `Microsoft.Resources.*` event for `resource_id`, dated now (as Event Grid dates a change
+/// when it happens); see [`dated`] for another time.
 pub fn resources_event(event_type: &str, resource_id: &str) -> Value {
     let subscription = resource_id.split('/').nth(2).unwrap_or("0");
     let method = if event_type.contains("Delete") { "DELETE" } else { "PUT" };
     json!({
         "subject": resource_id,
         "eventType": event_type,
-        "eventTime": "2025-03-01T10:15:07.6117357Z",
+        "eventTime": rfc3339(time::OffsetDateTime::now_utc()),
         "id": uuid::Uuid::new_v4().to_string(),
         "data": {
             "authorization": { "scope": resource_id, "action": "Microsoft.Network/publicIPAddresses/write", "evidence": { "role": "Contributor" } },
@@ -440,4 +442,21 @@ pub fn cloud_event(event_type: &str, resource_id: &str) -> Value {
         "time": grid["eventTime"],
         "data": grid["data"],
     })
+}
+
+/// The event re-dated `offset` from now (an Event Grid or CloudEvents event).
+pub fn dated(mut event: Value, offset: time::Duration) -> Value {
+    let at = rfc3339(time::OffsetDateTime::now_utc() + offset);
+    let field = if event.get("specversion").is_some() {
+        "time"
+    } else {
+        "eventTime"
+    };
+    event[field] = Value::String(at);
+    event
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
