@@ -293,6 +293,8 @@ fn new_batch<O: Clone + Send + Sync + 'static>(change: Change) -> (Batch<O>, Out
 }
 
 #[cfg(test)]
+/// Paused time: sleeps advance only when every task waits, so "while the first apply runs" is
+/// exact. Event dates are relative to the wall clock, which the reads compare them with.
 mod tests {
     use super::*;
     use crate::functions::events::ChangeKind;
@@ -350,7 +352,7 @@ mod tests {
         tokio::spawn(async move { co.submit(c).await })
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_burst_for_one_resource_is_one_apply() {
         let (work, seen) = counting(Duration::from_millis(5));
         let co = Coalescer::new(work, always, settings(50, 4));
@@ -364,7 +366,7 @@ mod tests {
         assert_eq!((co.submitted(), co.runs()), (20, 1));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn changes_to_an_owner_and_its_children_are_one_read_of_the_owner() {
         let (work, seen) = counting(Duration::from_millis(1));
         let co = Coalescer::new(work, always, settings(50, 4));
@@ -385,7 +387,7 @@ mod tests {
         assert_eq!(seen[0].id.as_str(), format!("{SITES}/a"));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_change_during_an_apply_gets_exactly_one_follow_up() {
         let (work, seen) = counting(Duration::from_millis(100));
         let co = Coalescer::new(work, always, settings(0, 4));
@@ -410,7 +412,7 @@ mod tests {
         assert_eq!(co.covered(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_change_dated_before_the_running_read_is_covered_by_it() {
         let (work, seen) = counting(Duration::from_millis(100));
         let co = Coalescer::new(work, always, settings(0, 4));
@@ -431,7 +433,7 @@ mod tests {
         assert_eq!(co.covered(), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_delete_is_covered_only_by_the_apply_of_a_delete() {
         let (work, seen) = counting(Duration::from_millis(60));
         let co = Coalescer::new(work, always, settings(0, 4));
@@ -454,7 +456,7 @@ mod tests {
         assert_eq!(co.covered(), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_finished_read_answers_later_deliveries_of_older_changes() {
         let (work, seen) = counting(Duration::from_millis(1));
         let co = Coalescer::new(work, always, settings(0, 4));
@@ -476,7 +478,7 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn outcomes_that_are_not_reusable_and_body_applies_cover_nothing() {
         let (work, seen) = counting(Duration::from_millis(1));
         let co = Coalescer::new(work, |kind: &ChangeKind| *kind == ChangeKind::Deleted, settings(0, 4));
@@ -511,7 +513,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn different_resources_do_not_wait_for_each_other() {
         let (work, seen) = counting(Duration::from_millis(1));
         let co = Coalescer::new(work, always, settings(0, 8));
