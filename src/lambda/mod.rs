@@ -37,3 +37,27 @@ pub fn tuning(configured: crate::functions::runner::Tuning) -> crate::functions:
         ..configured
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::functions::runner::Tuning;
+
+    #[test]
+    fn the_window_is_capped_and_the_rest_kept() {
+        let configured = Tuning {
+            coalesce_window: Duration::from_secs(1),
+            concurrency: 7,
+            clock_skew: Duration::from_secs(3),
+        };
+        let tuned = super::tuning(configured);
+        assert_eq!(tuned.coalesce_window, Duration::from_millis(20));
+        assert_eq!((tuned.concurrency, tuned.clock_skew), (7, Duration::from_secs(3)));
+        let short = Tuning {
+            coalesce_window: Duration::from_millis(5),
+            ..configured
+        };
+        assert_eq!(super::tuning(short).coalesce_window, Duration::from_millis(5));
+    }
+}
