@@ -1,6 +1,8 @@
 //! The incremental path: the deterministic simulation (in-process, and one variant against the
 //! Table backend on Azurite).
 
+#[path = "support/gated_ledger.rs"]
+mod gated_ledger;
 #[path = "support/sim.rs"]
 mod sim;
 
@@ -185,6 +187,99 @@ async fn a_body_older_than_a_duplicate_read_is_stale() {
     let record = ledger.owner(&id).await.unwrap().unwrap();
     assert!(record.value.seeds.is_empty(), "{:?}", record.value.seeds);
     assert!(asm.names(true).is_empty(), "{:?}", asm.names(true));
+}
+
+/// A body-based commit that lands after a resource-group delete was marked and listed its
+/// owners is read again, so the owner does not escape the delete (simulation seed 3779128790
+/// on the Table backend: a zone under a deleted group kept its seeds in the ledger and ASM).
+/// The zone's first owner write is held until the group's delete has finished.
+#[tokio::test]
+async fn a_body_committed_after_its_resource_group_delete_listed_its_owners_is_read_again() {
+    use seedwatch::apply::{Applier, ApplyRequest, Clock};
+    use seedwatch::check::EnabledChecks;
+    use seedwatch::ledger::Ledger;
+    use seedwatch::ledger::keys::owner_key;
+    use seedwatch::resource::ResourceId;
+    use seedwatch::seed::Seed;
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    let group = ResourceId::parse("/subscriptions/s/resourceGroups/rg").unwrap();
+    let zone =
+        ResourceId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/dnszones/z1.example.com")
+            .unwrap();
+    let names = ["www.z1.example.com", "api.z1.example.com"];
+    let seeds: Vec<Seed> = names.iter().map(|n| Seed::from_host_value(n).unwrap()).collect();
+
+    let memory: Arc<dyn Ledger> = Arc::new(MemoryLedger::new());
+    let (gated, gate) = gated_ledger::GatedLedger::new(memory.clone(), owner_key(&zone));
+    let ledger: Arc<dyn Ledger> = gated.clone();
+    let dice = sim::Dice::new(1); // every fault rate is 0: it is never rolled true
+    // ARM: the group and the zone are gone.
+    let azure = Arc::new(sim::SimAzure {
+        estate: Arc::new(sim::Estate::default()),
+        dice: dice.clone(),
+        fault_rate: Mutex::new(0.0),
+        reads: AtomicUsize::new(0),
+    });
+    let asm = Arc::new(sim::SimAsm::new(dice, ledger.clone()));
+    let clock = Arc::new(sim::TickClock::default());
+    let new_applier = || {
+        let mut applier = Applier::new(
+            azure.clone(),
+            asm.clone(),
+            ledger.clone(),
+            EnabledChecks::all(),
+            sim::TAG.to_string(),
+        );
+        applier.clock = clock.clone();
+        applier.extract = sim::sim_extract;
+        applier
+    };
+    let (applier_a, applier_b) = (new_applier(), new_applier());
+
+    // A Resource Notifications change whose body was taken while the zone still existed.
+    let mut from_body = ApplyRequest::changed(zone.clone());
+    from_body.body = Some(serde_json::json!({"id": zone.as_str(), "properties": {"seeds": names}}));
+    from_body.body_time_ms = Some(clock.now_ms());
+
+    // A checks `deleted_since` (nothing yet) and stops at its commit of the zone; B marks the
+    // group deleted and lists its owners (none: the zone's record has not landed) to the end;
+    // then A's commit lands.
+    let a = async {
+        let result = applier_a.apply(&from_body).await;
+        gated.disarm();
+        result
+    };
+    let b = async move {
+        gate.reached
+            .await
+            .expect("applier A never wrote the zone's owner record");
+        let result = applier_b.apply(&ApplyRequest::deleted(group.clone())).await;
+        let _ = gate.release.send(());
+        result
+    };
+    let (a, b) = tokio::join!(a, b);
+    a.unwrap();
+    let b = b.unwrap();
+    assert!(b.owners.is_empty(), "the group's delete listed {:?}", b.owners);
+
+    let record = ledger.owner(&zone).await.unwrap();
+    assert!(
+        record
+            .as_ref()
+            .is_none_or(|r| r.value.deleted && r.value.seeds.is_empty()),
+        "the zone's owner record is live: {:?}",
+        record.map(|r| r.value)
+    );
+    for seed in &seeds {
+        if let Some(stored) = ledger.seed(seed).await.unwrap() {
+            assert!(!stored.value.is_wanted(), "{seed} is wanted: {:?}", stored.value.owners);
+            assert!(!stored.value.asm.held, "{seed} is held: {:?}", stored.value.asm);
+        }
+    }
+    let in_asm = asm.names(false);
+    assert!(names.iter().all(|n| !in_asm.contains(*n)), "ASM holds {in_asm:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
