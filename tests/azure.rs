@@ -1,5 +1,7 @@
 //! The live Azure reader against a local fake ARM + Resource Graph + managed-identity server.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fake_azure.rs"]
 mod fake_azure;
 
@@ -525,33 +527,11 @@ async fn a_failed_token_request_is_an_error_naming_the_credential() {
     assert!(text.contains("https://management.azure.com/.default"), "{text}");
 }
 
-/// The items of an estate file: an array, `{"data": [...]}` or `{"value": [...]}`.
-fn estate_items(path: &str) -> Vec<Value> {
-    let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    match value {
-        Value::Array(items) => items,
-        Value::Object(mut map) => match map.remove("data").or_else(|| map.remove("value")) {
-            Some(Value::Array(items)) => items,
-            _ => panic!("no items in {path}"),
-        },
-        _ => panic!("not an estate: {path}"),
-    }
-}
-
-/// Runs the built `seedwatch` with only the given environment (the managed identity comes
-/// from the fake's `IDENTITY_ENDPOINT`), off the async runtime so the fake keeps serving.
-async fn seedwatch(args: Vec<String>, env: Vec<(String, String)>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"));
-        cmd.args(&args).current_dir(dir.path()).env_clear();
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    })
-    .await
-    .unwrap()
+/// Runs the built `seedwatch` in an empty directory with only the given environment (the
+/// managed identity comes from the fake's `IDENTITY_ENDPOINT`).
+async fn seedwatch(args: &[&str], env: Vec<(String, String)>) -> cli::Run {
+    let dir = tempfile::tempdir().unwrap();
+    cli::run(args, dir.path(), env).await
 }
 
 fn live_env(fake: &FakeAzure) -> Vec<(String, String)> {
@@ -568,21 +548,15 @@ fn live_env(fake: &FakeAzure) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_against_the_fake_gives_the_same_seeds_as_plan_with_the_estate_file() {
-    let estate_file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/estate.json");
     let fake = FakeAzure::start().await;
-    fake.load(estate_items(estate_file));
+    fake.load(cli::estate_items(cli::EXAMPLE_ESTATE));
     let env = live_env(&fake);
 
-    let live = seedwatch(vec!["plan".into(), "--json".into()], env.clone()).await;
-    assert!(live.status.success(), "{}", String::from_utf8_lossy(&live.stderr));
-    let live: Value = serde_json::from_slice(&live.stdout).unwrap();
-    let file = seedwatch(
-        vec!["plan".into(), "--json".into(), "--estate".into(), estate_file.into()],
-        env.clone(),
-    )
-    .await;
-    assert!(file.status.success(), "{}", String::from_utf8_lossy(&file.stderr));
-    let file: Value = serde_json::from_slice(&file.stdout).unwrap();
+    let live = seedwatch(&["plan", "--json"], env.clone()).await.ok().json();
+    let file = seedwatch(&["plan", "--json", "--estate", cli::EXAMPLE_ESTATE], env.clone())
+        .await
+        .ok()
+        .json();
 
     assert!(file["seeds"].as_array().unwrap().len() > 20);
     assert_eq!(live["seeds"], file["seeds"]);
@@ -594,9 +568,8 @@ async fn plan_against_the_fake_gives_the_same_seeds_as_plan_with_the_estate_file
     );
 
     // The table, with the completeness line.
-    let text = seedwatch(vec!["plan".into()], env).await;
-    assert!(text.status.success());
-    let text = String::from_utf8_lossy(&text.stdout);
+    let run = seedwatch(&["plan"], env).await;
+    let text = &run.ok().stdout;
     assert!(
         text.contains("Completeness: 1 subscription, every service check read completely."),
         "{text}"
@@ -607,9 +580,9 @@ async fn plan_against_the_fake_gives_the_same_seeds_as_plan_with_the_estate_file
 async fn plan_names_the_role_to_grant_and_exits_1_when_a_subscription_is_forbidden() {
     let (fake, _, subs) = started(2, 100).await;
     fake.forbid(&subs[1]);
-    let out = seedwatch(vec!["plan".into()], live_env(&fake)).await;
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = seedwatch(&["plan"], live_env(&fake)).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let text = &out.stdout;
     assert!(
         text.contains(&format!(
             "grant the Reader role on subscription {} to the identity",
@@ -623,9 +596,9 @@ async fn plan_names_the_role_to_grant_and_exits_1_when_a_subscription_is_forbidd
         "azure:\n  credential: client_secret\n  endpoints:\n    resource_manager: {}\n",
         fake.base_url()
     );
-    let out = seedwatch(vec!["plan".into()], vec![("CONNECTOR_CONFIG".into(), yaml)]).await;
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = seedwatch(&["plan"], vec![("CONNECTOR_CONFIG".into(), yaml)]).await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    let err = &out.stderr;
     assert!(
         err.contains("client secret") && err.contains("AZURE_TENANT_ID"),
         "{err}"

@@ -649,22 +649,27 @@ fn package(args: &[&str]) -> std::process::Output {
         .expect("run scripts/package.sh")
 }
 
+/// `scripts/package.sh` packaging an already built `binary` with the metadata under `source`.
+fn package_prebuilt(binary: &Path, source: &Path, out: &Path) -> std::process::Output {
+    package(&[
+        "--skip-build",
+        "--binary",
+        binary.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn package_script_builds_the_layout_the_host_expects() {
     assert_functions_metadata_present();
     let scratch = tempfile::tempdir().unwrap();
     let source = repo();
     let out = scratch.path().join("dist");
-    let binary = env!("CARGO_BIN_EXE_seedwatch");
-    let output = package(&[
-        "--skip-build",
-        "--binary",
-        binary,
-        "--source",
-        source.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let binary = Path::new(env!("CARGO_BIN_EXE_seedwatch"));
+    let output = package_prebuilt(binary, &source, &out);
     assert!(
         output.status.success(),
         "package.sh failed: {}",
@@ -703,15 +708,7 @@ fn package_script_builds_the_layout_the_host_expects() {
 
     // Packaging twice gives the same bytes (fixed timestamps, sorted entries).
     let first = std::fs::read(&zip).unwrap();
-    let again = package(&[
-        "--skip-build",
-        "--binary",
-        binary,
-        "--source",
-        source.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let again = package_prebuilt(binary, &source, &out);
     assert!(again.status.success());
     assert_eq!(std::fs::read(&zip).unwrap(), first, "the zip is reproducible");
 }
@@ -724,15 +721,7 @@ fn package_script_refuses_what_the_host_cannot_run() {
 
     let not_a_binary = scratch.path().join("seedwatch.sh");
     std::fs::write(&not_a_binary, "#!/bin/sh\necho hello\n").unwrap();
-    let output = package(&[
-        "--skip-build",
-        "--binary",
-        not_a_binary.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = package_prebuilt(&not_a_binary, &source, &out);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a Linux (ELF) executable"));
 
@@ -744,15 +733,7 @@ fn package_script_refuses_what_the_host_cannot_run() {
     let broken = scratch.path().join("broken");
     std::fs::create_dir_all(broken.join("function/reconcile")).unwrap();
     std::fs::write(broken.join("host.json"), "{}").unwrap();
-    let output = package(&[
-        "--skip-build",
-        "--binary",
-        env!("CARGO_BIN_EXE_seedwatch"),
-        "--source",
-        broken.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = package_prebuilt(Path::new(env!("CARGO_BIN_EXE_seedwatch")), &broken, &out);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("function/reconcile/function.json not found"));
     assert!(!out.join("seedwatch.zip").exists(), "no zip from a broken tree");

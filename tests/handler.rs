@@ -1,6 +1,8 @@
 //! The Functions custom handler end to end: the built binary driven by a host emulator, the
 //! retry queue against a fake Service Bus REST endpoint, and the event → retry → re-apply flow.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fake_asm.rs"]
 mod fake_asm;
 #[path = "support/fake_azure.rs"]
@@ -85,6 +87,8 @@ const API_KEY: &str = "asm-key-for-tests-never-printed";
 const SCAN: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
 const TAG: &str = "cloud-connector";
 const SUB: &str = "11111111-1111-1111-1111-111111111111";
+/// A second subscription, for scoping.
+const OTHER_SUB: &str = "22222222-2222-2222-2222-222222222222";
 
 /// Fake Azure (ARM, Resource Graph, managed identity), fake ASM, fake Service Bus and a ledger
 /// directory: everything the handler talks to.
@@ -138,33 +142,82 @@ impl World {
         let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
         HostEmulator::start(&pairs).await
     }
+
+    /// A world whose Azure estate is `estate`, and the handler started on it.
+    async fn serving(estate: Vec<Value>) -> (World, HostEmulator) {
+        let world = World::start().await;
+        world.azure.load(estate);
+        let host = world.handler().await;
+        (world, host)
+    }
 }
 
 fn pip(n: usize, ip: &str) -> Value {
-    json!({
-        "id": pip_id(n),
-        "name": format!("pip-{n}"),
-        "type": "Microsoft.Network/publicIPAddresses",
-        "location": "westeurope",
-        "sku": {"name": "Standard", "tier": "Regional"},
-        "tags": {},
-        "properties": {"provisioningState": "Succeeded", "ipAddress": ip, "publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4"}
-    })
+    fake_azure::public_ip(&pip_id(n), ip)
 }
 
 fn pip_id(n: usize) -> String {
     format!("/subscriptions/{SUB}/resourceGroups/rg-{n}/providers/Microsoft.Network/publicIPAddresses/pip-{n}")
 }
 
-async fn start_handler(_sb: Option<&FakeServiceBus>) -> (World, HostEmulator) {
-    let world = World::start().await;
-    let host = world.handler().await;
-    (world, host)
+/// The HTTP response a `resync` invocation returns through its `res` output binding.
+fn http_answer(response: &HostResponse) -> &Value {
+    &response.body["Outputs"]["res"]
+}
+
+/// A `resync` invocation carrying this request body, as the host forwards an HTTP call.
+async fn resync(host: &HostEmulator, body: &str, invocation: &str, chunked: bool) -> HostResponse {
+    let response = host
+        .invoke("resync", &http_invocation(Some(body)), invocation, chunked)
+        .await;
+    response.assert_host_readable();
+    response
+}
+
+/// The `retry` invocation the host makes for a message the handler queued (first delivery).
+fn delivery_of(message: &fake_servicebus::Journaled) -> Value {
+    servicebus_invocation(&message.body_text(), message.message_id.as_deref().unwrap(), 1)
+}
+
+/// A subscription resync as an operator starts it: accepted and queued (202), then run by the
+/// retry function as the host delivers the queued message. Returns the retry's response.
+async fn resync_subscription(world: &World, host: &HostEmulator, subscription: &str, invocation: &str) -> HostResponse {
+    let body = format!("{{\"scope\":\"subscription\",\"id\":\"{subscription}\"}}");
+    let response = resync(host, &body, invocation, false).await;
+    assert_eq!(http_answer(&response)["statusCode"], json!(202), "{}", response.body);
+    let queued = world.bus.delivered().last().unwrap().clone();
+    let response = host
+        .invoke("retry", &delivery_of(&queued), &format!("{invocation}-run"), false)
+        .await;
+    response.assert_host_readable();
+    assert_eq!(response.status, 200, "{}", response.body);
+    response
+}
+
+/// The last allowed attempt of `job` (a retry message) arrives while ASM is down: the handler
+/// gives the change up and records it. ASM is left down.
+async fn give_up(world: &World, host: &HostEmulator, job: Value, invocation: &str) -> HostResponse {
+    world.asm.set_outage(true);
+    let message = servicebus_invocation(&job.to_string(), &format!("msg-{invocation}"), 1);
+    let response = host.invoke("retry", &message, invocation, false).await;
+    response.assert_host_readable();
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(response.logs_text().contains("not done"), "{}", response.body);
+    response
+}
+
+/// The timer's `reconcile` invocation, on schedule.
+async fn timer_reconcile(host: &HostEmulator, invocation: &str) -> HostResponse {
+    let response = host
+        .invoke("reconcile", &timer_invocation(false), invocation, false)
+        .await;
+    response.assert_host_readable();
+    response
 }
 
 #[tokio::test]
 async fn the_binary_answers_readiness_and_acknowledges_events_it_does_not_act_on() {
-    let (_world, host) = start_handler(None).await;
+    let (_world, host) = World::serving(vec![]).await;
     eprintln!("cold start to first GET / answer: {:?}", host.cold_start);
     let ready = host.get("/").await;
     assert_eq!(ready.status, 200);
@@ -208,7 +261,7 @@ async fn the_binary_answers_readiness_and_acknowledges_events_it_does_not_act_on
 
 #[tokio::test]
 async fn malformed_invocations_get_a_clear_error_and_no_side_effects() {
-    let (world, host) = start_handler(None).await;
+    let (world, host) = World::serving(vec![]).await;
     let sb = &world.bus;
 
     let bad_event_subject = resources_event("Microsoft.Resources.ResourceWriteSuccess", "not-an-arm-id");
@@ -293,7 +346,7 @@ async fn malformed_invocations_get_a_clear_error_and_no_side_effects() {
             .await;
         response.assert_host_readable();
         assert_eq!(response.status, 200);
-        let res = &response.body["Outputs"]["res"];
+        let res = http_answer(&response);
         assert_eq!(res["statusCode"], json!(400), "{}", response.body);
         assert_eq!(res["headers"]["Content-Type"], json!("application/json"));
         assert!(res["body"]["error"].as_str().unwrap_or("").contains(needle), "{res}");
@@ -308,21 +361,11 @@ async fn malformed_invocations_get_a_clear_error_and_no_side_effects() {
 
 #[tokio::test]
 async fn a_long_resync_is_accepted_and_queued_for_the_retry_function() {
-    let (world, host) = start_handler(None).await;
-    world.azure.load(vec![pip(1, "203.0.113.11")]);
+    let (world, host) = World::serving(vec![pip(1, "203.0.113.11")]).await;
     let sb = &world.bus;
-    let response = host
-        .invoke(
-            "resync",
-            &http_invocation(Some(
-                "{\"scope\":\"subscription\",\"id\":\"11111111-1111-1111-1111-111111111111\"}",
-            )),
-            "inv-resync",
-            true,
-        )
-        .await;
-    response.assert_host_readable();
-    let res = &response.body["Outputs"]["res"];
+    let body = "{\"scope\":\"subscription\",\"id\":\"11111111-1111-1111-1111-111111111111\"}";
+    let response = resync(&host, body, "inv-resync", true).await;
+    let res = http_answer(&response);
     assert_eq!(res["statusCode"], json!(202), "{}", response.body);
     assert_eq!(res["body"]["accepted"], json!(true));
     let sent = sb.delivered();
@@ -335,8 +378,9 @@ async fn a_long_resync_is_accepted_and_queued_for_the_retry_function() {
         json!({"kind": "resync", "scope": "subscription", "id": "11111111-1111-1111-1111-111111111111", "attempt": 0})
     );
     // The queued job is readable by the retry function, as the host would deliver it.
-    let delivery = servicebus_invocation(&sent[0].body_text(), sent[0].message_id.as_deref().unwrap(), 1);
-    let response = host.invoke("retry", &delivery, "inv-retry-resync", false).await;
+    let response = host
+        .invoke("retry", &delivery_of(&sent[0]), "inv-retry-resync", false)
+        .await;
     response.assert_host_readable();
     assert_eq!(response.status, 200, "{}", response.body);
     assert!(response.logs_text().contains("done"), "{}", response.body);
@@ -349,7 +393,7 @@ async fn a_long_resync_is_accepted_and_queued_for_the_retry_function() {
 
 #[tokio::test]
 async fn sigterm_stops_the_handler_gracefully() {
-    let (_world, host) = start_handler(None).await;
+    let (_world, host) = World::serving(vec![]).await;
     let status = host.terminate().await;
     assert!(status.success(), "exit status {status}");
 }
@@ -369,14 +413,34 @@ async fn event(host: &HostEmulator, event_type: &str, id: &str, invocation: &str
     response
 }
 
+/// Delivers every `(event, chunked)` to `resource-events` at once, as the host runs a burst of
+/// invocations concurrently, and checks each was answered 200.
+async fn deliver_at_once(host: Arc<HostEmulator>, events: Vec<(Value, bool)>, invocation_prefix: &str) {
+    let invocations: Vec<_> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (event, chunked))| {
+            let host = Arc::clone(&host);
+            let invocation = format!("{invocation_prefix}-{i}");
+            tokio::spawn(async move {
+                host.invoke("resource-events", &event_invocation(&event), &invocation, chunked)
+                    .await
+            })
+        })
+        .collect();
+    for invocation in invocations {
+        let response = invocation.await.unwrap();
+        response.assert_host_readable();
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+}
+
 const WRITE: &str = "Microsoft.Resources.ResourceWriteSuccess";
 const DELETE: &str = "Microsoft.Resources.ResourceDeleteSuccess";
 
 #[tokio::test]
 async fn write_and_delete_events_put_and_remove_seeds_and_duplicates_change_nothing() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(1, "203.0.113.21"), pip(2, "203.0.113.22")]);
-    let host = world.handler().await;
+    let (world, host) = World::serving(vec![pip(1, "203.0.113.21"), pip(2, "203.0.113.22")]).await;
 
     let response = event(&host, WRITE, &pip_id(1), "inv-write-1").await;
     assert_eq!(response.status, 200, "{}", response.body);
@@ -419,9 +483,7 @@ async fn write_and_delete_events_put_and_remove_seeds_and_duplicates_change_noth
 
 #[tokio::test]
 async fn an_asm_outage_schedules_a_retry_that_the_retry_function_completes() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(3, "203.0.113.33")]);
-    let host = world.handler().await;
+    let (world, host) = World::serving(vec![pip(3, "203.0.113.33")]).await;
 
     world.asm.set_outage(true);
     let before = SystemTime::now();
@@ -437,7 +499,7 @@ async fn an_asm_outage_schedules_a_retry_that_the_retry_function_completes() {
 
     // The message becomes visible; ASM is back; the retry function completes the work.
     world.asm.set_outage(false);
-    let delivery = servicebus_invocation(&retry.body_text(), retry.message_id.as_deref().unwrap(), 1);
+    let delivery = delivery_of(&retry);
     let response = host.invoke("retry", &delivery, "inv-retry", true).await;
     response.assert_host_readable();
     assert_eq!(response.status, 200, "{}", response.body);
@@ -457,9 +519,7 @@ async fn an_asm_outage_schedules_a_retry_that_the_retry_function_completes() {
 
 #[tokio::test]
 async fn the_timer_reconciles_the_estate() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(4, "203.0.113.44"), pip(5, "203.0.113.45")]);
-    let host = world.handler().await;
+    let (world, host) = World::serving(vec![pip(4, "203.0.113.44"), pip(5, "203.0.113.45")]).await;
     let response = host
         .invoke("reconcile", &timer_invocation(true), "inv-timer", false)
         .await;
@@ -586,24 +646,11 @@ async fn the_fake_drops_a_reused_message_id_within_the_window() {
 
 #[tokio::test]
 async fn the_last_retry_gives_up_visibly_and_an_unqueueable_retry_fails_the_invocation() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(6, "203.0.113.66")]);
-    let host = world.handler().await;
-    world.asm.set_outage(true);
+    let (world, host) = World::serving(vec![pip(6, "203.0.113.66")]).await;
 
     // Attempt 3 of 3 fails: no further message, an error line with the resource and the cause.
     let job = json!({"kind": "apply", "resourceId": pip_id(6), "change": "changed", "attempt": 3, "cause": "earlier"});
-    let response = host
-        .invoke(
-            "retry",
-            &servicebus_invocation(&job.to_string(), "retry-x", 1),
-            "inv-last",
-            false,
-        )
-        .await;
-    response.assert_host_readable();
-    assert_eq!(response.status, 200, "{}", response.body);
-    assert!(response.logs_text().contains("not done"), "{}", response.body);
+    give_up(&world, &host, job, "inv-last").await;
     assert_eq!(world.bus.requests(), 0);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let gave_up: Vec<String> = host
@@ -633,37 +680,23 @@ async fn the_last_retry_gives_up_visibly_and_an_unqueueable_retry_fails_the_invo
 
 #[tokio::test]
 async fn a_burst_of_events_for_one_resource_is_one_arm_read() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(7, "203.0.113.77")]);
-    let host = Arc::new(world.handler().await);
-    let mut invocations = Vec::new();
-    for i in 0..40 {
-        let event = if i % 2 == 0 {
-            resources_event(WRITE, &pip_id(7))
-        } else {
-            cloud_event(
-                WRITE,
-                &pip_id(7)
-                    .to_ascii_uppercase()
-                    .replace("/SUBSCRIPTIONS/", "/subscriptions/"),
-            )
-        };
-        let host = Arc::clone(&host);
-        invocations.push(tokio::spawn(async move {
-            host.invoke(
-                "resource-events",
-                &event_invocation(&event),
-                &format!("inv-burst-{i}"),
-                i % 3 == 0,
-            )
-            .await
-        }));
-    }
-    for invocation in invocations {
-        let response = invocation.await.unwrap();
-        response.assert_host_readable();
-        assert_eq!(response.status, 200, "{}", response.body);
-    }
+    let (world, host) = World::serving(vec![pip(7, "203.0.113.77")]).await;
+    let events = (0..40)
+        .map(|i| {
+            let event = if i % 2 == 0 {
+                resources_event(WRITE, &pip_id(7))
+            } else {
+                cloud_event(
+                    WRITE,
+                    &pip_id(7)
+                        .to_ascii_uppercase()
+                        .replace("/SUBSCRIPTIONS/", "/subscriptions/"),
+                )
+            };
+            (event, i % 3 == 0)
+        })
+        .collect();
+    deliver_at_once(Arc::new(host), events, "inv-burst").await;
     assert_eq!(
         world.azure.counts().arm_gets,
         1,
@@ -675,10 +708,9 @@ async fn a_burst_of_events_for_one_resource_is_one_arm_read() {
 #[tokio::test]
 async fn a_subscription_resync_never_deletes_what_other_subscriptions_contribute() {
     let world = World::start().await;
-    const OTHER: &str = "22222222-2222-2222-2222-222222222222";
-    world.azure.add_subscription(OTHER, "Enabled");
+    world.azure.add_subscription(OTHER_SUB, "Enabled");
     let mut other = pip(9, "203.0.113.99");
-    other["id"] = json!(pip_id(9).replace(SUB, OTHER));
+    other["id"] = json!(pip_id(9).replace(SUB, OTHER_SUB));
     let mut estate: Vec<Value> = (1..=4).map(|n| pip(n, &format!("203.0.113.9{n}"))).collect();
     estate.push(other);
     world.azure.load(estate);
@@ -689,20 +721,8 @@ async fn a_subscription_resync_never_deletes_what_other_subscriptions_contribute
     }
     world.asm.insert_seed(SCAN, "203.0.113.99", "ipv4", &[TAG]);
     let host = world.handler().await;
-    let body = format!("{{\"scope\":\"subscription\",\"id\":\"{SUB}\"}}");
-    let response = host
-        .invoke("resync", &http_invocation(Some(&body)), "inv-sub", false)
-        .await;
-    assert_eq!(
-        response.body["Outputs"]["res"]["statusCode"],
-        json!(202),
-        "{}",
-        response.body
-    );
-    let job = world.bus.delivered()[0].clone();
-    let delivery = servicebus_invocation(&job.body_text(), job.message_id.as_deref().unwrap(), 1);
-    let response = host.invoke("retry", &delivery, "inv-sub-run", false).await;
-    assert_eq!(response.status, 200, "{}", response.body);
+    let response = resync_subscription(&world, &host, SUB, "inv-sub").await;
+    assert_eq!(world.bus.delivered().len(), 1, "one resync job queued");
     assert!(
         world.asm.tagged_names(SCAN, TAG).contains("203.0.113.99"),
         "the other subscription's seed survives a resync of this one: {}",
@@ -713,19 +733,9 @@ async fn a_subscription_resync_never_deletes_what_other_subscriptions_contribute
 
 #[tokio::test]
 async fn resync_answers_for_one_resource_and_for_a_dry_run() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(8, "203.0.113.88")]);
-    let host = world.handler().await;
-    let dry = host
-        .invoke(
-            "resync",
-            &http_invocation(Some("{\"scope\":\"all\",\"dry_run\":true}")),
-            "inv-dry",
-            false,
-        )
-        .await;
-    dry.assert_host_readable();
-    let res = &dry.body["Outputs"]["res"];
+    let (world, host) = World::serving(vec![pip(8, "203.0.113.88")]).await;
+    let dry = resync(&host, "{\"scope\":\"all\",\"dry_run\":true}", "inv-dry", false).await;
+    let res = http_answer(&dry);
     assert_eq!(res["statusCode"], json!(200), "{}", dry.body);
     assert_eq!(
         res["body"]["summary"]["planned_add"][0]["name"],
@@ -735,10 +745,8 @@ async fn resync_answers_for_one_resource_and_for_a_dry_run() {
     assert!(world.asm.journal().is_empty(), "a dry run writes nothing");
 
     let body = format!("{{\"scope\":\"resource\",\"id\":\"{}\"}}", pip_id(8));
-    let one = host
-        .invoke("resync", &http_invocation(Some(&body)), "inv-one", true)
-        .await;
-    let res = &one.body["Outputs"]["res"];
+    let one = resync(&host, &body, "inv-one", true).await;
+    let res = http_answer(&one);
     assert_eq!(res["statusCode"], json!(200), "{}", one.body);
     assert_eq!(
         res["body"]["result"]["added"][0]["name"],
@@ -762,42 +770,16 @@ fn reconcile_summary(response: &HostResponse) -> Value {
 
 #[tokio::test]
 async fn a_change_that_gave_up_is_reported_by_the_next_reconcile_which_clears_it() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(10, "203.0.113.100")]);
-    let host = world.handler().await;
+    let (world, host) = World::serving(vec![pip(10, "203.0.113.100")]).await;
 
     // The last retry fails while ASM is down: the change is dropped and recorded.
-    world.asm.set_outage(true);
     let job = json!({"kind": "apply", "resourceId": pip_id(10), "change": "changed", "attempt": 3, "cause": "earlier"});
-    let response = host
-        .invoke(
-            "retry",
-            &servicebus_invocation(&job.to_string(), "retry-last", 1),
-            "inv-give-up",
-            false,
-        )
-        .await;
-    assert_eq!(response.status, 200, "{}", response.body);
-    assert!(response.logs_text().contains("not done"), "{}", response.body);
+    give_up(&world, &host, job, "inv-give-up").await;
     world.asm.set_outage(false);
 
     // A resync of another subscription reports it but does not cover it.
-    const OTHER: &str = "22222222-2222-2222-2222-222222222222";
-    world.azure.add_subscription(OTHER, "Enabled");
-    let body = format!("{{\"scope\":\"subscription\",\"id\":\"{OTHER}\"}}");
-    let response = host
-        .invoke("resync", &http_invocation(Some(&body)), "inv-other-sub", false)
-        .await;
-    assert_eq!(
-        response.body["Outputs"]["res"]["statusCode"],
-        json!(202),
-        "{}",
-        response.body
-    );
-    let queued = world.bus.delivered().last().unwrap().clone();
-    let delivery = servicebus_invocation(&queued.body_text(), queued.message_id.as_deref().unwrap(), 1);
-    let response = host.invoke("retry", &delivery, "inv-other-sub-run", false).await;
-    assert_eq!(response.status, 200, "{}", response.body);
+    world.azure.add_subscription(OTHER_SUB, "Enabled");
+    let response = resync_subscription(&world, &host, OTHER_SUB, "inv-other-sub").await;
     let summary: Value = response
         .logs()
         .into_iter()
@@ -811,22 +793,13 @@ async fn a_change_that_gave_up_is_reported_by_the_next_reconcile_which_clears_it
     assert_eq!(summary["failed_changes"]["entries"][0]["cleared"], json!(false));
 
     // A dry run shows it and clears nothing.
-    let dry = host
-        .invoke(
-            "resync",
-            &http_invocation(Some("{\"scope\":\"all\",\"dry_run\":true}")),
-            "inv-dry-failed",
-            false,
-        )
-        .await;
-    let failed = &dry.body["Outputs"]["res"]["body"]["summary"]["failed_changes"];
+    let dry = resync(&host, "{\"scope\":\"all\",\"dry_run\":true}", "inv-dry-failed", false).await;
+    let failed = &http_answer(&dry)["body"]["summary"]["failed_changes"];
     assert_eq!(failed["count"], json!(1), "{}", dry.body);
     assert_eq!(failed["cleared"], json!(0), "{}", dry.body);
 
     // The timer's reconcile names it (resource, change, cause, attempts), covers it and clears it.
-    let response = host
-        .invoke("reconcile", &timer_invocation(false), "inv-timer-failed", false)
-        .await;
+    let response = timer_reconcile(&host, "inv-timer-failed").await;
     assert_eq!(response.status, 200, "{}", response.body);
     let summary = reconcile_summary(&response);
     let failed = &summary["failed_changes"];
@@ -852,30 +825,16 @@ async fn a_change_that_gave_up_is_reported_by_the_next_reconcile_which_clears_it
     );
 
     // The next reconcile no longer sees it.
-    let response = host
-        .invoke("reconcile", &timer_invocation(false), "inv-timer-after", false)
-        .await;
-    let summary = reconcile_summary(&response);
+    let summary = reconcile_summary(&timer_reconcile(&host, "inv-timer-after").await);
     assert_eq!(summary["failed_changes"]["count"], json!(0), "{summary}");
     assert_eq!(summary["failed_changes"]["entries"], json!([]));
 }
 
 #[tokio::test]
 async fn a_reconcile_that_cannot_write_keeps_the_failed_change() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(11, "203.0.113.111")]);
-    let host = world.handler().await;
-    world.asm.set_outage(true);
+    let (world, host) = World::serving(vec![pip(11, "203.0.113.111")]).await;
     let job = json!({"kind": "apply", "resourceId": pip_id(11), "change": "changed", "attempt": 3});
-    let response = host
-        .invoke(
-            "retry",
-            &servicebus_invocation(&job.to_string(), "retry-last-2", 1),
-            "inv-give-up-2",
-            false,
-        )
-        .await;
-    assert_eq!(response.status, 200, "{}", response.body);
+    give_up(&world, &host, job, "inv-give-up-2").await;
 
     // ASM accepts the key and scan checks but its writes fail: the add is not applied, so the
     // failed change is not covered yet.
@@ -884,63 +843,34 @@ async fn a_reconcile_that_cannot_write_keeps_the_failed_change() {
     world
         .asm
         .fail_next(fake_asm::Route::Add, 2, fake_asm::Fault::Status(503));
-    let response = host
-        .invoke("reconcile", &timer_invocation(false), "inv-timer-partial", false)
-        .await;
-    let summary = reconcile_summary(&response);
+    let summary = reconcile_summary(&timer_reconcile(&host, "inv-timer-partial").await);
     assert_eq!(summary["failed"], json!(1), "{summary}");
     assert_eq!(summary["failed_changes"]["count"], json!(1), "{summary}");
     assert_eq!(summary["failed_changes"]["cleared"], json!(0), "{summary}");
 
-    let response = host
-        .invoke("reconcile", &timer_invocation(false), "inv-timer-ok", false)
-        .await;
-    let summary = reconcile_summary(&response);
+    let summary = reconcile_summary(&timer_reconcile(&host, "inv-timer-ok").await);
     assert_eq!(summary["failed_changes"]["cleared"], json!(1), "{summary}");
     assert!(world.asm.tagged_names(SCAN, TAG).contains("203.0.113.111"));
 }
 
-/// `seedwatch sync` with the handler's settings and ledger (the handler must have stopped: the
-/// local ledger file is opened by one process at a time).
-async fn cli_sync(world: &World, args: &[&str]) -> (i32, String) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_seedwatch"));
-    command
-        .arg("sync")
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .current_dir(world.dir.path());
-    for (k, v) in world.settings() {
-        command.env(k, v);
-    }
-    let output = command.output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    eprintln!("stderr: {}", String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap_or(-1), stdout)
+/// `seedwatch sync` with the handler's settings and ledger, which must exit 0; its stdout (the
+/// handler must have stopped: the local ledger file is opened by one process at a time).
+async fn cli_sync(world: &World, args: &[&str]) -> String {
+    let env = world.settings().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let run = cli::run(&[&["sync"], args].concat(), world.dir.path(), env).await;
+    run.ok().stdout.clone()
 }
 
 #[tokio::test]
 async fn seedwatch_sync_shows_the_operator_what_the_handler_gave_up_on() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(12, "203.0.113.122")]);
-    let host = world.handler().await;
-    world.asm.set_outage(true);
+    let (world, host) = World::serving(vec![pip(12, "203.0.113.122")]).await;
     let job = json!({"kind": "apply", "resourceId": pip_id(12), "change": "deleted", "attempt": 3});
-    let response = host
-        .invoke(
-            "retry",
-            &servicebus_invocation(&job.to_string(), "retry-last-3", 1),
-            "inv-give-up-3",
-            false,
-        )
-        .await;
-    assert_eq!(response.status, 200, "{}", response.body);
+    give_up(&world, &host, job, "inv-give-up-3").await;
     assert!(host.terminate().await.success());
     world.asm.set_outage(false);
 
     // A dry run lists it and keeps it.
-    let (code, text) = cli_sync(&world, &["--dry-run"]).await;
-    assert_eq!(code, 0, "{text}");
+    let text = cli_sync(&world, &["--dry-run"]).await;
     assert!(
         text.contains("Changes the handler gave up on (1; a dry run clears none):"),
         "{text}"
@@ -955,16 +885,13 @@ async fn seedwatch_sync_shows_the_operator_what_the_handler_gave_up_on() {
     );
 
     // A real run reports it in its JSON and clears it; the next run no longer shows it.
-    let (code, json_text) = cli_sync(&world, &["--json"]).await;
-    assert_eq!(code, 0, "{json_text}");
-    let report: Value = serde_json::from_str(&json_text).unwrap();
+    let report: Value = serde_json::from_str(&cli_sync(&world, &["--json"]).await).unwrap();
     assert_eq!(report["failed_changes"]["count"], json!(1), "{report}");
     assert_eq!(report["failed_changes"]["cleared"], json!(1), "{report}");
     assert_eq!(report["failed_changes"]["entries"][0]["resource"], json!(pip_id(12)));
     assert_eq!(report["failed_changes"]["entries"][0]["change"], json!("deleted"));
     assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.122".to_string()].into());
-    let (code, text) = cli_sync(&world, &[]).await;
-    assert_eq!(code, 0, "{text}");
+    let text = cli_sync(&world, &[]).await;
     assert!(!text.contains("gave up on"), "{text}");
 }
 
@@ -985,11 +912,8 @@ fn site_id(name: &str) -> String {
 
 #[tokio::test]
 async fn a_deployment_burst_for_a_site_and_its_children_is_one_read_of_the_site() {
-    let world = World::start().await;
-    world
-        .azure
-        .load(vec![site("shop", "www.shop.example"), site("blog", "blog.example")]);
-    let host = Arc::new(world.handler().await);
+    let (world, host) = World::serving(vec![site("shop", "www.shop.example"), site("blog", "blog.example")]).await;
+    let host = Arc::new(host);
 
     // What one read of a site costs against this fake (the site and its child lists).
     let response = event(&host, WRITE, &site_id("blog"), "inv-blog").await;
@@ -1004,26 +928,10 @@ async fn a_deployment_burst_for_a_site_and_its_children_is_one_read_of_the_site(
         format!("{shop}/hostNameBindings/www.shop.example"),
         format!("{shop}/providers/Microsoft.Insights/diagnosticSettings/to-logs"),
     ];
-    let invocations: Vec<_> = (0..16)
-        .map(|i| {
-            let host = Arc::clone(&host);
-            let event = resources_event(WRITE, &subjects[i % subjects.len()]);
-            tokio::spawn(async move {
-                host.invoke(
-                    "resource-events",
-                    &event_invocation(&event),
-                    &format!("inv-deploy-{i}"),
-                    true,
-                )
-                .await
-            })
-        })
+    let events = (0..16)
+        .map(|i| (resources_event(WRITE, &subjects[i % subjects.len()]), true))
         .collect();
-    for invocation in invocations {
-        let response = invocation.await.unwrap();
-        response.assert_host_readable();
-        assert_eq!(response.status, 200, "{}", response.body);
-    }
+    deliver_at_once(host, events, "inv-deploy").await;
     assert_eq!(
         world.azure.counts().arm_gets,
         2 * one_read,
@@ -1038,9 +946,7 @@ async fn a_deployment_burst_for_a_site_and_its_children_is_one_read_of_the_site(
 
 #[tokio::test]
 async fn an_event_dated_before_a_read_is_answered_by_it_and_a_later_one_reads_again() {
-    let world = World::start().await;
-    world.azure.load(vec![pip(3, "203.0.113.31")]);
-    let host = world.handler().await;
+    let (world, host) = World::serving(vec![pip(3, "203.0.113.31")]).await;
     let invoke = |event: Value, id: &'static str| {
         let host = &host;
         async move {

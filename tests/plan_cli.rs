@@ -1,24 +1,26 @@
 //! `seedwatch plan --estate` end to end through the built binary.
 
-use std::path::{Path, PathBuf};
+#[path = "support/cli.rs"]
+mod cli;
+
+use std::path::Path;
 
 use assert_cmd::Command;
+use cli::{EXAMPLE_ESTATE, hermetic_command, planned_seeds};
 use predicates::prelude::*;
 use serde_json::Value;
 
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estate.json")
+/// `seedwatch plan --json --estate examples/estate.json` in `dir`.
+fn plan_example_as_json(dir: &Path) -> Command {
+    let mut cmd = hermetic_command(dir);
+    cmd.args(["plan", "--json", "--estate", EXAMPLE_ESTATE]);
+    cmd
 }
 
-/// The binary, run in an empty directory (no stray `config.yml`) with no connector env.
-fn seedwatch(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("seedwatch").unwrap();
-    cmd.current_dir(dir)
-        .env_remove("CONNECTOR_CONFIG")
-        .env_remove("SCAN_ID")
-        .env_remove("SEED_TAG")
-        .env_remove("DELETE_STALE_SEEDS")
-        .env_remove("API_KEY");
+/// `seedwatch plan --estate <file>` in `dir`.
+fn plan_file(dir: &Path, file: &Path) -> Command {
+    let mut cmd = hermetic_command(dir);
+    cmd.args(["plan", "--estate"]).arg(file);
     cmd
 }
 
@@ -27,20 +29,6 @@ fn plan_json(cmd: &mut Command) -> Value {
     let text = String::from_utf8(output).unwrap();
     assert_eq!(text.trim().lines().count(), 1, "exactly one JSON object: {text}");
     serde_json::from_str(&text).unwrap()
-}
-
-fn names(plan: &Value) -> Vec<(String, String)> {
-    plan["seeds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["type"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 const SUB: &str = "/subscriptions/8f3c2a1e-5b7d-4e9a-9c61-2d4f7a0b3e15/resourceGroups";
@@ -108,22 +96,16 @@ const EXPECTED: &[(&str, &str, usize)] = &[
 #[test]
 fn example_estate_gives_exactly_the_expected_seeds() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = plan_json(
-        seedwatch(dir.path())
-            .args(["plan", "--json", "--estate"])
-            .arg(example()),
-    );
-    let got: Vec<(String, String, usize)> = plan["seeds"]
+    let plan = plan_json(&mut plan_example_as_json(dir.path()));
+    let source_counts = plan["seeds"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["type"].as_str().unwrap().to_string(),
-                s["sources"].as_array().unwrap().len(),
-            )
-        })
+        .map(|s| s["sources"].as_array().unwrap().len());
+    let got: Vec<(String, String, usize)> = planned_seeds(&plan)
+        .into_iter()
+        .zip(source_counts)
+        .map(|((name, kind), sources)| (name, kind, sources))
         .collect();
     let expected: Vec<(String, String, usize)> = EXPECTED
         .iter()
@@ -160,12 +142,8 @@ fn example_estate_gives_exactly_the_expected_seeds() {
 #[test]
 fn example_estate_negatives_stay_out() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = plan_json(
-        seedwatch(dir.path())
-            .args(["plan", "--json", "--estate"])
-            .arg(example()),
-    );
-    let seeds: Vec<String> = names(&plan).into_iter().map(|(n, _)| n).collect();
+    let plan = plan_json(&mut plan_example_as_json(dir.path()));
+    let seeds: Vec<String> = planned_seeds(&plan).into_iter().map(|(n, _)| n).collect();
     for absent in [
         "intranet.contoso.com",                     // listener on a private frontend
         "hr.contoso.com",                           // gateway with a private frontend only
@@ -206,9 +184,7 @@ fn example_estate_negatives_stay_out() {
 #[test]
 fn text_output_is_a_table_with_a_summary() {
     let dir = tempfile::tempdir().unwrap();
-    seedwatch(dir.path())
-        .args(["plan", "--estate"])
-        .arg(example())
+    plan_file(dir.path(), Path::new(EXAMPLE_ESTATE))
         .assert()
         .success()
         .stdout(predicate::str::starts_with("SEED"))
@@ -224,13 +200,8 @@ fn text_output_is_a_table_with_a_summary() {
 fn toggles_from_connector_config_turn_checks_off() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = "scan_id: s1\nazure:\n  enabled: true\n  services:\n    check_dns_zones: false\n    check_dns_records: false\n    check_application_gateway_certificates: false\n    check_public_ip_addresses: false\n";
-    let plan = plan_json(
-        seedwatch(dir.path())
-            .env("CONNECTOR_CONFIG", yaml)
-            .args(["plan", "--json", "--estate"])
-            .arg(example()),
-    );
-    let seeds = names(&plan);
+    let plan = plan_json(plan_example_as_json(dir.path()).env("CONNECTOR_CONFIG", yaml));
+    let seeds = planned_seeds(&plan);
     let has = |n: &str| seeds.iter().any(|(name, _)| name == n);
     assert!(!has("mail.contoso.com"), "DNS records are off");
     assert!(!has("v6.contoso.com"));
@@ -251,10 +222,8 @@ fn toggles_from_connector_config_turn_checks_off() {
 #[test]
 fn config_warnings_go_to_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    seedwatch(dir.path())
+    plan_example_as_json(dir.path())
         .env("CONNECTOR_CONFIG", "azure:\n  servics: {}\n")
-        .args(["plan", "--json", "--estate"])
-        .arg(example())
         .assert()
         .success()
         .stderr(predicate::str::contains("servics"));
@@ -265,33 +234,25 @@ fn malformed_estate_is_exit_2_with_file_and_position() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.json");
     std::fs::write(&file, "[\n  {\"id\": \"/subscriptions/1\",\n  oops\n]").unwrap();
-    seedwatch(dir.path())
-        .args(["plan", "--estate"])
-        .arg(&file)
+    plan_file(dir.path(), &file)
         .assert()
         .code(2)
         .stdout(predicate::str::is_empty())
         .stderr(predicate::str::contains("broken.json: line 3, column"));
 
     std::fs::write(&file, "{\"rows\": []}").unwrap();
-    seedwatch(dir.path())
-        .args(["plan", "--estate"])
-        .arg(&file)
+    plan_file(dir.path(), &file)
         .assert()
         .code(2)
         .stderr(predicate::str::contains("\"data\""));
 
     std::fs::write(&file, b"[{\"id\": \"/subscriptions/1/x\xff\"}]").unwrap();
-    seedwatch(dir.path())
-        .args(["plan", "--estate"])
-        .arg(&file)
+    plan_file(dir.path(), &file)
         .assert()
         .code(2)
         .stderr(predicate::str::contains("broken.json: line 1"));
 
-    seedwatch(dir.path())
-        .args(["plan", "--estate"])
-        .arg(dir.path().join("missing.json"))
+    plan_file(dir.path(), &dir.path().join("missing.json"))
         .assert()
         .code(2)
         .stderr(predicate::str::contains("missing.json"));
@@ -311,9 +272,13 @@ fn bad_items_are_warnings_and_the_rest_is_planned() {
         ]}"#,
     )
     .unwrap();
-    let plan = plan_json(seedwatch(dir.path()).args(["plan", "--json", "--estate"]).arg(&file));
+    let plan = plan_json(
+        hermetic_command(dir.path())
+            .args(["plan", "--json", "--estate"])
+            .arg(&file),
+    );
     assert_eq!(
-        names(&plan),
+        planned_seeds(&plan),
         [("kv1.vault.azure.net".to_string(), "domain".to_string())]
     );
     let resources: Vec<&str> = plan["warnings"]
@@ -331,7 +296,7 @@ fn bad_items_are_warnings_and_the_rest_is_planned() {
 #[test]
 fn without_estate_and_without_a_credential_points_at_estate() {
     let dir = tempfile::tempdir().unwrap();
-    seedwatch(dir.path())
+    hermetic_command(dir.path())
         .env("CONNECTOR_CONFIG", "azure:\n  credential: client_secret\n")
         .env_remove("AZURE_TENANT_ID")
         .env_remove("AZURE_CLIENT_ID")
@@ -346,10 +311,8 @@ fn without_estate_and_without_a_credential_points_at_estate() {
 #[test]
 fn bad_config_is_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    seedwatch(dir.path())
+    plan_file(dir.path(), Path::new(EXAMPLE_ESTATE))
         .env("CONNECTOR_CONFIG", "azure:\n  services:\n    check_dns_zones: maybe\n")
-        .args(["plan", "--estate"])
-        .arg(example())
         .assert()
         .code(2)
         .stderr(predicate::str::contains("check_dns_zones"));

@@ -1,6 +1,8 @@
 //! `seedwatch sync` and its parts: the ASM client against the fake ASM server, the engine, and
 //! (further down) the built binary against the fake ASM and fake Azure servers.
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fake_asm.rs"]
 mod fake_asm;
 
@@ -412,23 +414,9 @@ async fn engine_stops_writing_during_an_outage_and_recovers() {
     let asm = fake().await;
     let names: Vec<String> = (0..12).map(|i| format!("n{i}.contoso.com")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let cfg = config(&asm, true);
-    let c = client(&asm, KEY);
     // The listing works, then ASM goes down for the writes.
-    let listed_then_down = async {
-        asm.fail_next(Route::Writes, 1000, Fault::Status(503));
-        reconcile_and_apply(
-            &cfg,
-            &c,
-            complete(),
-            extraction(&names),
-            SyncOptions::default(),
-            &NoSyncProgress,
-        )
-        .await
-        .unwrap()
-    };
-    let report = listed_then_down.await;
+    asm.fail_next(Route::Writes, 1000, Fault::Status(503));
+    let report = sync_once(&asm, &config(&asm, true), &names, complete(), SyncOptions::default()).await;
     assert_eq!(report.failed.len(), 12);
     let attempted = report
         .failed
@@ -439,18 +427,14 @@ async fn engine_stops_writing_during_an_outage_and_recovers() {
     assert!(attempted >= 3);
 
     let fresh = fake().await;
-    let c = client(&fresh, KEY);
-    let cfg = config(&fresh, true);
-    let report = reconcile_and_apply(
-        &cfg,
-        &c,
+    let report = sync_once(
+        &fresh,
+        &config(&fresh, true),
+        &names,
         complete(),
-        extraction(&names),
         SyncOptions::default(),
-        &NoSyncProgress,
     )
-    .await
-    .unwrap();
+    .await;
     assert!(report.all_applied());
     assert_eq!(fresh.seed_names(SCAN).len(), 12);
 }
@@ -545,21 +529,8 @@ mod binary {
 
     /// `seedwatch sync` in an empty directory with a clean environment.
     pub fn sync_cmd(dir: &std::path::Path) -> Command {
-        let mut cmd = Command::cargo_bin("seedwatch").unwrap();
-        cmd.current_dir(dir).arg("sync");
-        for var in [
-            "CONNECTOR_CONFIG",
-            "API_KEY",
-            "SCAN_ID",
-            "SEED_TAG",
-            "DELETE_STALE_SEEDS",
-            "AZURE_CLIENT_SECRET",
-            "AZURE_FEDERATED_TOKEN_FILE",
-            "IDENTITY_ENDPOINT",
-            "IDENTITY_HEADER",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = super::cli::hermetic_command(dir);
+        cmd.arg("sync");
         cmd
     }
 
@@ -608,28 +579,16 @@ mod e2e {
 
     use serde_json::{Value, json};
 
+    use super::cli::{self, Run};
     use super::fake_asm::{FakeAsm, Fault, Route};
-    use super::fake_azure::FakeAzure;
+    use super::fake_azure::{self, FakeAzure};
     use super::{KEY, SCAN, TAG};
 
     const SUB_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
     const SUB_B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 
     fn pip(sub: &str, n: usize, ip: &str) -> Value {
-        json!({
-            "id": format!("/subscriptions/{sub}/resourceGroups/rg-{n}/providers/Microsoft.Network/publicIPAddresses/pip-{n}"),
-            "name": format!("pip-{n}"),
-            "type": "Microsoft.Network/publicIPAddresses",
-            "location": "westeurope",
-            "sku": {"name": "Standard", "tier": "Regional"},
-            "tags": {},
-            "properties": {
-                "provisioningState": "Succeeded",
-                "ipAddress": ip,
-                "publicIPAllocationMethod": "Static",
-                "publicIPAddressVersion": "IPv4"
-            }
-        })
+        fake_azure::public_ip(&pip_id(sub, n), ip)
     }
 
     fn ip_a(n: usize) -> String {
@@ -698,22 +657,7 @@ mod e2e {
         }
 
         async fn sync_as(&self, key: &str, scan: &str, args: &[&str]) -> Run {
-            let env = self.env(key, scan);
-            let mut argv = vec!["sync".to_string()];
-            argv.extend(args.iter().map(|a| a.to_string()));
-            let dir = self.dir.path().to_path_buf();
-            let output = tokio::task::spawn_blocking(move || {
-                let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"));
-                cmd.args(&argv).current_dir(dir).env_clear().envs(env);
-                cmd.output().unwrap()
-            })
-            .await
-            .unwrap();
-            Run {
-                code: output.status.code(),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            }
+            cli::run(&[&["sync"], args].concat(), self.dir.path(), self.env(key, scan)).await
         }
 
         /// Pre-seeds the scan with desired seeds, tagged, as a previous run would have.
@@ -721,24 +665,6 @@ mod e2e {
             for name in names {
                 self.asm.insert_seed(SCAN, &name, "ipv4", &[TAG]);
             }
-        }
-    }
-
-    #[derive(Debug)]
-    struct Run {
-        code: Option<i32>,
-        stdout: String,
-        stderr: String,
-    }
-
-    impl Run {
-        fn json(&self) -> Value {
-            serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
-        }
-
-        fn ok(&self) -> &Run {
-            assert_eq!(self.code, Some(0), "{self:?}");
-            self
         }
     }
 
@@ -928,54 +854,17 @@ mod e2e {
         assert_eq!(w.asm.write_attempts(), 0);
     }
 
-    /// The items of an estate file: an array, `{"data": [...]}` or `{"value": [...]}`.
-    fn estate_items(path: &str) -> Vec<Value> {
-        let value: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        match value {
-            Value::Array(items) => items,
-            Value::Object(mut map) => match map.remove("data").or_else(|| map.remove("value")) {
-                Some(Value::Array(items)) => items,
-                _ => panic!("no items in {path}"),
-            },
-            _ => panic!("not an estate: {path}"),
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sync_of_the_policy_estate_holds_exactly_the_planned_seeds() {
-        let estate_file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/estate.json");
         let w = world(0).await;
-        w.azure.load(estate_items(estate_file));
+        w.azure.load(cli::estate_items(cli::EXAMPLE_ESTATE));
         w.asm.insert_seed(SCAN, "manual.example.org", "domain", &["manual"]);
         w.asm.insert_seed(SCAN, "gone.contoso.com", "domain", &[TAG]);
 
         // What `plan` says the policy asks for, from the same estate as a file.
-        let env = w.env(KEY, SCAN);
-        let dir = w.dir.path().to_path_buf();
-        let plan = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"))
-                .args(["plan", "--json", "--estate", estate_file])
-                .current_dir(dir)
-                .env_clear()
-                .envs(env)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
-        let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
-        let planned: BTreeSet<(String, String)> = plan["seeds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap().to_string(),
-                    s["type"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
+        let plan_args = ["plan", "--json", "--estate", cli::EXAMPLE_ESTATE];
+        let plan = cli::run(&plan_args, w.dir.path(), w.env(KEY, SCAN)).await.ok().json();
+        let planned: BTreeSet<(String, String)> = cli::planned_seeds(&plan).into_iter().collect();
         assert!(planned.len() > 20, "{plan}");
 
         let report = w.sync(&["--json", "--force-deletes"]).await.ok().json();
@@ -1003,23 +892,10 @@ mod e2e {
         w.asm.reject_name(&ip_b(2), None);
         let mut env = w.env(KEY, SCAN);
         env.push(("LOG_LEVEL".into(), "trace".into()));
-        let dir = w.dir.path().to_path_buf();
-        let output = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"))
-                .arg("sync")
-                .current_dir(dir)
-                .env_clear()
-                .envs(env)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-        assert!(stderr.contains("ASM"), "trace logs were written: {stderr}");
-        assert!(!stderr.contains(KEY) && !stdout.contains(KEY));
+        let run = cli::run(&["sync"], w.dir.path(), env).await;
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(run.stderr.contains("ASM"), "trace logs were written: {}", run.stderr);
+        assert!(!run.stderr.contains(KEY) && !run.stdout.contains(KEY));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1086,21 +962,11 @@ mod e2e {
     async fn a_crash_half_way_then_a_rerun_converges() {
         let w = world(12).await;
         w.asm.set_latency(Duration::from_millis(250));
-        let env = w.env(KEY, SCAN);
-        let dir = w.dir.path().to_path_buf();
-        let mut child = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"))
-                .arg("sync")
-                .current_dir(dir)
-                .env_clear()
-                .envs(env)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let mut child = cli::command(&["sync"], w.dir.path(), w.env(KEY, SCAN))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while w.asm.applied(SCAN, "POST") < 4 {
             assert!(Instant::now() < deadline, "the sync never started writing");

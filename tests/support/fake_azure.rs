@@ -1003,6 +1003,25 @@ async fn graph(shared: &Arc<Shared>, query: &HashMap<String, String>, body: &Byt
     with_quota(([("content-type", "application/json; charset=utf-8")], text).into_response())
 }
 
+/// A Standard, static IPv4 public IP address at `id` holding `ip`, as ARM and Resource Graph
+/// return it; its name is the last segment of `id`.
+pub fn public_ip(id: &str, ip: &str) -> Value {
+    json!({
+        "id": id,
+        "name": id.rsplit('/').next().unwrap(),
+        "type": "Microsoft.Network/publicIPAddresses",
+        "location": "westeurope",
+        "sku": {"name": "Standard", "tier": "Regional"},
+        "tags": {},
+        "properties": {
+            "provisioningState": "Succeeded",
+            "ipAddress": ip,
+            "publicIPAllocationMethod": "Static",
+            "publicIPAddressVersion": "IPv4"
+        }
+    })
+}
+
 /// A deterministic estate of `resources` resources spread over `subscriptions` subscriptions,
 /// in a realistic mix of the policy's types (public IPs, DNS records, sites, storage, AFD, ...).
 /// ARM-only children (AFD custom domains, blobServices) are included and count.
