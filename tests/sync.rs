@@ -660,6 +660,16 @@ mod e2e {
             cli::run(&[&["sync"], args].concat(), self.dir.path(), self.env(key, scan)).await
         }
 
+        /// Runs sync again and checks it succeeded without a single write to ASM (what a run
+        /// after a converged one must do).
+        async fn rerun_without_writes(&self) -> Run {
+            self.asm.clear_journal();
+            let again = self.sync(&[]).await;
+            again.ok();
+            assert_eq!(self.asm.write_attempts(), 0, "{again:?}");
+            again
+        }
+
         /// Pre-seeds the scan with desired seeds, tagged, as a previous run would have.
         fn seed_owned(&self, names: impl IntoIterator<Item = String>) {
             for name in names {
@@ -713,10 +723,7 @@ mod e2e {
         assert_eq!(w.asm.applied_writes(SCAN), 6);
 
         // The rerun makes no write at all.
-        w.asm.clear_journal();
-        let again = w.sync(&[]).await;
-        again.ok();
-        assert_eq!(w.asm.write_attempts(), 0, "{again:?}");
+        let again = w.rerun_without_writes().await;
         assert!(
             again.stdout.contains("Summary: 0 added, 0 deleted, 12 kept"),
             "{}",
@@ -849,9 +856,7 @@ mod e2e {
         assert!(w.asm.statuses(Route::Add).contains(&429));
         assert!(w.asm.statuses(Route::Add).contains(&0));
 
-        w.asm.clear_journal();
-        w.sync(&[]).await.ok();
-        assert_eq!(w.asm.write_attempts(), 0);
+        w.rerun_without_writes().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -879,9 +884,7 @@ mod e2e {
         assert_eq!(held, planned);
         assert!(w.asm.seed_names(SCAN).contains("manual.example.org"));
 
-        w.asm.clear_journal();
-        w.sync(&[]).await.ok();
-        assert_eq!(w.asm.write_attempts(), 0);
+        w.rerun_without_writes().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -980,8 +983,6 @@ mod e2e {
         w.asm.set_latency(Duration::ZERO);
         w.sync(&[]).await.ok();
         assert_eq!(w.asm.tagged_names(SCAN, TAG), w.desired);
-        w.asm.clear_journal();
-        w.sync(&[]).await.ok();
-        assert_eq!(w.asm.write_attempts(), 0);
+        w.rerun_without_writes().await;
     }
 }
