@@ -286,6 +286,8 @@ async fn a_body_committed_after_its_resource_group_delete_listed_its_owners_is_r
 // End to end: `seedwatch sync` then `seedwatch apply`, the built binary against the fake ASM and
 // the fake ARM/Resource Graph servers, sharing one local ledger (the working directory's).
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fake_asm.rs"]
 mod fake_asm;
 #[path = "support/fake_azure.rs"]
@@ -294,8 +296,9 @@ mod fake_azure;
 mod e2e {
     use std::collections::BTreeSet;
 
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
+    use super::cli::{self, Run};
     use super::fake_asm::{FakeAsm, Route};
     use super::fake_azure::FakeAzure;
 
@@ -305,20 +308,7 @@ mod e2e {
     const SUB: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 
     fn pip(rg: &str, name: &str, ip: &str) -> Value {
-        json!({
-            "id": pip_id(rg, name),
-            "name": name,
-            "type": "Microsoft.Network/publicIPAddresses",
-            "location": "westeurope",
-            "sku": {"name": "Standard", "tier": "Regional"},
-            "tags": {},
-            "properties": {
-                "provisioningState": "Succeeded",
-                "ipAddress": ip,
-                "publicIPAllocationMethod": "Static",
-                "publicIPAddressVersion": "IPv4"
-            }
-        })
+        super::fake_azure::public_ip(&pip_id(rg, name), ip)
     }
 
     fn pip_id(rg: &str, name: &str) -> String {
@@ -329,19 +319,6 @@ mod e2e {
         azure: FakeAzure,
         asm: FakeAsm,
         dir: tempfile::TempDir,
-    }
-
-    #[derive(Debug)]
-    struct Run {
-        code: Option<i32>,
-        stdout: String,
-        stderr: String,
-    }
-
-    impl Run {
-        fn json(&self) -> Value {
-            serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self:?}"))
-        }
     }
 
     impl World {
@@ -372,20 +349,7 @@ mod e2e {
                 ("IDENTITY_ENDPOINT".into(), self.azure.identity_endpoint()),
                 ("IDENTITY_HEADER".into(), self.azure.identity_header()),
             ];
-            let argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            let dir = self.dir.path().to_path_buf();
-            let output = tokio::task::spawn_blocking(move || {
-                let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("seedwatch"));
-                cmd.args(&argv).current_dir(dir).env_clear().envs(env);
-                cmd.output().unwrap()
-            })
-            .await
-            .unwrap();
-            Run {
-                code: output.status.code(),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            }
+            cli::run(args, self.dir.path(), env).await
         }
 
         async fn apply(&self, id: &str, deleted: bool) -> Value {
