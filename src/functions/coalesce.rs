@@ -387,21 +387,35 @@ mod tests {
         assert_eq!(seen[0].id.as_str(), format!("{SITES}/a"));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_change_during_an_apply_gets_exactly_one_follow_up() {
+    type Submitted = tokio::task::JoinHandle<Result<ChangeKind, Lost>>;
+
+    /// A coalescer whose apply takes 100 ms, with the apply of a `kind` change to "a" running.
+    async fn with_a_read_running(kind: ChangeKind) -> (Arc<Coalescer<ChangeKind>>, Arc<Mutex<Vec<Change>>>, Submitted) {
         let (work, seen) = counting(Duration::from_millis(100));
         let co = Coalescer::new(work, always, settings(0, 4));
-        let first = spawn_submit(&co, change("a", ChangeKind::Deleted));
+        let first = spawn_submit(&co, change("a", kind));
         tokio::time::sleep(Duration::from_millis(30)).await;
+        (co, seen, first)
+    }
+
+    async fn outcomes(submitted: Vec<Submitted>) -> Vec<ChangeKind> {
+        let mut out = Vec::new();
+        for s in submitted {
+            out.push(s.await.unwrap().unwrap());
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_during_an_apply_gets_exactly_one_follow_up() {
+        let (co, seen, first) = with_a_read_running(ChangeKind::Deleted).await;
         // Undated, or dated after the read began: the read may predate them.
         let mut later: Vec<_> = (0..3)
             .map(|_| spawn_submit(&co, change("a", ChangeKind::Deleted)))
             .collect();
         later.push(spawn_submit(&co, dated("a", ChangeKind::Changed, 0)));
-        assert_eq!(first.await.unwrap(), Ok(ChangeKind::Deleted));
-        for f in later {
-            assert_eq!(f.await.unwrap(), Ok(ChangeKind::Deleted));
-        }
+        assert_eq!(outcomes(vec![first]).await, [ChangeKind::Deleted]);
+        assert_eq!(outcomes(later).await, [ChangeKind::Deleted; 4]);
         assert_eq!(seen.lock().unwrap().len(), 2);
         // The key is free again: a new change is a new apply.
         assert_eq!(
@@ -414,44 +428,30 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_change_dated_before_the_running_read_is_covered_by_it() {
-        let (work, seen) = counting(Duration::from_millis(100));
-        let co = Coalescer::new(work, always, settings(0, 4));
-        let first = spawn_submit(&co, change("a", ChangeKind::Changed));
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        let (co, seen, first) = with_a_read_running(ChangeKind::Changed).await;
         // Happened two seconds ago, delivered late: the read that started just now saw it.
         let late = spawn_submit(&co, dated("a", ChangeKind::Changed, -2000));
         // Within the allowed clock skew of the read's start: not trusted.
         let recent = spawn_submit(&co, dated("a", ChangeKind::Changed, -100));
-        assert_eq!(first.await.unwrap(), Ok(ChangeKind::Changed));
-        assert_eq!(late.await.unwrap(), Ok(ChangeKind::Changed));
-        assert_eq!(recent.await.unwrap(), Ok(ChangeKind::Changed));
-        assert_eq!(
-            seen.lock().unwrap().len(),
-            2,
-            "one read plus the follow-up for the recent change"
-        );
+        assert_eq!(outcomes(vec![first, late, recent]).await, [ChangeKind::Changed; 3]);
+        let reads = seen.lock().unwrap().len();
+        assert_eq!(reads, 2, "one read plus the follow-up for the recent change");
         assert_eq!(co.covered(), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_delete_is_covered_only_by_the_apply_of_a_delete() {
-        let (work, seen) = counting(Duration::from_millis(60));
-        let co = Coalescer::new(work, always, settings(0, 4));
-        let first = spawn_submit(&co, change("a", ChangeKind::Changed));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (co, seen, first) = with_a_read_running(ChangeKind::Changed).await;
         let delete = spawn_submit(&co, dated("a", ChangeKind::Deleted, -5000));
-        assert_eq!(first.await.unwrap(), Ok(ChangeKind::Changed));
-        assert_eq!(delete.await.unwrap(), Ok(ChangeKind::Deleted));
+        assert_eq!(
+            outcomes(vec![first, delete]).await,
+            [ChangeKind::Changed, ChangeKind::Deleted]
+        );
         assert_eq!(seen.lock().unwrap().len(), 2);
         // The last read was a delete's: an older delete and an older change are both covered.
-        assert_eq!(
-            co.submit(dated("a", ChangeKind::Deleted, -5000)).await,
-            Ok(ChangeKind::Deleted)
-        );
-        assert_eq!(
-            co.submit(dated("a", ChangeKind::Changed, -5000)).await,
-            Ok(ChangeKind::Deleted)
-        );
+        for kind in [ChangeKind::Deleted, ChangeKind::Changed] {
+            assert_eq!(co.submit(dated("a", kind, -5000)).await, Ok(ChangeKind::Deleted));
+        }
         assert_eq!(seen.lock().unwrap().len(), 2);
         assert_eq!(co.covered(), 2);
     }
