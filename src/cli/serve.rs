@@ -106,6 +106,12 @@ pub async fn services_with_azure(
     );
     let max_attempts = config.retry.max_attempts;
     let tuning = Tuning::from(&config.events);
+    tracing::info!(
+        window_ms = tuning.coalesce_window.as_millis() as u64,
+        concurrency = tuning.concurrency,
+        clock_skew_ms = tuning.clock_skew.as_millis() as u64,
+        "coalescing resource events"
+    );
     let reconciler = Arc::new(SyncReconciler(Arc::new(SyncEngine::live(
         config,
         tokens,
