@@ -28,6 +28,46 @@ fn params(seed: u64) -> SimParams {
     }
 }
 
+/// The simulation's ARM and ASM with every fault rate at 0 (nothing random is ever rolled), over
+/// `ledger`, for regression tests that force one interleaving by hand.
+struct QuietWorld {
+    azure: Arc<sim::SimAzure>,
+    asm: Arc<sim::SimAsm>,
+    ledger: Arc<dyn seedwatch::ledger::Ledger>,
+    clock: Arc<sim::TickClock>,
+}
+
+impl QuietWorld {
+    fn new(estate: Arc<sim::Estate>, ledger: Arc<dyn seedwatch::ledger::Ledger>) -> QuietWorld {
+        let dice = sim::Dice::new(1);
+        QuietWorld {
+            azure: Arc::new(sim::SimAzure {
+                estate,
+                dice: dice.clone(),
+                fault_rate: std::sync::Mutex::new(0.0),
+                reads: std::sync::atomic::AtomicUsize::new(0),
+            }),
+            asm: Arc::new(sim::SimAsm::new(dice, ledger.clone())),
+            ledger,
+            clock: Arc::new(sim::TickClock::default()),
+        }
+    }
+
+    /// An applier over this world, with the simulation's clock and extractor.
+    fn applier(&self) -> seedwatch::apply::Applier {
+        let mut applier = seedwatch::apply::Applier::new(
+            self.azure.clone(),
+            self.asm.clone(),
+            self.ledger.clone(),
+            seedwatch::check::EnabledChecks::all(),
+            sim::TAG.to_string(),
+        );
+        applier.clock = self.clock.clone();
+        applier.extract = sim::sim_extract;
+        applier
+    }
+}
+
 /// Many seeded runs on one current-thread runtime each (deterministic interleavings).
 #[test]
 fn simulation_converges_and_never_deletes_wrongly() {
@@ -136,32 +176,11 @@ async fn a_withdrawal_before_the_record_exists_outranks_an_older_generation() {
 /// to seeds it no longer had).
 #[tokio::test]
 async fn a_body_older_than_a_duplicate_read_is_stale() {
-    use seedwatch::apply::{Applier, ApplyRequest, Clock};
-    use seedwatch::check::EnabledChecks;
-    use seedwatch::ledger::Ledger;
-    use std::sync::Mutex;
-    use std::sync::atomic::AtomicUsize;
+    use seedwatch::apply::{ApplyRequest, Clock};
 
-    let dice = sim::Dice::new(1);
-    let ledger: Arc<dyn Ledger> = Arc::new(MemoryLedger::new());
     let estate = Arc::new(sim::Estate::default());
-    let azure = Arc::new(sim::SimAzure {
-        estate: estate.clone(),
-        dice: dice.clone(),
-        fault_rate: Mutex::new(0.0),
-        reads: AtomicUsize::new(0),
-    });
-    let asm = Arc::new(sim::SimAsm::new(dice, ledger.clone()));
-    let clock = Arc::new(sim::TickClock::default());
-    let mut applier = Applier::new(
-        azure.clone(),
-        asm.clone(),
-        ledger.clone(),
-        EnabledChecks::all(),
-        sim::TAG.to_string(),
-    );
-    applier.clock = clock.clone();
-    applier.extract = sim::sim_extract;
+    let world = QuietWorld::new(estate.clone(), Arc::new(MemoryLedger::new()));
+    let (applier, ledger, asm, clock) = (world.applier(), &world.ledger, &world.asm, &world.clock);
     let id = seedwatch::resource::ResourceId::parse(
         "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip0",
     )
@@ -195,14 +214,11 @@ async fn a_body_older_than_a_duplicate_read_is_stale() {
 /// The zone's first owner write is held until the group's delete has finished.
 #[tokio::test]
 async fn a_body_committed_after_its_resource_group_delete_listed_its_owners_is_read_again() {
-    use seedwatch::apply::{Applier, ApplyRequest, Clock};
-    use seedwatch::check::EnabledChecks;
+    use seedwatch::apply::{ApplyRequest, Clock};
     use seedwatch::ledger::Ledger;
     use seedwatch::ledger::keys::owner_key;
     use seedwatch::resource::ResourceId;
     use seedwatch::seed::Seed;
-    use std::sync::Mutex;
-    use std::sync::atomic::AtomicUsize;
 
     let group = ResourceId::parse("/subscriptions/s/resourceGroups/rg").unwrap();
     let zone =
@@ -213,30 +229,10 @@ async fn a_body_committed_after_its_resource_group_delete_listed_its_owners_is_r
 
     let memory: Arc<dyn Ledger> = Arc::new(MemoryLedger::new());
     let (gated, gate) = gated_ledger::GatedLedger::new(memory.clone(), owner_key(&zone));
-    let ledger: Arc<dyn Ledger> = gated.clone();
-    let dice = sim::Dice::new(1); // every fault rate is 0: it is never rolled true
     // ARM: the group and the zone are gone.
-    let azure = Arc::new(sim::SimAzure {
-        estate: Arc::new(sim::Estate::default()),
-        dice: dice.clone(),
-        fault_rate: Mutex::new(0.0),
-        reads: AtomicUsize::new(0),
-    });
-    let asm = Arc::new(sim::SimAsm::new(dice, ledger.clone()));
-    let clock = Arc::new(sim::TickClock::default());
-    let new_applier = || {
-        let mut applier = Applier::new(
-            azure.clone(),
-            asm.clone(),
-            ledger.clone(),
-            EnabledChecks::all(),
-            sim::TAG.to_string(),
-        );
-        applier.clock = clock.clone();
-        applier.extract = sim::sim_extract;
-        applier
-    };
-    let (applier_a, applier_b) = (new_applier(), new_applier());
+    let world = QuietWorld::new(Arc::new(sim::Estate::default()), gated.clone());
+    let (applier_a, applier_b) = (world.applier(), world.applier());
+    let (ledger, asm, clock) = (&world.ledger, &world.asm, &world.clock);
 
     // A Resource Notifications change whose body was taken while the zone still existed.
     let mut from_body = ApplyRequest::changed(zone.clone());
