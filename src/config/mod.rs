@@ -200,6 +200,16 @@ pub struct EventSettings {
     pub clock_skew: Duration,
 }
 
+impl Default for EventSettings {
+    fn default() -> EventSettings {
+        EventSettings {
+            coalesce_window: Duration::from_secs(1),
+            concurrency: 32,
+            clock_skew: Duration::from_secs(2),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrySettings {
     pub base_delay: Duration,
@@ -358,10 +368,11 @@ impl Config {
             retry_max_delay: r.duration_or("http.retry_max_delay", Duration::from_secs(5))?,
             timeout: r.duration_or("http.timeout", Duration::from_secs(30))?,
         };
+        let defaults = EventSettings::default();
         let events = EventSettings {
-            coalesce_window: r.duration_or_zero("events.coalesce_window", Duration::from_secs(1))?,
-            concurrency: r.nonzero_or("events.concurrency", 32)?,
-            clock_skew: r.duration_or_zero("events.clock_skew", Duration::from_secs(2))?,
+            coalesce_window: r.duration_or_zero("events.coalesce_window", defaults.coalesce_window)?,
+            concurrency: r.nonzero_or("events.concurrency", defaults.concurrency)?,
+            clock_skew: r.duration_or_zero("events.clock_skew", defaults.clock_skew)?,
         };
         // Every invocation of a burst waits out the window: keep it well inside the host's
         // function timeout and Event Grid's delivery timeout.

@@ -40,11 +40,7 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Tuning {
-        Tuning::from(&crate::config::EventSettings {
-            coalesce_window: Duration::from_secs(1),
-            concurrency: 32,
-            clock_skew: Duration::from_secs(2),
-        })
+        Tuning::from(&crate::config::EventSettings::default())
     }
 }
 
@@ -52,7 +48,7 @@ impl From<&crate::config::EventSettings> for Tuning {
     fn from(events: &crate::config::EventSettings) -> Tuning {
         Tuning {
             coalesce_window: events.coalesce_window,
-            concurrency: usize::try_from(events.concurrency).unwrap_or(32).max(1),
+            concurrency: usize::try_from(events.concurrency).unwrap_or(usize::MAX).max(1),
             clock_skew: events.clock_skew,
         }
     }
