@@ -29,3 +29,5 @@ pub mod resource;
 pub mod secret;
 pub mod seed;
 pub mod sync;
+#[cfg(test)]
+mod test_util;

@@ -184,13 +184,13 @@ mod fuzz {
         })
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        /// Any body, for every registered type: no panic, every seed is already normalised and
-        /// every warning names the resource.
-        #[test]
-        fn random_bodies_never_panic_and_only_yield_normalised_seeds(properties in body(), index in 0usize..64) {
+    /// Any body, for every registered type: no panic, every seed is already normalised and
+    /// every warning names the resource.
+    #[test]
+    fn random_bodies_never_panic_and_only_yield_normalised_seeds() {
+        let reached = crate::test_util::Reached::new("random_bodies_never_panic_and_only_yield_normalised_seeds");
+        proptest!(ProptestConfig::with_cases(256), |(properties in body(), index in 0usize..64)| {
+            reached.case();
             let extractors = registry();
             let extractor = &extractors[index % extractors.len()];
             let id = format!("/subscriptions/1/resourceGroups/rg/providers/{}/x", extractor.arm_type);
@@ -205,6 +205,9 @@ mod fuzz {
                 tags: serde_json::Value::Null,
             };
             let extraction = extract_resources(std::slice::from_ref(&resource), &EnabledChecks::all());
+            if !extraction.contributions.is_empty() || !extraction.warnings.is_empty() {
+                reached.hit();
+            }
             for c in &extraction.contributions {
                 prop_assert_eq!(Seed::from_stored(c.seed.name(), c.seed.kind()), Ok(c.seed.clone()));
                 prop_assert!(extractor.checks.contains(&c.check));
@@ -213,6 +216,7 @@ mod fuzz {
             for w in &extraction.warnings {
                 prop_assert_eq!(w.resource.as_str(), id.as_str());
             }
-        }
+        });
+        reached.check(0.3);
     }
 }

@@ -403,19 +403,22 @@ fn arb_name() -> impl Strategy<Value = String> {
     (0u8..30).prop_map(|i| format!("h{i}.contoso.com"))
 }
 
-proptest! {
-    /// Whatever the inputs: an untagged seed is never deleted, a desired seed is never deleted,
-    /// nothing is both added and present, and an incomplete sweep without provenance deletes
-    /// nothing.
-    #[test]
-    fn safety_invariants(
+/// Whatever the inputs: an untagged seed is never deleted, a desired seed is never deleted,
+/// nothing is both added and present, and an incomplete sweep without provenance deletes
+/// nothing.
+#[test]
+fn safety_invariants() {
+    let reached = crate::test_util::Reached::new("safety_invariants (cases that delete)");
+    proptest!(|(
         want in proptest::collection::btree_set(arb_name(), 0..20),
         have in proptest::collection::vec((arb_name(), any::<bool>()), 0..30),
-        delete in any::<bool>(),
+        // Weighted towards runs that may delete, so the deletion guards are exercised.
+        delete in proptest::bool::weighted(0.8),
         force in any::<bool>(),
         fraction in 0.0f64..=1.0,
-        incomplete in any::<bool>(),
-    ) {
+        incomplete in proptest::bool::weighted(0.25),
+    )| {
+        reached.case();
         let want: BTreeSet<Seed> = want.iter().map(|n| seed(n)).collect();
         let have: Vec<AsmSeed> = have
             .iter()
@@ -426,6 +429,9 @@ proptest! {
         let r = Rules { seed_tag: TAG.into(), delete_stale: delete, max_delete_fraction: fraction, force_deletes: force };
         let p = plan(&want, &have, &report, None, &r);
         let by_id: BTreeMap<&str, &AsmSeed> = have.iter().map(|s| (s.id.as_str(), s)).collect();
+        if !p.delete.is_empty() {
+            reached.hit();
+        }
         for d in &p.delete {
             let s = by_id[d.id.as_str()];
             prop_assert!(s.has_tag(TAG));
@@ -450,5 +456,6 @@ proptest! {
         }
         let again = plan(&want, &after, &report, None, &r);
         prop_assert!(again.add_seeds.is_empty());
-    }
+    });
+    reached.check(0.15);
 }

@@ -6,6 +6,7 @@
 //! stripped, IDN to punycode, canonical IPs, shared Microsoft parents refused.
 
 mod shared;
+mod special;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -137,8 +138,8 @@ impl Seed {
         let net = ipnet::IpNet::from_str(trimmed)
             .map_err(|_| SeedError::InvalidRange(shorten(trimmed)))?
             .trunc();
-        if !is_public(net.network()) {
-            return Err(SeedError::NotPublic(trimmed.to_string()));
+        if !special::is_public_net(net) {
+            return Err(SeedError::NotPublic(shorten(trimmed)));
         }
         Ok(Seed {
             name: net.to_string(),
@@ -156,7 +157,9 @@ impl Seed {
     }
 
     fn from_ip(ip: IpAddr, raw: &str) -> Result<Seed, SeedError> {
-        if !is_public(ip) {
+        // `::ffff:a.b.c.d` names the IPv4 host a.b.c.d; seed it in the form ASM scans.
+        let ip = ip.to_canonical();
+        if !special::is_public_ip(ip) {
             return Err(SeedError::NotPublic(shorten(raw)));
         }
         let kind = match ip {
@@ -217,28 +220,6 @@ fn is_valid_dns_name(name: &str) -> bool {
     labels
         .last()
         .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Whether an address can be reached from the internet. Private, loopback, link-local,
-/// multicast and unspecified addresses are never seeds (documentation ranges are kept: they
-/// are what test estates use).
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_unspecified()
-                || v4.is_broadcast())
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            let unique_local = (first & 0xfe00) == 0xfc00;
-            let link_local = (first & 0xffc0) == 0xfe80;
-            !(v6.is_loopback() || v6.is_multicast() || v6.is_unspecified() || unique_local || link_local)
-        }
-    }
 }
 
 fn shorten(value: &str) -> String {
