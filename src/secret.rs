@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+mod scrub;
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -15,6 +17,15 @@ impl Secret {
     /// The secret itself, for the one place that sends it (a header, a signature).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// `text` with every occurrence of the secret replaced by `***`, in each form a server may
+    /// echo it: raw, JSON-escaped (`\"`, `\\`, `\/`, `\uXXXX`), URL-encoded (`%XX` in either
+    /// case, `+` for a space, any mix of encoded and plain characters) and base64 (standard or
+    /// URL-safe, at any alignment inside a longer base64 text). Scrub before cutting a text
+    /// short, so no piece of a secret straddles the cut.
+    pub fn scrub(&self, text: &str) -> String {
+        scrub::scrub(text, self.0.as_bytes())
     }
 }
 

@@ -135,14 +135,10 @@ impl AsmClient {
         }
     }
 
-    /// Removes the key from any text that came back from the server.
+    /// Removes the key, in every form a server may echo it, from text that came back from the
+    /// server, and only then cuts it short (a cut first could split the key and keep a piece).
     fn scrub(&self, text: &str) -> String {
-        let key = self.key.expose();
-        if key.is_empty() {
-            text.to_string()
-        } else {
-            text.replace(key, "***")
-        }
+        shorten(&self.key.scrub(text))
     }
 
     /// The error for a status the caller has no better meaning for.
@@ -173,7 +169,7 @@ impl AsmClient {
         } else {
             text
         };
-        self.scrub(&shorten(&text))
+        self.scrub(&text)
     }
 }
 
@@ -293,7 +289,7 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// The `code` (a non-empty string) and a message from a 400 body.
+/// The `code` (a non-empty string) and a message from a 400 body, neither scrubbed nor cut.
 fn error_code(body: &[u8]) -> (Option<String>, String) {
     let parsed = serde_json::from_slice::<Value>(body).ok();
     let code = parsed.as_ref().and_then(|v| v.get("code")).and_then(|c| match c {
@@ -310,7 +306,7 @@ fn error_code(body: &[u8]) -> (Option<String>, String) {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
-    (code, shorten(&message))
+    (code, message)
 }
 
 /// Whether a 400 means "the seed is already in the scan" (ASM has no documented code for it,

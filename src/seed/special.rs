@@ -55,9 +55,9 @@ pub(super) fn is_public_ip(ip: IpAddr) -> bool {
 /// range that merely contains private space (`172.0.0.0/8`, `128.0.0.0/1`) is refused too.
 pub(super) fn is_public_net(net: IpNet) -> bool {
     match net {
-        IpNet::V4(net) => !IPV4_NOT_PUBLIC.iter().any(|&(addr, len)| {
-            Ipv4Net::new(addr, len).is_ok_and(|block| overlaps_v4(net, block))
-        }),
+        IpNet::V4(net) => !IPV4_NOT_PUBLIC
+            .iter()
+            .any(|&(addr, len)| Ipv4Net::new(addr, len).is_ok_and(|block| overlaps_v4(net, block))),
         IpNet::V6(net) => is_public_v6_net(net),
     }
 }
@@ -66,9 +66,9 @@ fn is_public_v6_net(net: Ipv6Net) -> bool {
     let (addr, len) = IPV6_GLOBAL_UNICAST;
     let inside_global = Ipv6Net::new(addr, len).is_ok_and(|global| global.contains(&net));
     inside_global
-        && !IPV6_NOT_PUBLIC.iter().any(|&(addr, len)| {
-            Ipv6Net::new(addr, len).is_ok_and(|block| block.contains(&net) || net.contains(&block))
-        })
+        && !IPV6_NOT_PUBLIC
+            .iter()
+            .any(|&(addr, len)| Ipv6Net::new(addr, len).is_ok_and(|block| block.contains(&net) || net.contains(&block)))
 }
 
 /// Two CIDR blocks overlap exactly when one contains the other.

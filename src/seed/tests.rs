@@ -180,11 +180,21 @@ fn refuses_special_purpose_addresses_and_ranges_that_contain_them() {
 
 #[test]
 fn public_neighbours_of_special_blocks_stay_seeds() {
-    for raw in ["100.63.255.255", "100.128.0.0", "198.17.255.255", "198.20.0.0", "172.32.0.1", "1.0.0.1"] {
+    for raw in [
+        "100.63.255.255",
+        "100.128.0.0",
+        "198.17.255.255",
+        "198.20.0.0",
+        "172.32.0.1",
+        "1.0.0.1",
+    ] {
         assert_eq!(host(raw), Ok((raw.to_string(), SeedKind::Ipv4)), "{raw}");
     }
     assert_eq!(host("::ffff:20.50.1.7"), Ok(("20.50.1.7".into(), SeedKind::Ipv4)));
-    assert_eq!(host("2603:1020:200::5"), Ok(("2603:1020:200::5".into(), SeedKind::Ipv6)));
+    assert_eq!(
+        host("2603:1020:200::5"),
+        Ok(("2603:1020:200::5".into(), SeedKind::Ipv6))
+    );
     for raw in ["20.0.0.0/8", "172.32.0.0/11", "2603:1020::/32", "198.51.100.0/24"] {
         assert!(Seed::from_range(raw).is_ok(), "{raw} is public");
     }

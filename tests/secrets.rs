@@ -1,0 +1,110 @@
+//! The ASM API key never reaches the output of the built binary, whatever form the server
+//! echoes it in and wherever a cut falls in the quoted text.
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/fake_asm.rs"]
+mod fake_asm;
+#[path = "support/fake_azure.rs"]
+mod fake_azure;
+
+use base64::Engine;
+use fake_asm::{FakeAsm, Fault, Route};
+use fake_azure::FakeAzure;
+
+/// A key with characters that every encoding spells differently.
+const KEY: &str = "hx-7Fq2+Zp/9w Lr\"8Tk=Vn%3Jd&Ye";
+const SCAN: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+const SUB: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+
+/// Every form of the key a server might echo.
+fn key_forms() -> Vec<(&'static str, String)> {
+    let json = serde_json::to_string(KEY).unwrap();
+    let url = |upper: bool| -> String {
+        KEY.bytes()
+            .map(|b| match b {
+                b if b.is_ascii_alphanumeric() || b == b'-' => (b as char).to_string(),
+                b' ' => "+".into(),
+                b if upper => format!("%{b:02X}"),
+                b => format!("%{b:02x}"),
+            })
+            .collect()
+    };
+    vec![
+        ("raw", KEY.to_string()),
+        ("JSON-escaped", json[1..json.len() - 1].to_string()),
+        ("URL-encoded, upper-case hex", url(true)),
+        ("URL-encoded, lower-case hex", url(false)),
+        (
+            "base64 in a basic-auth header",
+            base64::engine::general_purpose::STANDARD.encode(format!("api:{KEY}")),
+        ),
+    ]
+}
+
+/// Whether any 8-character piece of the key (or of one of its encoded forms) is in `text`.
+fn leaks(text: &str) -> Option<String> {
+    key_forms().into_iter().find_map(|(_, form)| {
+        let form = form.as_bytes();
+        let tail = form.len().saturating_sub(2);
+        // The last characters of a base64 form mix in the bytes after the key.
+        form[..tail.max(8)]
+            .windows(8)
+            .find(|piece| text.as_bytes().windows(8).any(|t| t == *piece))
+            .map(|piece| String::from_utf8_lossy(piece).into_owned())
+    })
+}
+
+fn env(asm: &FakeAsm, azure: &FakeAzure) -> Vec<(String, String)> {
+    let yaml = format!(
+        "scan_id: {SCAN}\nseed_tag: cloud-connector\n\
+         http:\n  retry_count: 0\n  timeout: 5s\n\
+         asm:\n  base_url: {}\n\
+         azure:\n  credential: managed_identity\n  endpoints:\n    resource_manager: {}\n",
+        asm.base_url(),
+        azure.base_url()
+    );
+    vec![
+        ("CONNECTOR_CONFIG".into(), yaml),
+        ("API_KEY".into(), KEY.into()),
+        ("LOG_LEVEL".into(), "trace".into()),
+        ("IDENTITY_ENDPOINT".into(), azure.identity_endpoint()),
+        ("IDENTITY_HEADER".into(), azure.identity_header()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_form_of_the_key_reaches_stdout_or_stderr() {
+    let azure = FakeAzure::start().await;
+    let id = format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip-1");
+    azure.load(vec![fake_azure::public_ip(&id, "203.0.113.7")]);
+    let asm = FakeAsm::start(KEY).await;
+    asm.add_scan(SCAN);
+    let dir = tempfile::tempdir().unwrap();
+    for (form_name, form) in key_forms() {
+        // The key placed across the 300-character cut of a quoted message, and again whole.
+        for padding in [0, 276] {
+            let message = format!("{}invalid key {form} given", "x".repeat(padding));
+            for code in [Some("BAD_SEED".to_string()), None] {
+                asm.fail_next(
+                    Route::Add,
+                    1,
+                    Fault::BadRequest {
+                        code: code.clone(),
+                        message: message.clone(),
+                    },
+                );
+                let run = cli::run(&["sync"], dir.path(), env(&asm, &azure)).await;
+                assert_eq!(asm.seed_names(SCAN).len(), 0, "the add was refused: {run:?}");
+                let output = format!("{}\n{}", run.stdout, run.stderr);
+                assert!(
+                    output.contains(&message[..12]),
+                    "the message was quoted ({form_name}, code {code:?}): {run:?}"
+                );
+                if let Some(piece) = leaks(&output) {
+                    panic!("{form_name} (padding {padding}, code {code:?}) leaked {piece:?}: {output}");
+                }
+            }
+        }
+    }
+}
