@@ -217,7 +217,9 @@ impl ConnectionString {
         };
         let endpoint = endpoint.filter(|e| !e.is_empty()).ok_or_else(|| missing("Endpoint"))?;
         let endpoint = if endpoint.starts_with("http://") {
-            endpoint.trim_end_matches('/').to_string()
+            crate::config::url::check_base_url(&endpoint).map_err(|why| {
+                QueueError::NotConfigured(format!("{}: Endpoint {endpoint}: {why}", env::SERVICE_BUS_CONNECTION))
+            })?
         } else {
             namespace_url(&endpoint)?
         };

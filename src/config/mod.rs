@@ -7,6 +7,7 @@
 
 mod duration;
 mod schema;
+pub mod url;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -160,7 +161,7 @@ pub struct AzureSettings {
     pub credential: CredentialKind,
     pub managed_identity_client_id: Option<String>,
     pub cloud: Cloud,
-    /// ARM and Resource Graph base URL; `http://` allowed for tests and proxies.
+    /// ARM and Resource Graph base URL; `http://` allowed only to a loopback address (tests).
     pub resource_manager: String,
     /// Service Bus base URL override (`http://127.0.0.1:9000`); normally derived from the namespace.
     pub service_bus: Option<String>,

@@ -216,13 +216,9 @@ impl Reader<'_> {
         }
     }
 
-    /// A base URL: http or https, no query; the trailing slash is dropped.
+    /// A base URL: https, or http to a loopback address; no query; the trailing slash is
+    /// dropped.
     pub fn base_url(&self, key: &str, raw: &str) -> Result<String, ConfigError> {
-        match url::Url::parse(raw) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() && url.query().is_none() => {
-                Ok(raw.trim_end_matches('/').to_string())
-            }
-            _ => Err(self.invalid(key, raw, "expected an http:// or https:// base URL")),
-        }
+        super::url::check_base_url(raw).map_err(|why| self.invalid(key, raw, why))
     }
 }

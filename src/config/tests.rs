@@ -154,6 +154,48 @@ fn invalid_values_name_key_value_and_origin() {
 }
 
 #[test]
+fn plain_http_is_refused_except_to_loopback() {
+    let keys = [
+        "asm:\n  base_url: {}",
+        "azure:\n  endpoints:\n    resource_manager: {}",
+        "azure:\n  endpoints:\n    service_bus: {}",
+    ];
+    for template in keys {
+        let key = if template.starts_with("asm") {
+            "asm.base_url"
+        } else if template.contains("resource_manager") {
+            "azure.endpoints.resource_manager"
+        } else {
+            "azure.endpoints.service_bus"
+        };
+        for remote in [
+            "http://asm.example.com/api",
+            "http://10.0.0.5:8080",
+            "http://[2001:db8::1]/",
+            "http://localhost.example.com",
+        ] {
+            let err = load_yaml(&template.replace("{}", remote), &[]).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains(remote) && err.contains("loopback"),
+                "{remote} for {key} gave {err}"
+            );
+        }
+        for local in [
+            "http://127.0.0.1:9/api",
+            "http://127.1.2.3",
+            "http://[::1]:8080",
+            "http://localhost:7071",
+            "https://proxy.example.com",
+        ] {
+            assert!(
+                load_yaml(&template.replace("{}", local), &[]).is_ok(),
+                "{local} for {key}"
+            );
+        }
+    }
+}
+
+#[test]
 fn broken_yaml_and_empty_env_are_errors() {
     assert!(matches!(
         load_yaml("scan_id: [unclosed", &[]),
@@ -225,4 +267,34 @@ fn a_coalescing_window_too_long_for_the_host_is_refused() {
     );
     let err = load_yaml("scan_id: x\nevents:\n  clock_skew: soon\n", &[]).unwrap_err();
     assert!(err.to_string().contains("events.clock_skew"), "{err}");
+}
+
+#[test]
+fn storage_and_service_bus_connection_strings_refuse_plain_http_to_other_hosts() {
+    use crate::ledger::parse_connection_string;
+    let key = "a2V5";
+    let remote = format!("AccountName=acct;AccountKey={key};TableEndpoint=http://acct.table.example.com/");
+    let err = parse_connection_string(&remote, Cloud::Public).unwrap_err().to_string();
+    assert!(
+        err.contains("TableEndpoint") && err.contains("http://acct.table.example.com") && err.contains("loopback"),
+        "{err}"
+    );
+    let protocol = format!("DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={key}");
+    let err = parse_connection_string(&protocol, Cloud::Public)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("loopback") && !err.contains(key), "{err}");
+    let local = format!("AccountName=acct;AccountKey={key};TableEndpoint=http://127.0.0.1:10002/acct");
+    assert!(parse_connection_string(&local, Cloud::Public).is_ok());
+    let bus = "Endpoint=http://bus.example.com/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0";
+    let err = crate::queue::ConnectionString::parse(bus)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("ServiceBusConnection") && err.contains("loopback") && !err.contains("c2VjcmV0"),
+        "{err}"
+    );
+    let local = "Endpoint=http://127.0.0.1:9000/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0";
+    assert!(crate::queue::ConnectionString::parse(local).is_ok());
 }

@@ -119,14 +119,7 @@ fn storage_from_env(cloud: Cloud, env: &dyn EnvSource) -> Result<Option<StorageT
 }
 
 fn check_url(raw: &str, name: &str) -> Result<String, LedgerError> {
-    match url::Url::parse(raw) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() && url.query().is_none() => {
-            Ok(raw.trim_end_matches('/').to_string())
-        }
-        _ => Err(LedgerError::Config(format!(
-            "{name} is not an http(s) URL without a query"
-        ))),
-    }
+    crate::config::url::check_base_url(raw).map_err(|why| LedgerError::Config(format!("{name} {raw}: {why}")))
 }
 
 /// Parses a storage connection string. Errors name the missing or bad part, never the value
@@ -174,7 +167,10 @@ pub fn parse_connection_string(text: &str, cloud: Cloud) -> Result<StorageTarget
                 Some(suffix) => format!("table.{suffix}"),
                 None => cloud.table_suffix().to_string(),
             };
-            format!("{protocol}://{account}.{suffix}")
+            check_url(
+                &format!("{protocol}://{account}.{suffix}"),
+                &format!("{what}: endpoint"),
+            )?
         }
     };
     Ok(StorageTarget {
