@@ -8,6 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# tests/deploy.rs lints the scripts with shellcheck and fails without it.
+if ! command -v shellcheck >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get install -y -qq shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }
+    else
+        echo "scripts/test.sh: shellcheck is missing; install it (apt-get install shellcheck)" >&2
+        exit 1
+    fi
+fi
+
 if [ ! -x node_modules/.bin/azurite-table ]; then
     npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -35,12 +35,73 @@ fn files_with_extension(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// All Bicep text under infra/, concatenated.
+/// All Bicep code under infra/ (comments removed), concatenated.
 fn bicep_text() -> String {
     let mut files = Vec::new();
     files_with_extension(&repo().join("infra"), "bicep", &mut files);
     assert!(!files.is_empty(), "no Bicep files under infra/");
-    files.iter().map(|f| read(f)).collect::<Vec<_>>().join("\n")
+    files.iter().map(|f| bicep_code(f)).collect::<Vec<_>>().join("\n")
+}
+
+/// One Bicep file without its comments, so a fact matched in it is said by the code, not by a
+/// comment about it.
+fn bicep_code(path: &Path) -> String {
+    strip_bicep_comments(&read(path))
+}
+
+/// Removes `// line` and `/* block */` comments, leaving string literals ('...' with `\'`
+/// escapes, and ''''multi-line'''') untouched. Line breaks are kept.
+fn strip_bicep_comments(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let rest = &chars[i..];
+        if rest.starts_with(&['\'', '\'', '\'']) {
+            let end = (i + 3..chars.len().saturating_sub(2))
+                .find(|&j| chars[j..].starts_with(&['\'', '\'', '\'']))
+                .map_or(chars.len(), |j| j + 3);
+            out.extend(&chars[i..end]);
+            i = end;
+        } else if rest[0] == '\'' {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != '\'' && chars[j] != '\n' {
+                j += if chars[j] == '\\' { 2 } else { 1 };
+            }
+            let end = (j + 1).min(chars.len());
+            out.extend(&chars[i..end]);
+            i = end;
+        } else if rest.starts_with(&['/', '/']) {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if rest.starts_with(&['/', '*']) {
+            let end = (i + 2..chars.len().saturating_sub(1))
+                .find(|&j| chars[j..].starts_with(&['*', '/']))
+                .map_or(chars.len(), |j| j + 2);
+            out.extend(chars[i..end].iter().filter(|c| **c == '\n'));
+            i = end;
+        } else {
+            out.push(rest[0]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn bicep_comments_are_stripped_and_strings_kept() {
+    let text = "a: 'https://x/y' // allowSharedKeyAccess: false\n/* httpsOnly: true\n */b: 'it\\'s // kept'\nc: \'\'\'\n// in a string\n\'\'\'\n";
+    let code = strip_bicep_comments(text);
+    assert!(
+        !code.contains("allowSharedKeyAccess") && !code.contains("httpsOnly"),
+        "{code}"
+    );
+    assert!(
+        code.contains("'https://x/y'") && code.contains("'it\\'s // kept'") && code.contains("// in a string"),
+        "{code}"
+    );
+    assert_eq!(code.lines().count(), text.lines().count());
 }
 
 /// App settings in the Bicep: every `name: '<X>'` line directly followed by a `value:` line
@@ -285,16 +346,12 @@ const ALLOWED_ROLES: &[(&str, &str)] = &[
         "Azure Service Bus Data Receiver: identity, retry queue",
     ),
     (
-        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
-        "Storage Blob Data Owner: identity, storage account",
-    ),
-    (
-        "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
-        "Storage Queue Data Contributor: identity, storage account",
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+        "Storage Blob Data Reader: identity, package container (Consumption)",
     ),
     (
         "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
-        "Storage Table Data Contributor: identity, storage account",
+        "Storage Table Data Contributor: identity, storage account (the ledger creates its table)",
     ),
     (
         "4633458b-17de-408a-b874-0445c86b69e6",
@@ -306,12 +363,96 @@ const ALLOWED_ROLES: &[(&str, &str)] = &[
     ),
     (
         "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
-        "Storage Blob Data Contributor: deployer only, package container",
+        "Storage Blob Data Contributor: identity on the host containers and (Flex) the package \
+         container; deployer on the package container (Consumption)",
     ),
 ];
 
+/// Every role assignment in infra/modules/app.bicep as (principal, role, scope), exactly.
+const APP_ROLE_ASSIGNMENTS: &[(&str, &str, &str)] = &[
+    (
+        "identity.properties.principalId",
+        "roles.storageBlobDataContributor",
+        "hostContainers[i]",
+    ),
+    ("identity.properties.principalId", "packageRoleId", "packageContainer"),
+    (
+        "identity.properties.principalId",
+        "roles.storageTableDataContributor",
+        "storage",
+    ),
+    ("identity.properties.principalId", "roleId", "retryQueue"),
+    ("identity.properties.principalId", "roles.keyVaultSecretsUser", "vault"),
+    ("deployerPrincipalId", "roles.keyVaultSecretsOfficer", "vault"),
+    (
+        "deployerPrincipalId",
+        "roles.storageBlobDataContributor",
+        "packageContainer",
+    ),
+];
+
+/// The value after `key: ` on the first line of `block` that has it.
+fn field<'a>(block: &'a str, key: &str) -> Option<&'a str> {
+    block.lines().find_map(|l| l.trim().strip_prefix(key)).map(str::trim)
+}
+
+#[test]
+fn app_role_assignments_are_exactly_these_with_their_scopes() {
+    let app = bicep_code(&repo().join("infra/modules/app.bicep"));
+    let mut found = Vec::new();
+    for block in app.split("Microsoft.Authorization/roleAssignments@").skip(1) {
+        let role = field(
+            block,
+            "roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ",
+        )
+        .and_then(|r| r.strip_suffix(')'))
+        .expect("roleDefinitionId");
+        let scope = field(block, "scope: ").expect("role assignment without scope");
+        let principal = field(block, "principalId: ").expect("principalId");
+        found.push((principal.to_string(), role.to_string(), scope.to_string()));
+    }
+    let expected: Vec<(String, String, String)> = APP_ROLE_ASSIGNMENTS
+        .iter()
+        .map(|(p, r, s)| (p.to_string(), r.to_string(), s.to_string()))
+        .collect();
+    assert_eq!(found, expected, "role assignments in app.bicep");
+    // What the indirections stand for.
+    for fact in [
+        "var packageRoleId = isFlex ? roles.storageBlobDataContributor : roles.storageBlobDataReader",
+        "for (name, i) in hostContainerNames: {",
+        "var hostContainerNames = [\n  'azure-webjobs-hosts'\n  'azure-webjobs-secrets'\n]",
+        "var queueRoleIds = [\n  roles.serviceBusDataSender\n  roles.serviceBusDataReceiver\n]",
+        "for roleId in queueRoleIds: {",
+        "if (!empty(deployerPrincipalId) && !isFlex) {\n  name: guid(packageContainer.id, deployerPrincipalId, roles.storageBlobDataContributor)",
+    ] {
+        assert!(app.contains(fact), "app.bicep no longer says `{fact}`");
+    }
+    assert!(
+        !app.contains("AzureWebJobsStorage__queueServiceUri"),
+        "the host gets no queue endpoint: it has no queue role"
+    );
+}
+
+#[test]
+fn basic_auth_publishing_is_disabled_for_scm_and_ftp() {
+    let app = bicep_code(&repo().join("infra/modules/app.bicep"));
+    let mut policies = BTreeSet::new();
+    for block in app
+        .split("'Microsoft.Web/sites/basicPublishingCredentialsPolicies@")
+        .skip(1)
+    {
+        let block: String = block.lines().take_while(|l| *l != "}").collect::<Vec<_>>().join("\n");
+        assert_eq!(field(&block, "parent: "), Some("site"), "{block}");
+        assert_eq!(field(&block, "allow: "), Some("false"), "{block}");
+        policies.insert(field(&block, "name: ").unwrap_or_default().to_string());
+    }
+    assert_eq!(policies, BTreeSet::from(["'ftp'".to_string(), "'scm'".to_string()]));
+}
+
 const FORBIDDEN_ROLES: &[(&str, &str)] = &[
     ("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner"),
+    ("b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "Storage Blob Data Owner"),
+    ("974c5e8b-45b9-4653-ba55-5f855dd0fb88", "Storage Queue Data Contributor"),
     ("b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor"),
     ("18d7d88d-d35e-4fb5-a5c3-7773c20a72d9", "User Access Administrator"),
 ];
@@ -436,7 +577,7 @@ fn event_filter_covers_every_tracked_type_without_overlap() {
             "no Event Grid prefix covers {arm_type}"
         );
     }
-    let events = read(&repo().join("infra/modules/events.bicep"));
+    let events = bicep_code(&repo().join("infra/modules/events.bicep"));
     for event_type in [
         "'Microsoft.Resources.ResourceWriteSuccess'",
         "'Microsoft.Resources.ResourceDeleteSuccess'",
@@ -462,7 +603,7 @@ fn event_filter_covers_every_tracked_type_without_overlap() {
     ] {
         assert!(events.contains(fact), "events.bicep no longer says `{fact}`");
     }
-    let main = read(&repo().join("infra/main.bicep"));
+    let main = bicep_code(&repo().join("infra/main.bicep"));
     assert!(
         main.contains("/functions/resource-events'"),
         "the event destination must be the resource-events function"
@@ -740,18 +881,27 @@ fn package_script_refuses_what_the_host_cannot_run() {
 }
 
 #[test]
-fn scripts_are_shellcheck_clean_when_shellcheck_is_installed() {
-    let scripts = ["scripts/package.sh", "scripts/deploy.sh", "scripts/checkov.sh"];
+fn scripts_are_shellcheck_clean() {
+    let scripts = [
+        "scripts/package.sh",
+        "scripts/deploy.sh",
+        "scripts/checkov.sh",
+        "scripts/test.sh",
+    ];
     for script in scripts {
         let path = repo().join(script);
         let text = read(&path);
         assert!(text.starts_with("#!/usr/bin/env bash\n"), "{script}: bash shebang");
         assert!(text.contains("set -euo pipefail"), "{script}: strict mode");
     }
-    let Ok(output) = Command::new("shellcheck").args(scripts).current_dir(repo()).output() else {
-        eprintln!("shellcheck not installed: lint skipped (apt-get install shellcheck)");
-        return;
-    };
+    // Not installed is a failure, not a skip: scripts/test.sh installs it.
+    let output = Command::new("shellcheck")
+        .args(scripts)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("shellcheck could not run ({e}): run scripts/test.sh, or apt-get install shellcheck")
+        });
     assert!(
         output.status.success(),
         "shellcheck: {}{}",

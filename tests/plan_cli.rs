@@ -150,7 +150,6 @@ fn example_estate_negatives_stay_out() {
         "legacy.contoso.com",                       // its certificate, same gateway
         "ca.contoso.com",                           // CA certificate in the PKCS#7 bundle
         "pki.contoso.com",                          // CA certificate SAN
-        "www.contoso.com.",                         // reverseFqdn is never used (and dots are stripped)
         "198.51.100.128/25",                        // decommissioned custom prefix
         "198.51.100.77",                            // A record value
         "contoso.statuspage-vendor.example",        // CNAME target
@@ -179,6 +178,21 @@ fn example_estate_negatives_stay_out() {
     ] {
         assert!(!seeds.iter().any(|s| s == absent), "{absent} must not be seeded");
     }
+    // `dnsSettings.reverseFqdn` (www.contoso.com. on the gateway's public IP) is never used: that
+    // IP contributes exactly its DNS name and address; www.contoso.com comes from other resources.
+    let pip = format!("{SUB}/rg-web/providers/Microsoft.Network/publicIPAddresses/pip-agw-prod");
+    let from_pip: Vec<&str> = plan["seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["sources"].as_array().unwrap().iter().any(|source| *source == pip))
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        from_pip,
+        ["contoso-agw.westeurope.cloudapp.azure.com", "203.0.113.10"],
+        "seeds from {pip}"
+    );
 }
 
 #[test]

@@ -38,11 +38,17 @@ var serviceBusName = 'sb-${namePrefix}-${suffix}'
 var packageContainerName = 'app-package'
 var packageBlobName = 'seedwatch.zip'
 var deadLetterContainerName = 'eventgrid-deadletter'
+// The Functions host's own containers with identity-based AzureWebJobsStorage: leases (timer
+// singleton, host id) and function keys. Created here so the identity needs no right to create
+// containers, only to read and write blobs in these two.
+var hostContainerNames = [
+  'azure-webjobs-hosts'
+  'azure-webjobs-secrets'
+]
 
 // Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 var roles = {
-  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
@@ -149,6 +155,16 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+resource hostContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = [
+  for name in hostContainerNames: {
+    parent: blobService
+    name: name
+    properties: {
+      publicAccess: 'None'
+    }
+  }
+]
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'
@@ -236,10 +252,6 @@ var commonSettings = [
   {
     name: 'AzureWebJobsStorage__blobServiceUri'
     value: storage.properties.primaryEndpoints.blob
-  }
-  {
-    name: 'AzureWebJobsStorage__queueServiceUri'
-    value: storage.properties.primaryEndpoints.queue
   }
   {
     name: 'AzureWebJobsStorage__tableServiceUri'
@@ -411,32 +423,77 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
   dependsOn: [
     packageContainer
-    identityStorageRoles
+    identityHostBlobRoles
+    identityPackageRole
+    identityTableRole
     identityQueueRoles
     identityVaultRole
   ]
 }
 
+// No basic-auth publishing: deployments and the Kudu/SCM site take Entra ID only
+// (https://learn.microsoft.com/azure/app-service/configure-basic-auth-disable).
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
 // ---- Role assignments of the identity: exactly these, nothing else. ----
 
-// Host (leases, timer schedule monitor, Flex deployment package) and ledger (table).
-var storageRoleIds = [
-  roles.storageBlobDataOwner
-  roles.storageQueueDataContributor
-  roles.storageTableDataContributor
-]
-
-resource identityStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for roleId in storageRoleIds: {
-    name: guid(storage.id, identity.id, roleId)
-    scope: storage
+// Host storage: read and write blobs in the host's lease and key containers only
+// (https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity).
+// No queue role: the host uses queues only for some bindings (blob trigger receipts, queue
+// triggers), and this app's triggers are HTTP, timer and Service Bus.
+resource identityHostBlobRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (name, i) in hostContainerNames: {
+    name: guid(hostContainers[i].id, identity.id, roles.storageBlobDataContributor)
+    scope: hostContainers[i]
     properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
       principalId: identity.properties.principalId
       principalType: 'ServicePrincipal'
     }
   }
 ]
+
+// The code package. Consumption runs it from the blob (read only; the deployer uploads it). Flex
+// Consumption's deployment writes the package with the app's deployment-storage identity, so
+// there the identity needs write access, to this container only
+// (https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#deployment).
+var packageRoleId = isFlex ? roles.storageBlobDataContributor : roles.storageBlobDataReader
+
+resource identityPackageRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(packageContainer.id, identity.id, packageRoleId)
+  scope: packageContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', packageRoleId)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The ledger table, on the account: the ledger creates its table when missing (POST /Tables is
+// an account-level operation).
+resource identityTableRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roles.storageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
 
 // Send (failed applies become scheduled retries) and receive (the retry trigger), on the queue only.
 var queueRoleIds = [
