@@ -233,6 +233,8 @@ pub struct Applier {
     pub asm: Arc<dyn AsmApi>,
     pub ledger: Arc<dyn Ledger>,
     pub checks: EnabledChecks,
+    /// `asm.seed_types`: seeds of other types are not this owner's seeds.
+    pub seed_types: BTreeSet<crate::seed::SeedKind>,
     pub seed_tag: String,
     pub clock: Arc<dyn Clock>,
     pub probe: Arc<dyn StepProbe>,
@@ -283,6 +285,7 @@ impl Applier {
             asm,
             ledger,
             checks,
+            seed_types: crate::config::all_seed_types(),
             seed_tag,
             clock: Arc::new(SystemClock),
             probe: Arc::new(NoProbe),
@@ -304,13 +307,15 @@ impl Applier {
         let ledger = crate::ledger::open(config, env, Some(tokens))
             .await
             .map_err(|e| e.to_string())?;
-        Ok(Applier::new(
+        let mut applier = Applier::new(
             azure,
             Arc::new(asm),
             ledger,
             config.azure.checks.clone(),
             config.seed_tag.clone(),
-        ))
+        );
+        applier.seed_types = config.asm.seed_types.clone();
+        Ok(applier)
     }
 
     fn step(&self, step: Step) -> Result<(), ApplyError> {
@@ -514,7 +519,7 @@ impl Applier {
         let mut seeds: Vec<OwnedSeed> = extraction
             .contributions
             .into_iter()
-            .filter(|c| &c.owner == owner)
+            .filter(|c| &c.owner == owner && self.seed_types.contains(&c.seed.kind()))
             .map(|c| OwnedSeed {
                 seed: c.seed,
                 check: c.check,
@@ -798,7 +803,9 @@ impl Applier {
     async fn asm_add(&self, seed: &Seed, run: &Run) -> Result<Outcome, ApplyError> {
         run.asm_writes.fetch_add(1, Ordering::Relaxed);
         let tags = [self.seed_tag.clone()];
-        match self.asm.add_seed(seed, &tags).await {
+        // A seed ASM refused within the last day is answered from the ledger, not sent again.
+        let now = self.clock.now_ms();
+        match crate::ledger::refused::add_remembering(&*self.asm, &*self.ledger, now, seed, &tags).await {
             Ok(AddOutcome::Added) => {
                 Run::note(&run.added, seed);
                 Ok(Outcome::Held {

@@ -252,11 +252,17 @@ pub async fn reconcile_and_apply(
     config: &Config,
     asm: &dyn AsmApi,
     completeness: CompletenessReport,
-    extraction: Extraction,
+    mut extraction: Extraction,
     options: SyncOptions,
     progress: &dyn SyncProgress,
 ) -> Result<SyncReport, SyncError> {
     progress.phase(Phase::Reconciling);
+    // `asm.seed_types`: a type turned off is not wanted, as a disabled check's seeds are not.
+    let before = extraction.contributions.len();
+    extraction
+        .contributions
+        .retain(|c| config.asm.seed_types.contains(&c.seed.kind()));
+    let types_off = before - extraction.contributions.len();
     let listed = asm.list_seeds().await?;
     let desired: BTreeSet<Seed> = extraction.contributions.iter().map(|c| c.seed.clone()).collect();
     let rules = Rules {
@@ -274,6 +280,11 @@ pub async fn reconcile_and_apply(
     });
 
     let mut warnings: Vec<String> = config.warnings.clone();
+    if types_off > 0 {
+        warnings.push(format!(
+            "{types_off} seed sources left out: their seed type is not in asm.seed_types"
+        ));
+    }
     warnings.extend(completeness.incomplete.iter().map(describe_incomplete));
     warnings.extend(completeness.notes.iter().cloned());
     if completeness.scope_unknown {

@@ -862,6 +862,7 @@ mod e2e {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sync_of_the_policy_estate_holds_exactly_the_planned_seeds() {
         let w = world(0).await;
+        w.asm.plan_with_ranges(); // the policy estate has public IP prefixes
         w.azure.load(cli::estate_items(cli::EXAMPLE_ESTATE));
         w.asm.insert_seed(SCAN, "manual.example.org", "domain", &["manual"]);
         w.asm.insert_seed(SCAN, "gone.contoso.com", "domain", &[TAG]);

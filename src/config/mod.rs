@@ -174,6 +174,18 @@ pub struct AzureSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AsmSettings {
     pub base_url: String,
+    /// `asm.seed_types`: the seed types sent to ASM, spelled as the ASM API spells them
+    /// (`domain`, `ipv4`, `ipv6`, `iprange`); all four by default. Seeds of another type are
+    /// left out of the desired set, as a disabled service check's are.
+    pub seed_types: std::collections::BTreeSet<crate::seed::SeedKind>,
+}
+
+/// Every seed type, the default of `asm.seed_types`.
+pub fn all_seed_types() -> std::collections::BTreeSet<crate::seed::SeedKind> {
+    use crate::seed::SeedKind;
+    [SeedKind::Domain, SeedKind::Ipv4, SeedKind::Ipv6, SeedKind::IpRange]
+        .into_iter()
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -355,6 +367,7 @@ impl Config {
             Some(url) => r.base_url("asm.base_url", &url)?,
             None => DEFAULT_ASM_BASE_URL.to_string(),
         };
+        let seed_types = schema::seed_types(&r, "asm.seed_types")?;
         let ledger_kind = match r.string("ledger.kind")?.as_deref() {
             None | Some("auto") => LedgerKind::Auto,
             Some("table") => LedgerKind::Table,
@@ -410,7 +423,10 @@ impl Config {
                 management_groups: r.string_list("azure.management_groups")?,
                 checks,
             },
-            asm: AsmSettings { base_url: asm_base },
+            asm: AsmSettings {
+                base_url: asm_base,
+                seed_types,
+            },
             sync: SyncSettings { max_delete_fraction },
             ledger: LedgerSettings {
                 kind: ledger_kind,

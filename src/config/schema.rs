@@ -40,7 +40,7 @@ fn known_children(path: &str) -> Option<Vec<&'static str>> {
         ],
         "azure.endpoints" => vec!["resource_manager", "service_bus"],
         "azure.services" => ServiceCheck::ALL.iter().map(|c| c.toggle()).collect(),
-        "asm" => vec!["base_url"],
+        "asm" => vec!["base_url", "seed_types"],
         "sync" => vec!["max_delete_fraction"],
         "ledger" => vec!["kind", "path", "table"],
         "events" => vec!["coalesce_window", "concurrency", "clock_skew"],
@@ -221,4 +221,23 @@ impl Reader<'_> {
     pub fn base_url(&self, key: &str, raw: &str) -> Result<String, ConfigError> {
         super::url::check_base_url(raw).map_err(|why| self.invalid(key, raw, why))
     }
+}
+
+/// `asm.seed_types`: a list of ASM seed type names (any case); absent means all of them. An
+/// empty list or an unknown name is an error naming the key and the value.
+pub fn seed_types(r: &Reader, key: &str) -> Result<std::collections::BTreeSet<crate::seed::SeedKind>, ConfigError> {
+    if r.get(key).is_none() {
+        return Ok(super::all_seed_types());
+    }
+    let names = r.string_list(key)?;
+    if names.is_empty() {
+        return Err(r.invalid(key, "[]", "expected at least one of domain, ipv4, ipv6, iprange"));
+    }
+    names
+        .iter()
+        .map(|name| {
+            crate::seed::SeedKind::parse_loose(name)
+                .ok_or_else(|| r.invalid(key, name, "expected seed types among domain, ipv4, ipv6, iprange"))
+        })
+        .collect()
 }

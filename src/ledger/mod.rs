@@ -23,6 +23,7 @@ mod open;
 pub mod ops;
 pub mod rebuild;
 mod records;
+pub mod refused;
 pub mod table;
 
 use async_trait::async_trait;

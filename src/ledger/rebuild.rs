@@ -296,6 +296,16 @@ pub async fn sync_with_ledger(
     let mut failed_changes = read_failed_changes(ledger, &mut ledger_warnings).await;
     let dry_run = options.dry_run;
     let started = SystemClock.now_ms();
+    // Seeds ASM refused within the last day are not sent again (`refused.rs`).
+    let remembering = ledger.map(|ledger| super::refused::RememberRefusals {
+        inner: asm,
+        ledger,
+        clock: &SystemClock,
+    });
+    let asm: &dyn crate::asm::AsmApi = match &remembering {
+        Some(remembering) => remembering,
+        None => asm,
+    };
     let report = crate::sync::run_sync(config, azure, asm, options, progress).await?;
     let mut rebuilt = None;
     if let Some(ledger) = ledger

@@ -1,12 +1,21 @@
 #![allow(dead_code)]
 //! A fake Hexiosec ASM API on 127.0.0.1 (hexiosec-connector.md section 4), for tests.
 //!
-//! Wire format: `x-hexiosec-api-key` checked on every request (wrong or missing → 401);
+//! Wire format: `x-hexiosec-api-key` checked on every request before anything else, scripted
+//! faults included (wrong or missing → 401; only an outage, which takes the whole service down,
+//! answers first);
 //! `GET /api/auth` → `{"authenticated": true}`; `GET /api/v1/scans/{id}` → the scan or 404;
 //! `GET /api/v1/scans/{id}/seeds?expand=tags` → a JSON array of `{id, name, type, tags}`;
 //! `POST /api/v1/scans/{id}/seeds` with `{name, type, tags}` (type case-insensitive) → 201 with
-//! the created seed, or 400 `{"code", "message"}` for a duplicate, a bad seed or the plan's
-//! seed limit; `DELETE /api/v1/scans/{id}/seeds/{seedId}` → 204, or 404.
+//! the created seed, or 400 `{"code", "message"}` for a duplicate, a value that is not of its
+//! type (`INVALID_SEED`: a domain name sent as `ipv4`...), a type the plan does not include
+//! (`SEED_TYPE_NOT_IN_PLAN`) or the plan's seed limit; `DELETE /api/v1/scans/{id}/seeds/{seedId}` → 204, or 404.
+//!
+//! The plan: ranges (`iprange`) are "not included in all plans" (docs "Seeds and IPs"), so by
+//! default the fake's plan refuses them, the strictest plan the documentation describes; IPv6,
+//! a documented seed type, is accepted (the Hexiosec connector's "not currently supported" is
+//! that connector skipping IPv6, not the API refusing it). A test that needs ranges says so
+//! with [`FakeAsm::plan_with_ranges`]; [`FakeAsm::set_plan_seed_types`] models any plan.
 //!
 //! Faults: scripted per route ([`FakeAsm::fail_next`]: 429 with `Retry-After`, any status,
 //! dropped connections, delays, 400 with or without `code`), persistent rejections of a name,
@@ -119,6 +128,8 @@ struct State {
     latency: Duration,
     seed_limit: Option<usize>,
     list_shape: Option<ListShape>,
+    /// Seed types the plan includes (lower case); see the module documentation.
+    plan_types: Vec<String>,
     journal: Vec<JournalEntry>,
     requests: Vec<(Route, u16)>,
     seen: Vec<Route>,
@@ -163,6 +174,7 @@ impl FakeAsm {
         let addr = listener.local_addr().expect("fake ASM address");
         let state: Shared = Arc::new(Mutex::new(State {
             key: key.to_string(),
+            plan_types: ["domain", "ipv4", "ipv6"].map(str::to_string).to_vec(),
             ..State::default()
         }));
         let shared = state.clone();
@@ -270,6 +282,16 @@ impl FakeAsm {
         self.with(|s| s.seed_limit = limit);
     }
 
+    /// A plan that includes IP ranges (not every plan does; the default plan refuses them).
+    pub fn plan_with_ranges(&self) {
+        self.set_plan_seed_types(&["domain", "ipv4", "ipv6", "iprange"]);
+    }
+
+    /// The seed types the plan includes; adds of another type get 400 `SEED_TYPE_NOT_IN_PLAN`.
+    pub fn set_plan_seed_types(&self, types: &[&str]) {
+        self.with(|s| s.plan_types = types.iter().map(|t| t.to_ascii_lowercase()).collect());
+    }
+
     pub fn set_list_shape(&self, shape: ListShape) {
         self.with(|s| s.list_shape = Some(shape));
     }
@@ -358,7 +380,9 @@ async fn handle(state: Shared, req: Request<Body>) -> Result<Response<Body>, std
             .get("x-hexiosec-api-key")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|k| k == s.key);
-        (s.take_fault(route), s.outage, s.latency, key_ok)
+        // A fault is used up only by a request that passes the key check.
+        let fault = (key_ok && !s.outage).then(|| s.take_fault(route));
+        (fault, s.outage, s.latency, key_ok)
     };
     let record = |status: u16| {
         let mut s = state.lock().expect("fake ASM state");
@@ -384,6 +408,16 @@ async fn handle(state: Shared, req: Request<Body>) -> Result<Response<Body>, std
             json!({"message": "Service Unavailable"}),
         ));
     }
+    // The key first, as the service does: a request with a wrong key never reaches a fault
+    // (and does not use one up).
+    if !key_ok {
+        record(401);
+        return Ok(json_response(
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "Unauthorized"}),
+        ));
+    }
+    let fault = fault.and_then(|fault| fault);
     match fault {
         Some(Fault::Drop) => {
             record(0);
@@ -429,13 +463,6 @@ async fn handle(state: Shared, req: Request<Body>) -> Result<Response<Body>, std
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         None => {}
-    }
-    if !key_ok {
-        record(401);
-        return Ok(json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({"message": "Unauthorized"}),
-        ));
     }
     let query = req.uri().query().unwrap_or("").to_string();
     let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
@@ -485,6 +512,7 @@ fn answer(
     let shape = s.list_shape.unwrap_or(ListShape::Array);
     let limit = s.seed_limit;
     let rejected = s.rejected.clone();
+    let plan_types = s.plan_types.clone();
     s.next_id += 1;
     let next_id = s.next_id;
     let Some(seeds) = s.scans.get_mut(&scan_id) else {
@@ -530,7 +558,7 @@ fn answer(
             json_response(StatusCode::OK, body)
         }
         Route::Add => {
-            let (status, response, target) = add(seeds, body, &rejected, limit, next_id);
+            let (status, response, target) = add(seeds, body, &rejected, &plan_types, limit, next_id);
             s.journal.push(JournalEntry {
                 scan: scan_id,
                 method: method.to_string(),
@@ -571,6 +599,7 @@ fn add(
     seeds: &mut Vec<FakeSeed>,
     body: &[u8],
     rejected: &HashMap<String, Option<String>>,
+    plan_types: &[String],
     limit: Option<usize>,
     next_id: u64,
 ) -> (StatusCode, Value, String) {
@@ -597,6 +626,13 @@ fn add(
         Err(bad("INVALID_SEED_NAME", format!("{name:?} is not a valid seed")))
     } else if !matches!(kind.as_str(), "domain" | "ipv4" | "ipv6" | "iprange") {
         Err(bad("INVALID_SEED_TYPE", format!("{kind:?} is not a seed type")))
+    } else if !value_is_of_type(&name, &kind) {
+        Err(bad("INVALID_SEED", format!("{name:?} is not a valid {kind} seed")))
+    } else if !plan_types.contains(&kind) {
+        Err(bad(
+            "SEED_TYPE_NOT_IN_PLAN",
+            format!("{kind} seeds are not included in this plan"),
+        ))
     } else if let Some(code) = rejected.get(&name.to_ascii_lowercase()) {
         Err(match code {
             Some(code) => bad(code, format!("seed {name} was rejected")),
@@ -630,4 +666,39 @@ fn add(
         json!({"id": seed.id, "name": seed.name, "type": seed.kind, "tags": seed.tags}),
         name,
     )
+}
+
+/// Whether `name` is a value of seed type `kind`: an IPv4 or IPv6 address, a range (CIDR or
+/// `a.b.c.d-a.b.c.e`), or a domain name (letters, digits, hyphens, dots; not an address).
+fn value_is_of_type(name: &str, kind: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match kind {
+        "ipv4" => name.parse::<Ipv4Addr>().is_ok(),
+        "ipv6" => name.parse::<Ipv6Addr>().is_ok(),
+        "iprange" => match name.split_once('/') {
+            Some((ip, len)) => {
+                let max = match ip.parse::<IpAddr>() {
+                    Ok(IpAddr::V4(_)) => 32,
+                    Ok(IpAddr::V6(_)) => 128,
+                    Err(_) => return false,
+                };
+                len.parse::<u8>().is_ok_and(|len| len <= max)
+            }
+            None => name
+                .split_once('-')
+                .is_some_and(|(a, b)| a.parse::<Ipv4Addr>().is_ok() && b.parse::<Ipv4Addr>().is_ok()),
+        },
+        "domain" => {
+            name.parse::<IpAddr>().is_err()
+                && name.contains('.')
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*')
+                })
+        }
+        _ => false,
+    }
 }
