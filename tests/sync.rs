@@ -911,6 +911,8 @@ mod e2e {
         assert!(run.stdout.contains("SEED_LIMIT_REACHED"), "{}", run.stdout);
         assert_eq!(w.asm.tagged_names(SCAN, TAG).len(), 5);
 
+        // A fresh world: the refusal above is remembered (and not sent again) for a day.
+        let w = world(3).await;
         w.asm.reject_name(&ip_a(1), None);
         let run = w.sync(&["--json"]).await;
         assert_eq!(run.code, Some(1), "{run:?}");
