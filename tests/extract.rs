@@ -108,6 +108,35 @@ fn public_ip_with_a_name_where_an_address_belongs_is_a_warning() {
 }
 
 #[test]
+fn special_purpose_addresses_and_ranges_are_warnings_like_rfc_1918() {
+    for address in ["::ffff:10.0.0.1", "100.64.0.1", "0.0.0.1", "240.0.0.1", "198.18.0.1"] {
+        let extraction = extract(&[pip(json!({"ipAddress": address}))]);
+        assert!(extraction.contributions.is_empty(), "{address}");
+        assert_eq!(extraction.warnings.len(), 1, "{address}");
+        assert!(
+            extraction.warnings[0].message.contains("not a public address"),
+            "{address}"
+        );
+        assert!(extraction.warnings[0].message.contains(address), "{address}");
+    }
+    for cidr in ["172.0.0.0/8", "128.0.0.0/1", "100.64.0.0/10"] {
+        let prefix = resource(
+            "rg-net",
+            "Microsoft.Network/publicIPPrefixes/ippre-wide",
+            "microsoft.network/publicipprefixes",
+            json!({"ipPrefix": cidr, "publicIPAddressVersion": "IPv4"}),
+        );
+        let extraction = extract(&[prefix]);
+        assert!(extraction.contributions.is_empty(), "{cidr}");
+        assert_eq!(extraction.warnings.len(), 1, "{cidr}");
+        assert!(
+            extraction.warnings[0].message.contains("not a public address"),
+            "{cidr}"
+        );
+    }
+}
+
+#[test]
 fn prefixes_are_ranges_and_custom_prefixes_only_when_commissioned() {
     let prefix = resource(
         "rg-net",
