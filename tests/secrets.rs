@@ -80,7 +80,6 @@ async fn no_form_of_the_key_reaches_stdout_or_stderr() {
     azure.load(vec![fake_azure::public_ip(&id, "203.0.113.7")]);
     let asm = FakeAsm::start(KEY).await;
     asm.add_scan(SCAN);
-    let dir = tempfile::tempdir().unwrap();
     for (form_name, form) in key_forms() {
         // The key placed across the 300-character cut of a quoted message, and again whole.
         for padding in [0, 276] {
@@ -94,6 +93,8 @@ async fn no_form_of_the_key_reaches_stdout_or_stderr() {
                         message: message.clone(),
                     },
                 );
+                // A fresh ledger each time: a refusal is remembered, and the seed not sent again.
+                let dir = tempfile::tempdir().unwrap();
                 let run = cli::run(&["sync"], dir.path(), env(&asm, &azure)).await;
                 assert_eq!(asm.seed_names(SCAN).len(), 0, "the add was refused: {run:?}");
                 let output = format!("{}\n{}", run.stdout, run.stderr);
