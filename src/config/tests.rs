@@ -226,3 +226,15 @@ fn a_coalescing_window_too_long_for_the_host_is_refused() {
     let err = load_yaml("scan_id: x\nevents:\n  clock_skew: soon\n", &[]).unwrap_err();
     assert!(err.to_string().contains("events.clock_skew"), "{err}");
 }
+
+#[test]
+fn the_event_deadline_defaults_inside_event_grids_wait_and_refuses_more() {
+    let config = load_yaml("scan_id: x\n", &[]).unwrap();
+    assert_eq!(config.events.deadline, Duration::from_secs(20));
+    let config = load_yaml("scan_id: x\nevents:\n  deadline: 250ms\n", &[]).unwrap();
+    assert_eq!(config.events.deadline, Duration::from_millis(250));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let err = load_yaml("scan_id: x\nevents:\n  deadline: 40s\n", &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("events.deadline") && text.contains("25s"), "{text}");
+}

@@ -36,6 +36,8 @@ pub struct Tuning {
     pub concurrency: usize,
     /// How far an event's publisher clock may be from ours.
     pub clock_skew: Duration,
+    /// How long a delivery's applies may run before the invocation answers anyway.
+    pub deadline: Duration,
 }
 
 impl Default for Tuning {
@@ -50,6 +52,7 @@ impl From<&crate::config::EventSettings> for Tuning {
             coalesce_window: events.coalesce_window,
             concurrency: usize::try_from(events.concurrency).unwrap_or(usize::MAX).max(1),
             clock_skew: events.clock_skew,
+            deadline: events.deadline,
         }
     }
 }
@@ -156,19 +159,73 @@ impl Runner {
 
     /// Applies the changes of one delivery concurrently (each coalesced as [`Runner::apply`]),
     /// returning the event id, the resource and the outcome of each, in delivery order.
+    ///
+    /// Event Grid counts a delivery failed when no answer comes within 30 s and redelivers the
+    /// whole batch, so the delivery is answered within `events.deadline`: an apply still
+    /// running then goes on in the background, and its change is also queued to the retry
+    /// queue (which reads the resource again), so nothing is lost if the instance stops.
     pub async fn apply_events(
         self: &Arc<Self>,
         changes: Vec<(ResourceEvent, Change)>,
     ) -> Vec<(String, String, ApplyOutcome)> {
-        futures::future::join_all(changes.into_iter().map(|(event, change)| {
-            let runner = Arc::clone(self);
-            async move {
+        let until = tokio::time::Instant::now() + self.services.tuning.deadline;
+        let running: Vec<_> = changes
+            .into_iter()
+            .map(|(event, change)| {
                 tracing::info!(event_id = %event.id, event_type = %event.event_type, resource = %change.id, "event received");
-                let resource = change.id.to_string();
-                (event.id, resource, runner.apply(change).await)
-            }
+                let runner = Arc::clone(self);
+                let queued_change = change.clone();
+                let task = tokio::spawn(async move { runner.apply(change).await });
+                (event.id, queued_change, task)
+            })
+            .collect();
+        futures::future::join_all(running.into_iter().map(|(event_id, change, mut task)| async move {
+            let resource = change.id.to_string();
+            let outcome = match tokio::time::timeout_at(until, &mut task).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(lost)) => ApplyOutcome::Failed {
+                    cause: format!("the apply stopped: {lost}"),
+                },
+                Err(_) => self.queue_unfinished(&event_id, change).await,
+            };
+            (event_id, resource, outcome)
         }))
         .await
+    }
+
+    /// Queues a change whose apply outlived `events.deadline` (the apply itself keeps going).
+    async fn queue_unfinished(&self, event_id: &str, change: Change) -> ApplyOutcome {
+        let deadline = self.services.tuning.deadline;
+        let cause = format!("not finished within events.deadline ({deadline:?})");
+        let Some(queue) = &self.services.queue else {
+            tracing::error!(event_id, resource = %change.id, "{cause} and no retry queue is configured: the delivery fails so Event Grid delivers it again");
+            return ApplyOutcome::Failed {
+                cause: format!("{cause} (no retry queue configured)"),
+            };
+        };
+        let job = RetryJob::Apply {
+            resource_id: change.id.as_str().to_string(),
+            change: change.kind,
+            attempt: 1,
+            cause: Some(cause.clone()),
+        };
+        match queue.schedule(&job, Some(event_id)).await {
+            Ok(sent) => {
+                let visible_at = sent.visible_at.map(httpdate::fmt_http_date).unwrap_or_default();
+                tracing::warn!(event_id, resource = %change.id, message_id = %sent.message_id, visible_at, "{cause}: the change is queued and will be read again");
+                ApplyOutcome::Queued {
+                    message_id: sent.message_id,
+                    visible_at,
+                    cause,
+                }
+            }
+            Err(qe) => {
+                tracing::error!(event_id, resource = %change.id, queue_error = %qe, "{cause} and it could not be queued");
+                ApplyOutcome::Failed {
+                    cause: format!("{cause}; it could not be queued: {qe}"),
+                }
+            }
+        }
     }
 
     /// Applies one change from an event, coalesced with other changes to the same resource.
