@@ -23,7 +23,8 @@ use host_emulator::*;
 use serde_json::{Value, json};
 
 use seedwatch::azure::StaticToken;
-use seedwatch::queue::{QueueAuth, QueueError, QueueTarget, RetryQueue};
+use seedwatch::functions::events::ChangeKind;
+use seedwatch::queue::{QueueAuth, QueueError, QueueTarget, RetryJob, RetryQueue};
 use seedwatch::secret::Secret;
 
 #[tokio::test]
@@ -329,7 +330,11 @@ async fn retries_are_scheduled_in_the_future_with_a_fresh_message_id_each_time()
 
 #[tokio::test]
 async fn bearer_tokens_and_passing_failures_are_retried_permanent_ones_are_not() {
-    let sb = FakeServiceBus::start(QUEUE, FakeAuth::Bearer("sb-token".into())).await;
+    let sb = FakeServiceBus::start(
+        QUEUE,
+        FakeAuth::token("sb-token", fake_servicebus::AUDIENCE, &[fake_servicebus::DATA_SENDER]),
+    )
+    .await;
     let cfg = fast_config(&sb.base_url());
     let target = |token: &str| QueueTarget {
         base_url: sb.base_url(),
@@ -368,6 +373,54 @@ async fn bearer_tokens_and_passing_failures_are_retried_permanent_ones_are_not()
     let err = wrong.send(&apply_job(1), None, None).await.unwrap_err();
     assert!(matches!(err, QueueError::Refused { status: 401, .. }), "{err}");
     assert!(!err.to_string().contains("stale-token"));
+}
+
+#[tokio::test]
+async fn the_fake_bus_refuses_a_token_for_another_audience_or_without_the_sender_role() {
+    let cfg = fast_config("http://127.0.0.1:9");
+    for (audience, roles, says) in [
+        (
+            "https://management.azure.com/",
+            vec![fake_servicebus::DATA_SENDER],
+            "InvalidAudience",
+        ),
+        (
+            fake_servicebus::AUDIENCE,
+            vec![fake_servicebus::DATA_RECEIVER],
+            "'Send' claim",
+        ),
+    ] {
+        let sb = FakeServiceBus::start(QUEUE, FakeAuth::token("t", audience, &roles)).await;
+        // Faults come after auth, as the service answers them: the 503 is never reached.
+        sb.inject(&[503]);
+        let target = QueueTarget {
+            base_url: sb.base_url(),
+            queue: QUEUE.into(),
+            auth: QueueAuth::Bearer(Arc::new(StaticToken(Secret::new("t")))),
+        };
+        let err = RetryQueue::new(target, &cfg)
+            .send(&apply_job(1), None, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, QueueError::Refused { status: 401, .. }), "{err}");
+        assert!(err.to_string().contains(says), "{err}");
+        assert_eq!(sb.requests(), 1, "a 401 is not retried");
+    }
+}
+
+#[tokio::test]
+async fn a_message_over_256_kb_is_refused_with_413() {
+    let sb = sas_bus().await;
+    let queue = sas_queue(&sb);
+    let job = RetryJob::Apply {
+        resource_id: PIP.into(),
+        change: ChangeKind::Changed,
+        attempt: 1,
+        cause: Some("x".repeat(fake_servicebus::MAX_MESSAGE_BYTES)),
+    };
+    let err = queue.send(&job, None, None).await.unwrap_err();
+    assert!(matches!(err, QueueError::Refused { status: 413, .. }), "{err}");
+    assert!(sb.delivered().is_empty());
 }
 
 #[tokio::test]

@@ -180,3 +180,99 @@ async fn a_body_that_trickles_in_is_cut_off_at_the_read_timeout() {
     let answer: Value = serde_json::from_slice(&bytes).unwrap();
     assert!(answer["Logs"].to_string().contains("did not arrive"), "{answer}");
 }
+
+#[tokio::test]
+async fn the_deployed_path_queues_retries_with_a_managed_identity_token_for_service_bus() {
+    let world = World::start().await;
+    world.azure.load(vec![pip(4, "203.0.113.44")]);
+    let relay = IdentityRelay::start(world.azure.identity_endpoint()).await;
+    let bus = fake_servicebus::FakeServiceBus::start(
+        QUEUE,
+        fake_servicebus::FakeAuth::Entra(relay.verifier(&[fake_servicebus::DATA_SENDER])),
+    )
+    .await;
+    // The app settings the template sets for identity-based Service Bus (no connection
+    // string), the token endpoint the platform sets, and the user-assigned identity's client id.
+    let client_id = "33333333-3333-3333-3333-333333333333";
+    let settings: Vec<(&str, String)> = world
+        .settings()
+        .into_iter()
+        .filter(|(k, _)| *k != "ServiceBusConnection")
+        .map(|(k, v)| match k {
+            "IDENTITY_ENDPOINT" => (k, relay.url.clone()),
+            "CONNECTOR_CONFIG" => (
+                k,
+                v.replace(&world.bus.base_url(), &bus.base_url()).replace(
+                    "credential: managed_identity\n",
+                    &format!("credential: managed_identity\n  managed_identity_client_id: {client_id}\n"),
+                ),
+            ),
+            _ => (k, v),
+        })
+        .chain([
+            (
+                "ServiceBusConnection__fullyQualifiedNamespace",
+                "mysbns.servicebus.windows.net".to_string(),
+            ),
+            ("AZURE_CLIENT_ID", client_id.to_string()),
+        ])
+        .collect();
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let host = HostEmulator::start(&pairs).await;
+
+    // ASM is down: the change is queued for a retry, through Service Bus with a bearer token.
+    world.asm.set_outage(true);
+    let response = event(&host, WRITE, &pip_id(4), "inv-mi").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(response.logs_text().contains("retry_scheduled"), "{}", response.body);
+    let queued = bus.delivered();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].body_json()["resourceId"], json!(pip_id(4)));
+    let service_bus_tokens: Vec<_> = relay
+        .issued()
+        .into_iter()
+        .filter(|(audience, _)| audience.starts_with(fake_servicebus::AUDIENCE))
+        .collect();
+    assert!(!service_bus_tokens.is_empty(), "{:?}", relay.issued());
+    assert!(
+        service_bus_tokens
+            .iter()
+            .all(|(_, client)| client.as_deref() == Some(client_id)),
+        "tokens are requested for the user-assigned identity: {service_bus_tokens:?}"
+    );
+
+    // The retry runs as the host delivers it and completes once ASM is back.
+    world.asm.set_outage(false);
+    let run = host
+        .deliver_message(&queued[0].body_text(), queued[0].message_id.as_deref().unwrap(), 5)
+        .await;
+    assert_eq!(
+        (run.deliveries(), run.dead_lettered),
+        (1, false),
+        "{:?}",
+        run.last().body
+    );
+    assert_eq!(world.asm.tagged_names(SCAN, TAG), ["203.0.113.44".to_string()].into());
+}
+
+#[tokio::test]
+async fn a_retry_that_keeps_failing_is_redelivered_then_dead_lettered() {
+    let (world, host) = World::serving(vec![pip(5, "203.0.113.55")]).await;
+    // ASM is down and the next retry cannot be queued: every delivery fails (500), so Service
+    // Bus delivers the message again with a higher DeliveryCount until it dead-letters it.
+    world.asm.set_outage(true);
+    world.bus.inject(&[403; 5]);
+    let job = json!({"kind": "apply", "resourceId": pip_id(5), "change": "changed", "attempt": 1});
+    let run = host.deliver_message(&job.to_string(), "msg-stuck", 5).await;
+    assert_eq!((run.deliveries(), run.dead_lettered), (5, true));
+    assert!(run.responses.iter().all(|r| r.status == 500));
+    host.wait_for_log("of delivery 5", |r| r["delivery_count"] == json!("5"))
+        .await;
+    let counts: Vec<Value> = host
+        .log_records()
+        .into_iter()
+        .filter(|r| r["message"] == json!("queued job received"))
+        .map(|r| r["delivery_count"].clone())
+        .collect();
+    assert_eq!(counts, ["1", "2", "3", "4", "5"].map(|c| json!(c)));
+}

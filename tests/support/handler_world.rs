@@ -256,3 +256,77 @@ pub async fn deliver_at_once(host: Arc<HostEmulator>, events: Vec<(Value, bool)>
 
 pub const WRITE: &str = "Microsoft.Resources.ResourceWriteSuccess";
 pub const DELETE: &str = "Microsoft.Resources.ResourceDeleteSuccess";
+
+/// A pass-through in front of the fake App Service token endpoint that remembers which
+/// audience (`resource`) and identity (`client_id`) each token was issued for, so the fake
+/// Service Bus can check a bearer token's audience as the service reads it from the token.
+#[derive(Clone)]
+pub struct IdentityRelay {
+    pub url: String,
+    issued: Arc<std::sync::Mutex<HashMap<String, (String, Option<String>)>>>,
+}
+
+impl IdentityRelay {
+    pub async fn start(identity_endpoint: String) -> IdentityRelay {
+        use axum::extract::{RawQuery, State};
+        type Issued = Arc<std::sync::Mutex<HashMap<String, (String, Option<String>)>>>;
+        let issued: Issued = Arc::default();
+        async fn relay(
+            State((target, issued)): State<(String, Issued)>,
+            headers: axum::http::HeaderMap,
+            RawQuery(query): RawQuery,
+        ) -> axum::response::Response {
+            use axum::response::IntoResponse;
+            let query = query.unwrap_or_default();
+            let mut request = reqwest::Client::new().get(format!("{target}?{query}"));
+            if let Some(h) = headers.get("x-identity-header").and_then(|v| v.to_str().ok()) {
+                request = request.header("X-IDENTITY-HEADER", h);
+            }
+            let Ok(answer) = request.send().await else {
+                return axum::http::StatusCode::BAD_GATEWAY.into_response();
+            };
+            let status = answer.status().as_u16();
+            let text = answer.text().await.unwrap_or_default();
+            let fields: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            if let Ok(token) = serde_json::from_str::<Value>(&text)
+                && let Some(access) = token["access_token"].as_str()
+            {
+                let resource = fields.get("resource").cloned().unwrap_or_default();
+                issued
+                    .lock()
+                    .unwrap()
+                    .insert(access.to_string(), (resource, fields.get("client_id").cloned()));
+            }
+            let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+            (status, [("content-type", "application/json")], text).into_response()
+        }
+        let app = axum::Router::new()
+            .route("/msi/token", axum::routing::get(relay))
+            .with_state((identity_endpoint, Arc::clone(&issued)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/msi/token", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        IdentityRelay { url, issued }
+    }
+
+    /// The `(audience, client_id)` of every token issued through the relay.
+    pub fn issued(&self) -> Vec<(String, Option<String>)> {
+        self.issued.lock().unwrap().values().cloned().collect()
+    }
+
+    /// A Service Bus token check: tokens issued through the relay, with the audience they
+    /// were requested for, held by an identity with `roles` (the template's role assignment).
+    pub fn verifier(&self, roles: &[&str]) -> fake_servicebus::TokenVerifier {
+        let issued = Arc::clone(&self.issued);
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        Arc::new(move |token| {
+            let (audience, _) = issued.lock().unwrap().get(token).cloned()?;
+            Some(fake_servicebus::Grant {
+                audience,
+                roles: roles.clone(),
+            })
+        })
+    }
+}
