@@ -263,13 +263,16 @@ pub const DELETE: &str = "Microsoft.Resources.ResourceDeleteSuccess";
 #[derive(Clone)]
 pub struct IdentityRelay {
     pub url: String,
-    issued: Arc<std::sync::Mutex<HashMap<String, (String, Option<String>)>>>,
+    issued: IssuedTokens,
 }
+
+/// Token → (audience, client id) it was issued for.
+type IssuedTokens = Arc<std::sync::Mutex<HashMap<String, (String, Option<String>)>>>;
 
 impl IdentityRelay {
     pub async fn start(identity_endpoint: String) -> IdentityRelay {
         use axum::extract::{RawQuery, State};
-        type Issued = Arc<std::sync::Mutex<HashMap<String, (String, Option<String>)>>>;
+        type Issued = IssuedTokens;
         let issued: Issued = Arc::default();
         async fn relay(
             State((target, issued)): State<(String, Issued)>,
