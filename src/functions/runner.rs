@@ -385,3 +385,84 @@ async fn apply_with_retry(services: &Services, change: Change, attempt: u32) -> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::events::{ChangeKind, EventSchema};
+    use crate::functions::ports::Scope;
+    use async_trait::async_trait;
+
+    /// An apply that finishes only for ids not containing "stall" (a stalled ARM read).
+    struct Gated;
+
+    #[async_trait]
+    impl Applier for Gated {
+        async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
+            if change.id.as_str().contains("stall") {
+                std::future::pending::<()>().await;
+            }
+            Ok(json!({"read": change.id.as_str()}))
+        }
+    }
+
+    struct NoReconcile;
+
+    #[async_trait]
+    impl Reconciler for NoReconcile {
+        async fn reconcile(&self, _: &Scope, _: bool) -> Result<Value, WorkError> {
+            Err(WorkError::permanent("not in this test"))
+        }
+    }
+
+    fn event_for(name: &str) -> (ResourceEvent, Change) {
+        let id = ResourceId::parse(&format!("/subscriptions/1/resourceGroups/rg/providers/A.B/c/{name}")).unwrap();
+        let event = ResourceEvent {
+            id: format!("evt-{name}"),
+            event_type: "Microsoft.Resources.ResourceWriteSuccess".into(),
+            subject: id.to_string(),
+            time: None,
+            schema: EventSchema::EventGrid,
+            data: Default::default(),
+        };
+        let change = Change {
+            id,
+            kind: ChangeKind::Changed,
+            body: None,
+            time: None,
+        };
+        (event, change)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_is_answered_at_the_deadline_with_what_finished() {
+        let tuning = Tuning {
+            coalesce_window: Duration::ZERO,
+            ..Tuning::default()
+        };
+        let runner = Arc::new(Runner::new(Services {
+            applier: Arc::new(Gated),
+            reconciler: Arc::new(NoReconcile),
+            queue: None,
+            max_attempts: 3,
+            tuning,
+        }));
+        let started = tokio::time::Instant::now();
+        let outcomes = runner.apply_events(vec![event_for("quick"), event_for("stall")]).await;
+        assert_eq!(
+            started.elapsed(),
+            tuning.deadline,
+            "answered at the deadline, not later"
+        );
+        assert!(
+            matches!(outcomes[0].2, ApplyOutcome::Applied { .. }),
+            "{:?}",
+            outcomes[0]
+        );
+        // No retry queue: the unfinished change fails the delivery, so Event Grid sends it again.
+        match &outcomes[1].2 {
+            ApplyOutcome::Failed { cause } => assert!(cause.contains("events.deadline"), "{cause}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
