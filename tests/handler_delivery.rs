@@ -276,3 +276,30 @@ async fn a_retry_that_keeps_failing_is_redelivered_then_dead_lettered() {
         .collect();
     assert_eq!(counts, ["1", "2", "3", "4", "5"].map(|c| json!(c)));
 }
+
+#[tokio::test]
+async fn headers_that_trickle_in_are_cut_off_too() {
+    let limits = Limits {
+        body_read_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = AppState::with_limits(no_services(), limits);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(seedwatch::functions::server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // Half a request head, and then nothing: the server must close the connection on its own.
+    stream
+        .write_all(b"POST /resource-events HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "the connection was still open after 60 s");
+    assert!(!String::from_utf8_lossy(&answer).contains(" 200 "), "{answer:?}");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
