@@ -136,6 +136,11 @@ async fn malformed_invocations_get_a_clear_error_and_no_side_effects() {
     for (body, needle) in [
         (Some("{\"scope\":\"galaxy\"}"), "galaxy"),
         (Some("{\"scope\":\"resource\"}"), "id is required"),
+        // An id that would change the ARM URL it is spliced into, named in the answer.
+        (
+            Some("{\"scope\":\"resource\",\"id\":\"/subscriptions/1/resourceGroups/rg/providers/A.B/c/d%2F..?x\"}"),
+            "/subscriptions/1/resourceGroups/rg/providers/A.B/c/d%2F..?x",
+        ),
         (Some("scope=all"), "not JSON"),
         (None, "Content-Length"),
     ] {
