@@ -325,8 +325,9 @@ mod tests {
 
     #[test]
     fn bad_items_are_warnings_naming_their_index() {
-        let text =
-            format!(r#"[{PIP}, 5, {{"name": "no id"}}, {{"id": "/nope"}}, {{"id": "/subscriptions/1/x", "type": 7}}]"#);
+        let text = format!(
+            r#"[{PIP}, 5, {{"name": "no id"}}, {{"id": "/nope"}}, {{"id": "/subscriptions/1/resourceGroups/x", "type": 7}}]"#
+        );
         let estate = parse_estate(text.as_bytes(), "e.json").unwrap();
         assert_eq!(estate.resources.len(), 1);
         assert_eq!(estate.items, 5);
@@ -334,7 +335,7 @@ mod tests {
         assert_eq!(names, ["estate[1]", "estate[2]", "estate[3]", "estate[4]"]);
         assert!(estate.warnings[3].message.contains("type"));
         assert!(
-            estate.warnings[3].message.contains("/subscriptions/1/x"),
+            estate.warnings[3].message.contains("/subscriptions/1/resourceGroups/x"),
             "{:?}",
             estate.warnings[3]
         );

@@ -19,32 +19,72 @@ pub struct ResourceId {
     key: String,
 }
 
+/// Why a text is not an ARM resource id. Every variant names what was wrong and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceIdError {
     #[error("resource id {0:?} does not start with /subscriptions/")]
     NotArm(String),
     #[error("resource id contains control characters")]
     ControlCharacters,
-    #[error("resource id is longer than 4096 characters")]
+    #[error("resource id is longer than {MAX_ID_LEN} characters")]
     TooLong,
+    #[error("resource id {id:?} has an empty segment (\"//\") at character {at}")]
+    EmptySegment { id: String, at: usize },
+    #[error("resource id {id:?}: segment {segment:?} is not allowed (\".\" and \"..\" are path steps, not names)")]
+    DotSegment { id: String, segment: String },
+    #[error("resource id {id:?}: segment {segment:?} holds {found:?}, which no ARM name or type may contain")]
+    ForbiddenCharacter { id: String, segment: String, found: char },
+    #[error("resource id {id:?}: {what} {segment:?} is not valid ({rule})")]
+    BadSegment {
+        id: String,
+        what: &'static str,
+        segment: String,
+        rule: &'static str,
+    },
+    #[error("resource id {id:?}: {message}")]
+    Shape { id: String, message: String },
+}
+
+/// ARM caps resource ids well below this; it bounds what one id can cost.
+pub const MAX_ID_LEN: usize = 4096;
+
+/// Characters no ARM id segment may hold: URL syntax (`?` query, `#` fragment, `%` escapes,
+/// `\\` a second path separator) and what the resource naming rules refuse in every name
+/// (<https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules>).
+const FORBIDDEN: &[char] = &['?', '#', '%', '\\', '<', '>', '"', '&', '|', '^', '`', '{', '}'];
+
+/// The id quoted in errors: at most 200 characters, so a hostile id cannot flood a log.
+fn quoted(raw: &str) -> String {
+    raw.chars().take(200).collect()
 }
 
 impl ResourceId {
+    /// Parses an id by the ARM resource id grammar
+    /// (<https://learn.microsoft.com/rest/api/resources/resources/get-by-id>):
+    ///
+    /// ```text
+    /// /subscriptions/{subscriptionId}
+    ///   [/resourceGroups/{resourceGroupName}]
+    ///   [/providers/{namespace}/{type}/{name}[/{childType}/{childName}]*]*
+    /// ```
+    ///
+    /// where `/providers/...` may repeat for extension resources. Segments are never empty,
+    /// `.` or `..`, and never hold control characters or URL syntax (`?`, `#`, `%`, `\\`): an
+    /// id that parses can be spliced into an ARM URL path without changing its meaning.
+    /// Surrounding white space and one trailing `/` are dropped.
     pub fn parse(raw: &str) -> Result<ResourceId, ResourceIdError> {
-        if raw.len() > 4096 {
+        if raw.len() > MAX_ID_LEN {
             return Err(ResourceIdError::TooLong);
         }
         if raw.chars().any(char::is_control) {
             return Err(ResourceIdError::ControlCharacters);
         }
-        let trimmed = raw.trim().trim_end_matches('/');
-        let lower = trimmed.to_ascii_lowercase();
-        if !lower.starts_with("/subscriptions/") || lower.len() <= "/subscriptions/".len() {
-            return Err(ResourceIdError::NotArm(raw.chars().take(200).collect()));
-        }
+        let trimmed = raw.trim();
+        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        check_grammar(trimmed)?;
         Ok(ResourceId {
             original: trimmed.to_string(),
-            key: lower,
+            key: trimmed.to_ascii_lowercase(),
         })
     }
 
@@ -146,6 +186,141 @@ impl ResourceId {
     pub fn is_within(&self, other: &ResourceId) -> bool {
         self.key == other.key
             || (self.key.starts_with(&other.key) && self.key.as_bytes().get(other.key.len()) == Some(&b'/'))
+    }
+}
+
+/// The grammar check behind [`ResourceId::parse`], on the trimmed id.
+fn check_grammar(id: &str) -> Result<(), ResourceIdError> {
+    let Some(rest) = id.strip_prefix('/') else {
+        return Err(ResourceIdError::NotArm(quoted(id)));
+    };
+    let mut segments = Vec::new();
+    let mut at = 1;
+    for segment in rest.split('/') {
+        check_segment(id, segment, at)?;
+        segments.push(segment);
+        at += segment.len() + 1;
+    }
+    let is = |i: usize, word: &str| segments.get(i).is_some_and(|s| s.eq_ignore_ascii_case(word));
+    if !is(0, "subscriptions") {
+        return Err(ResourceIdError::NotArm(quoted(id)));
+    }
+    let Some(subscription) = segments.get(1) else {
+        return Err(shape(id, "no subscription id after /subscriptions/"));
+    };
+    check_chars(id, "subscription id", subscription, 64, |c| {
+        c.is_ascii_alphanumeric() || c == '-'
+    })?;
+    let mut i = 2;
+    if is(i, "resourceGroups") {
+        let Some(group) = segments.get(i + 1) else {
+            return Err(shape(id, "no resource group name after /resourceGroups/"));
+        };
+        check_resource_group(id, group)?;
+        i += 2;
+    }
+    while i < segments.len() {
+        if !is(i, "providers") {
+            return Err(shape(
+                id,
+                &format!("expected \"providers\" at segment {}, found {:?}", i + 1, segments[i]),
+            ));
+        }
+        i = check_provider_block(id, &segments, i + 1)?;
+    }
+    Ok(())
+}
+
+/// `{namespace}/{type}/{name}[/{type}/{name}]*` from `start`, up to the next `providers`
+/// in a type position; returns the index after the block.
+fn check_provider_block(id: &str, segments: &[&str], start: usize) -> Result<usize, ResourceIdError> {
+    let Some(namespace) = segments.get(start) else {
+        return Err(shape(id, "no resource provider namespace after /providers/"));
+    };
+    let namespace_char = |c: char| c.is_ascii_alphanumeric() || c == '.';
+    check_chars(id, "provider namespace", namespace, 256, namespace_char)?;
+    let mut i = start + 1;
+    let mut pairs = 0;
+    while i < segments.len() && !(pairs > 0 && segments[i].eq_ignore_ascii_case("providers")) {
+        let type_char = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_';
+        check_chars(id, "resource type", segments[i], 256, type_char)?;
+        if i + 1 >= segments.len() {
+            return Err(shape(
+                id,
+                &format!("resource type {:?} has no name after it", segments[i]),
+            ));
+        }
+        i += 2;
+        pairs += 1;
+    }
+    if pairs == 0 {
+        return Err(shape(id, &format!("provider {namespace:?} names no resource type")));
+    }
+    Ok(i)
+}
+
+/// Every segment: not empty, not a path step, no URL syntax.
+fn check_segment(id: &str, segment: &str, at: usize) -> Result<(), ResourceIdError> {
+    if segment.is_empty() {
+        return Err(ResourceIdError::EmptySegment { id: quoted(id), at });
+    }
+    if segment == "." || segment == ".." {
+        return Err(ResourceIdError::DotSegment {
+            id: quoted(id),
+            segment: segment.to_string(),
+        });
+    }
+    if let Some(found) = segment.chars().find(|c| FORBIDDEN.contains(c)) {
+        return Err(ResourceIdError::ForbiddenCharacter {
+            id: quoted(id),
+            segment: quoted(segment),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Resource group names: 1-90 letters, digits, `_`, `(`, `)`, `-`, `.`; not ending in `.`.
+fn check_resource_group(id: &str, group: &str) -> Result<(), ResourceIdError> {
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '(' | ')' | '-' | '.');
+    check_chars(id, "resource group name", group, 90, allowed)?;
+    if group.ends_with('.') {
+        return Err(ResourceIdError::BadSegment {
+            id: quoted(id),
+            what: "resource group name",
+            segment: quoted(group),
+            rule: "may not end with a period",
+        });
+    }
+    Ok(())
+}
+
+fn check_chars(
+    id: &str,
+    what: &'static str,
+    segment: &str,
+    max_len: usize,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), ResourceIdError> {
+    let bad = |rule| ResourceIdError::BadSegment {
+        id: quoted(id),
+        what,
+        segment: quoted(segment),
+        rule,
+    };
+    if segment.chars().count() > max_len {
+        return Err(bad("too long"));
+    }
+    if !segment.chars().all(allowed) {
+        return Err(bad("holds a character the ARM naming rules refuse there"));
+    }
+    Ok(())
+}
+
+fn shape(id: &str, message: &str) -> ResourceIdError {
+    ResourceIdError::Shape {
+        id: quoted(id),
+        message: message.to_string(),
     }
 }
 
@@ -330,6 +505,137 @@ mod tests {
             id.without_extension().key(),
             "/subscriptions/1111/resourcegroups/rg/providers/microsoft.web/sites/app"
         );
+    }
+
+    #[test]
+    fn the_arm_id_grammar_accepts_what_arm_issues() {
+        for id in [
+            "/subscriptions/11111111-1111-1111-1111-111111111111",
+            "/subscriptions/1111/resourceGroups/rg_(web)-1.x",
+            "/subscriptions/1111/resourcegroups/Ressourcengruppe-ü",
+            PIP,
+            "/subscriptions/1111/resourceGroups/rg/providers/Microsoft.Network/dnszones/contoso.com/A/@",
+            "/subscriptions/1111/resourceGroups/rg/providers/Microsoft.Network/dnszones/contoso.com/CNAME/*.www",
+            "/subscriptions/1111/providers/Microsoft.Security/pricings/VirtualMachines",
+            "/subscriptions/1111/resourceGroups/rg/providers/Microsoft.Web/sites/app/providers/Microsoft.Insights/diagnosticSettings/d",
+            "/subscriptions/1111/resourceGroups/rg/providers/Microsoft.Web/sites/my app",
+            " /subscriptions/1111/resourceGroups/rg/ ",
+        ] {
+            assert!(ResourceId::parse(id).is_ok(), "{id:?}: {:?}", ResourceId::parse(id));
+        }
+    }
+
+    #[test]
+    fn the_arm_id_grammar_refuses_url_syntax_path_steps_and_broken_shapes() {
+        let base = "/subscriptions/1111/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses";
+        for (id, says) in [
+            (format!("{base}/pip?api-version=1"), "'?'"),
+            (format!("{base}/pip#frag"), "'#'"),
+            (format!("{base}/pip%2F..%2Fother"), "'%'"),
+            (format!("{base}/.."), "\"..\""),
+            (format!("{base}/."), "\".\""),
+            (format!("{base}//pip"), "empty segment"),
+            (format!("{base}/pi\u{7}p"), "control characters"),
+            (format!("{base}/pi\np"), "control characters"),
+            (format!("{base}/a\\b"), "'\\\\'"),
+            (base.to_string(), "has no name"),
+            (
+                "/subscriptions/1111/resourceGroups/rg/providers".into(),
+                "no resource provider namespace",
+            ),
+            (
+                "/subscriptions/1111/resourceGroups/rg/providers/Microsoft.Web".into(),
+                "names no resource type",
+            ),
+            (
+                "/subscriptions/1111/resourceGroups/rg/deployments/d".into(),
+                "expected \"providers\"",
+            ),
+            ("/subscriptions/1111/resourceGroups".into(), "no resource group name"),
+            (
+                "/subscriptions/1111/resourceGroups/rg./providers/A.B/c/d".into(),
+                "may not end with a period",
+            ),
+            ("/subscriptions/11 11".into(), "subscription id"),
+            ("/subscriptions/".into(), "no subscription id"),
+            ("subscriptions/1111".into(), "does not start with /subscriptions/"),
+            (
+                "/providers/Microsoft.Management/managementGroups/m".into(),
+                "does not start with /subscriptions/",
+            ),
+            (format!("/subscriptions/{}", "1".repeat(5000)), "longer than"),
+        ] {
+            match ResourceId::parse(&id) {
+                Ok(parsed) => panic!("{id:?} parsed as {parsed:?}"),
+                Err(e) => assert!(e.to_string().contains(says), "{id:?}: {e} (expected {says})"),
+            }
+        }
+    }
+
+    mod grammar_properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+        static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
+
+        /// Ids built from valid names with one hostile fragment spliced into one segment.
+        fn hostile_id() -> impl Strategy<Value = (String, String)> {
+            let fragment = prop::sample::select(vec!["?", "#", "%", "..", "", "\u{0}", "\u{1b}", "\\", "\u{7f}"]);
+            ("[a-z0-9]{1,8}", "[a-z0-9]{1,8}", 0usize..4, fragment).prop_map(|(a, b, at, fragment)| {
+                let mut segments = vec![
+                    "subscriptions".to_string(),
+                    a.clone(),
+                    "resourceGroups".into(),
+                    b.clone(),
+                ];
+                segments.extend([
+                    "providers".into(),
+                    "Microsoft.Web".into(),
+                    "sites".into(),
+                    format!("{a}{b}"),
+                ]);
+                let target = [1, 3, 7, 7][at];
+                segments[target] = if fragment == ".." || fragment.is_empty() {
+                    fragment.to_string()
+                } else {
+                    format!("{}{fragment}{}", segments[target], b)
+                };
+                (format!("/{}", segments.join("/")), fragment.to_string())
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// No id holding URL syntax, a path step, an empty segment or a control character
+            /// parses, wherever it sits.
+            #[test]
+            fn hostile_fragments_never_parse((id, fragment) in hostile_id()) {
+                prop_assert!(ResourceId::parse(&id).is_err(), "{:?} (fragment {:?}) parsed", id, fragment);
+            }
+
+            /// Whatever parses, from any text, cannot change an URL path's meaning, and parses
+            /// again to the same id.
+            #[test]
+            fn whatever_parses_is_url_path_safe(raw in "(/[a-zA-Z0-9?#%. _\\-]{0,6}){0,9}/?", prefix in prop::bool::ANY) {
+                let text = if prefix { format!("/subscriptions/1/resourceGroups/r{raw}") } else { raw };
+                if let Ok(id) = ResourceId::parse(&text) {
+                    ACCEPTED.fetch_add(1, AtomicOrdering::Relaxed);
+                    prop_assert!(!id.as_str().contains(['?', '#', '%', '\\']) && !id.as_str().contains("//"));
+                    prop_assert!(id.as_str().split('/').skip(1).all(|s| !s.is_empty() && s != "." && s != ".."));
+                    prop_assert_eq!(ResourceId::parse(id.as_str()).ok(), Some(id));
+                }
+            }
+        }
+
+        /// The second property is only worth something if generated ids do parse.
+        #[test]
+        fn enough_generated_ids_parse() {
+            whatever_parses_is_url_path_safe();
+            let accepted = ACCEPTED.load(AtomicOrdering::Relaxed);
+            assert!(accepted >= 20, "only {accepted} of 256 generated ids parsed");
+        }
     }
 
     #[test]

@@ -405,10 +405,18 @@ async fn malformed_requests_are_400_and_unknown_routes_404() {
         .as_array_mut()
         .unwrap()
         .push(json!({"id": "x", "eventType": "Microsoft.Resources.ResourceWriteSuccess", "subject": "not-an-id"}));
+    // An id that would change the ARM URL it is spliced into is unreadable too.
+    let hostile =
+        format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/p?api-version=1");
+    events
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "y", "eventType": "Microsoft.Resources.ResourceWriteSuccess", "subject": hostile}));
     payload["body"] = json!(events.to_string());
     let (status, _, body) = h.http(payload.clone()).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["rejected"].as_array().unwrap().len(), 1);
+    assert_eq!(body["rejected"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(body["rejected"][1]["id"], json!("y"), "{body}");
     assert!(h.tagged().contains("198.51.100.7"));
 
     payload["rawPath"] = json!("/admin");

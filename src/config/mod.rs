@@ -211,6 +211,10 @@ pub struct EventSettings {
     /// How far the event publisher's clock may be from ours (`events.clock_skew`): an event
     /// dated at least this long before a read started is covered by that read.
     pub clock_skew: Duration,
+    /// How long an Event Grid invocation may work before it answers (`events.deadline`):
+    /// Event Grid waits 30 s for an answer, then counts the delivery failed and redelivers the
+    /// whole batch; what is not finished by the deadline is queued to the retry queue.
+    pub deadline: Duration,
 }
 
 impl Default for EventSettings {
@@ -219,6 +223,7 @@ impl Default for EventSettings {
             coalesce_window: Duration::from_secs(1),
             concurrency: 32,
             clock_skew: Duration::from_secs(2),
+            deadline: Duration::from_secs(20),
         }
     }
 }
@@ -387,7 +392,18 @@ impl Config {
             coalesce_window: r.duration_or_zero("events.coalesce_window", defaults.coalesce_window)?,
             concurrency: r.nonzero_or("events.concurrency", defaults.concurrency)?,
             clock_skew: r.duration_or_zero("events.clock_skew", defaults.clock_skew)?,
+            deadline: r.duration_or("events.deadline", defaults.deadline)?,
         };
+        // Event Grid gives up on an answer after 30 s
+        // (https://learn.microsoft.com/azure/event-grid/delivery-and-retry); queueing what is
+        // left needs a little time after the deadline.
+        if events.deadline > Duration::from_secs(25) {
+            return Err(r.invalid(
+                "events.deadline",
+                &format!("{:?}", events.deadline),
+                "expected at most 25s (Event Grid waits 30s for an answer)",
+            ));
+        }
         // Every invocation of a burst waits out the window: keep it well inside the host's
         // function timeout and Event Grid's delivery timeout.
         if events.coalesce_window > Duration::from_secs(30) {

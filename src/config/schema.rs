@@ -43,7 +43,7 @@ fn known_children(path: &str) -> Option<Vec<&'static str>> {
         "asm" => vec!["base_url", "seed_types"],
         "sync" => vec!["max_delete_fraction"],
         "ledger" => vec!["kind", "path", "table"],
-        "events" => vec!["coalesce_window", "concurrency", "clock_skew"],
+        "events" => vec!["coalesce_window", "concurrency", "clock_skew", "deadline"],
         "retry" => vec!["base_delay", "max_delay", "max_attempts"],
         _ => return None,
     };

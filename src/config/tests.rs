@@ -298,3 +298,15 @@ fn storage_and_service_bus_connection_strings_refuse_plain_http_to_other_hosts()
     let local = "Endpoint=http://127.0.0.1:9000/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0";
     assert!(crate::queue::ConnectionString::parse(local).is_ok());
 }
+
+#[test]
+fn the_event_deadline_defaults_inside_event_grids_wait_and_refuses_more() {
+    let config = load_yaml("scan_id: x\n", &[]).unwrap();
+    assert_eq!(config.events.deadline, Duration::from_secs(20));
+    let config = load_yaml("scan_id: x\nevents:\n  deadline: 250ms\n", &[]).unwrap();
+    assert_eq!(config.events.deadline, Duration::from_millis(250));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let err = load_yaml("scan_id: x\nevents:\n  deadline: 40s\n", &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("events.deadline") && text.contains("25s"), "{text}");
+}

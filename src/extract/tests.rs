@@ -193,7 +193,10 @@ mod fuzz {
             reached.case();
             let extractors = registry();
             let extractor = &extractors[index % extractors.len()];
-            let id = format!("/subscriptions/1/resourceGroups/rg/providers/{}/x", extractor.arm_type);
+            // A child type (`microsoft.network/dnszones/a`) needs a name after each type segment.
+            let (namespace, types) = extractor.arm_type.split_once('/').unwrap_or((extractor.arm_type, "t"));
+            let path: Vec<String> = types.split('/').map(|t| format!("{t}/x")).collect();
+            let id = format!("/subscriptions/1/resourceGroups/rg/providers/{namespace}/{}", path.join("/"));
             let resource = Resource {
                 id: ResourceId::parse(&id).unwrap(),
                 arm_type: extractor.arm_type.to_string(),

@@ -8,12 +8,14 @@
 //! - [`coalesce`]: one apply per resource per burst;
 //! - [`runner`]: applying with scheduled retries, running queued jobs, reconciling;
 //! - [`ports`]: the engines as small traits; [`engines`]: the real ones behind them;
-//! - [`server`]: the axum routes; [`logging`]: JSON log lines.
+//! - [`server`]: the axum routes; [`limits`]: body size and read time per request;
+//!   [`logging`]: JSON log lines.
 
 pub mod coalesce;
 pub mod engines;
 pub mod envelope;
 pub mod events;
+pub mod limits;
 pub mod logging;
 pub mod ports;
 pub mod resync;

@@ -135,6 +135,15 @@ mod tests {
             (json!("{\"scope\":\"all\",\"id\":\"x\"}"), "must not be set"),
             (json!("{\"scope\":\"all\",\"dryrun\":true}"), "unknown field"),
             (json!("{\"scope\":\"subscription\",\"id\":\"a/b\"}"), "subscription id"),
+            // Ids that would change an ARM URL's meaning are refused, naming the id.
+            (
+                json!({"scope": "resource", "id": "/subscriptions/1/resourceGroups/rg/providers/A.B/c/d?x=1"}),
+                "\"/subscriptions/1/resourceGroups/rg/providers/A.B/c/d?x=1\"",
+            ),
+            (
+                json!({"scope": "resource", "id": "/subscriptions/1/resourceGroups/rg/providers/A.B/c/../../x/y"}),
+                "\"..\"",
+            ),
         ];
         for (body, needle) in cases {
             let err = parse_request(&req(body.clone())).unwrap_err();

@@ -36,6 +36,8 @@ pub struct Tuning {
     pub concurrency: usize,
     /// How far an event's publisher clock may be from ours.
     pub clock_skew: Duration,
+    /// How long a delivery's applies may run before the invocation answers anyway.
+    pub deadline: Duration,
 }
 
 impl Default for Tuning {
@@ -50,6 +52,7 @@ impl From<&crate::config::EventSettings> for Tuning {
             coalesce_window: events.coalesce_window,
             concurrency: usize::try_from(events.concurrency).unwrap_or(usize::MAX).max(1),
             clock_skew: events.clock_skew,
+            deadline: events.deadline,
         }
     }
 }
@@ -156,19 +159,73 @@ impl Runner {
 
     /// Applies the changes of one delivery concurrently (each coalesced as [`Runner::apply`]),
     /// returning the event id, the resource and the outcome of each, in delivery order.
+    ///
+    /// Event Grid counts a delivery failed when no answer comes within 30 s and redelivers the
+    /// whole batch, so the delivery is answered within `events.deadline`: an apply still
+    /// running then goes on in the background, and its change is also queued to the retry
+    /// queue (which reads the resource again), so nothing is lost if the instance stops.
     pub async fn apply_events(
         self: &Arc<Self>,
         changes: Vec<(ResourceEvent, Change)>,
     ) -> Vec<(String, String, ApplyOutcome)> {
-        futures::future::join_all(changes.into_iter().map(|(event, change)| {
-            let runner = Arc::clone(self);
-            async move {
+        let until = tokio::time::Instant::now() + self.services.tuning.deadline;
+        let running: Vec<_> = changes
+            .into_iter()
+            .map(|(event, change)| {
                 tracing::info!(event_id = %event.id, event_type = %event.event_type, resource = %change.id, "event received");
-                let resource = change.id.to_string();
-                (event.id, resource, runner.apply(change).await)
-            }
+                let runner = Arc::clone(self);
+                let queued_change = change.clone();
+                let task = tokio::spawn(async move { runner.apply(change).await });
+                (event.id, queued_change, task)
+            })
+            .collect();
+        futures::future::join_all(running.into_iter().map(|(event_id, change, mut task)| async move {
+            let resource = change.id.to_string();
+            let outcome = match tokio::time::timeout_at(until, &mut task).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(lost)) => ApplyOutcome::Failed {
+                    cause: format!("the apply stopped: {lost}"),
+                },
+                Err(_) => self.queue_unfinished(&event_id, change).await,
+            };
+            (event_id, resource, outcome)
         }))
         .await
+    }
+
+    /// Queues a change whose apply outlived `events.deadline` (the apply itself keeps going).
+    async fn queue_unfinished(&self, event_id: &str, change: Change) -> ApplyOutcome {
+        let deadline = self.services.tuning.deadline;
+        let cause = format!("not finished within events.deadline ({deadline:?})");
+        let Some(queue) = &self.services.queue else {
+            tracing::error!(event_id, resource = %change.id, "{cause} and no retry queue is configured: the delivery fails so Event Grid delivers it again");
+            return ApplyOutcome::Failed {
+                cause: format!("{cause} (no retry queue configured)"),
+            };
+        };
+        let job = RetryJob::Apply {
+            resource_id: change.id.as_str().to_string(),
+            change: change.kind,
+            attempt: 1,
+            cause: Some(cause.clone()),
+        };
+        match queue.schedule(&job, Some(event_id)).await {
+            Ok(sent) => {
+                let visible_at = sent.visible_at.map(httpdate::fmt_http_date).unwrap_or_default();
+                tracing::warn!(event_id, resource = %change.id, message_id = %sent.message_id, visible_at, "{cause}: the change is queued and will be read again");
+                ApplyOutcome::Queued {
+                    message_id: sent.message_id,
+                    visible_at,
+                    cause,
+                }
+            }
+            Err(qe) => {
+                tracing::error!(event_id, resource = %change.id, queue_error = %qe, "{cause} and it could not be queued");
+                ApplyOutcome::Failed {
+                    cause: format!("{cause}; it could not be queued: {qe}"),
+                }
+            }
+        }
     }
 
     /// Applies one change from an event, coalesced with other changes to the same resource.
@@ -325,6 +382,87 @@ async fn apply_with_retry(services: &Services, change: Change, attempt: u32) -> 
             ApplyOutcome::Failed {
                 cause: format!("{error}; the retry could not be queued: {qe}"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::events::{ChangeKind, EventSchema};
+    use crate::functions::ports::Scope;
+    use async_trait::async_trait;
+
+    /// An apply that finishes only for ids not containing "stall" (a stalled ARM read).
+    struct Gated;
+
+    #[async_trait]
+    impl Applier for Gated {
+        async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
+            if change.id.as_str().contains("stall") {
+                std::future::pending::<()>().await;
+            }
+            Ok(json!({"read": change.id.as_str()}))
+        }
+    }
+
+    struct NoReconcile;
+
+    #[async_trait]
+    impl Reconciler for NoReconcile {
+        async fn reconcile(&self, _: &Scope, _: bool) -> Result<Value, WorkError> {
+            Err(WorkError::permanent("not in this test"))
+        }
+    }
+
+    fn event_for(name: &str) -> (ResourceEvent, Change) {
+        let id = ResourceId::parse(&format!("/subscriptions/1/resourceGroups/rg/providers/A.B/c/{name}")).unwrap();
+        let event = ResourceEvent {
+            id: format!("evt-{name}"),
+            event_type: "Microsoft.Resources.ResourceWriteSuccess".into(),
+            subject: id.to_string(),
+            time: None,
+            schema: EventSchema::EventGrid,
+            data: Default::default(),
+        };
+        let change = Change {
+            id,
+            kind: ChangeKind::Changed,
+            body: None,
+            time: None,
+        };
+        (event, change)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_is_answered_at_the_deadline_with_what_finished() {
+        let tuning = Tuning {
+            coalesce_window: Duration::ZERO,
+            ..Tuning::default()
+        };
+        let runner = Arc::new(Runner::new(Services {
+            applier: Arc::new(Gated),
+            reconciler: Arc::new(NoReconcile),
+            queue: None,
+            max_attempts: 3,
+            tuning,
+        }));
+        let started = tokio::time::Instant::now();
+        let outcomes = runner.apply_events(vec![event_for("quick"), event_for("stall")]).await;
+        assert_eq!(
+            started.elapsed(),
+            tuning.deadline,
+            "answered at the deadline, not later"
+        );
+        assert!(
+            matches!(outcomes[0].2, ApplyOutcome::Applied { .. }),
+            "{:?}",
+            outcomes[0]
+        );
+        // No retry queue: the unfinished change fails the delivery, so Event Grid sends it again.
+        match &outcomes[1].2 {
+            ApplyOutcome::Failed { cause } => assert!(cause.contains("events.deadline"), "{cause}"),
+            other => panic!("{other:?}"),
         }
     }
 }

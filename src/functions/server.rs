@@ -3,8 +3,9 @@
 //! `Content-Type: application/json` (an empty 2xx would hang the invocation in the host).
 //!
 //! Status codes towards the host: 200 when the invocation succeeded (including events that
-//! are acknowledged without processing); 400 for an invocation that cannot be read (nothing
-//! was done); 500 when work could not be done nor queued, so the trigger delivers again.
+//! are acknowledged without processing, and events that cannot be read, which are logged);
+//! 400 for an invocation envelope that cannot be read (nothing was done); 500 when work could
+//! not be done nor queued, so the trigger delivers again.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,7 +23,8 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use super::envelope::{Invocation, InvocationResponse, http_output};
-use super::events::{Disposition, ResourceEvent, event_values};
+use super::events::{Change, Disposition, ResourceEvent, event_values};
+use super::limits::{Limits, bounded_body};
 use super::ports::Scope;
 use super::resync::parse_request;
 use super::runner::{ApplyOutcome, RunOutcome, Runner, Services};
@@ -55,16 +57,27 @@ pub struct AppState {
 struct Inner {
     factory: ServicesFactory,
     runner: OnceCell<Result<Arc<Runner>, String>>,
+    limits: Limits,
 }
 
 impl AppState {
     pub fn new(factory: ServicesFactory) -> AppState {
+        AppState::with_limits(factory, Limits::default())
+    }
+
+    /// A state whose requests are held to `limits` (tests shorten the body read timeout).
+    pub fn with_limits(factory: ServicesFactory, limits: Limits) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 factory,
                 runner: OnceCell::new(),
+                limits,
             }),
         }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
     /// The runner, building the services on first call; every caller shares one build.
@@ -102,21 +115,53 @@ pub fn router(state: AppState) -> Router {
         .route("/resync", post(resync))
         .route("/retry", post(retry))
         .fallback(unknown)
+        .layer(middleware::from_fn_with_state(state.clone(), bounded_body))
         .layer(middleware::from_fn(invocation_span))
-        .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        // The body is bounded (and timed) by `bounded_body`, which answers in the host's JSON.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
 /// Serves on `listener` until `shutdown` completes, then finishes the invocations in flight.
+///
+/// HTTP/1.1 only (what the host speaks), on hyper's own connection loop so that a request's
+/// headers must arrive within the body read timeout too: a sender dribbling header bytes
+/// cannot hold a connection (`axum::serve` sets no header timeout).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     state.warm_up();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let header_timeout = state.limits().body_read_timeout;
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 async fn invocation_span(request: Request, next: Next) -> Response {
@@ -140,7 +185,7 @@ fn reply(status: StatusCode, response: InvocationResponse) -> Response {
 }
 
 /// A failed invocation: logged, and answered with the error in `Logs`.
-fn failure(status: StatusCode, message: String) -> Response {
+pub(super) fn failure(status: StatusCode, message: String) -> Response {
     if status.is_server_error() {
         tracing::error!(error = %message, "invocation failed");
     } else {
@@ -178,23 +223,7 @@ async fn resource_events(State(state): State<AppState>, body: Bytes) -> Response
             format!("invocation Data has no input named {:?}", bindings::EVENT),
         );
     };
-    // Read every event before acting on any: a malformed invocation has no side effects.
-    let mut changes = Vec::new();
-    let mut response = InvocationResponse::new();
-    for value in event_values(raw) {
-        let event = match ResourceEvent::parse(&value) {
-            Ok(event) => event,
-            Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
-        };
-        match event.disposition() {
-            Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
-            Ok(Disposition::Ignore { reason }) => {
-                tracing::info!(event_id = %event.id, event_type = %event.event_type, reason, "event acknowledged, not processed");
-                response.log(format!("event {} acknowledged, not processed: {reason}", event.id));
-            }
-            Ok(Disposition::Apply(change)) => changes.push((event, change)),
-        }
-    }
+    let (changes, mut response) = read_events(raw);
     if changes.is_empty() {
         return reply(StatusCode::OK, response);
     }
@@ -203,18 +232,60 @@ async fn resource_events(State(state): State<AppState>, body: Bytes) -> Response
         Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let outcomes = runner.apply_events(changes).await;
-    let mut failed = false;
+    let mut failed = Vec::new();
     for (event_id, resource, outcome) in outcomes {
-        failed |= !outcome.acknowledged();
+        if let ApplyOutcome::Failed { cause } = &outcome {
+            failed.push(format!("event {event_id} for {resource}: {cause}"));
+        }
         response.log(format!("event {event_id} for {resource}: {}", outcome.to_json()));
     }
-    if failed {
+    if !failed.is_empty() {
+        // The host drops a failed invocation's Logs: this line is what the operator sees.
         tracing::error!(
+            causes = %failed.join("; "),
             "invocation failed: a change could not be applied nor queued; the event will be delivered again"
         );
         return reply(StatusCode::INTERNAL_SERVER_ERROR, response);
     }
     reply(StatusCode::OK, response)
+}
+
+/// Reads a delivery's events. An event that cannot be read (no id or type, an id that is not
+/// an ARM resource id) is acknowledged and logged with its id rather than failing the
+/// invocation: the host answers Event Grid with a failure for any non-2xx, and Event Grid then
+/// redelivers the whole batch (up to 30 times over 24 hours), good events included, while
+/// redelivery can never make a bad event readable.
+fn read_events(raw: &Value) -> (Vec<(ResourceEvent, Change)>, InvocationResponse) {
+    let mut changes = Vec::new();
+    let mut response = InvocationResponse::new();
+    for value in event_values(raw) {
+        let read = ResourceEvent::parse(&value).and_then(|event| event.disposition().map(|d| (event, d)));
+        match read {
+            Err(e) => {
+                let event_id = unreadable_event_id(&value);
+                tracing::error!(event_id, error = %e, "event acknowledged, not processed: it cannot be read");
+                response.log(format!(
+                    "event {event_id} acknowledged, not processed: it cannot be read: {e}"
+                ));
+            }
+            Ok((event, Disposition::Ignore { reason })) => {
+                tracing::info!(event_id = %event.id, event_type = %event.event_type, reason, "event acknowledged, not processed");
+                response.log(format!("event {} acknowledged, not processed: {reason}", event.id));
+            }
+            Ok((event, Disposition::Apply(change))) => changes.push((event, change)),
+        }
+    }
+    (changes, response)
+}
+
+/// The id of an event that did not parse, for the log line; `(no id)` when it has none.
+fn unreadable_event_id(value: &Value) -> String {
+    let id = super::envelope::decode_object(value).and_then(|map| match map.get("id") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.chars().take(200).collect()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    });
+    id.unwrap_or_else(|| "(no id)".to_string())
 }
 
 async fn retry(State(state): State<AppState>, body: Bytes) -> Response {

@@ -50,6 +50,7 @@ mod tests {
             coalesce_window: Duration::from_secs(1),
             concurrency: 7,
             clock_skew: Duration::from_secs(3),
+            deadline: Duration::from_secs(20),
         };
         let tuned = super::tuning(configured);
         assert_eq!(tuned.coalesce_window, Duration::from_millis(20));

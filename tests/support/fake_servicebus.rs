@@ -3,8 +3,16 @@
 //! answers 201 with an empty body; `BrokerProperties` is parsed (an unparsable one, or a
 //! `ScheduledEnqueueTimeUtc` that is not RFC 1123, is a 400); duplicate detection drops a
 //! message whose `MessageId` was seen within the window (still 201), scheduled messages
-//! included; auth is a bearer token or a SAS token checked against the key; failures
-//! (401/403/410/413/429/500/503) can be injected; every accepted send is journaled.
+//! included; every accepted send is journaled. As strict as the service:
+//! - auth is a SAS token checked against the key, or an Entra ID bearer token whose audience
+//!   must be `https://servicebus.azure.net` and whose identity must hold a role that may send
+//!   (Azure Service Bus Data Sender or Owner); anything else is 401
+//!   (https://learn.microsoft.com/azure/service-bus-messaging/authenticate-application);
+//! - a message larger than 256 KB (Standard tier, body and properties) is 413
+//!   `MessageSizeExceeded` (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-quotas);
+//! - injected failures (401/403/410/413/429/500/503) are answered after auth, as the service
+//!   does, and 429/503 carry `Retry-After: 10` (the service's busy back-off); tests that need
+//!   speed cap the client's wait with `http.retry_max_delay`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -48,11 +56,44 @@ impl Journaled {
     }
 }
 
+/// What an Entra ID token stands for, as the service reads it from the token's claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The `aud` claim: the resource the token was requested for.
+    pub audience: String,
+    /// The Service Bus data roles the token's identity holds on the namespace.
+    pub roles: Vec<String>,
+}
+
+/// Looks a bearer token up: `None` for a token no issuer knows.
+pub type TokenVerifier = Arc<dyn Fn(&str) -> Option<Grant> + Send + Sync>;
+
+/// The audience every Service Bus token must carry.
+pub const AUDIENCE: &str = "https://servicebus.azure.net";
+pub const DATA_SENDER: &str = "Azure Service Bus Data Sender";
+pub const DATA_OWNER: &str = "Azure Service Bus Data Owner";
+pub const DATA_RECEIVER: &str = "Azure Service Bus Data Receiver";
+
+/// Standard tier's message size limit.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 /// How the fake checks `Authorization`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum FakeAuth {
-    Bearer(String),
+    Entra(TokenVerifier),
     Sas { key_name: String, key: String },
+}
+
+impl FakeAuth {
+    /// One bearer token, issued for `audience` to an identity holding `roles`.
+    pub fn token(token: &str, audience: &str, roles: &[&str]) -> FakeAuth {
+        let token = token.to_string();
+        let grant = Grant {
+            audience: audience.to_string(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        };
+        FakeAuth::Entra(Arc::new(move |given| (given == token).then(|| grant.clone())))
+    }
 }
 
 struct Inner {
@@ -131,17 +172,6 @@ async fn send(
 ) -> Response {
     let mut inner = inner.lock().unwrap();
     inner.requests += 1;
-    if let Some(status) = inner.inject.pop_front() {
-        let mut response = (
-            StatusCode::from_u16(status).unwrap(),
-            format!("<Error><Code>{status}</Code><Detail>injected failure</Detail></Error>"),
-        )
-            .into_response();
-        if status == 429 || status == 503 {
-            response.headers_mut().insert("retry-after", "0".parse().unwrap());
-        }
-        return response;
-    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let entity_url = format!(
         "{}/{}",
@@ -150,6 +180,20 @@ async fn send(
     );
     if let Err(why) = check_auth(&inner.auth, header("authorization").as_deref(), &entity_url) {
         return error(StatusCode::UNAUTHORIZED, &why);
+    }
+    if let Some(status) = inner.inject.pop_front() {
+        let mut response = error(StatusCode::from_u16(status).unwrap(), "injected failure");
+        if status == 429 || status == 503 {
+            response.headers_mut().insert("retry-after", "10".parse().unwrap());
+        }
+        return response;
+    }
+    let size = body.len() + header("brokerproperties").map_or(0, |b| b.len());
+    if size > MAX_MESSAGE_BYTES {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("MessageSizeExceeded: the message ({size} bytes) exceeds the limit ({MAX_MESSAGE_BYTES} bytes)"),
+        );
     }
     if !inner.queues.iter().any(|q| q.eq_ignore_ascii_case(&queue)) {
         return error(StatusCode::GONE, "The messaging entity does not exist");
@@ -228,12 +272,19 @@ fn error(status: StatusCode, detail: &str) -> Response {
 fn check_auth(auth: &FakeAuth, header: Option<&str>, entity_url: &str) -> Result<(), String> {
     let header = header.ok_or("no Authorization header")?;
     match auth {
-        FakeAuth::Bearer(token) => {
-            if header == format!("Bearer {token}") {
-                Ok(())
-            } else {
-                Err("bad bearer token".into())
+        FakeAuth::Entra(verify) => {
+            let token = header.strip_prefix("Bearer ").ok_or("not a Bearer token")?;
+            let grant = verify(token).ok_or("InvalidSignature: the token is not valid")?;
+            if grant.audience.trim_end_matches('/') != AUDIENCE {
+                return Err(format!(
+                    "InvalidAudience: the token's audience {} is not {AUDIENCE}",
+                    grant.audience
+                ));
             }
+            if !grant.roles.iter().any(|r| r == DATA_SENDER || r == DATA_OWNER) {
+                return Err("Unauthorized access. 'Send' claim(s) are required to perform this operation.".into());
+            }
+            Ok(())
         }
         FakeAuth::Sas { key_name, key } => {
             let rest = header

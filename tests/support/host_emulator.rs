@@ -67,6 +67,26 @@ impl HostResponse {
     }
 }
 
+/// What became of a delivery the emulator repeated until it succeeded or gave up.
+#[derive(Debug)]
+pub struct Redelivery {
+    /// Every answer, first delivery first.
+    pub responses: Vec<HostResponse>,
+    /// The retries ran out (Service Bus: the message is dead-lettered; Event Grid: the event
+    /// is dropped or dead-lettered).
+    pub dead_lettered: bool,
+}
+
+impl Redelivery {
+    pub fn deliveries(&self) -> usize {
+        self.responses.len()
+    }
+
+    pub fn last(&self) -> &HostResponse {
+        self.responses.last().expect("at least one delivery")
+    }
+}
+
 /// A free port, found the way the host finds one (bind port 0, read it, let go).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -144,7 +164,66 @@ impl HostEmulator {
             ("X-Azure-Functions-InvocationId", invocation_id),
             ("User-Agent", "Azure-Functions-Host/4.1037.0.0"),
         ];
-        http_request(self.port, "POST", &format!("/{function}"), &headers, body, chunked).await
+        let mut response = http_request(self.port, "POST", &format!("/{function}"), &headers, body, chunked).await;
+        // The host keeps an invocation's `Logs` only when it succeeded; an operator sees a
+        // failed invocation through the worker's own stdout/stderr lines, never its `Logs`.
+        if !(200..300).contains(&response.status) && response.body["Logs"].is_array() {
+            response.body["Logs"] = json!([]);
+        }
+        response
+    }
+
+    /// Delivers an Event Grid batch as Event Grid and the host do: one `resource-events`
+    /// invocation holding the events, repeated while the answer is not 2xx, up to
+    /// `max_attempts` (Event Grid's default is 30 over 24 hours,
+    /// https://learn.microsoft.com/azure/event-grid/delivery-and-retry; the emulator does not
+    /// wait between attempts).
+    pub async fn deliver_event_grid(&self, events: &[Value], invocation: &str, max_attempts: u32) -> Redelivery {
+        let body = event_invocation(&Value::Array(events.to_vec()));
+        let mut responses = Vec::new();
+        for attempt in 1..=max_attempts {
+            let response = self
+                .invoke("resource-events", &body, &format!("{invocation}-try{attempt}"), false)
+                .await;
+            let done = (200..300).contains(&response.status);
+            responses.push(response);
+            if done {
+                return Redelivery {
+                    responses,
+                    dead_lettered: false,
+                };
+            }
+        }
+        Redelivery {
+            responses,
+            dead_lettered: true,
+        }
+    }
+
+    /// Delivers a Service Bus message as the host does: `DeliveryCount` starts at 1 and grows
+    /// with each abandoned delivery (a non-2xx answer); past `max_delivery_count` the message
+    /// goes to the dead-letter queue
+    /// (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-dead-letter-queues).
+    pub async fn deliver_message(&self, body_text: &str, message_id: &str, max_delivery_count: u32) -> Redelivery {
+        let mut responses = Vec::new();
+        for delivery_count in 1..=max_delivery_count {
+            let invocation = servicebus_invocation(body_text, message_id, delivery_count);
+            let response = self
+                .invoke("retry", &invocation, &format!("{message_id}-d{delivery_count}"), false)
+                .await;
+            let done = (200..300).contains(&response.status);
+            responses.push(response);
+            if done {
+                return Redelivery {
+                    responses,
+                    dead_lettered: false,
+                };
+            }
+        }
+        Redelivery {
+            responses,
+            dead_lettered: true,
+        }
     }
 
     pub async fn get(&self, path: &str) -> HostResponse {
@@ -166,6 +245,23 @@ impl HostEmulator {
             .chain(self.stderr_lines())
             .map(|l| serde_json::from_str(&l).unwrap_or(Value::String(l)))
             .collect()
+    }
+
+    /// Waits until a log record satisfies `found` (the worker writes its lines asynchronously),
+    /// failing after a generous 30 s rather than racing a fixed sleep.
+    pub async fn wait_for_log(&self, what: &str, found: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Some(record) = self.log_records().into_iter().find(|r| found(r)) {
+                return record;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no log record {what} within 30 s: {:?}",
+                self.log_records()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {
