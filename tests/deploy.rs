@@ -471,7 +471,7 @@ fn event_filter_covers_every_tracked_type_without_overlap() {
 
 // ---- Functions metadata against the handler's routes ----
 
-const FUNCTIONS: &[&str] = &["reconcile", "resource-events", "resync", "retry"];
+const FUNCTIONS: &[&str] = &["reconcile", "resource-events", "resync", "retry", "status"];
 
 /// host.json and the four function folders must be in the repository.
 fn assert_functions_metadata_present() {

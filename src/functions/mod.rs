@@ -19,3 +19,4 @@ pub mod ports;
 pub mod resync;
 pub mod runner;
 pub mod server;
+pub mod status;

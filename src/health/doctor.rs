@@ -124,3 +124,13 @@ pub fn log_report(report: &Report) {
         }
     }
 }
+
+/// The read-only part at handler start-up, with clients of its own, logged; never fails.
+pub async fn startup(config: Config, file: Option<std::path::PathBuf>) {
+    let env = crate::config::ProcessEnv;
+    let tokens = crate::azure::credential::token_source(&config.azure, &env, Default::default()).ok();
+    let asm = AsmClient::from_config(&config).ok();
+    let asm = asm.as_ref().map(|a| a as &dyn AsmApi);
+    let (report, _) = read_only(&config, &env, file.as_deref(), tokens.as_ref(), asm).await;
+    log_report(&report);
+}

@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod page;
 pub mod probes;
 pub mod queue_probe;
+pub mod record;
 pub mod report;
 pub mod state;
 pub mod status;
