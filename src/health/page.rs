@@ -146,7 +146,7 @@ fn chart(runs: &[RunRecord]) -> String {
     let _ = write!(
         out,
         "<svg id=\"chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"seeds by service check over time\">\
-<line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#d0d7de\"/><text x=\"2\" y=\"{pad}\" font-size=\"10\">{max}</text>",
+<line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#d0d7de\"/><text x=\"2\" y=\"{pad}\" font-size=\"14\">{max}</text>",
         b = height - pad,
         r = width - pad
     );
@@ -168,6 +168,10 @@ fn chart(runs: &[RunRecord]) -> String {
             coords.join(" "),
             c = escape(check)
         );
+        for point in &coords {
+            let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
+            let _ = write!(out, "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>");
+        }
         let last = points.last().and_then(|r| r.seeds_by_check.get(*check)).copied().unwrap_or(0);
         let _ = write!(legend, "<span style=\"color:{colour}\">■ {} ({last})</span>", escape(check));
     }
