@@ -71,7 +71,10 @@ impl World {
     }
 
     fn env(&self) -> Vec<(String, String)> {
-        let ledger = format!("ledger:\n  kind: local\n  path: {}\n", self.dir.path().join("ledger.redb").display());
+        let ledger = format!(
+            "ledger:\n  kind: local\n  path: {}\n",
+            self.dir.path().join("ledger.redb").display()
+        );
         vec![
             ("CONNECTOR_CONFIG".into(), self.yaml(SCAN, &ledger)),
             ("API_KEY".into(), KEY.into()),
@@ -80,7 +83,10 @@ impl World {
             ("RETRY_QUEUE".into(), QUEUE.into()),
             (
                 "ServiceBusConnection".into(),
-                format!("Endpoint=sb://{}/;SharedAccessKeyName=send;SharedAccessKey={SAS_KEY}", self.bus.addr),
+                format!(
+                    "Endpoint=sb://{}/;SharedAccessKeyName=send;SharedAccessKey={SAS_KEY}",
+                    self.bus.addr
+                ),
             ),
         ]
     }
@@ -121,7 +127,12 @@ fn states(report: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["name"].as_str().unwrap().to_string(), l["state"].as_str().unwrap().to_string()))
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -156,9 +167,15 @@ async fn against_the_fakes_every_check_is_ok() {
     assert!(sub["detail"].as_str().unwrap().contains("holds Reader"), "{sub}");
     let events = line(&report, &format!("event-grid.{SUB_A}"));
     let detail = events["detail"].as_str().unwrap();
-    assert!(detail.contains("AzureFunction") && detail.contains("ResourceWriteSuccess"), "{detail}");
+    assert!(
+        detail.contains("AzureFunction") && detail.contains("ResourceWriteSuccess"),
+        "{detail}"
+    );
     let config = line(&report, "config")["detail"].as_str().unwrap().to_string();
-    assert!(config.contains("scan_id (file)") && config.contains("API_KEY (env)") && config.contains("seed_tag (file)"), "{config}");
+    assert!(
+        config.contains("scan_id (file)") && config.contains("API_KEY (env)") && config.contains("seed_tag (file)"),
+        "{config}"
+    );
     let token = line(&report, "token.arm")["detail"].as_str().unwrap().to_string();
     assert!(token.contains(fake_azure::FAKE_CLIENT_ID), "{token}");
     // The probe reached the queue, and nothing was left in the ledger.
@@ -209,7 +226,12 @@ async fn readable_without_a_reader_assignment_is_a_warning() {
     let (run, report) = w.check().await;
     let name = format!("subscription.{SUB_A}");
     assert_only(&run, &report, &[&name], "warning", 1);
-    assert!(line(&report, &name)["advice"].as_str().unwrap().contains("--role Reader"));
+    assert!(
+        line(&report, &name)["advice"]
+            .as_str()
+            .unwrap()
+            .contains("--role Reader")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,25 +247,46 @@ async fn a_refused_asm_key_fails_and_says_which_setting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_scan_fails_the_scan_line() {
     let w = World::start().await;
-    let ledger = format!("ledger:\n  kind: local\n  path: {}\n", w.dir.path().join("l.redb").display());
-    let env = with(w.env(), "CONNECTOR_CONFIG", &w.yaml("00000000-dead-4000-8000-000000000000", &ledger));
+    let ledger = format!(
+        "ledger:\n  kind: local\n  path: {}\n",
+        w.dir.path().join("l.redb").display()
+    );
+    let env = with(
+        w.env(),
+        "CONNECTOR_CONFIG",
+        &w.yaml("00000000-dead-4000-8000-000000000000", &ledger),
+    );
     let (run, report) = w.check_with(env).await;
     assert_only(&run, &report, &["asm.scan"], "failed", 2);
-    assert!(line(&report, "asm.scan")["advice"].as_str().unwrap().contains("scan_id"));
+    assert!(
+        line(&report, "asm.scan")["advice"]
+            .as_str()
+            .unwrap()
+            .contains("scan_id")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_that_cannot_be_reached_fails_the_ledger_line() {
     let w = World::start().await;
     // Table Storage on a port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let storage = format!(
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:{closed}/devstoreaccount1;"
     );
     let env = with(w.env(), "CONNECTOR_CONFIG", &w.yaml(SCAN, "ledger:\n  kind: table\n"));
     let (run, report) = w.check_with(with(env, "AzureWebJobsStorage", &storage)).await;
     assert_only(&run, &report, &["ledger"], "failed", 2);
-    assert!(line(&report, "ledger")["advice"].as_str().unwrap().contains("AzureWebJobsStorage"));
+    assert!(
+        line(&report, "ledger")["advice"]
+            .as_str()
+            .unwrap()
+            .contains("AzureWebJobsStorage")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +297,13 @@ async fn a_queue_that_refuses_the_sender_fails_the_queue_line() {
     assert_only(&run, &report, &["queue"], "failed", 2);
     let queue = line(&report, "queue");
     assert!(queue["detail"].as_str().unwrap().contains("403"), "{queue}");
-    assert!(queue["advice"].as_str().unwrap().contains("Azure Service Bus Data Sender"), "{queue}");
+    assert!(
+        queue["advice"]
+            .as_str()
+            .unwrap()
+            .contains("Azure Service Bus Data Sender"),
+        "{queue}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,14 +313,24 @@ async fn a_subscription_without_its_event_grid_subscription_fails_that_line() {
     let (run, report) = w.check().await;
     let name = format!("event-grid.{SUB_A}");
     assert_only(&run, &report, &[&name], "failed", 2);
-    assert!(line(&report, &name)["advice"].as_str().unwrap().contains("deployEventSubscriptions"));
+    assert!(
+        line(&report, &name)["advice"]
+            .as_str()
+            .unwrap()
+            .contains("deployEventSubscriptions")
+    );
 
     let w2 = World::start().await;
     w2.azure.set_event_subscription_state(SUB_B, "Failed");
     let (run, report) = w2.check().await;
     let name = format!("event-grid.{SUB_B}");
     assert_only(&run, &report, &[&name], "failed", 2);
-    assert!(line(&report, &name)["detail"].as_str().unwrap().contains("provisioningState Failed"));
+    assert!(
+        line(&report, &name)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("provisioningState Failed")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,9 +338,17 @@ async fn dead_letters_are_counted_where_the_role_allows_reading_them() {
     let w = World::start().await;
     let (_, report) = w.check().await;
     let unread = line(&report, "queue.dead-letter");
-    assert!(unread["detail"].as_str().unwrap().contains("not read (401)"), "{unread}");
+    assert!(
+        unread["detail"].as_str().unwrap().contains("not read (401)"),
+        "{unread}"
+    );
     w.bus.grant_manage_with_dead_letters(3);
     let (run, report) = w.check().await;
     assert_only(&run, &report, &["queue.dead-letter"], "warning", 1);
-    assert!(line(&report, "queue.dead-letter")["detail"].as_str().unwrap().contains("3 dead-lettered"));
+    assert!(
+        line(&report, "queue.dead-letter")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("3 dead-lettered")
+    );
 }

@@ -102,7 +102,11 @@ async fn pending_then_online_then_offline_with_a_refused_key() {
     assert_eq!(status["state"], "online", "{status:#}");
     assert_eq!(run.code, Some(0));
     let last = &status["runs"][0];
-    assert_eq!((last["trigger"].as_str(), last["result"].as_str()), (Some("cli"), Some("ok")), "{last}");
+    assert_eq!(
+        (last["trigger"].as_str(), last["result"].as_str()),
+        (Some("cli"), Some("ok")),
+        "{last}"
+    );
     assert_eq!(last["added"], 2);
     assert_eq!(last["complete"], true);
     assert_eq!(last["seeds_by_check"]["check_public_ip_addresses"], 2, "{last}");
@@ -146,7 +150,9 @@ fn status_invocation(accept: &str) -> Value {
 }
 
 async fn status_of(host: &HostEmulator, accept: &str) -> Value {
-    let response = host.invoke("status", &status_invocation(accept), "inv-status", false).await;
+    let response = host
+        .invoke("status", &status_invocation(accept), "inv-status", false)
+        .await;
     response.assert_host_readable();
     assert_eq!(response.status, 200, "{}", response.body);
     response.body["Outputs"]["res"].clone()
@@ -184,7 +190,10 @@ async fn the_status_function_shows_a_running_reconcile_then_serves_the_page() {
         })
     };
     let refreshing = wait_for_state(&host, "refreshing").await;
-    assert!(refreshing["reasons"].to_string().contains("timer reconcile"), "{refreshing:#}");
+    assert!(
+        refreshing["reasons"].to_string().contains("timer reconcile"),
+        "{refreshing:#}"
+    );
     w.azure.release_graph();
     assert_eq!(timer.await.unwrap().status, 200);
     let online = wait_for_state(&host, "online").await;
@@ -206,7 +215,12 @@ async fn the_status_function_shows_a_running_reconcile_then_serves_the_page() {
 
     let page = status_of(&host, "text/html,application/xhtml+xml").await;
     assert_eq!(page["statusCode"], 200);
-    assert!(page["headers"]["Content-Type"].as_str().unwrap().starts_with("text/html"));
+    assert!(
+        page["headers"]["Content-Type"]
+            .as_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = page["body"].as_str().unwrap().to_string();
     assert!(!html.contains(FUNCTION_KEY), "the key was written into the page");
     render_in_chromium(&html);
@@ -221,7 +235,13 @@ fn artifact_dir() -> PathBuf {
 
 fn chromium() -> std::process::Command {
     let mut cmd = std::process::Command::new("chromium");
-    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"]);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+    ]);
     cmd.args(["--window-size=412,915", "--virtual-time-budget=5000"]);
     cmd
 }
@@ -239,17 +259,35 @@ fn render_in_chromium(html: &str) {
     assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
     let dom = String::from_utf8_lossy(&dom.stdout).to_string();
     std::fs::write(dir.join("status.dom.html"), &dom).unwrap();
-    assert!(dom.contains("data-ready=\"true\""), "the page's script did not run: {dom}");
+    assert!(
+        dom.contains("data-ready=\"true\""),
+        "the page's script did not run: {dom}"
+    );
     assert!(dom.contains(">online</span>"), "no state shown: {dom}");
     assert!(dom.matches("class=\"run\"").count() >= 1, "no run shown");
     assert!(dom.contains("data-wired=\"true\""), "the button is not wired");
-    let endpoint = dom.split("data-endpoint=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
-    assert!(endpoint.ends_with("/resync"), "the button calls {endpoint:?}, not resync");
+    let endpoint = dom
+        .split("data-endpoint=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("");
+    assert!(
+        endpoint.ends_with("/resync"),
+        "the button calls {endpoint:?}, not resync"
+    );
     assert!(!dom.contains(FUNCTION_KEY), "the key was written into the DOM");
     assert!(dom.contains("class=\"series\""), "no chart series");
     let shot = dir.join("status.png");
     let _ = std::fs::remove_file(&shot);
-    let out = chromium().arg(format!("--screenshot={}", shot.display())).arg(&url).output().unwrap();
+    let out = chromium()
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "no screenshot at {}", shot.display());
+    assert!(
+        std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false),
+        "no screenshot at {}",
+        shot.display()
+    );
 }

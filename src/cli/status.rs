@@ -24,7 +24,9 @@ pub async fn run(args: &StatusArgs, config_path: Option<&Path>) -> ExitCode {
         Err(e) => return super::fail(e),
     };
     let tokens = crate::azure::credential::token_source(&config.azure, &ProcessEnv, Default::default()).ok();
-    let asm = AsmClient::from_config(&config).ok().map(|a| Arc::new(a) as Arc<dyn AsmApi>);
+    let asm = AsmClient::from_config(&config)
+        .ok()
+        .map(|a| Arc::new(a) as Arc<dyn AsmApi>);
     let ledger = crate::ledger::open(&config, &ProcessEnv, tokens.clone())
         .await
         .map_err(|e| e.to_string());

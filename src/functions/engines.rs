@@ -236,7 +236,13 @@ impl Reconciler for SyncReconciler {
         let engine = Arc::clone(&self.0);
         let trigger = crate::health::record::current_trigger();
         let recorded = !matches!(scope, Scope::Resource(_));
-        let run = crate::health::record::begin(self.0.ledger.clone().filter(|_| recorded), trigger, scope.id().unwrap_or(scope.name()), dry_run).await;
+        let run = crate::health::record::begin(
+            self.0.ledger.clone().filter(|_| recorded),
+            trigger,
+            scope.id().unwrap_or(scope.name()),
+            dry_run,
+        )
+        .await;
         let scope = scope.clone();
         let span = tracing::Span::current();
         let (done, result) = tokio::sync::oneshot::channel();

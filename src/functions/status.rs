@@ -64,7 +64,11 @@ pub async fn current(state: &AppState) -> (StatusInputs, Decision) {
 
 /// The `res` output: the page or the JSON.
 pub fn response(inputs: &StatusInputs, decision: &Decision, html: bool) -> InvocationResponse {
-    let status = if decision.state == ConnectorState::Offline { 503 } else { 200 };
+    let status = if decision.state == ConnectorState::Offline {
+        503
+    } else {
+        200
+    };
     let mut response = InvocationResponse::new();
     response.log(format!("status answered {status}: {}", decision.state.as_str()));
     let output = if html {

@@ -56,7 +56,10 @@ async fn list(arm: &Arm, path: &str, bucket: Bucket, what: &str) -> Result<Vec<V
 pub async fn subscriptions_in_scope(arm: &Arm, config: &Config) -> Result<Vec<String>, AzureError> {
     let azure = &config.azure;
     let mut subs = if azure.subscriptions.is_empty() {
-        let path = format!("/subscriptions?api-version={}", crate::azure::catalog::SUBSCRIPTIONS_API_VERSION);
+        let path = format!(
+            "/subscriptions?api-version={}",
+            crate::azure::catalog::SUBSCRIPTIONS_API_VERSION
+        );
         list(arm, &path, Bucket::Arm(String::new()), "the subscription list")
             .await?
             .iter()
@@ -97,7 +100,10 @@ pub async fn subscription_line(arm: &Arm, subscription: &str, identity: &Identit
             } else {
                 CheckLine::warning(
                     name,
-                    format!("readable, but the identity holds no Reader assignment here (roles: {})", roles.join(", ")),
+                    format!(
+                        "readable, but the identity holds no Reader assignment here (roles: {})",
+                        roles.join(", ")
+                    ),
                     grant,
                 )
             }
@@ -107,12 +113,18 @@ pub async fn subscription_line(arm: &Arm, subscription: &str, identity: &Identit
             "not readable: 403 AuthorizationFailed (the identity lacks Reader)",
             grant,
         ),
-        Err(AzureError::Http { status: 401, message, .. }) => CheckLine::failed(
+        Err(AzureError::Http {
+            status: 401, message, ..
+        }) => CheckLine::failed(
             name,
             format!("Azure refused the token (401): {message}"),
             "check the credential and that the identity belongs to this subscription's tenant",
         ),
-        Err(e) => CheckLine::failed(name, e.to_string(), "check that Resource Manager is reachable; try again"),
+        Err(e) => CheckLine::failed(
+            name,
+            e.to_string(),
+            "check that Resource Manager is reachable; try again",
+        ),
     }
 }
 
@@ -124,34 +136,62 @@ fn urlencode(text: &str) -> String {
 /// `resource-events` function: missing, failed to provision, or present with its filters.
 pub async fn event_grid_line(arm: &Arm, subscription: &str) -> CheckLine {
     let name = format!("event-grid.{subscription}");
-    let deploy = "deploy the Event Grid subscription (infra/main.bicep with deployEventSubscriptions=true, scripts/deploy.sh)";
+    let deploy =
+        "deploy the Event Grid subscription (infra/main.bicep with deployEventSubscriptions=true, scripts/deploy.sh)";
     let bucket = Bucket::Arm(subscription.to_ascii_lowercase());
     let path = format!(
         "/subscriptions/{subscription}/providers/Microsoft.EventGrid/systemTopics?api-version={EVENT_GRID_API_VERSION}"
     );
     let topics = match list(arm, &path, bucket.clone(), "the Event Grid system topics").await {
         Ok(topics) => topics,
-        Err(e) => return CheckLine::failed(name, format!("cannot read the system topics: {e}"), "grant Reader on the subscription"),
+        Err(e) => {
+            return CheckLine::failed(
+                name,
+                format!("cannot read the system topics: {e}"),
+                "grant Reader on the subscription",
+            );
+        }
     };
     let source = format!("/subscriptions/{subscription}");
     let mut found = Vec::new();
     for topic in topics.iter().filter(|t| subscription_topic(t, &source)) {
-        let Some(id) = topic.get("id").and_then(Value::as_str) else { continue };
+        let Some(id) = topic.get("id").and_then(Value::as_str) else {
+            continue;
+        };
         let path = format!("{id}/eventSubscriptions?api-version={EVENT_GRID_API_VERSION}");
         match list(arm, &path, bucket.clone(), "the event subscriptions").await {
             Ok(subs) => found.extend(subs.into_iter().filter(delivers_here)),
-            Err(e) => return CheckLine::failed(name, format!("cannot read the event subscriptions of {id}: {e}"), "grant Reader on the subscription"),
+            Err(e) => {
+                return CheckLine::failed(
+                    name,
+                    format!("cannot read the event subscriptions of {id}: {e}"),
+                    "grant Reader on the subscription",
+                );
+            }
         }
     }
     let Some(first) = found.first() else {
-        return CheckLine::failed(name, "no Event Grid subscription delivers this subscription's events to resource-events", deploy);
+        return CheckLine::failed(
+            name,
+            "no Event Grid subscription delivers this subscription's events to resource-events",
+            deploy,
+        );
     };
     let described: Vec<String> = found.iter().map(describe).collect();
-    let state = |s: &Value| s.pointer("/properties/provisioningState").and_then(Value::as_str).unwrap_or("").to_string();
+    let state = |s: &Value| {
+        s.pointer("/properties/provisioningState")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     if found.iter().all(|s| !state(s).eq_ignore_ascii_case("Succeeded")) {
         return CheckLine::failed(
             name,
-            format!("event subscription not active (provisioningState {}): {}", state(first), described.join("; ")),
+            format!(
+                "event subscription not active (provisioningState {}): {}",
+                state(first),
+                described.join("; ")
+            ),
             deploy,
         );
     }
@@ -161,12 +201,20 @@ pub async fn event_grid_line(arm: &Arm, subscription: &str) -> CheckLine {
 fn subscription_topic(topic: &Value, source: &str) -> bool {
     let text = |p: &str| topic.pointer(p).and_then(Value::as_str).unwrap_or("");
     text("/properties/topicType").eq_ignore_ascii_case("Microsoft.Resources.Subscriptions")
-        && text("/properties/source").trim_end_matches('/').eq_ignore_ascii_case(source)
+        && text("/properties/source")
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(source)
 }
 
 fn delivers_here(sub: &Value) -> bool {
     let destination = sub.pointer("/properties/destination").cloned().unwrap_or(Value::Null);
-    let text = |p: &str| destination.pointer(p).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+    let text = |p: &str| {
+        destination
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
     let function = format!("/functions/{EVENTS_FUNCTION}");
     text("/properties/resourceId").ends_with(&function) || text("/properties/endpointBaseUrl").contains(EVENTS_FUNCTION)
 }
@@ -187,6 +235,10 @@ fn describe(sub: &Value) -> String {
         text("/name"),
         text("/properties/destination/endpointType"),
         text("/properties/provisioningState"),
-        if types.is_empty() { "all".to_string() } else { types.join(", ") }
+        if types.is_empty() {
+            "all".to_string()
+        } else {
+            types.join(", ")
+        }
     )
 }

@@ -59,8 +59,18 @@ pub async fn read_only(
 pub async fn full(config: &Config, env: &dyn EnvSource, file: Option<&Path>) -> Report {
     let tokens = crate::azure::credential::token_source(&config.azure, env, Default::default()).ok();
     let asm = AsmClient::from_config(config).ok();
-    let (mut report, identity) = read_only(config, env, file, tokens.as_ref(), asm.as_ref().map(|a| a as &dyn AsmApi)).await;
-    let arm_ok = report.lines.iter().any(|l| l.name == "token.arm" && l.state == super::report::LineState::Ok);
+    let (mut report, identity) = read_only(
+        config,
+        env,
+        file,
+        tokens.as_ref(),
+        asm.as_ref().map(|a| a as &dyn AsmApi),
+    )
+    .await;
+    let arm_ok = report
+        .lines
+        .iter()
+        .any(|l| l.name == "token.arm" && l.state == super::report::LineState::Ok);
     if let (Some(tokens), true) = (&tokens, arm_ok) {
         report.extend(azure_lines(config, tokens.clone(), &identity).await);
     }
@@ -96,7 +106,13 @@ async fn azure_lines(config: &Config, tokens: Arc<dyn TokenSource>, identity: &p
             )];
         }
         Ok(subs) => subs,
-        Err(e) => return vec![CheckLine::failed("subscriptions", format!("cannot list subscriptions: {e}"), "grant Reader")],
+        Err(e) => {
+            return vec![CheckLine::failed(
+                "subscriptions",
+                format!("cannot list subscriptions: {e}"),
+                "grant Reader",
+            )];
+        }
     };
     let mut lines = Vec::new();
     for sub in &subscriptions {
@@ -113,7 +129,9 @@ async fn azure_lines(config: &Config, tokens: Arc<dyn TokenSource>, identity: &p
 pub fn log_report(report: &Report) {
     for line in &report.lines {
         match line.state {
-            super::report::LineState::Ok => tracing::info!(check = %line.name, state = "ok", detail = %line.detail, "start-up check"),
+            super::report::LineState::Ok => {
+                tracing::info!(check = %line.name, state = "ok", detail = %line.detail, "start-up check")
+            }
             state => tracing::warn!(
                 check = %line.name,
                 state = state.as_str(),

@@ -133,16 +133,30 @@ const COLOURS: [&str; 8] = [
 
 /// Seeds by service check over the finished runs (oldest left), one polyline per check.
 fn chart(runs: &[RunRecord]) -> String {
-    let points: Vec<&RunRecord> = runs.iter().rev().filter(|r| r.ended_ms.is_some() && !r.seeds_by_check.is_empty()).collect();
+    let points: Vec<&RunRecord> = runs
+        .iter()
+        .rev()
+        .filter(|r| r.ended_ms.is_some() && !r.seeds_by_check.is_empty())
+        .collect();
     let mut out = String::from("<h2>Seeds by service check</h2><div class=\"card\">");
     if points.is_empty() {
         out.push_str("<p id=\"chart-empty\">no finished reconcile with seed counts yet</p></div>");
         return out;
     }
     let checks: BTreeSet<&String> = points.iter().flat_map(|r| r.seeds_by_check.keys()).collect();
-    let max = points.iter().flat_map(|r| r.seeds_by_check.values()).copied().max().unwrap_or(0).max(1);
+    let max = points
+        .iter()
+        .flat_map(|r| r.seeds_by_check.values())
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let (width, height, pad) = (600.0_f64, 200.0_f64, 24.0_f64);
-    let step = if points.len() > 1 { (width - 2.0 * pad) / (points.len() - 1) as f64 } else { 0.0 };
+    let step = if points.len() > 1 {
+        (width - 2.0 * pad) / (points.len() - 1) as f64
+    } else {
+        0.0
+    };
     let _ = write!(
         out,
         "<svg id=\"chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"seeds by service check over time\">\
@@ -172,8 +186,16 @@ fn chart(runs: &[RunRecord]) -> String {
             let (x, y) = point.split_once(',').unwrap_or(("0", "0"));
             let _ = write!(out, "<circle cx=\"{x}\" cy=\"{y}\" r=\"3\" fill=\"{colour}\"/>");
         }
-        let last = points.last().and_then(|r| r.seeds_by_check.get(*check)).copied().unwrap_or(0);
-        let _ = write!(legend, "<span style=\"color:{colour}\">■ {} ({last})</span>", escape(check));
+        let last = points
+            .last()
+            .and_then(|r| r.seeds_by_check.get(*check))
+            .copied()
+            .unwrap_or(0);
+        let _ = write!(
+            legend,
+            "<span style=\"color:{colour}\">■ {} ({last})</span>",
+            escape(check)
+        );
     }
     let _ = write!(out, "</svg>{legend}</div></div>");
     out
@@ -195,7 +217,11 @@ fn failed_changes(inputs: &StatusInputs) -> String {
             escape(&f.cause)
         );
     }
-    let pending: BTreeMap<&str, i64> = inputs.pending_retries.iter().map(|p| (p.resource.as_str(), p.since_ms)).collect();
+    let pending: BTreeMap<&str, i64> = inputs
+        .pending_retries
+        .iter()
+        .map(|p| (p.resource.as_str(), p.since_ms))
+        .collect();
     let _ = write!(out, "</tbody></table><p>retries pending: {}</p></div>", pending.len());
     out
 }
@@ -218,7 +244,10 @@ mod tests {
         let html = render(&inputs, &decide(&inputs));
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;alert(1)"));
-        assert!(!html.contains("http://") && !html.contains("https://"), "no outside asset");
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "no outside asset"
+        );
         assert!(html.contains("data-check=\"check_public_ip_addresses\""));
         assert!(html.contains("id=\"refresh\""));
     }

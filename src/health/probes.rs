@@ -57,7 +57,10 @@ pub fn config_lines(config: &Config, env: &dyn EnvSource, file: Option<&Path>) -
         ("scan_id", source(Some(env::SCAN_ID), &["scan_id"])),
         ("API_KEY", if set(env::API_KEY) { "env" } else { "missing" }),
         ("seed_tag", source(Some(env::SEED_TAG), &["seed_tag"])),
-        ("delete_stale_seeds", source(Some(env::DELETE_STALE_SEEDS), &["delete_stale_seeds"])),
+        (
+            "delete_stale_seeds",
+            source(Some(env::DELETE_STALE_SEEDS), &["delete_stale_seeds"]),
+        ),
         ("asm.base_url", source(None, &["asm", "base_url"])),
         ("azure.credential", source(None, &["azure", "credential"])),
         ("azure.subscriptions", source(None, &["azure", "subscriptions"])),
@@ -193,17 +196,27 @@ pub async fn asm_lines(asm: &dyn AsmApi, config: &Config) -> Vec<CheckLine> {
 pub async fn ledger_write_line(ledger: &dyn Ledger) -> CheckLine {
     let row = format!("probe-{}", uuid::Uuid::new_v4().simple());
     let partition = crate::ledger::history::HISTORY_PARTITION;
-    let advice = "check the storage settings (AzureWebJobsStorage…) and the identity's Storage Table Data Contributor role";
+    let advice =
+        "check the storage settings (AzureWebJobsStorage…) and the identity's Storage Table Data Contributor role";
     let result = async {
-        ledger.put_raw(partition, &row, "{\"probe\":true}", &Expect::Absent).await?;
+        ledger
+            .put_raw(partition, &row, "{\"probe\":true}", &Expect::Absent)
+            .await?;
         let read = ledger.get_raw(partition, &row).await?;
         ledger.delete_raw(partition, &row, None).await?;
         Ok::<bool, crate::ledger::LedgerError>(read.is_some())
     }
     .await;
     match result {
-        Ok(true) => CheckLine::ok("ledger", format!("{}: wrote, read and deleted a probe entity", ledger.describe())),
-        Ok(false) => CheckLine::failed("ledger", format!("{}: a probe entity written was not read back", ledger.describe()), advice),
+        Ok(true) => CheckLine::ok(
+            "ledger",
+            format!("{}: wrote, read and deleted a probe entity", ledger.describe()),
+        ),
+        Ok(false) => CheckLine::failed(
+            "ledger",
+            format!("{}: a probe entity written was not read back", ledger.describe()),
+            advice,
+        ),
         Err(e) => CheckLine::failed("ledger", format!("{}: {e}", ledger.describe()), advice),
     }
 }

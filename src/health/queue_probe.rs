@@ -32,7 +32,11 @@ async fn authorization(target: &QueueTarget) -> Result<Secret, String> {
             .map(|t| Secret::new(format!("Bearer {}", t.expose())))
             .map_err(|e| e.to_string()),
         QueueAuth::Sas { key_name, key } => {
-            let expiry = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() + 600;
+            let expiry = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+                + 600;
             Ok(Secret::new(sas_token(&entity_url(target), key_name, key, expiry)))
         }
     }
@@ -57,15 +61,24 @@ pub async fn queue_lines(target: &QueueTarget, client: &reqwest::Client) -> Vec<
         .send()
         .await;
     let mut lines = vec![match sent {
-        Ok(r) if r.status().is_success() => {
-            CheckLine::ok("queue", format!("sent a probe to {} (the retry function drops it)", target.queue))
-        }
+        Ok(r) if r.status().is_success() => CheckLine::ok(
+            "queue",
+            format!("sent a probe to {} (the retry function drops it)", target.queue),
+        ),
         Ok(r) => CheckLine::failed(
             "queue",
-            format!("Service Bus refused the probe to {} ({})", target.queue, r.status().as_u16()),
+            format!(
+                "Service Bus refused the probe to {} ({})",
+                target.queue,
+                r.status().as_u16()
+            ),
             advice,
         ),
-        Err(e) => CheckLine::failed("queue", format!("cannot reach Service Bus: {}", e.without_url()), advice),
+        Err(e) => CheckLine::failed(
+            "queue",
+            format!("cannot reach Service Bus: {}", e.without_url()),
+            advice,
+        ),
     }];
     lines.push(dead_letter_line(target, client, &auth).await);
     lines
@@ -94,7 +107,10 @@ async fn dead_letter_line(target: &QueueTarget, client: &reqwest::Client, auth: 
         Some(n) => CheckLine::warning(
             "queue.dead-letter",
             format!("{n} dead-lettered messages"),
-            format!("inspect {}/$deadletterqueue (Service Bus Explorer) and resubmit or drop them", target.queue),
+            format!(
+                "inspect {}/$deadletterqueue (Service Bus Explorer) and resubmit or drop them",
+                target.queue
+            ),
         ),
         None => unreadable("no CountDetails in the entity description".into()),
     }

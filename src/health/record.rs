@@ -41,7 +41,10 @@ pub async fn begin(ledger: Option<Arc<dyn Ledger>>, trigger: &str, scope: &str, 
     let ledger = ledger.filter(|_| !dry_run)?;
     let record = RunRecord::started(trigger, scope, super::now_ms());
     let row = history::run_row(record.started_ms);
-    logged("a reconcile's start", history::put_run(ledger.as_ref(), &row, &record).await);
+    logged(
+        "a reconcile's start",
+        history::put_run(ledger.as_ref(), &row, &record).await,
+    );
     Some(RunHandle { ledger, row, record })
 }
 
@@ -55,7 +58,10 @@ pub async fn end(handle: Option<RunHandle>, outcome: Result<&Value, &str>) {
         Ok(summary) => record.finished_ok(summary, now),
         Err(error) => record.finished_failed(error, now),
     };
-    logged("a reconcile's end", history::put_run(ledger.as_ref(), &row, &record).await);
+    logged(
+        "a reconcile's end",
+        history::put_run(ledger.as_ref(), &row, &record).await,
+    );
     logged("the history bound", history::prune_runs(ledger.as_ref()).await);
 }
 
@@ -65,7 +71,10 @@ pub fn seeds_by_check(extraction: &Extraction) -> Value {
     for c in &extraction.contributions {
         seen.entry(c.check.toggle()).or_default().insert(&c.seed);
     }
-    seen.into_iter().map(|(k, v)| (k.to_string(), Value::from(v.len()))).collect::<serde_json::Map<_, _>>().into()
+    seen.into_iter()
+        .map(|(k, v)| (k.to_string(), Value::from(v.len())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// The last time this process recorded an applied event: the record is written at most once
@@ -78,7 +87,9 @@ pub async fn applied(ledger: &dyn Ledger, id: &ResourceId) {
     let now = super::now_ms();
     let last = LAST_EVENT_WRITE_MS.load(Ordering::Relaxed);
     if now.saturating_sub(last) >= EVENT_WRITE_EVERY_MS
-        && LAST_EVENT_WRITE_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        && LAST_EVENT_WRITE_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     {
         logged("the last event", history::record_event_applied(ledger, now).await);
     }
@@ -87,7 +98,10 @@ pub async fn applied(ledger: &dyn Ledger, id: &ResourceId) {
 
 /// A passing failure: a retry will be scheduled (the first mark's time is kept).
 pub async fn retry_pending(ledger: &dyn Ledger, id: &ResourceId, cause: &str) {
-    logged("a pending retry", history::mark_retry_pending(ledger, id, cause, super::now_ms()).await);
+    logged(
+        "a pending retry",
+        history::mark_retry_pending(ledger, id, cause, super::now_ms()).await,
+    );
 }
 
 /// The change was given up: it is a failed change now, not a pending retry.

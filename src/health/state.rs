@@ -108,7 +108,12 @@ pub fn decide(inputs: &StatusInputs) -> Decision {
         .probes
         .iter()
         .filter(|p| p.state == LineState::Failed)
-        .map(|p| reason(format!("{}: {}", p.name, p.detail), p.advice.clone().unwrap_or_default()))
+        .map(|p| {
+            reason(
+                format!("{}: {}", p.name, p.detail),
+                p.advice.clone().unwrap_or_default(),
+            )
+        })
         .collect();
     if !offline.is_empty() {
         return Decision {
@@ -123,7 +128,12 @@ pub fn decide(inputs: &StatusInputs) -> Decision {
         .find(|r| r.result == RunResult::Running && inputs.now_ms - r.started_ms < ms(STALE_RUNNING));
     let finished = inputs.runs.iter().find(|r| r.result != RunResult::Running);
     if let Some(run) = running {
-        let why = format!("a {} reconcile of {} is running since {}", run.trigger, run.scope, rfc3339(run.started_ms));
+        let why = format!(
+            "a {} reconcile of {} is running since {}",
+            run.trigger,
+            run.scope,
+            rfc3339(run.started_ms)
+        );
         return Decision {
             state: ConnectorState::Refreshing,
             reasons: vec![reason(why, "wait for it to finish; the page refreshes the state")],
@@ -175,7 +185,10 @@ pub fn decide(inputs: &StatusInputs) -> Decision {
 fn degraded_reasons(inputs: &StatusInputs, last: &RunRecord) -> Vec<Reason> {
     let mut out = Vec::new();
     if last.result == RunResult::Failed {
-        let cause = last.error.clone().unwrap_or_else(|| format!("{} writes failed", last.failed_writes));
+        let cause = last
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("{} writes failed", last.failed_writes));
         out.push(reason(
             format!("the last reconcile failed: {cause}"),
             "run `seedwatch check` to find the broken dependency",
@@ -224,9 +237,9 @@ pub fn rfc3339(ms: i64) -> String {
 
 fn humanize(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs % 3600 == 0 {
+    if secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs % 60 == 0 {
+    } else if secs.is_multiple_of(60) {
         format!("{}min", secs / 60)
     } else {
         format!("{secs}s")
@@ -244,7 +257,11 @@ pub fn ncrontab_period(schedule: &str) -> Option<Duration> {
     if ![day, month, dow].iter().all(|f| **f == "*") {
         return None;
     }
-    let step = |f: &str| f.strip_prefix("*/").and_then(|n| n.parse::<u64>().ok()).filter(|n| *n > 0);
+    let step = |f: &str| {
+        f.strip_prefix("*/")
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+    };
     if let Some(n) = step(minute) {
         return (*hour == "*").then(|| Duration::from_secs(n * 60));
     }

@@ -33,7 +33,10 @@ fn each_state_from_its_inputs() {
     );
     // A run that died without recording its end no longer counts as running.
     let dead = RunRecord::started("timer", "all", now - 2 * HOUR);
-    assert_eq!(decide(&inputs(vec![dead, ok.clone()], now)).state, ConnectorState::Online);
+    assert_eq!(
+        decide(&inputs(vec![dead, ok.clone()], now)).state,
+        ConnectorState::Online
+    );
 
     let incomplete = done(now - HOUR, json!({"incomplete_scopes": 2}));
     let degraded = decide(&inputs(vec![incomplete], now));
@@ -43,7 +46,10 @@ fn each_state_from_its_inputs() {
     let stale = done(now - 13 * HOUR, json!({}));
     let offline = decide(&inputs(vec![stale], now));
     assert_eq!(offline.state, ConnectorState::Offline);
-    assert!(offline.reasons[0].reason.contains("twice the schedule of 6h"), "{offline:?}");
+    assert!(
+        offline.reasons[0].reason.contains("twice the schedule of 6h"),
+        "{offline:?}"
+    );
     // Within twice the schedule it is still fine.
     assert_eq!(
         decide(&inputs(vec![done(now - 11 * HOUR, json!({}))], now)).state,
@@ -51,7 +57,9 @@ fn each_state_from_its_inputs() {
     );
 
     let mut broken = inputs(vec![ok.clone()], now);
-    broken.probes.push(CheckLine::failed("asm.key", "rejected (401)", "set API_KEY"));
+    broken
+        .probes
+        .push(CheckLine::failed("asm.key", "rejected (401)", "set API_KEY"));
     let decision = decide(&broken);
     assert_eq!(decision.state, ConnectorState::Offline);
     assert_eq!(decision.reasons[0].advice, "set API_KEY");

@@ -51,7 +51,11 @@ pub async fn gather(source: &StatusSource, env: &dyn EnvSource, now_ms: i64) -> 
 async fn token_probe(source: &StatusSource) -> CheckLine {
     let scope = source.config.azure.cloud.management_scope();
     match &source.tokens {
-        None => CheckLine::failed("token.arm", "no Azure credential", "set azure.credential and its variables"),
+        None => CheckLine::failed(
+            "token.arm",
+            "no Azure credential",
+            "set azure.credential and its variables",
+        ),
         Some(tokens) => match tokens.bearer(scope).await {
             Ok(_) => CheckLine::ok("token.arm", format!("a token for {scope}")),
             Err(e) => CheckLine::failed(
@@ -65,13 +69,21 @@ async fn token_probe(source: &StatusSource) -> CheckLine {
 
 async fn asm_probe(source: &StatusSource) -> CheckLine {
     let Some(asm) = &source.asm else {
-        return CheckLine::failed("asm.key", "scan_id or API_KEY is missing", "set scan_id (or SCAN_ID) and API_KEY");
+        return CheckLine::failed(
+            "asm.key",
+            "scan_id or API_KEY is missing",
+            "set scan_id (or SCAN_ID) and API_KEY",
+        );
     };
     match asm.check_auth().await {
         Err(e) => CheckLine::failed("asm.key", e.to_string(), "set API_KEY to a valid Hexiosec ASM API key"),
         Ok(()) => match asm.check_scan().await {
             Ok(()) => CheckLine::ok("asm.key", "the API key is valid and the scan exists"),
-            Err(e) => CheckLine::failed("asm.scan", e.to_string(), "set scan_id (or SCAN_ID) to a scan the key can see"),
+            Err(e) => CheckLine::failed(
+                "asm.scan",
+                e.to_string(),
+                "set scan_id (or SCAN_ID) to a scan the key can see",
+            ),
         },
     }
 }

@@ -124,7 +124,11 @@ pub struct PendingRetry {
 
 /// The row of a run: start time first, so rows sort oldest first.
 pub fn run_row(started_ms: i64) -> String {
-    format!("{RUN_PREFIX}{:015}-{}", started_ms.max(0), &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{RUN_PREFIX}{:015}-{}",
+        started_ms.max(0),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 fn prefix_scan(prefix: &str) -> Scan {
@@ -197,7 +201,12 @@ fn retry_row(id: &ResourceId) -> String {
 }
 
 /// Marks a retry pending for `id`, keeping the time of the first one (an existing mark wins).
-pub async fn mark_retry_pending(ledger: &dyn Ledger, id: &ResourceId, cause: &str, now_ms: i64) -> Result<(), LedgerError> {
+pub async fn mark_retry_pending(
+    ledger: &dyn Ledger,
+    id: &ResourceId,
+    cause: &str,
+    now_ms: i64,
+) -> Result<(), LedgerError> {
     let record = PendingRetry {
         resource: id.as_str().to_string(),
         since_ms: now_ms,

@@ -1202,7 +1202,8 @@ impl FakeAzure {
     /// The event subscription of `sub` reports this `provisioningState` (e.g. `Failed`).
     pub fn set_event_subscription_state(&self, sub: &str, state: &str) {
         self.health(|h| {
-            h.event_subscription_state.insert(sub.to_ascii_lowercase(), state.to_string());
+            h.event_subscription_state
+                .insert(sub.to_ascii_lowercase(), state.to_string());
         });
     }
 
@@ -1220,7 +1221,12 @@ impl FakeAzure {
     }
 }
 
-async fn health_answer(shared: &Shared, method: &Method, lower: &str, query: &HashMap<String, String>) -> Option<Response> {
+async fn health_answer(
+    shared: &Shared,
+    method: &Method,
+    lower: &str,
+    query: &HashMap<String, String>,
+) -> Option<Response> {
     if *method == Method::POST && lower == "/providers/microsoft.resourcegraph/resources" {
         let gate = shared.health.lock().unwrap().graph_gate.as_ref().map(|g| g.subscribe());
         if let Some(mut gate) = gate {
@@ -1233,9 +1239,25 @@ async fn health_answer(shared: &Shared, method: &Method, lower: &str, query: &Ha
     }
     let segments: Vec<&str> = lower.trim_start_matches('/').split('/').collect();
     let sub = match segments.as_slice() {
-        ["subscriptions", sub, "providers", "microsoft.authorization", "roleassignments"]
+        [
+            "subscriptions",
+            sub,
+            "providers",
+            "microsoft.authorization",
+            "roleassignments",
+        ]
         | ["subscriptions", sub, "providers", "microsoft.eventgrid", "systemtopics"]
-        | ["subscriptions", sub, "resourcegroups", "rg-seedwatch-events", "providers", "microsoft.eventgrid", "systemtopics", _, "eventsubscriptions"] => sub.to_string(),
+        | [
+            "subscriptions",
+            sub,
+            "resourcegroups",
+            "rg-seedwatch-events",
+            "providers",
+            "microsoft.eventgrid",
+            "systemtopics",
+            _,
+            "eventsubscriptions",
+        ] => sub.to_string(),
         _ => return None,
     };
     if query.get("api-version").is_none() {
@@ -1248,7 +1270,14 @@ async fn health_answer(shared: &Shared, method: &Method, lower: &str, query: &Ha
     if let Some(answer) = fault_answer(shared, std::slice::from_ref(&sub), false) {
         return Some(answer);
     }
-    let Some(original) = shared.estate.read().unwrap().subscriptions.get(&sub).map(|(id, _)| id.clone()) else {
+    let Some(original) = shared
+        .estate
+        .read()
+        .unwrap()
+        .subscriptions
+        .get(&sub)
+        .map(|(id, _)| id.clone())
+    else {
         return Some(arm_error(
             StatusCode::NOT_FOUND,
             "SubscriptionNotFound",
@@ -1261,11 +1290,19 @@ async fn health_answer(shared: &Shared, method: &Method, lower: &str, query: &Ha
         "systemtopics" => vec![system_topic(&original)],
         _ => event_subscriptions(&health, &original),
     };
-    Some(([("content-type", "application/json")], json!({"value": value}).to_string()).into_response())
+    Some(
+        (
+            [("content-type", "application/json")],
+            json!({"value": value}).to_string(),
+        )
+            .into_response(),
+    )
 }
 
 fn topic_id(sub: &str) -> String {
-    format!("/subscriptions/{sub}/resourceGroups/rg-seedwatch-events/providers/Microsoft.EventGrid/systemTopics/seedwatch-{sub}")
+    format!(
+        "/subscriptions/{sub}/resourceGroups/rg-seedwatch-events/providers/Microsoft.EventGrid/systemTopics/seedwatch-{sub}"
+    )
 }
 
 /// `$filter=atScope() and assignedTo('{objectId}')`: the principal's assignments at or above
@@ -1309,7 +1346,11 @@ fn event_subscriptions(health: &HealthWorld, sub: &str) -> Vec<Value> {
     if health.without_event_subscription.contains(&key) {
         return Vec::new();
     }
-    let state = health.event_subscription_state.get(&key).cloned().unwrap_or_else(|| "Succeeded".into());
+    let state = health
+        .event_subscription_state
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| "Succeeded".into());
     vec![json!({
         "id": format!("{}/eventSubscriptions/seedwatch-0", topic_id(sub)),
         "name": "seedwatch-0",

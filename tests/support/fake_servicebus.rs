@@ -308,12 +308,18 @@ async fn get_entity(
         return error(StatusCode::BAD_REQUEST, "api-version is required");
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let entity_url = format!("{}/{queue}", header("host").map(|h| format!("http://{h}")).unwrap_or_default());
+    let entity_url = format!(
+        "{}/{queue}",
+        header("host").map(|h| format!("http://{h}")).unwrap_or_default()
+    );
     if let Err(why) = check_auth(&inner.auth, header("authorization").as_deref(), &entity_url) {
         return error(StatusCode::UNAUTHORIZED, &why);
     }
     let Some(dead_letters) = inner.entity.manage_with_dead_letters else {
-        return error(StatusCode::UNAUTHORIZED, "Unauthorized access. 'Manage,EntityRead' claim(s) are required to perform this operation.");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized access. 'Manage,EntityRead' claim(s) are required to perform this operation.",
+        );
     };
     let body = format!(
         "<entry xmlns=\"http://www.w3.org/2005/Atom\"><title type=\"text\">{queue}</title><content type=\"application/xml\">\
@@ -322,5 +328,9 @@ async fn get_entity(
 <d2p1:DeadLetterMessageCount>{dead_letters}</d2p1:DeadLetterMessageCount><d2p1:ScheduledMessageCount>0</d2p1:ScheduledMessageCount>\
 </CountDetails></QueueDescription></content></entry>"
     );
-    ([("content-type", "application/atom+xml;type=entry;charset=utf-8")], body).into_response()
+    (
+        [("content-type", "application/atom+xml;type=entry;charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
