@@ -198,6 +198,21 @@ async fn the_status_function_shows_a_running_reconcile_then_serves_the_page() {
     assert_eq!(timer.await.unwrap().status, 200);
     let online = wait_for_state(&host, "online").await;
     assert_eq!(online["runs"][0]["trigger"], "timer", "{online:#}");
+    assert!(online["last_event_applied"].is_null(), "{online:#}");
+
+    // An applied event is recorded.
+    let event = host_emulator::resources_event("Microsoft.Resources.ResourceWriteSuccess", &pip(SUB_A));
+    let applied = host
+        .invoke(
+            "resource-events",
+            &host_emulator::event_invocation(&event),
+            "inv-event",
+            false,
+        )
+        .await;
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    let after = wait_for_state(&host, "online").await;
+    assert!(after["last_event_applied"].is_string(), "{after:#}");
 
     // A probe from `seedwatch check` is dropped by the retry function, not retried.
     let probe = host_emulator::servicebus_invocation(r#"{"kind":"probe","from":"seedwatch check"}"#, "probe-1", 1);
