@@ -9,6 +9,7 @@
 #     resource-events/function.json  eventGridTrigger
 #     resync/function.json           httpTrigger
 #     retry/function.json            serviceBusTrigger
+#     status/function.json           httpTrigger (GET)
 #
 # Binary baseline: a static x86_64-unknown-linux-musl build when that target is installed
 # (rustup target add x86_64-unknown-linux-musl); otherwise a glibc build, which runs on the
@@ -24,7 +25,7 @@
 set -euo pipefail
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
 
-readonly FUNCTIONS=(reconcile resource-events resync retry)
+readonly FUNCTIONS=(reconcile resource-events resync retry status)
 readonly MAX_GLIBC="2.36" # Debian 12, the base of the Functions 4.x Linux image
 
 out_dir="$repo_root/dist"

@@ -4,7 +4,8 @@
 #
 # Azurite (the Table Storage emulator, pinned in package.json) is installed with npm and started
 # in memory on a free port; its table endpoint is exported as SEEDWATCH_TEST_AZURITE for
-# tests/ledger.rs and tests/apply.rs, and it is stopped when the script exits.
+# tests/ledger.rs and tests/apply.rs, and it is stopped when the script exits. Chromium (for the
+# status page test) is installed with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,11 @@ fi
 
 if [ ! -x node_modules/.bin/azurite-table ]; then
     npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Headless Chromium renders the status page in tests/status.rs (Debian package `chromium`).
+if ! command -v chromium >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 azurite_port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"

@@ -18,6 +18,7 @@ pub mod config;
 pub mod estate;
 pub mod extract;
 pub mod functions;
+pub mod health;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;

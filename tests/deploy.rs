@@ -612,9 +612,9 @@ fn event_filter_covers_every_tracked_type_without_overlap() {
 
 // ---- Functions metadata against the handler's routes ----
 
-const FUNCTIONS: &[&str] = &["reconcile", "resource-events", "resync", "retry"];
+const FUNCTIONS: &[&str] = &["reconcile", "resource-events", "resync", "retry", "status"];
 
-/// host.json and the four function folders must be in the repository.
+/// host.json and the function folders must be in the repository.
 fn assert_functions_metadata_present() {
     assert!(
         repo().join("host.json").is_file(),
@@ -692,6 +692,12 @@ fn function_bindings_match_the_issue_and_the_serve_routes() {
     let message = single_binding(&retry, "serviceBusTrigger", "msg");
     assert_eq!(message["queueName"], "%RETRY_QUEUE%");
     assert_eq!(message["connection"], "ServiceBusConnection");
+
+    let status = function_json("status");
+    let request = single_binding(&status, "httpTrigger", "req");
+    assert_eq!(request["authLevel"], "function");
+    assert_eq!(request["methods"], Value::from(vec!["get"]), "status answers GET only");
+    assert_eq!(single_binding(&status, "http", "res")["direction"], "out");
 
     // Every %SETTING% the metadata refers to is set by the template; the connection prefix too.
     let settings = template_app_settings(&bicep_text());

@@ -2,8 +2,10 @@
 //! subcommand lives in its own file and only wires configuration to the library.
 
 mod apply;
+mod check;
 mod plan;
 pub mod serve;
+mod status;
 mod sync;
 
 use std::path::PathBuf;
@@ -47,6 +49,24 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Run the Azure Functions custom handler.
     Serve(ServeArgs),
+    /// Check every dependency once and say what to do about each failure.
+    Check(CheckArgs),
+    /// Show the connector's state (online, degraded, offline, pending, refreshing) and why.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +130,8 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => sync::run(args, cli.config.as_deref()).await,
             Command::Apply(args) => apply::run(args, cli.config.as_deref()).await,
             Command::Serve(args) => serve::run(args, cli.config.as_deref()).await,
+            Command::Check(args) => check::run(args, cli.config.as_deref()).await,
+            Command::Status(args) => status::run(args, cli.config.as_deref()).await,
         }
     })
 }

@@ -61,13 +61,15 @@ pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
 /// Public: the Lambda entry point (`seedwatch-lambda`) builds the same services.
 pub async fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
     let options = LoadOptions {
-        file,
+        file: file.clone(),
         require_file: true,
     };
     let config = Config::load(&options, &ProcessEnv).map_err(|e| format!("configuration: {e}"))?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // The read-only part of `seedwatch check`, logged; it never holds up or fails the start.
+    tokio::spawn(crate::health::doctor::startup(config.clone(), file));
     services_from_config(config, &ProcessEnv).await
 }
 

@@ -53,9 +53,15 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
         force_deletes: args.force_deletes,
         provenance: None,
     };
+    let run = crate::health::record::begin(ledger.clone(), "cli", "all", args.dry_run).await;
     let result =
         crate::ledger::rebuild::sync_with_ledger(&config, azure.as_ref(), &asm, ledger.as_deref(), options, &progress)
             .await;
+    let summary = result
+        .as_ref()
+        .map(|synced| crate::functions::engines::summarize(&synced.report))
+        .map_err(ToString::to_string);
+    crate::health::record::end(run, summary.as_ref().map_err(String::as_str)).await;
     progress.finish();
     match result {
         Ok(synced) => {

@@ -45,7 +45,8 @@ pub mod env {
     /// The retry queue's name (the `retry` trigger's `queueName: %RETRY_QUEUE%`).
     pub const RETRY_QUEUE: &str = "RETRY_QUEUE";
     /// The reconcile timer's NCRONTAB schedule (`reconcile` trigger's `schedule`), read by the
-    /// host, not by seedwatch; the template must set it (default `0 0 */6 * * *`).
+    /// host; seedwatch reads it only to tell an overdue reconcile (`status`). The template must
+    /// set it (default `0 0 */6 * * *`).
     pub const RECONCILE_SCHEDULE: &str = "RECONCILE_SCHEDULE";
 }
 

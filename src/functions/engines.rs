@@ -36,6 +36,8 @@ pub struct SyncEngine {
     pub asm: Arc<dyn AsmApi>,
     pub ledger: Option<Arc<dyn Ledger>>,
     pub readers: ReaderFactory,
+    /// The shared credential, for the status function's token probe.
+    pub tokens: Option<Arc<dyn TokenSource>>,
 }
 
 impl SyncEngine {
@@ -46,6 +48,7 @@ impl SyncEngine {
         asm: Arc<dyn AsmApi>,
         ledger: Option<Arc<dyn Ledger>>,
     ) -> SyncEngine {
+        let status_tokens = tokens.clone();
         let readers: ReaderFactory = Arc::new(move |config: &Config| {
             Arc::new(crate::azure::live_from_config(
                 config,
@@ -59,6 +62,7 @@ impl SyncEngine {
             asm,
             ledger,
             readers,
+            tokens: Some(status_tokens),
         }
     }
 
@@ -230,6 +234,15 @@ impl SyncEngine {
 impl Reconciler for SyncReconciler {
     async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
         let engine = Arc::clone(&self.0);
+        let trigger = crate::health::record::current_trigger();
+        let recorded = !matches!(scope, Scope::Resource(_));
+        let run = crate::health::record::begin(
+            self.0.ledger.clone().filter(|_| recorded),
+            trigger,
+            scope.id().unwrap_or(scope.name()),
+            dry_run,
+        )
+        .await;
         let scope = scope.clone();
         let span = tracing::Span::current();
         let (done, result) = tokio::sync::oneshot::channel();
@@ -245,9 +258,15 @@ impl Reconciler for SyncReconciler {
                 let _ = done.send(outcome);
             })
             .map_err(|e| WorkError::transient(format!("cannot start the reconcile's thread: {e}")))?;
-        result
+        let outcome = result
             .await
-            .unwrap_or_else(|_| Err(WorkError::transient("the reconcile stopped without a result")))
+            .unwrap_or_else(|_| Err(WorkError::transient("the reconcile stopped without a result")));
+        crate::health::record::end(run, outcome.as_ref().map_err(|e| e.message.as_str())).await;
+        outcome
+    }
+
+    fn status_source(&self) -> Option<crate::health::status::StatusSource> {
+        Some(self.0.status_source())
     }
 }
 
@@ -280,6 +299,7 @@ pub fn summarize(report: &SyncReport) -> Value {
         "failed": report.failed.len(),
         "warnings": report.warnings.len(),
         "incomplete_scopes": report.incomplete_scopes.len(),
+        "seeds_by_check": crate::health::record::seeds_by_check(&report.extraction),
     });
     if report.dry_run {
         summary["planned_add"] = serde_json::to_value(&report.planned_add).unwrap_or(Value::Null);
@@ -325,13 +345,20 @@ impl Applier for LedgerApply {
             body: change.body.as_ref().map(|resource| resource.to_json()),
             body_time_ms: change.time.as_deref().and_then(event_time_ms),
         };
-        match self.0.apply(&request).await {
+        let outcome = match self.0.apply(&request).await {
             Ok(report) => Ok(serde_json::to_value(report).unwrap_or(Value::Null)),
             Err(e) => Err(WorkError {
                 transient: e.is_transient(),
                 message: e.to_string(),
             }),
+        };
+        let ledger = self.0.ledger.as_ref();
+        match &outcome {
+            Ok(_) => crate::health::record::applied(ledger, &change.id).await,
+            Err(e) if e.transient => crate::health::record::retry_pending(ledger, &change.id, &e.message).await,
+            Err(_) => {}
         }
+        outcome
     }
 
     /// Records the failed change in the ledger (the latest failure of a resource wins), where
@@ -341,6 +368,7 @@ impl Applier for LedgerApply {
             ChangeKind::Changed => FailedChangeKind::Changed,
             ChangeKind::Deleted => FailedChangeKind::Deleted,
         };
+        crate::health::record::gave_up(self.0.ledger.as_ref(), &change.id).await;
         let record = FailedChange::new(change.id.clone(), kind, cause, attempts, self.0.clock.now_ms());
         match self.0.ledger.put_failure(&record).await {
             Ok(_) => tracing::info!(resource = %change.id, attempts, "failed change recorded for the next reconcile"),
@@ -372,5 +400,17 @@ fn asm_transient(e: &AsmError) -> bool {
         AsmError::Transport { .. } => true,
         AsmError::Http { status, .. } => crate::http::is_retryable_status(*status),
         _ => false,
+    }
+}
+
+impl SyncEngine {
+    /// The clients the status function reads through (its own configuration and ledger).
+    pub fn status_source(&self) -> crate::health::status::StatusSource {
+        crate::health::status::StatusSource {
+            config: self.config.clone(),
+            ledger: self.ledger.clone().ok_or_else(|| "no ledger is configured".to_string()),
+            asm: Some(self.asm.clone()),
+            tokens: self.tokens.clone(),
+        }
     }
 }

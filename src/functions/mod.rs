@@ -21,3 +21,4 @@ pub mod ports;
 pub mod resync;
 pub mod runner;
 pub mod server;
+pub mod status;

@@ -81,4 +81,10 @@ pub trait Reconciler: Send + Sync {
     /// Reconciles `scope`; with `dry_run` only plans. The JSON summary says what was (or would
     /// be) added, deleted, kept and skipped.
     async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError>;
+
+    /// What the status function reads (configuration, ledger, ASM, token); `None` for engines
+    /// without them (tests).
+    fn status_source(&self) -> Option<crate::health::status::StatusSource> {
+        None
+    }
 }

@@ -40,7 +40,7 @@ pub mod bindings {
 }
 
 /// The function names (folder names under `function/`), which are also the routes.
-pub const FUNCTIONS: [&str; 4] = ["reconcile", "resource-events", "resync", "retry"];
+pub const FUNCTIONS: [&str; 5] = ["reconcile", "resource-events", "resync", "retry", "status"];
 
 /// The invocation id header the host sends with every invocation.
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .route("/resource-events", post(resource_events))
         .route("/resync", post(resync))
         .route("/retry", post(retry))
+        .route("/status", post(status))
         .fallback(unknown)
         .layer(middleware::from_fn_with_state(state.clone(), bounded_body))
         .layer(middleware::from_fn(invocation_span))
@@ -297,6 +298,12 @@ async fn retry(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(o) => o,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    if crate::health::queue_probe::is_probe(&object) {
+        tracing::info!("queue probe from `seedwatch check` received and dropped");
+        let mut response = InvocationResponse::new();
+        response.log("queue probe dropped");
+        return reply(StatusCode::OK, response);
+    }
     let job: RetryJob = match serde_json::from_value(Value::Object(object)) {
         Ok(job) => job,
         Err(e) => {
@@ -353,7 +360,8 @@ async fn reconcile(State(state): State<AppState>, body: Bytes) -> Response {
         Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let mut response = InvocationResponse::new();
-    match runner.reconcile_or_retry(&Scope::All, 0).await {
+    let run = runner.reconcile_or_retry(&Scope::All, 0);
+    match crate::health::record::TRIGGER.scope("timer", run).await {
         RunOutcome::Done { summary } => {
             tracing::info!(summary = %summary, "reconcile done");
             response.log(format!("reconcile done: {summary}"));
@@ -437,4 +445,19 @@ async fn run_resync(runner: &Runner, scope: &Scope, dry_run: bool) -> (u16, Valu
             Err(e) => (503, with(head, "error", e.to_string().into())),
         },
     }
+}
+
+/// The `status` function: the connector state as JSON, or the page for `Accept: text/html`.
+async fn status(State(state): State<AppState>, body: Bytes) -> Response {
+    let invocation = match Invocation::parse(&body) {
+        Ok(i) => i,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let request = match invocation.input_object(bindings::REQUEST) {
+        Ok(r) => r,
+        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let (inputs, decision) = super::status::current(&state).await;
+    let html = super::status::wants_html(&request);
+    reply(StatusCode::OK, super::status::response(&inputs, &decision, html))
 }

@@ -16,6 +16,7 @@
 //! [`memory`] (tests and benchmarks). [`open`] picks one from `ledger.kind`.
 
 pub mod failures;
+pub mod history;
 pub mod keys;
 pub mod local;
 pub mod memory;

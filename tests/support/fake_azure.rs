@@ -151,6 +151,7 @@ struct Shared {
     counters: Counters,
     tokens: Mutex<HashSet<String>>,
     token_clients: Mutex<Vec<String>>,
+    health: Mutex<HealthWorld>,
 }
 
 /// The running fake. Dropping it stops the server.
@@ -193,6 +194,7 @@ impl FakeAzure {
             counters: Counters::default(),
             tokens: Mutex::new(HashSet::from([FakeAzure::TOKEN.to_string()])),
             token_clients: Mutex::new(Vec::new()),
+            health: Mutex::new(HealthWorld::default()),
         });
         let app = Router::new()
             .route("/msi/token", get(app_service_token))
@@ -546,7 +548,7 @@ fn issue_token(shared: &Shared, resource: &str, client: String) -> Response {
     shared.counters.token_requests.fetch_add(1, Ordering::Relaxed);
     shared.token_clients.lock().unwrap().push(client);
     let n = shared.counters.token_requests.load(Ordering::Relaxed);
-    let token = format!("fake-mi-token-{n}");
+    let token = jwt_shaped_token(n, resource);
     shared.tokens.lock().unwrap().insert(token.clone());
     let expires = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -629,6 +631,9 @@ async fn dispatch(
             "AuthenticationFailed",
             "Authentication failed. The 'Authorization' header is missing or invalid.",
         );
+    }
+    if let Some(answer) = health_answer(&shared, &method, &lower, &query).await {
+        return answer;
     }
     if method == Method::POST && lower == "/providers/microsoft.resourcegraph/resources" {
         return graph(&shared, &query, &body).await;
@@ -1142,4 +1147,228 @@ pub fn generate_estate(subscriptions: usize, resources: usize, seed: u64) -> Vec
         i += 1;
     }
     out
+}
+
+// ---- Health reads: role assignments, Event Grid system topics and subscriptions ----
+//
+// What `seedwatch check` reads through ARM with Reader. By default the identity holds Reader on
+// every subscription of the estate, and each subscription has a system topic with one event
+// subscription delivering to the app's `resource-events` function; the setters below take
+// those away one subscription at a time. Tokens are JWT-shaped (an opaque first part, then
+// base64url claims with `oid` and `appid`), as the identity endpoints issue them.
+
+/// The identity's object id (the principal role assignments name).
+pub const FAKE_OBJECT_ID: &str = "44444444-4444-4444-4444-444444444444";
+/// The identity's client id (the token response's `client_id`, the token's `appid`).
+pub const FAKE_CLIENT_ID: &str = "33333333-3333-3333-3333-333333333333";
+const READER_ROLE_ID: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+const APP_FUNCTION_ID: &str = "/subscriptions/99999999-0000-4000-8000-000000000009/resourceGroups/rg-seedwatch/providers/Microsoft.Web/sites/seedwatch-app/functions/resource-events";
+
+#[derive(Default)]
+struct HealthWorld {
+    without_reader: HashSet<String>,
+    without_event_subscription: HashSet<String>,
+    event_subscription_state: HashMap<String, String>,
+    graph_gate: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+fn jwt_shaped_token(n: u64, resource: &str) -> String {
+    use base64::Engine as _;
+    let claims = json!({"aud": resource, "oid": FAKE_OBJECT_ID, "appid": FAKE_CLIENT_ID, "tid": "22222222-2222-2222-2222-222222222222"});
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("fake-mi-token-{n}.{payload}.fake-signature")
+}
+
+impl FakeAzure {
+    fn health(&self, f: impl FnOnce(&mut HealthWorld)) {
+        f(&mut self.shared.health.lock().unwrap());
+    }
+
+    /// The identity holds no role assignment on `sub` (reads may still work: combine with
+    /// [`FakeAzure::forbid`] for an identity without any role there).
+    pub fn remove_reader(&self, sub: &str) {
+        self.health(|h| {
+            h.without_reader.insert(sub.to_ascii_lowercase());
+        });
+    }
+
+    /// `sub` has its system topic but no event subscription to the app.
+    pub fn remove_event_subscription(&self, sub: &str) {
+        self.health(|h| {
+            h.without_event_subscription.insert(sub.to_ascii_lowercase());
+        });
+    }
+
+    /// The event subscription of `sub` reports this `provisioningState` (e.g. `Failed`).
+    pub fn set_event_subscription_state(&self, sub: &str, state: &str) {
+        self.health(|h| {
+            h.event_subscription_state
+                .insert(sub.to_ascii_lowercase(), state.to_string());
+        });
+    }
+
+    /// Resource Graph requests wait until [`FakeAzure::release_graph`] (a sweep held open).
+    pub fn hold_graph(&self) {
+        self.health(|h| h.graph_gate = Some(tokio::sync::watch::channel(true).0));
+    }
+
+    pub fn release_graph(&self) {
+        self.health(|h| {
+            if let Some(gate) = &h.graph_gate {
+                gate.send_replace(false);
+            }
+        });
+    }
+}
+
+async fn health_answer(
+    shared: &Shared,
+    method: &Method,
+    lower: &str,
+    query: &HashMap<String, String>,
+) -> Option<Response> {
+    if *method == Method::POST && lower == "/providers/microsoft.resourcegraph/resources" {
+        let gate = shared.health.lock().unwrap().graph_gate.as_ref().map(|g| g.subscribe());
+        if let Some(mut gate) = gate {
+            let _ = gate.wait_for(|held| !held).await;
+        }
+        return None;
+    }
+    if *method != Method::GET {
+        return None;
+    }
+    let segments: Vec<&str> = lower.trim_start_matches('/').split('/').collect();
+    let sub = match segments.as_slice() {
+        [
+            "subscriptions",
+            sub,
+            "providers",
+            "microsoft.authorization",
+            "roleassignments",
+        ]
+        | ["subscriptions", sub, "providers", "microsoft.eventgrid", "systemtopics"]
+        | [
+            "subscriptions",
+            sub,
+            "resourcegroups",
+            "rg-seedwatch-events",
+            "providers",
+            "microsoft.eventgrid",
+            "systemtopics",
+            _,
+            "eventsubscriptions",
+        ] => sub.to_string(),
+        _ => return None,
+    };
+    if query.get("api-version").is_none() {
+        return Some(arm_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        ));
+    }
+    if let Some(answer) = fault_answer(shared, std::slice::from_ref(&sub), false) {
+        return Some(answer);
+    }
+    let Some(original) = shared
+        .estate
+        .read()
+        .unwrap()
+        .subscriptions
+        .get(&sub)
+        .map(|(id, _)| id.clone())
+    else {
+        return Some(arm_error(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            &format!("The subscription '{sub}' could not be found."),
+        ));
+    };
+    let health = shared.health.lock().unwrap();
+    let value = match segments[segments.len() - 1] {
+        "roleassignments" => role_assignments(&health, &original, query),
+        "systemtopics" => vec![system_topic(&original)],
+        _ => event_subscriptions(&health, &original),
+    };
+    Some(
+        (
+            [("content-type", "application/json")],
+            json!({"value": value}).to_string(),
+        )
+            .into_response(),
+    )
+}
+
+fn topic_id(sub: &str) -> String {
+    format!(
+        "/subscriptions/{sub}/resourceGroups/rg-seedwatch-events/providers/Microsoft.EventGrid/systemTopics/seedwatch-{sub}"
+    )
+}
+
+/// `$filter=atScope() and assignedTo('{objectId}')`: the principal's assignments at or above
+/// the scope; another principal's filter gets none of ours.
+fn role_assignments(health: &HealthWorld, sub: &str, query: &HashMap<String, String>) -> Vec<Value> {
+    let filter = query.get("$filter").map(|f| f.to_ascii_lowercase()).unwrap_or_default();
+    let for_us = filter.is_empty() || filter.contains(&format!("assignedto('{FAKE_OBJECT_ID}')"));
+    if !for_us || health.without_reader.contains(&sub.to_ascii_lowercase()) {
+        return Vec::new();
+    }
+    vec![json!({
+        "id": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments/5f1c8a60-0000-4000-8000-00000000000a"),
+        "name": "5f1c8a60-0000-4000-8000-00000000000a",
+        "type": "Microsoft.Authorization/roleAssignments",
+        "properties": {
+            "roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{READER_ROLE_ID}"),
+            "principalId": FAKE_OBJECT_ID,
+            "principalType": "ServicePrincipal",
+            "scope": format!("/subscriptions/{sub}")
+        }
+    })]
+}
+
+fn system_topic(sub: &str) -> Value {
+    json!({
+        "id": topic_id(sub),
+        "name": format!("seedwatch-{sub}"),
+        "type": "Microsoft.EventGrid/systemTopics",
+        "location": "global",
+        "properties": {
+            "source": format!("/subscriptions/{sub}"),
+            "topicType": "Microsoft.Resources.Subscriptions",
+            "provisioningState": "Succeeded",
+            "metricResourceId": "00000000-0000-4000-8000-00000000000b"
+        }
+    })
+}
+
+fn event_subscriptions(health: &HealthWorld, sub: &str) -> Vec<Value> {
+    let key = sub.to_ascii_lowercase();
+    if health.without_event_subscription.contains(&key) {
+        return Vec::new();
+    }
+    let state = health
+        .event_subscription_state
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| "Succeeded".into());
+    vec![json!({
+        "id": format!("{}/eventSubscriptions/seedwatch-0", topic_id(sub)),
+        "name": "seedwatch-0",
+        "type": "Microsoft.EventGrid/systemTopics/eventSubscriptions",
+        "properties": {
+            "topic": format!("/subscriptions/{sub}"),
+            "provisioningState": state,
+            "destination": {
+                "endpointType": "AzureFunction",
+                "properties": {"resourceId": APP_FUNCTION_ID, "maxEventsPerBatch": 1, "preferredBatchSizeInKilobytes": 64}
+            },
+            "filter": {
+                "includedEventTypes": ["Microsoft.Resources.ResourceWriteSuccess", "Microsoft.Resources.ResourceDeleteSuccess"],
+                "advancedFilters": [{"operatorType": "StringIn", "key": "data.operationName", "values": ["Microsoft.Network/publicIPAddresses/write"]}],
+                "enableAdvancedFilteringOnArrays": true
+            },
+            "eventDeliverySchema": "EventGridSchema",
+            "retryPolicy": {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
+        }
+    })]
 }

@@ -104,6 +104,7 @@ struct Inner {
     seen: HashMap<String, SystemTime>,
     inject: VecDeque<u16>,
     requests: usize,
+    entity: EntityRead,
 }
 
 #[derive(Clone)]
@@ -123,9 +124,11 @@ impl FakeServiceBus {
             seen: HashMap::new(),
             inject: VecDeque::new(),
             requests: 0,
+            entity: EntityRead::default(),
         }));
         let app = Router::new()
             .route("/{queue}/messages", post(send))
+            .route("/{queue}", axum::routing::get(get_entity))
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -320,4 +323,65 @@ fn check_auth(auth: &FakeAuth, header: Option<&str>, entity_url: &str) -> Result
             }
         }
     }
+}
+
+// ---- Entity reads (the queue's description with its counts) ----
+//
+// `GET /{queue}?api-version=…` answers the Atom entry with `CountDetails`. Reading it needs the
+// Manage claim: the Sender role (what seedwatch holds) gets 401, as from Service Bus, unless a
+// test grants Manage by name.
+
+#[derive(Debug, Clone, Default)]
+struct EntityRead {
+    /// `Some(dead-letter count)` once Manage is granted.
+    manage_with_dead_letters: Option<u64>,
+}
+
+impl FakeServiceBus {
+    /// The credential may read the queue's description (Manage), which holds `dead_letters`
+    /// dead-lettered messages.
+    pub fn grant_manage_with_dead_letters(&self, dead_letters: u64) {
+        self.inner.lock().unwrap().entity.manage_with_dead_letters = Some(dead_letters);
+    }
+}
+
+async fn get_entity(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(queue): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let inner = inner.lock().unwrap();
+    if !inner.queues.contains(&queue) {
+        return error(StatusCode::NOT_FOUND, "The messaging entity could not be found.");
+    }
+    if !query.contains_key("api-version") {
+        return error(StatusCode::BAD_REQUEST, "api-version is required");
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let entity_url = format!(
+        "{}/{queue}",
+        header("host").map(|h| format!("http://{h}")).unwrap_or_default()
+    );
+    if let Err(why) = check_auth(&inner.auth, header("authorization").as_deref(), &entity_url) {
+        return error(StatusCode::UNAUTHORIZED, &why);
+    }
+    let Some(dead_letters) = inner.entity.manage_with_dead_letters else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized access. 'Manage,EntityRead' claim(s) are required to perform this operation.",
+        );
+    };
+    let body = format!(
+        "<entry xmlns=\"http://www.w3.org/2005/Atom\"><title type=\"text\">{queue}</title><content type=\"application/xml\">\
+<QueueDescription xmlns=\"http://schemas.microsoft.com/netservices/2010/10/servicebus/connect\" xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\">\
+<CountDetails xmlns:d2p1=\"http://schemas.microsoft.com/netservices/2011/06/servicebus\"><d2p1:ActiveMessageCount>0</d2p1:ActiveMessageCount>\
+<d2p1:DeadLetterMessageCount>{dead_letters}</d2p1:DeadLetterMessageCount><d2p1:ScheduledMessageCount>0</d2p1:ScheduledMessageCount>\
+</CountDetails></QueueDescription></content></entry>"
+    );
+    (
+        [("content-type", "application/atom+xml;type=entry;charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

@@ -1,0 +1,150 @@
+//! The doctor's report (pure): one line per dependency, each ok, warning or failed, with what
+//! to do about it; rendered as text or JSON; the exit code follows the worst line.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// How one dependency fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineState {
+    Ok,
+    Warning,
+    Failed,
+}
+
+impl LineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineState::Ok => "ok",
+            LineState::Warning => "warning",
+            LineState::Failed => "failed",
+        }
+    }
+}
+
+/// One checked dependency: a stable name (`config`, `token.arm`, `subscription.<id>`, ...),
+/// what was found, and what to do when it is not ok.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckLine {
+    pub name: String,
+    pub state: LineState,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+}
+
+impl CheckLine {
+    pub fn ok(name: impl Into<String>, detail: impl Into<String>) -> CheckLine {
+        CheckLine {
+            name: name.into(),
+            state: LineState::Ok,
+            detail: detail.into(),
+            advice: None,
+        }
+    }
+
+    pub fn warning(name: impl Into<String>, detail: impl Into<String>, advice: impl Into<String>) -> CheckLine {
+        CheckLine {
+            name: name.into(),
+            state: LineState::Warning,
+            detail: detail.into(),
+            advice: Some(advice.into()),
+        }
+    }
+
+    pub fn failed(name: impl Into<String>, detail: impl Into<String>, advice: impl Into<String>) -> CheckLine {
+        CheckLine {
+            name: name.into(),
+            state: LineState::Failed,
+            detail: detail.into(),
+            advice: Some(advice.into()),
+        }
+    }
+}
+
+/// Every line of one `check` run, in the order they ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub lines: Vec<CheckLine>,
+}
+
+impl Report {
+    pub fn push(&mut self, line: CheckLine) {
+        self.lines.push(line);
+    }
+
+    pub fn extend(&mut self, lines: impl IntoIterator<Item = CheckLine>) {
+        self.lines.extend(lines);
+    }
+
+    /// The worst state of any line (ok for an empty report).
+    pub fn worst(&self) -> LineState {
+        self.lines.iter().map(|l| l.state).max().unwrap_or(LineState::Ok)
+    }
+
+    /// 0 when every line is ok, 1 with warnings, 2 when any line failed.
+    pub fn exit_code(&self) -> u8 {
+        match self.worst() {
+            LineState::Ok => 0,
+            LineState::Warning => 1,
+            LineState::Failed => 2,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let count = |state: LineState| self.lines.iter().filter(|l| l.state == state).count();
+        json!({
+            "state": self.worst().as_str(),
+            "ok": count(LineState::Ok),
+            "warnings": count(LineState::Warning),
+            "failed": count(LineState::Failed),
+            "checks": self.lines,
+        })
+    }
+
+    /// One line per check, `ok      name: detail`, with the advice indented below.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for line in &self.lines {
+            out.push_str(&format!("{:<8}{}: {}\n", line.state.as_str(), line.name, line.detail));
+            if let Some(advice) = &line.advice {
+                out.push_str(&format!("        → {advice}\n"));
+            }
+        }
+        let worst = self.worst();
+        out.push_str(&format!(
+            "\n{}\n",
+            match worst {
+                LineState::Ok => "all checks ok",
+                LineState::Warning => "some checks have warnings",
+                LineState::Failed => "some checks failed",
+            }
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_code_follows_the_worst_line() {
+        let mut report = Report::default();
+        assert_eq!(report.exit_code(), 0);
+        report.push(CheckLine::ok("a", "fine"));
+        assert_eq!(report.exit_code(), 0);
+        report.push(CheckLine::warning("b", "meh", "do x"));
+        assert_eq!(report.exit_code(), 1);
+        report.push(CheckLine::failed("c", "broken", "do y"));
+        report.push(CheckLine::ok("d", "fine"));
+        assert_eq!(report.exit_code(), 2);
+        let json = report.to_json();
+        assert_eq!(json["state"], "failed");
+        assert_eq!(json["warnings"], 1);
+        assert_eq!(json["checks"][2]["advice"], "do y");
+        assert!(json["checks"][0].get("advice").is_none());
+        assert!(report.render_text().contains("failed  c: broken\n        → do y"));
+    }
+}

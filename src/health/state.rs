@@ -1,0 +1,309 @@
+//! The connector's state (pure): online, degraded, offline, pending or refreshing, with the
+//! reasons and what to do, from the run history, the failed changes, the pending retries and
+//! the read-only probes (token, ASM key, ledger).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::report::{CheckLine, LineState};
+use crate::ledger::history::{PendingRetry, RunRecord, RunResult};
+
+/// A run still marked running after this long has died without recording its end.
+pub const STALE_RUNNING: Duration = Duration::from_secs(60 * 60);
+/// Retries pending longer than this degrade the connector.
+pub const RETRY_PATIENCE: Duration = Duration::from_secs(60 * 60);
+/// The reconcile period when `RECONCILE_SCHEDULE` is unset or not understood (the template's
+/// default, `0 0 */6 * * *`).
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(6 * 60 * 60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorState {
+    Online,
+    Degraded,
+    Offline,
+    Pending,
+    Refreshing,
+}
+
+impl ConnectorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorState::Online => "online",
+            ConnectorState::Degraded => "degraded",
+            ConnectorState::Offline => "offline",
+            ConnectorState::Pending => "pending",
+            ConnectorState::Refreshing => "refreshing",
+        }
+    }
+
+    /// `seedwatch status`'s exit code: 0 online or refreshing, 1 pending or degraded, 2 offline.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ConnectorState::Online | ConnectorState::Refreshing => 0,
+            ConnectorState::Pending | ConnectorState::Degraded => 1,
+            ConnectorState::Offline => 2,
+        }
+    }
+}
+
+/// Why the state is what it is, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    pub reason: String,
+    pub advice: String,
+}
+
+fn reason(reason: impl Into<String>, advice: impl Into<String>) -> Reason {
+    Reason {
+        reason: reason.into(),
+        advice: advice.into(),
+    }
+}
+
+/// A failed change as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedChangeView {
+    pub resource: String,
+    pub change: String,
+    pub cause: String,
+    pub attempts: u32,
+    pub failed_ms: i64,
+}
+
+/// Everything the state is decided from.
+#[derive(Debug, Clone, Default)]
+pub struct StatusInputs {
+    /// Newest first.
+    pub runs: Vec<RunRecord>,
+    pub last_event_ms: Option<i64>,
+    pub pending_retries: Vec<PendingRetry>,
+    pub failed_changes: Vec<FailedChangeView>,
+    /// The read-only probes: configuration, token, ASM key and scan, ledger read.
+    pub probes: Vec<CheckLine>,
+    pub now_ms: i64,
+    pub period: Option<Duration>,
+}
+
+/// The decided state with its reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub state: ConnectorState,
+    pub reasons: Vec<Reason>,
+    /// Facts that change nothing but an operator wants to know (no event applied yet, ...).
+    pub notes: Vec<String>,
+}
+
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Decides the state: offline first (a broken dependency or no reconcile for twice the
+/// schedule), then refreshing, pending, degraded, online.
+pub fn decide(inputs: &StatusInputs) -> Decision {
+    let mut notes = Vec::new();
+    let offline: Vec<Reason> = inputs
+        .probes
+        .iter()
+        .filter(|p| p.state == LineState::Failed)
+        .map(|p| {
+            reason(
+                format!("{}: {}", p.name, p.detail),
+                p.advice.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    if !offline.is_empty() {
+        return Decision {
+            state: ConnectorState::Offline,
+            reasons: offline,
+            notes,
+        };
+    }
+    let running = inputs
+        .runs
+        .iter()
+        .find(|r| r.result == RunResult::Running && inputs.now_ms - r.started_ms < ms(STALE_RUNNING));
+    let finished = inputs.runs.iter().find(|r| r.result != RunResult::Running);
+    if let Some(run) = running {
+        let why = format!(
+            "a {} reconcile of {} is running since {}",
+            run.trigger,
+            run.scope,
+            rfc3339(run.started_ms)
+        );
+        return Decision {
+            state: ConnectorState::Refreshing,
+            reasons: vec![reason(why, "wait for it to finish; the page refreshes the state")],
+            notes,
+        };
+    }
+    let Some(last) = finished else {
+        return Decision {
+            state: ConnectorState::Pending,
+            reasons: vec![reason(
+                "no reconcile has finished yet",
+                "wait for the reconcile timer, or press \"refresh now\" (POST /api/resync {\"scope\":\"all\"})",
+            )],
+            notes,
+        };
+    };
+    let period = inputs.period.unwrap_or(DEFAULT_PERIOD);
+    let last_end = last.ended_ms.unwrap_or(last.started_ms);
+    if inputs.now_ms - last_end > 2 * ms(period) {
+        return Decision {
+            state: ConnectorState::Offline,
+            reasons: vec![reason(
+                format!(
+                    "no reconcile since {} (more than twice the schedule of {})",
+                    rfc3339(last_end),
+                    humanize(period)
+                ),
+                "check that the Function App is running and its reconcile timer fires (Application Insights, `az functionapp show`)",
+            )],
+            notes,
+        };
+    }
+    let degraded = degraded_reasons(inputs, last);
+    match inputs.last_event_ms {
+        Some(at) => notes.push(format!("last event applied at {}", rfc3339(at))),
+        None => notes.push("no resource event applied yet".into()),
+    }
+    Decision {
+        state: if degraded.is_empty() {
+            ConnectorState::Online
+        } else {
+            ConnectorState::Degraded
+        },
+        reasons: degraded,
+        notes,
+    }
+}
+
+fn degraded_reasons(inputs: &StatusInputs, last: &RunRecord) -> Vec<Reason> {
+    let mut out = Vec::new();
+    if last.result == RunResult::Failed {
+        let cause = last
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("{} writes failed", last.failed_writes));
+        out.push(reason(
+            format!("the last reconcile failed: {cause}"),
+            "run `seedwatch check` to find the broken dependency",
+        ));
+    }
+    if last.result == RunResult::Ok && !last.complete {
+        out.push(reason(
+            format!("the last reconcile left {} scopes incomplete", last.incomplete_scopes),
+            "run `seedwatch check`: it lists the subscriptions without Reader and the command that grants it",
+        ));
+    }
+    if !inputs.failed_changes.is_empty() {
+        out.push(reason(
+            format!("{} changes failed after their last retry", inputs.failed_changes.len()),
+            "the next complete reconcile repairs them; see the failed changes below for their causes",
+        ));
+    }
+    let old: Vec<&PendingRetry> = inputs
+        .pending_retries
+        .iter()
+        .filter(|p| inputs.now_ms - p.since_ms > ms(RETRY_PATIENCE))
+        .collect();
+    if let Some(oldest) = old.first() {
+        out.push(reason(
+            format!(
+                "{} retries pending for more than an hour (oldest: {} since {}: {})",
+                old.len(),
+                oldest.resource,
+                rfc3339(oldest.since_ms),
+                oldest.cause
+            ),
+            "check that the retry function runs (Service Bus Data Receiver on the queue) and what keeps failing",
+        ));
+    }
+    out
+}
+
+/// Unix milliseconds as RFC 3339 UTC.
+pub fn rfc3339(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}min", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// The period of an NCRONTAB schedule (`{second} {minute} {hour} {day} {month} {dow}`), for
+/// the common shapes: `*/N` in the minute or hour field, or a list of hours. `None` when the
+/// shape is not one of those (the caller then assumes [`DEFAULT_PERIOD`]).
+pub fn ncrontab_period(schedule: &str) -> Option<Duration> {
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
+    let [_, minute, hour, day, month, dow] = fields.as_slice() else {
+        return None;
+    };
+    if ![day, month, dow].iter().all(|f| **f == "*") {
+        return None;
+    }
+    let step = |f: &str| {
+        f.strip_prefix("*/")
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+    };
+    if let Some(n) = step(minute) {
+        return (*hour == "*").then(|| Duration::from_secs(n * 60));
+    }
+    minute.parse::<u64>().ok()?;
+    if let Some(n) = step(hour) {
+        return Some(Duration::from_secs(n * 3600));
+    }
+    if *hour == "*" {
+        return Some(Duration::from_secs(3600));
+    }
+    let hours: Option<Vec<u64>> = hour.split(',').map(|h| h.parse().ok()).collect();
+    let count = hours?.len() as u64;
+    (count > 0).then(|| Duration::from_secs(24 * 3600 / count))
+}
+
+/// The status as one JSON document (`seedwatch status --json` and the status function).
+pub fn to_json(inputs: &StatusInputs, decision: &Decision) -> Value {
+    let runs: Vec<Value> = inputs
+        .runs
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+            v["started"] = rfc3339(r.started_ms).into();
+            if let Some(end) = r.ended_ms {
+                v["ended"] = rfc3339(end).into();
+            }
+            v
+        })
+        .collect();
+    json!({
+        "state": decision.state.as_str(),
+        "reasons": decision.reasons,
+        "notes": decision.notes,
+        "checked_at": rfc3339(inputs.now_ms),
+        "last_event_applied": inputs.last_event_ms.map(rfc3339),
+        "retries_pending": inputs.pending_retries,
+        "failed_changes": inputs.failed_changes,
+        "runs": runs,
+        "checks": inputs.probes,
+    })
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
