@@ -38,7 +38,7 @@ fn known_children(path: &str) -> Option<Vec<&'static str>> {
             "management_groups",
             "services",
         ],
-        "azure.endpoints" => vec!["resource_manager", "service_bus"],
+        "azure.endpoints" => vec!["resource_manager", "service_bus", "authority"],
         "azure.services" => ServiceCheck::ALL.iter().map(|c| c.toggle()).collect(),
         "asm" => vec!["base_url"],
         "sync" => vec!["max_delete_fraction"],
@@ -223,6 +223,27 @@ impl Reader<'_> {
                 Ok(raw.trim_end_matches('/').to_string())
             }
             _ => Err(self.invalid(key, raw, "expected an http:// or https:// base URL")),
+        }
+    }
+
+    /// An Entra ID authority host: `https://` (Entra ID and the Azure SDKs refuse anything
+    /// else), a host and nothing after it; the trailing slash is dropped.
+    pub fn authority_url(&self, key: &str, raw: &str) -> Result<String, ConfigError> {
+        match url::Url::parse(raw) {
+            Ok(url)
+                if url.scheme() == "https"
+                    && url.host().is_some()
+                    && matches!(url.path(), "" | "/")
+                    && url.query().is_none()
+                    && url.fragment().is_none() =>
+            {
+                Ok(raw.trim_end_matches('/').to_string())
+            }
+            _ => Err(self.invalid(
+                key,
+                raw,
+                "expected an https:// authority host such as https://login.microsoftonline.com",
+            )),
         }
     }
 }
