@@ -162,12 +162,22 @@ mod tests {
         let env: std::collections::HashMap<String, String> =
             [(env::SSL_CERT_FILE.to_string(), path.display().to_string())].into();
         let err = try_client(Duration::from_secs(1), &env).unwrap_err().to_string();
-        assert!(err.contains("SSL_CERT_FILE=") && err.contains("no PEM CERTIFICATE"), "{err}");
+        assert!(
+            err.contains("SSL_CERT_FILE=") && err.contains("no PEM CERTIFICATE"),
+            "{err}"
+        );
         let missing: std::collections::HashMap<String, String> =
             [(env::SSL_CERT_FILE.to_string(), "/nonexistent/roots.pem".to_string())].into();
         let err = try_client(Duration::from_secs(1), &missing).unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/roots.pem") && err.contains("cannot read"), "{err}");
-        assert!(extra_roots(&std::collections::HashMap::<String, String>::new()).unwrap().is_empty());
+        assert!(
+            err.contains("/nonexistent/roots.pem") && err.contains("cannot read"),
+            "{err}"
+        );
+        assert!(
+            extra_roots(&std::collections::HashMap::<String, String>::new())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

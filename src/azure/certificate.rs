@@ -77,7 +77,10 @@ impl ClientCertificate {
                 }
             };
             let public = key.public_key().as_ref().to_vec();
-            if let Some(cert) = certs.iter().find(|der| rsa_public_key_of(der).as_deref() == Some(&public[..])) {
+            if let Some(cert) = certs
+                .iter()
+                .find(|der| rsa_public_key_of(der).as_deref() == Some(&public[..]))
+            {
                 return Ok(ClientCertificate {
                     key,
                     sha1_thumbprint: URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, cert)),
@@ -159,9 +162,11 @@ type Material = (Vec<Vec<u8>>, Vec<PrivateKey>);
 
 fn read_pem(bytes: &[u8]) -> Result<Material, String> {
     if bytes.windows(31).any(|w| w == b"-----BEGIN ENCRYPTED PRIVATE KEY") {
-        return Err("its private key is encrypted; AZURE_CLIENT_CERTIFICATE_PASSWORD opens PKCS#12 files \
+        return Err(
+            "its private key is encrypted; AZURE_CLIENT_CERTIFICATE_PASSWORD opens PKCS#12 files \
                     only: give a PEM file with an unencrypted key, or a PKCS#12 file"
-            .into());
+                .into(),
+        );
     }
     let mut certs = Vec::new();
     let mut keys = Vec::new();

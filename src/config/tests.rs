@@ -254,17 +254,28 @@ fn a_bad_authority_host_names_where_it_came_from() {
     let err = load_yaml("azure:\n  endpoints:\n    authority: http://login.example.test\n", &[])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("azure.endpoints.authority") && err.contains("https://"), "{err}");
-    let err = load_yaml("scan_id: s\n", &[("AZURE_AUTHORITY_HOST", "https://login.example.test/tenant")])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("AZURE_AUTHORITY_HOST") && err.contains("environment"), "{err}");
+    assert!(
+        err.contains("azure.endpoints.authority") && err.contains("https://"),
+        "{err}"
+    );
+    let err = load_yaml(
+        "scan_id: s\n",
+        &[("AZURE_AUTHORITY_HOST", "https://login.example.test/tenant")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("AZURE_AUTHORITY_HOST") && err.contains("environment"),
+        "{err}"
+    );
 }
 
 #[test]
 fn client_certificate_is_a_credential_kind() {
     let config = load_yaml("azure:\n  credential: client_certificate\n", &[]).unwrap();
     assert_eq!(config.azure.credential, CredentialKind::ClientCertificate);
-    let err = load_yaml("azure:\n  credential: certificate\n", &[]).unwrap_err().to_string();
+    let err = load_yaml("azure:\n  credential: certificate\n", &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("client_certificate"), "{err}");
 }
