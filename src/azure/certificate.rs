@@ -16,9 +16,10 @@ use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::{KeyPair as _, RSA_PSS_SHA256};
+use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
-use azure_core::http::ClientMethodOptions;
-use azure_identity::ClientAssertion;
+use azure_core::http::{ClientMethodOptions, ClientOptions};
+use azure_identity::{ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use der::Decode as _;
@@ -247,6 +248,26 @@ impl ClientAssertion for CertificateAssertion {
             .assertion(&self.audience, &self.client_id, now, &jti)
             .map_err(|message| azure_core::Error::with_message(ErrorKind::Credential, message))
     }
+}
+
+/// A `ClientAssertionCredential` for `tenant` and `client_id` whose assertions are signed with
+/// the certificate in `path`; errors name the variable and file, never key material.
+pub fn credential(
+    tenant: &str,
+    client_id: String,
+    path: &str,
+    password: Option<&Secret>,
+    authority: &str,
+    client_options: ClientOptions,
+) -> Result<Arc<dyn TokenCredential>, String> {
+    let certificate =
+        ClientCertificate::load(Path::new(path), password).map_err(|m| format!("AZURE_CLIENT_CERTIFICATE_PATH {m}"))?;
+    let audience = token_endpoint(authority, tenant)?;
+    let assertion = CertificateAssertion::new(Arc::new(certificate), audience, client_id.clone());
+    let options = ClientAssertionCredentialOptions { client_options };
+    let credential = ClientAssertionCredential::new(tenant.to_string(), client_id, assertion, Some(options))
+        .map_err(|e| e.to_string())?;
+    Ok(credential)
 }
 
 /// The token endpoint `azure_identity` posts to for `tenant` at `authority` (the same join).

@@ -21,22 +21,21 @@
 //! seedwatch's own HTTP client ([`crate::http::try_client`]: `http.timeout`, `SSL_CERT_FILE`),
 //! and one token request, `azure_identity`'s retries included, takes at most `http.timeout`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
-use azure_core::credentials::{AccessToken, TokenCredential};
+use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, Transport};
 use azure_identity::{
-    AzureCliCredential, ClientAssertionCredential, ClientAssertionCredentialOptions, ClientSecretCredential,
-    ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
-    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    AzureCliCredential, ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
-use super::certificate::{CertificateAssertion, ClientCertificate, token_endpoint};
+use super::certificate;
+pub use super::token_cache::CachedToken;
 use super::{AzureError, TokenSource};
 use crate::config::{AzureSettings, CredentialKind, EnvSource};
 use crate::secret::Secret;
@@ -315,7 +314,17 @@ impl IdentityTokens {
                     .certificate_path
                     .as_ref()
                     .ok_or_else(|| missing(env::AZURE_CLIENT_CERTIFICATE_PATH))?;
-                certificate_credential(&tenant, client, path, inputs, options)?
+                let authority = &inputs.authority;
+                let password = inputs.certificate_password.as_ref();
+                certificate::credential(
+                    &tenant,
+                    client,
+                    path,
+                    password,
+                    authority,
+                    client_options(authority, options),
+                )
+                .map_err(|m| AzureError::Credential(format!("client certificate: {m}")))?
             }
             Chosen::AzureCli => {
                 let cli = AzureCliCredential::new(None).map_err(fail)?;
@@ -369,27 +378,6 @@ impl TokenSource for IdentityTokens {
     }
 }
 
-/// A `ClientAssertionCredential` whose assertions are signed with the certificate's key.
-fn certificate_credential(
-    tenant: &str,
-    client_id: String,
-    path: &str,
-    inputs: &Inputs,
-    options: &CredentialOptions,
-) -> Result<Arc<dyn TokenCredential>, AzureError> {
-    let fail = |message: String| AzureError::Credential(format!("client certificate: {message}"));
-    let certificate = ClientCertificate::load(std::path::Path::new(path), inputs.certificate_password.as_ref())
-        .map_err(|m| fail(format!("{} {m}", env::AZURE_CLIENT_CERTIFICATE_PATH)))?;
-    let audience = token_endpoint(&inputs.authority, tenant).map_err(fail)?;
-    let assertion = CertificateAssertion::new(Arc::new(certificate), audience, client_id.clone());
-    let opts = ClientAssertionCredentialOptions {
-        client_options: client_options(&inputs.authority, options),
-    };
-    let credential = ClientAssertionCredential::new(tenant.to_string(), client_id, assertion, Some(opts))
-        .map_err(|e| fail(one_line(&e)))?;
-    Ok(credential)
-}
-
 /// `auto` after the environment said nothing: probe IMDS once, on first use.
 struct AutoTokens {
     inputs: Inputs,
@@ -418,44 +406,6 @@ impl TokenSource for AutoTokens {
             Ok(tokens) => tokens.bearer(scope).await,
             Err(message) => Err(AzureError::Credential(message.clone())),
         }
-    }
-}
-
-/// Caches tokens per scope until 5 minutes before expiry, for credentials that do not (the
-/// Azure CLI runs a process per call). One refresh at a time.
-#[derive(Debug)]
-pub struct CachedToken {
-    inner: Arc<dyn TokenCredential>,
-    cache: tokio::sync::Mutex<HashMap<String, AccessToken>>,
-}
-
-impl CachedToken {
-    pub fn new(inner: Arc<dyn TokenCredential>) -> CachedToken {
-        CachedToken {
-            inner,
-            cache: tokio::sync::Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-#[async_trait]
-impl TokenCredential for CachedToken {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        let key = scopes.join(" ");
-        let mut cache = self.cache.lock().await;
-        let fresh_until = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
-        if let Some(token) = cache.get(&key)
-            && token.expires_on > fresh_until
-        {
-            return Ok(token.clone());
-        }
-        let token = self.inner.get_token(scopes, options).await?;
-        cache.insert(key, token.clone());
-        Ok(token)
     }
 }
 

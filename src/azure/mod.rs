@@ -15,6 +15,7 @@ pub mod graph;
 pub mod live;
 pub mod owner;
 pub mod progress;
+pub mod token_cache;
 
 use std::sync::Arc;
 

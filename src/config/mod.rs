@@ -370,7 +370,7 @@ impl Config {
             Some(url) => Some(r.base_url("azure.endpoints.service_bus", &url)?),
             None => None,
         };
-        let authority = authority_host(&r, cloud, env)?;
+        let authority = schema::authority_host(&r, cloud, env)?;
         let asm_base = match r.string("asm.base_url")? {
             Some(url) => r.base_url("asm.base_url", &url)?,
             None => DEFAULT_ASM_BASE_URL.to_string(),
@@ -483,23 +483,6 @@ impl Config {
             key: env::API_KEY.into(),
             hint: "set the API_KEY environment variable to the Hexiosec ASM API key".into(),
         })
-    }
-}
-
-/// `azure.endpoints.authority`, else `AZURE_AUTHORITY_HOST`, else the cloud's host. An explicit
-/// `azure.cloud` does not hide `AZURE_AUTHORITY_HOST` (it does in `azure_identity`).
-fn authority_host(r: &schema::Reader, cloud: Cloud, env: &dyn EnvSource) -> Result<String, ConfigError> {
-    const KEY: &str = "azure.endpoints.authority";
-    if let Some(url) = r.string(KEY)? {
-        return r.authority_url(KEY, &url);
-    }
-    match env.var(env::AZURE_AUTHORITY_HOST).filter(|v| !v.trim().is_empty()) {
-        Some(url) => schema::Reader {
-            root: &Value::Null,
-            origin: "environment",
-        }
-        .authority_url(env::AZURE_AUTHORITY_HOST, url.trim()),
-        None => Ok(cloud.authority_host().to_string()),
     }
 }
 

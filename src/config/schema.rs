@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::ConfigError;
 use super::duration::parse_duration;
+use super::{Cloud, ConfigError, EnvSource, env};
 use crate::check::ServiceCheck;
 
 /// Keys seedwatch reads, by parent path. `aws` and `gcp` are Hexiosec blocks kept for
@@ -72,6 +72,23 @@ pub(super) fn unknown_keys(root: &Value, origin: &str, warnings: &mut Vec<String
         }
     }
     walk(root, "", origin, warnings);
+}
+
+/// `azure.endpoints.authority`, else `AZURE_AUTHORITY_HOST`, else the cloud's host. An explicit
+/// `azure.cloud` does not hide `AZURE_AUTHORITY_HOST` (it does in `azure_identity`).
+pub(super) fn authority_host(r: &Reader, cloud: Cloud, env: &dyn EnvSource) -> Result<String, ConfigError> {
+    const KEY: &str = "azure.endpoints.authority";
+    if let Some(url) = r.string(KEY)? {
+        return r.authority_url(KEY, &url);
+    }
+    match env.var(env::AZURE_AUTHORITY_HOST).filter(|v| !v.trim().is_empty()) {
+        Some(url) => Reader {
+            root: &Value::Null,
+            origin: "environment",
+        }
+        .authority_url(env::AZURE_AUTHORITY_HOST, url.trim()),
+        None => Ok(cloud.authority_host().to_string()),
+    }
 }
 
 /// A short rendering of a value for error messages.
