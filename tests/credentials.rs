@@ -412,3 +412,24 @@ async fn plan_reads_the_estate_with_a_certificate_token_from_azure_authority_hos
     assert_eq!(plan["completeness"]["incomplete"], json!([]));
     assert_eq!(entra.grants().len(), 1, "one token, cached for every read");
 }
+
+#[test]
+fn a_certificate_credential_without_its_settings_names_what_is_missing() {
+    let vars = env(&[("AZURE_TENANT_ID", TENANT), ("AZURE_CLIENT_ID", CLIENT)]);
+    let azure = settings(json!({"credential": "client_certificate"}), "20s", &vars);
+    let err = match credential::token_source(&azure, &vars, options(Duration::from_secs(20))) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("expected an error"),
+    };
+    assert!(
+        err.contains("client certificate") && err.contains("AZURE_CLIENT_CERTIFICATE_PATH is not set"),
+        "{err}"
+    );
+    let vars = env(&[("AZURE_CLIENT_CERTIFICATE_PATH", "/nonexistent/app.pem")]);
+    let azure = settings(json!({"credential": "client_certificate"}), "20s", &vars);
+    let err = match credential::token_source(&azure, &vars, options(Duration::from_secs(20))) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("expected an error"),
+    };
+    assert!(err.contains("AZURE_TENANT_ID is not set"), "{err}");
+}

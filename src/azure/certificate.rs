@@ -250,23 +250,35 @@ impl ClientAssertion for CertificateAssertion {
     }
 }
 
-/// A `ClientAssertionCredential` for `tenant` and `client_id` whose assertions are signed with
-/// the certificate in `path`; errors name the variable and file, never key material.
+/// What the certificate credential is built from (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+/// `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_CLIENT_CERTIFICATE_PASSWORD`).
+pub struct Inputs {
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub path: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// A `ClientAssertionCredential` whose assertions are signed with the certificate; errors name
+/// the missing variable or the file, never key material.
 pub fn credential(
-    tenant: &str,
-    client_id: String,
-    path: &str,
-    password: Option<&Secret>,
+    inputs: Inputs,
     authority: &str,
     client_options: ClientOptions,
 ) -> Result<Arc<dyn TokenCredential>, String> {
-    let certificate =
-        ClientCertificate::load(Path::new(path), password).map_err(|m| format!("AZURE_CLIENT_CERTIFICATE_PATH {m}"))?;
-    let audience = token_endpoint(authority, tenant)?;
+    let required = |value: Option<String>, name: &str| {
+        value.ok_or_else(|| format!("{name} is not set (azure.credential = client_certificate)"))
+    };
+    let tenant = required(inputs.tenant_id, "AZURE_TENANT_ID")?;
+    let client_id = required(inputs.client_id, "AZURE_CLIENT_ID")?;
+    let path = required(inputs.path, "AZURE_CLIENT_CERTIFICATE_PATH")?;
+    let certificate = ClientCertificate::load(Path::new(&path), inputs.password.as_ref())
+        .map_err(|m| format!("AZURE_CLIENT_CERTIFICATE_PATH {m}"))?;
+    let audience = token_endpoint(authority, &tenant)?;
     let assertion = CertificateAssertion::new(Arc::new(certificate), audience, client_id.clone());
     let options = ClientAssertionCredentialOptions { client_options };
-    let credential = ClientAssertionCredential::new(tenant.to_string(), client_id, assertion, Some(options))
-        .map_err(|e| e.to_string())?;
+    let credential =
+        ClientAssertionCredential::new(tenant, client_id, assertion, Some(options)).map_err(|e| e.to_string())?;
     Ok(credential)
 }
 

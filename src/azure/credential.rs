@@ -261,7 +261,6 @@ impl IdentityTokens {
                 match chosen {
                     Chosen::ClientSecret => "client_secret",
                     Chosen::WorkloadIdentity => "workload_identity",
-                    Chosen::ClientCertificate => "client_certificate",
                     _ => "auto",
                 }
             ))
@@ -307,25 +306,17 @@ impl IdentityTokens {
                 )
                 .map_err(fail)?
             }
-            Chosen::ClientCertificate => {
-                let tenant = inputs.tenant_id.clone().ok_or_else(|| missing(env::AZURE_TENANT_ID))?;
-                let client = inputs.client_id.clone().ok_or_else(|| missing(env::AZURE_CLIENT_ID))?;
-                let path = inputs
-                    .certificate_path
-                    .as_ref()
-                    .ok_or_else(|| missing(env::AZURE_CLIENT_CERTIFICATE_PATH))?;
-                let authority = &inputs.authority;
-                let password = inputs.certificate_password.as_ref();
-                certificate::credential(
-                    &tenant,
-                    client,
-                    path,
-                    password,
-                    authority,
-                    client_options(authority, options),
-                )
-                .map_err(|m| AzureError::Credential(format!("client certificate: {m}")))?
-            }
+            Chosen::ClientCertificate => certificate::credential(
+                certificate::Inputs {
+                    tenant_id: inputs.tenant_id.clone(),
+                    client_id: inputs.client_id.clone(),
+                    path: inputs.certificate_path.clone(),
+                    password: inputs.certificate_password.clone(),
+                },
+                &inputs.authority,
+                client_options(&inputs.authority, options),
+            )
+            .map_err(|m| AzureError::Credential(format!("client certificate: {m}")))?,
             Chosen::AzureCli => {
                 let cli = AzureCliCredential::new(None).map_err(fail)?;
                 Arc::new(CachedToken::new(cli))
