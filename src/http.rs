@@ -1,9 +1,14 @@
 //! Shared HTTP plumbing for every outbound client (ARM, Resource Graph, ASM, Service Bus,
-//! Table Storage): one retry policy that honours `Retry-After`, and a timeout on every request.
+//! Table Storage, Entra ID token requests): one retry policy that honours `Retry-After`, a
+//! timeout on every request, and the extra roots of `SSL_CERT_FILE`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::HttpSettings;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::config::{EnvSource, HttpSettings, ProcessEnv, env};
 
 /// Exponential backoff between `base` and `max`, `count` retries after the first attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +65,66 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
-/// A reqwest client with rustls, a per-request timeout and seedwatch's user agent.
-pub fn client(timeout: Duration) -> reqwest::Client {
+/// Why an HTTP client could not be built as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSetupError {
+    #[error("{var}={path}: {message}", var = env::SSL_CERT_FILE, path = .path.display())]
+    CaBundle { path: PathBuf, message: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+/// The root certificates of the PEM bundle named by `SSL_CERT_FILE`, none when it is unset.
+/// They are trusted in addition to the platform's roots, so a TLS-inspecting proxy's CA or a
+/// private CA works. (On Linux the platform verifier itself reads the system roots from
+/// `SSL_CERT_FILE` when it is set, as OpenSSL does.)
+pub fn extra_roots(env: &dyn EnvSource) -> Result<Vec<reqwest::Certificate>, HttpSetupError> {
+    let Some(path) = env
+        .var(env::SSL_CERT_FILE)
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(Vec::new());
+    };
+    let path = PathBuf::from(path);
+    let bad = |message: String| HttpSetupError::CaBundle {
+        path: path.clone(),
+        message,
+    };
+    let pem = std::fs::read(&path).map_err(|e| bad(format!("cannot read the CA bundle: {e}")))?;
+    let mut roots = Vec::new();
+    for (at, der) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+        let der = der.map_err(|e| bad(format!("certificate {} is not valid PEM: {e}", at + 1)))?;
+        let cert = reqwest::Certificate::from_der(&der)
+            .map_err(|e| bad(format!("certificate {} is not a certificate: {e}", at + 1)))?;
+        roots.push(cert);
+    }
+    if roots.is_empty() {
+        return Err(bad("no PEM CERTIFICATE block in the CA bundle".into()));
+    }
+    Ok(roots)
+}
+
+/// A reqwest client with rustls, a per-request timeout, seedwatch's user agent and the
+/// extra roots of `SSL_CERT_FILE` in `env`. The one place outbound clients are built.
+pub fn try_client(timeout: Duration, env: &dyn EnvSource) -> Result<reqwest::Client, HttpSetupError> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("seedwatch/", env!("CARGO_PKG_VERSION")))
+        .tls_certs_merge(extra_roots(env)?)
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .map_err(|e| HttpSetupError::Build(e.to_string()))
+}
+
+/// [`try_client`] over the process environment. A bad `SSL_CERT_FILE` is logged and the
+/// client built without it; [`crate::azure::azure_from_config`] refuses it at start.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    try_client(timeout, &ProcessEnv).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "HTTP client without the extra roots");
+        try_client(timeout, &std::collections::HashMap::<String, String>::new())
+            .unwrap_or_else(|_| reqwest::Client::new())
+    })
 }
 
 #[cfg(test)]
@@ -95,6 +152,32 @@ mod tests {
         assert!(is_retryable_status(503));
         assert!(!is_retryable_status(501));
         assert!(!is_retryable_status(404));
+    }
+
+    #[test]
+    fn a_bad_ca_bundle_is_named_with_its_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roots.pem");
+        std::fs::write(&path, "not a bundle").unwrap();
+        let env: std::collections::HashMap<String, String> =
+            [(env::SSL_CERT_FILE.to_string(), path.display().to_string())].into();
+        let err = try_client(Duration::from_secs(1), &env).unwrap_err().to_string();
+        assert!(
+            err.contains("SSL_CERT_FILE=") && err.contains("no PEM CERTIFICATE"),
+            "{err}"
+        );
+        let missing: std::collections::HashMap<String, String> =
+            [(env::SSL_CERT_FILE.to_string(), "/nonexistent/roots.pem".to_string())].into();
+        let err = try_client(Duration::from_secs(1), &missing).unwrap_err().to_string();
+        assert!(
+            err.contains("/nonexistent/roots.pem") && err.contains("cannot read"),
+            "{err}"
+        );
+        assert!(
+            extra_roots(&std::collections::HashMap::<String, String>::new())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

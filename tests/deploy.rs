@@ -225,6 +225,14 @@ const NOT_SET_BY_TEMPLATE: &[(&str, &str)] = &[
     ),
     ("AZURE_AUTHORITY_HOST", "sovereign-cloud credentials outside Azure"),
     ("AZURE_CLIENT_CERTIFICATE_PATH", "certificate credential outside Azure"),
+    (
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "certificate credential outside Azure (PKCS#12 password)",
+    ),
+    (
+        "SSL_CERT_FILE",
+        "extra CA roots (TLS-inspecting proxies, private CAs), never needed on Azure",
+    ),
     ("AZURE_CONFIG_DIR", "Azure CLI credential (laptops)"),
     // AWS Lambda runtime (issue 8), never on Azure.
     ("AWS_LAMBDA_RUNTIME_API", "set by the Lambda runtime"),

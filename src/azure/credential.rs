@@ -5,31 +5,39 @@
 //!    Functions, Container Apps);
 //! 2. workload identity when `AZURE_FEDERATED_TOKEN_FILE` is set (AKS, GitHub OIDC);
 //! 3. client secret when `AZURE_CLIENT_SECRET` is set (with `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`);
-//! 4. managed identity through IMDS when `azure.managed_identity_client_id` is configured;
-//! 5. the Azure CLI when the CLI has a profile (`AZURE_CONFIG_DIR` or `~/.azure/azureProfile.json`),
+//! 4. client certificate when `AZURE_CLIENT_CERTIFICATE_PATH` is set (same tenant and client
+//!    id; see [`super::certificate`]);
+//! 5. managed identity through IMDS when `azure.managed_identity_client_id` is configured;
+//! 6. the Azure CLI when the CLI has a profile (`AZURE_CONFIG_DIR` or `~/.azure/azureProfile.json`),
 //!    i.e. a laptop after `az login`: no network probe;
-//! 6. otherwise one short probe of the instance metadata service (1 s): an answer from Azure's
+//! 7. otherwise one short probe of the instance metadata service (1 s): an answer from Azure's
 //!    IMDS means a VM or VM scale set, so managed identity; no answer means the Azure CLI.
 //!
-//! `azure_identity` caches managed identity, workload identity and client secret tokens until
-//! 5 minutes before expiry; [`CachedToken`] does the same for the Azure CLI, which does not.
+//! `azure_identity` caches managed identity, workload identity, client secret and certificate
+//! tokens until 5 minutes before expiry; [`CachedToken`] does the same for the Azure CLI, which
+//! does not.
+//!
+//! Token requests go to `azure.endpoints.authority` (see [`AzureSettings::authority`]) through
+//! seedwatch's own HTTP client ([`crate::http::try_client`]: `http.timeout`, `SSL_CERT_FILE`),
+//! and one token request, `azure_identity`'s retries included, takes at most `http.timeout`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use azure_core::cloud::CloudConfiguration;
-use azure_core::credentials::{AccessToken, TokenCredential};
+use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, Transport};
 use azure_identity::{
     AzureCliCredential, ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
+use super::certificate;
+pub use super::token_cache::CachedToken;
 use super::{AzureError, TokenSource};
-use crate::config::{AzureSettings, Cloud, CredentialKind, EnvSource};
+use crate::config::{AzureSettings, CredentialKind, EnvSource};
 use crate::secret::Secret;
 
 /// Environment variables the credential selection reads. The first two are set by the App
@@ -43,6 +51,10 @@ pub mod env {
     pub const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
     pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
     pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+    /// A PEM or PKCS#12 file with the certificate and its private key.
+    pub const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
+    /// The PKCS#12 file's password (none means the empty password).
+    pub const AZURE_CLIENT_CERTIFICATE_PASSWORD: &str = "AZURE_CLIENT_CERTIFICATE_PASSWORD";
     /// The Azure CLI's configuration directory (default `~/.azure`).
     pub const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
     pub const HOME: &str = "HOME";
@@ -54,6 +66,8 @@ pub mod env {
         AZURE_CLIENT_SECRET,
         AZURE_TENANT_ID,
         AZURE_CLIENT_ID,
+        AZURE_CLIENT_CERTIFICATE_PATH,
+        AZURE_CLIENT_CERTIFICATE_PASSWORD,
         AZURE_CONFIG_DIR,
         HOME,
     ];
@@ -68,6 +82,7 @@ pub enum Chosen {
     ManagedIdentity,
     WorkloadIdentity,
     ClientSecret,
+    ClientCertificate,
     AzureCli,
 }
 
@@ -77,6 +92,7 @@ impl Chosen {
             Chosen::ManagedIdentity => "managed identity",
             Chosen::WorkloadIdentity => "workload identity",
             Chosen::ClientSecret => "client secret",
+            Chosen::ClientCertificate => "client certificate",
             Chosen::AzureCli => "Azure CLI",
         }
     }
@@ -89,6 +105,7 @@ pub fn choose_without_probe(settings: &AzureSettings, env: &dyn EnvSource) -> Op
         CredentialKind::ManagedIdentity => return Some(Chosen::ManagedIdentity),
         CredentialKind::WorkloadIdentity => return Some(Chosen::WorkloadIdentity),
         CredentialKind::ClientSecret => return Some(Chosen::ClientSecret),
+        CredentialKind::ClientCertificate => return Some(Chosen::ClientCertificate),
         CredentialKind::AzureCli => return Some(Chosen::AzureCli),
         CredentialKind::Auto => {}
     }
@@ -100,6 +117,9 @@ pub fn choose_without_probe(settings: &AzureSettings, env: &dyn EnvSource) -> Op
     }
     if set(env::AZURE_CLIENT_SECRET) {
         return Some(Chosen::ClientSecret);
+    }
+    if set(env::AZURE_CLIENT_CERTIFICATE_PATH) {
+        return Some(Chosen::ClientCertificate);
     }
     if settings.managed_identity_client_id.is_some() {
         return Some(Chosen::ManagedIdentity);
@@ -132,8 +152,11 @@ pub async fn imds_answers(url: &str, timeout: Duration) -> bool {
 /// What the credential builder needs besides the settings.
 #[derive(Clone, Default)]
 pub struct CredentialOptions {
-    /// An HTTP transport for `azure_identity` (tests rewrite token requests to a local fake).
+    /// An HTTP transport for `azure_identity`; by default seedwatch's own client
+    /// ([`crate::http::try_client`] with `http_timeout` and `SSL_CERT_FILE`).
     pub transport: Option<Transport>,
+    /// `http.timeout`: the bound on one token request, retries included (30 s by default).
+    pub http_timeout: Option<Duration>,
     /// Where `auto` probes IMDS ([`IMDS_PROBE_URL`] by default).
     pub imds_probe_url: Option<String>,
     pub imds_probe_timeout: Option<Duration>,
@@ -149,6 +172,12 @@ pub fn token_source(
     options: CredentialOptions,
 ) -> Result<Arc<dyn TokenSource>, AzureError> {
     let inputs = Inputs::read(settings, env);
+    let mut options = options;
+    if options.transport.is_none() {
+        let client = crate::http::try_client(options.timeout(), env)
+            .map_err(|e| AzureError::Credential(format!("token requests: {e}")))?;
+        options.transport = Some(Transport::new(Arc::new(client)));
+    }
     match choose_without_probe(settings, env) {
         Some(chosen) => Ok(Arc::new(IdentityTokens::new(chosen, &inputs, &options)?)),
         None => Ok(Arc::new(AutoTokens {
@@ -162,11 +191,13 @@ pub fn token_source(
 /// The values credential constructors need, read once through [`EnvSource`].
 #[derive(Clone)]
 struct Inputs {
-    cloud: Cloud,
+    authority: String,
     client_id_setting: Option<String>,
     tenant_id: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Secret>,
+    certificate_path: Option<String>,
+    certificate_password: Option<Secret>,
     federated_token_file: Option<String>,
 }
 
@@ -174,22 +205,35 @@ impl Inputs {
     fn read(settings: &AzureSettings, env: &dyn EnvSource) -> Inputs {
         let get = |name: &str| env.var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         Inputs {
-            cloud: settings.cloud,
+            authority: settings.authority.clone(),
             client_id_setting: settings.managed_identity_client_id.clone(),
             tenant_id: get(env::AZURE_TENANT_ID),
             client_id: get(env::AZURE_CLIENT_ID),
             client_secret: get(env::AZURE_CLIENT_SECRET).map(Secret::new),
+            certificate_path: get(env::AZURE_CLIENT_CERTIFICATE_PATH),
+            // A password is taken as written: spaces may be part of it.
+            certificate_password: env
+                .var(env::AZURE_CLIENT_CERTIFICATE_PASSWORD)
+                .filter(|v| !v.is_empty())
+                .map(Secret::new),
             federated_token_file: get(env::AZURE_FEDERATED_TOKEN_FILE),
         }
     }
 }
 
-fn client_options(cloud: Cloud, options: &CredentialOptions) -> ClientOptions {
-    let cloud = match cloud {
-        Cloud::Public => CloudConfiguration::AzurePublic,
-        Cloud::UsGovernment => CloudConfiguration::AzureGovernment,
-        Cloud::China => CloudConfiguration::AzureChina,
-    };
+impl CredentialOptions {
+    fn timeout(&self) -> Duration {
+        self.http_timeout.unwrap_or(Duration::from_secs(30))
+    }
+}
+
+/// `azure_identity`'s options: always a custom cloud, so the configured authority is used
+/// (`azure_identity` reads `AZURE_AUTHORITY_HOST` only when no cloud is given; the config
+/// already folded it into [`AzureSettings::authority`]).
+fn client_options(authority: &str, options: &CredentialOptions) -> ClientOptions {
+    let mut custom = CustomConfiguration::default();
+    custom.authority_host = authority.to_string();
+    let cloud = CloudConfiguration::Custom(custom);
     ClientOptions {
         transport: options.transport.clone(),
         cloud: Some(Arc::new(cloud)),
@@ -202,6 +246,9 @@ fn client_options(cloud: Cloud, options: &CredentialOptions) -> ClientOptions {
 pub struct IdentityTokens {
     chosen: Chosen,
     credential: Arc<dyn TokenCredential>,
+    /// Bounds one token request; `None` for the Azure CLI, a local process, not HTTP.
+    timeout: Option<Duration>,
+    authority: String,
 }
 
 impl IdentityTokens {
@@ -222,7 +269,7 @@ impl IdentityTokens {
             Chosen::ManagedIdentity => {
                 let opts = ManagedIdentityCredentialOptions {
                     user_assigned_id: inputs.client_id_setting.clone().map(UserAssignedId::ClientId),
-                    client_options: client_options(inputs.cloud, options),
+                    client_options: client_options(&inputs.authority, options),
                 };
                 ManagedIdentityCredential::new(Some(opts)).map_err(fail)?
             }
@@ -238,7 +285,7 @@ impl IdentityTokens {
                     )),
                     ..Default::default()
                 };
-                opts.credential_options.client_options = client_options(inputs.cloud, options);
+                opts.credential_options.client_options = client_options(&inputs.authority, options);
                 WorkloadIdentityCredential::new(Some(opts)).map_err(fail)?
             }
             Chosen::ClientSecret => {
@@ -249,7 +296,7 @@ impl IdentityTokens {
                     .as_ref()
                     .ok_or_else(|| missing(env::AZURE_CLIENT_SECRET))?;
                 let opts = ClientSecretCredentialOptions {
-                    client_options: client_options(inputs.cloud, options),
+                    client_options: client_options(&inputs.authority, options),
                 };
                 ClientSecretCredential::new(
                     &tenant,
@@ -259,12 +306,29 @@ impl IdentityTokens {
                 )
                 .map_err(fail)?
             }
+            Chosen::ClientCertificate => certificate::credential(
+                certificate::Inputs {
+                    tenant_id: inputs.tenant_id.clone(),
+                    client_id: inputs.client_id.clone(),
+                    path: inputs.certificate_path.clone(),
+                    password: inputs.certificate_password.clone(),
+                },
+                &inputs.authority,
+                client_options(&inputs.authority, options),
+            )
+            .map_err(|m| AzureError::Credential(format!("client certificate: {m}")))?,
             Chosen::AzureCli => {
                 let cli = AzureCliCredential::new(None).map_err(fail)?;
                 Arc::new(CachedToken::new(cli))
             }
         };
-        Ok(IdentityTokens { chosen, credential })
+        let timeout = (chosen != Chosen::AzureCli).then(|| options.timeout());
+        Ok(IdentityTokens {
+            chosen,
+            credential,
+            timeout,
+            authority: inputs.authority.clone(),
+        })
     }
 
     pub fn chosen(&self) -> Chosen {
@@ -275,7 +339,22 @@ impl IdentityTokens {
 #[async_trait]
 impl TokenSource for IdentityTokens {
     async fn bearer(&self, scope: &str) -> Result<Secret, AzureError> {
-        let token = self.credential.get_token(&[scope], None).await.map_err(|e| {
+        let scopes = [scope];
+        let request = self.credential.get_token(&scopes, None);
+        let answer = match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, request).await.map_err(|_| {
+                let from = match self.chosen {
+                    Chosen::ManagedIdentity => "the managed identity endpoint".to_string(),
+                    _ => self.authority.clone(),
+                };
+                AzureError::Credential(format!(
+                    "{} could not get a token for {scope}: no answer from {from} within {limit:?} (http.timeout)",
+                    self.chosen.name()
+                ))
+            })?,
+            None => request.await,
+        };
+        let token = answer.map_err(|e| {
             let mut message = format!(
                 "{} could not get a token for {scope}: {}",
                 self.chosen.name(),
@@ -318,44 +397,6 @@ impl TokenSource for AutoTokens {
             Ok(tokens) => tokens.bearer(scope).await,
             Err(message) => Err(AzureError::Credential(message.clone())),
         }
-    }
-}
-
-/// Caches tokens per scope until 5 minutes before expiry, for credentials that do not (the
-/// Azure CLI runs a process per call). One refresh at a time.
-#[derive(Debug)]
-pub struct CachedToken {
-    inner: Arc<dyn TokenCredential>,
-    cache: tokio::sync::Mutex<HashMap<String, AccessToken>>,
-}
-
-impl CachedToken {
-    pub fn new(inner: Arc<dyn TokenCredential>) -> CachedToken {
-        CachedToken {
-            inner,
-            cache: tokio::sync::Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-#[async_trait]
-impl TokenCredential for CachedToken {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        let key = scopes.join(" ");
-        let mut cache = self.cache.lock().await;
-        let fresh_until = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
-        if let Some(token) = cache.get(&key)
-            && token.expires_on > fresh_until
-        {
-            return Ok(token.clone());
-        }
-        let token = self.inner.get_token(scopes, options).await?;
-        cache.insert(key, token.clone());
-        Ok(token)
     }
 }
 

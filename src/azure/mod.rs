@@ -9,11 +9,13 @@
 
 pub mod arm;
 pub mod catalog;
+pub mod certificate;
 pub mod credential;
 pub mod graph;
 pub mod live;
 pub mod owner;
 pub mod progress;
+pub mod token_cache;
 
 use std::sync::Arc;
 
@@ -216,7 +218,11 @@ pub fn azure_from_config(
     config: &crate::config::Config,
     env: &dyn crate::config::EnvSource,
 ) -> Result<AzureHandles, AzureError> {
-    let tokens = credential::token_source(&config.azure, env, credential::CredentialOptions::default())?;
+    let options = credential::CredentialOptions {
+        http_timeout: Some(config.http.timeout),
+        ..Default::default()
+    };
+    let tokens = credential::token_source(&config.azure, env, options)?;
     let reader = live_from_config(config, tokens.clone(), arm::Tuning::default());
     Ok((Arc::new(reader), tokens))
 }

@@ -48,6 +48,12 @@ pub mod env {
     /// host; seedwatch reads it only to tell an overdue reconcile (`status`). The template must
     /// set it (default `0 0 */6 * * *`).
     pub const RECONCILE_SCHEDULE: &str = "RECONCILE_SCHEDULE";
+    /// The Entra ID authority host, as every Azure SDK reads it (`azure.endpoints.authority`
+    /// wins over it).
+    pub const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+    /// A PEM bundle of extra root certificates every HTTP client trusts (TLS-inspecting
+    /// proxies, private CAs).
+    pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 }
 
 /// Where configuration values are read from; the process environment in production, a map in
@@ -95,6 +101,7 @@ pub enum CredentialKind {
     ManagedIdentity,
     WorkloadIdentity,
     ClientSecret,
+    ClientCertificate,
     AzureCli,
 }
 
@@ -120,6 +127,15 @@ impl Cloud {
             Cloud::Public => "https://management.azure.com/.default",
             Cloud::UsGovernment => "https://management.usgovcloudapi.net/.default",
             Cloud::China => "https://management.chinacloudapi.cn/.default",
+        }
+    }
+
+    /// The Entra ID authority host for this cloud.
+    pub fn authority_host(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://login.microsoftonline.com",
+            Cloud::UsGovernment => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
         }
     }
 
@@ -166,6 +182,9 @@ pub struct AzureSettings {
     pub resource_manager: String,
     /// Service Bus base URL override (`http://127.0.0.1:9000`); normally derived from the namespace.
     pub service_bus: Option<String>,
+    /// The Entra ID authority host (`https://` only): `azure.endpoints.authority`, else
+    /// `AZURE_AUTHORITY_HOST`, else the cloud's.
+    pub authority: String,
     pub subscriptions: Vec<String>,
     pub exclude_subscriptions: Vec<String>,
     pub management_groups: Vec<String>,
@@ -352,12 +371,13 @@ impl Config {
             Some("managed_identity") => CredentialKind::ManagedIdentity,
             Some("workload_identity") => CredentialKind::WorkloadIdentity,
             Some("client_secret") => CredentialKind::ClientSecret,
+            Some("client_certificate") => CredentialKind::ClientCertificate,
             Some("azure_cli") => CredentialKind::AzureCli,
             Some(other) => {
                 return Err(r.invalid(
                     "azure.credential",
                     other,
-                    "expected auto, managed_identity, workload_identity, client_secret or azure_cli",
+                    "expected auto, managed_identity, workload_identity, client_secret, client_certificate or azure_cli",
                 ));
             }
         };
@@ -369,6 +389,7 @@ impl Config {
             Some(url) => Some(r.base_url("azure.endpoints.service_bus", &url)?),
             None => None,
         };
+        let authority = schema::authority_host(&r, cloud, env)?;
         let asm_base = match r.string("asm.base_url")? {
             Some(url) => r.base_url("asm.base_url", &url)?,
             None => DEFAULT_ASM_BASE_URL.to_string(),
@@ -435,6 +456,7 @@ impl Config {
                 cloud,
                 resource_manager,
                 service_bus,
+                authority,
                 subscriptions: r.string_list("azure.subscriptions")?,
                 exclude_subscriptions: r.string_list("azure.exclude_subscriptions")?,
                 management_groups: r.string_list("azure.management_groups")?,

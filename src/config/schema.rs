@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::ConfigError;
 use super::duration::parse_duration;
+use super::{Cloud, ConfigError, EnvSource, env};
 use crate::check::ServiceCheck;
 
 /// Keys seedwatch reads, by parent path. `aws` and `gcp` are Hexiosec blocks kept for
@@ -38,7 +38,7 @@ fn known_children(path: &str) -> Option<Vec<&'static str>> {
             "management_groups",
             "services",
         ],
-        "azure.endpoints" => vec!["resource_manager", "service_bus"],
+        "azure.endpoints" => vec!["resource_manager", "service_bus", "authority"],
         "azure.services" => ServiceCheck::ALL.iter().map(|c| c.toggle()).collect(),
         "asm" => vec!["base_url", "seed_types"],
         "sync" => vec!["max_delete_fraction"],
@@ -72,6 +72,23 @@ pub(super) fn unknown_keys(root: &Value, origin: &str, warnings: &mut Vec<String
         }
     }
     walk(root, "", origin, warnings);
+}
+
+/// `azure.endpoints.authority`, else `AZURE_AUTHORITY_HOST`, else the cloud's host. An explicit
+/// `azure.cloud` does not hide `AZURE_AUTHORITY_HOST` (it does in `azure_identity`).
+pub(super) fn authority_host(r: &Reader, cloud: Cloud, env: &dyn EnvSource) -> Result<String, ConfigError> {
+    const KEY: &str = "azure.endpoints.authority";
+    if let Some(url) = r.string(KEY)? {
+        return r.authority_url(KEY, &url);
+    }
+    match env.var(env::AZURE_AUTHORITY_HOST).filter(|v| !v.trim().is_empty()) {
+        Some(url) => Reader {
+            root: &Value::Null,
+            origin: "environment",
+        }
+        .authority_url(env::AZURE_AUTHORITY_HOST, url.trim()),
+        None => Ok(cloud.authority_host().to_string()),
+    }
 }
 
 /// A short rendering of a value for error messages.
@@ -220,6 +237,27 @@ impl Reader<'_> {
     /// dropped.
     pub fn base_url(&self, key: &str, raw: &str) -> Result<String, ConfigError> {
         super::url::check_base_url(raw).map_err(|why| self.invalid(key, raw, why))
+    }
+
+    /// An Entra ID authority host: `https://` (Entra ID and the Azure SDKs refuse anything
+    /// else), a host and nothing after it; the trailing slash is dropped.
+    pub fn authority_url(&self, key: &str, raw: &str) -> Result<String, ConfigError> {
+        match url::Url::parse(raw) {
+            Ok(url)
+                if url.scheme() == "https"
+                    && url.host().is_some()
+                    && matches!(url.path(), "" | "/")
+                    && url.query().is_none()
+                    && url.fragment().is_none() =>
+            {
+                Ok(raw.trim_end_matches('/').to_string())
+            }
+            _ => Err(self.invalid(
+                key,
+                raw,
+                "expected an https:// authority host such as https://login.microsoftonline.com",
+            )),
+        }
     }
 }
 

@@ -310,3 +310,56 @@ fn the_event_deadline_defaults_inside_event_grids_wait_and_refuses_more() {
     let text = err.to_string();
     assert!(text.contains("events.deadline") && text.contains("25s"), "{text}");
 }
+
+#[test]
+fn the_authority_host_comes_from_the_key_then_the_environment_then_the_cloud() {
+    let default = load_yaml("scan_id: s\n", &[]).unwrap();
+    assert_eq!(default.azure.authority, "https://login.microsoftonline.com");
+    let china = load_yaml("azure:\n  cloud: china\n", &[]).unwrap();
+    assert_eq!(china.azure.authority, "https://login.chinacloudapi.cn");
+    // An explicit cloud does not hide AZURE_AUTHORITY_HOST.
+    let from_env = load_yaml(
+        "azure:\n  cloud: usgovernment\n",
+        &[("AZURE_AUTHORITY_HOST", "https://login.example.test/")],
+    )
+    .unwrap();
+    assert_eq!(from_env.azure.authority, "https://login.example.test");
+    let from_key = load_yaml(
+        "azure:\n  endpoints:\n    authority: https://127.0.0.1:8443\n",
+        &[("AZURE_AUTHORITY_HOST", "https://login.example.test")],
+    )
+    .unwrap();
+    assert_eq!(from_key.azure.authority, "https://127.0.0.1:8443");
+    assert!(from_key.warnings.is_empty(), "{:?}", from_key.warnings);
+}
+
+#[test]
+fn a_bad_authority_host_names_where_it_came_from() {
+    let err = load_yaml("azure:\n  endpoints:\n    authority: http://login.example.test\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("azure.endpoints.authority") && err.contains("https://"),
+        "{err}"
+    );
+    let err = load_yaml(
+        "scan_id: s\n",
+        &[("AZURE_AUTHORITY_HOST", "https://login.example.test/tenant")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("AZURE_AUTHORITY_HOST") && err.contains("environment"),
+        "{err}"
+    );
+}
+
+#[test]
+fn client_certificate_is_a_credential_kind() {
+    let config = load_yaml("azure:\n  credential: client_certificate\n", &[]).unwrap();
+    assert_eq!(config.azure.credential, CredentialKind::ClientCertificate);
+    let err = load_yaml("azure:\n  credential: certificate\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("client_certificate"), "{err}");
+}

@@ -1,11 +1,12 @@
 //! What a Lambda deployment must configure, checked before the engines are built, so a
 //! mistake is one clear message instead of a slow failure on the first event:
-//! - Azure credentials that exist outside Azure: a client secret or workload identity
-//!   federation. `azure.credential: auto` never reaches managed identity or the IMDS probe
-//!   under Lambda, because one of those two must be configured;
+//! - Azure credentials that exist outside Azure: a client secret, a client certificate or
+//!   workload identity federation. `azure.credential: auto` never reaches managed identity or the IMDS probe
+//!   under Lambda, because one of those must be configured;
 //! - a ledger in Azure Table Storage (the function's file system is read-only and instances
 //!   do not share it), so that Lambda instances, and a Functions deployment, share one ledger.
 
+use crate::azure::credential::env::AZURE_CLIENT_CERTIFICATE_PATH;
 use crate::config::{Config, CredentialKind, EnvSource, LedgerKind, env};
 use crate::ledger::{LedgerTarget, target};
 
@@ -66,14 +67,18 @@ pub fn check(config: &Config, env: &dyn EnvSource) -> Result<Vec<String>, String
 fn check_credential(config: &Config, env: &dyn EnvSource) -> Result<(), String> {
     let set = |name: &str| env.var(name).is_some_and(|v| !v.trim().is_empty());
     let outside_azure = "there is no managed identity outside Azure: use azure.credential \
-                         client_secret or workload_identity";
+                         client_secret, client_certificate or workload_identity";
     match config.azure.credential {
         CredentialKind::ManagedIdentity => Err(format!("azure.credential is managed_identity; {outside_azure}")),
         CredentialKind::AzureCli => Err(format!(
             "azure.credential is azure_cli, which a Lambda function does not have; {outside_azure}"
         )),
-        CredentialKind::ClientSecret | CredentialKind::WorkloadIdentity => Ok(()),
-        CredentialKind::Auto if set(AZURE_FEDERATED_TOKEN_FILE) || set(AZURE_CLIENT_SECRET) => Ok(()),
+        CredentialKind::ClientSecret | CredentialKind::ClientCertificate | CredentialKind::WorkloadIdentity => Ok(()),
+        CredentialKind::Auto
+            if set(AZURE_FEDERATED_TOKEN_FILE) || set(AZURE_CLIENT_SECRET) || set(AZURE_CLIENT_CERTIFICATE_PATH) =>
+        {
+            Ok(())
+        }
         CredentialKind::Auto => Err(format!(
             "azure.credential is auto but neither {AZURE_CLIENT_SECRET} nor {AZURE_FEDERATED_TOKEN_FILE} \
              is set (with {AZURE_TENANT_ID} and {AZURE_CLIENT_ID}); {outside_azure}"
@@ -110,6 +115,7 @@ mod tests {
         );
         assert!(check(&cfg, &env(&[STORAGE, (AZURE_CLIENT_SECRET, "x")])).is_ok());
         assert!(check(&cfg, &env(&[STORAGE, (AZURE_FEDERATED_TOKEN_FILE, "/tmp/t")])).is_ok());
+        assert!(check(&cfg, &env(&[STORAGE, (AZURE_CLIENT_CERTIFICATE_PATH, "/tmp/app.pem")])).is_ok());
         // Even with Azure's managed identity variables present, auto does not rely on them here.
         let err = check(
             &cfg,
