@@ -326,7 +326,12 @@ impl Applier for LedgerApply {
             body_time_ms: change.time.as_deref().and_then(event_time_ms),
         };
         match self.0.apply(&request).await {
-            Ok(report) => Ok(serde_json::to_value(report).unwrap_or(Value::Null)),
+            Ok(report) => {
+                for kept in &report.kept {
+                    tracing::warn!(resource = %change.id, seed = %kept.name, reason = %kept.reason, "seed kept in ASM");
+                }
+                Ok(serde_json::to_value(report).unwrap_or(Value::Null))
+            }
             Err(e) => Err(WorkError {
                 transient: e.is_transient(),
                 message: e.to_string(),

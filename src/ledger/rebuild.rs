@@ -138,6 +138,8 @@ pub async fn rebuild(
             _ => {}
         }
     }
+    // The apply path's deletion breaker counts against what ASM holds now.
+    super::breaker::record_tagged(ledger, ours.len(), 20).await?;
     let mut records: BTreeMap<Seed, Versioned<SeedRecord>> = ledger
         .all_seeds()
         .await?

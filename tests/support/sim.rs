@@ -399,6 +399,10 @@ pub async fn run(params: &SimParams, backend: Arc<dyn Ledger>) -> SimOutcome {
             a.probe = crashes.clone();
             a.extract = sim_extract;
             a.resolve = default_resolver;
+            // The simulated user deletes stale seeds, with no breaker (churn over the simulated
+            // hour exceeds any fraction of the seeds held at one moment).
+            a.options.delete_stale_seeds = true;
+            a.options.max_delete_fraction = f64::INFINITY;
             Arc::new(a)
         })
         .collect();
