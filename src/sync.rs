@@ -264,6 +264,7 @@ pub async fn reconcile_and_apply(
         delete_stale: config.delete_stale_seeds,
         max_delete_fraction: config.sync.max_delete_fraction,
         force_deletes: options.force_deletes,
+        shared_tag: config.sync.shared_tag,
     };
     let plan = reconcile::reconcile(reconcile::Inputs {
         desired: &desired,
