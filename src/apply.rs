@@ -974,6 +974,7 @@ impl Applier {
                     record.asm.rejected = Some(code.clone());
                 }
             }
+            record.asm.at_ms = self.clock.now_ms();
             if record.intent.as_ref().is_some_and(|i| i.token == token) {
                 record.intent = None;
             }

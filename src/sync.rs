@@ -195,6 +195,10 @@ pub struct SyncReport {
     /// For the ledger rebuild: the seeds ASM listed before the writes.
     #[serde(skip)]
     pub listed: Vec<AsmSeed>,
+    /// When the listing was requested (Unix milliseconds): ledger state recorded later is
+    /// newer than the listing and the rebuild leaves it alone.
+    #[serde(skip)]
+    pub listed_at_ms: i64,
     /// For the ledger rebuild: which scopes the sweep read completely.
     #[serde(skip)]
     pub completeness: CompletenessReport,
@@ -257,6 +261,7 @@ pub async fn reconcile_and_apply(
     progress: &dyn SyncProgress,
 ) -> Result<SyncReport, SyncError> {
     progress.phase(Phase::Reconciling);
+    let listed_at_ms = crate::apply::Clock::now_ms(&crate::apply::SystemClock);
     let listed = asm.list_seeds().await?;
     let desired: BTreeSet<Seed> = extraction.contributions.iter().map(|c| c.seed.clone()).collect();
     let rules = Rules {
@@ -307,6 +312,7 @@ pub async fn reconcile_and_apply(
         plan,
         extraction,
         listed,
+        listed_at_ms,
         completeness,
     };
     if options.dry_run || report.plan.is_empty() {

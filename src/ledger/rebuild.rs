@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, Versioned, ops};
+use super::{AsmState, Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, Versioned, ops};
 use crate::azure::CompletenessReport;
 use crate::reconcile::{Provenance, Scope};
 use crate::resource::ResourceId;
@@ -28,6 +28,10 @@ pub struct RebuildReport {
     pub seeds_removed: usize,
     /// Seeds left alone because an apply was writing them to ASM.
     pub seeds_busy: usize,
+    /// Seeds whose ASM state an apply recorded after the sync's listing: that state is kept.
+    pub seeds_newer: usize,
+    /// Records that no longer decode, removed (the sweep writes them afresh).
+    pub records_repaired: usize,
 }
 
 /// What the rebuild needs besides the sync report.
@@ -49,7 +53,10 @@ pub async fn rebuild(
     report: &SyncReport,
     options: &RebuildOptions<'_>,
 ) -> Result<RebuildReport, LedgerError> {
-    let mut out = RebuildReport::default();
+    let mut out = RebuildReport {
+        records_repaired: remove_unreadable(ledger).await?,
+        ..RebuildReport::default()
+    };
     let mut estate: BTreeMap<ResourceId, Vec<OwnedSeed>> = BTreeMap::new();
     for c in &report.extraction.contributions {
         estate.entry(c.owner.clone()).or_default().push(OwnedSeed {
@@ -168,10 +175,25 @@ pub async fn rebuild(
         }
         let mut record = current.value.clone();
         record.intent = None;
-        record.asm.held = report.asm_holds(&seed);
-        record.asm.ours = record.asm.held && ours.contains(&seed);
-        record.asm.id = if record.asm.held { ids.get(&seed).cloned() } else { None };
-        record.asm.rejected = rejected.get(&seed).cloned();
+        // An apply that wrote ASM after the listing knows better than the listing.
+        if current.value.asm.at_ms <= report.listed_at_ms {
+            let held = report.asm_holds(&seed);
+            let state = AsmState {
+                held,
+                ours: held && ours.contains(&seed),
+                id: if held { ids.get(&seed).cloned() } else { None },
+                rejected: rejected.get(&seed).cloned(),
+                at_ms: current.value.asm.at_ms,
+            };
+            if state != current.value.asm {
+                record.asm = AsmState {
+                    at_ms: report.listed_at_ms,
+                    ..state
+                };
+            }
+        } else {
+            out.seeds_newer += 1;
+        }
         record.prune_tombstones(options.now_ms - ttl_ms);
         if record == current.value {
             continue;
@@ -193,6 +215,24 @@ pub async fn rebuild(
         }
     }
     Ok(out)
+}
+
+/// Removes the owner and seed records that no longer decode (a seed name that stopped
+/// normalising, a format change), each at the version read, with a warning: the sweep writes
+/// what they stood for afresh. Returns how many went.
+async fn remove_unreadable(ledger: &dyn Ledger) -> Result<usize, LedgerError> {
+    let (_, bad_owners) = ledger.all_owners_readable().await?;
+    let (_, bad_seeds) = ledger.all_seeds_readable().await?;
+    let mut removed = 0;
+    for bad in bad_owners.iter().chain(&bad_seeds) {
+        tracing::warn!(partition = %bad.partition, row = %bad.row, "{}; removed, the rebuild writes it afresh", bad.message);
+        match ledger.delete_raw(&bad.partition, &bad.row, Some(&bad.version)).await {
+            Ok(()) => removed += 1,
+            Err(LedgerError::Conflict { .. }) => {} // rewritten meanwhile: no longer ours to judge
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
 }
 
 /// Commits a read of `owner` and writes its memberships. `false` when an applier committed in
