@@ -235,6 +235,26 @@ pub async fn run_sync(
     options: SyncOptions,
     progress: &dyn SyncProgress,
 ) -> Result<SyncReport, SyncError> {
+    let swept = check_and_sweep(config, azure, asm, progress).await?;
+    let mut report = reconcile_and_apply(config, asm, swept.completeness, swept.extraction, options, progress).await?;
+    report.resources_read = swept.resources_read;
+    Ok(report)
+}
+
+/// What a sweep gave, extracted.
+pub struct Swept {
+    pub completeness: CompletenessReport,
+    pub extraction: Extraction,
+    pub resources_read: usize,
+}
+
+/// The first half of [`run_sync`]: the ASM key and scan checks, the sweep and the extraction.
+pub async fn check_and_sweep(
+    config: &Config,
+    azure: &dyn AzureReader,
+    asm: &dyn AsmApi,
+    progress: &dyn SyncProgress,
+) -> Result<Swept, SyncError> {
     progress.phase(Phase::CheckingAsm);
     asm.check_auth().await?;
     asm.check_scan().await?;
@@ -242,11 +262,11 @@ pub async fn run_sync(
     progress.phase(Phase::Sweeping);
     let sweep = azure.sweep(&config.azure.checks, progress).await?;
     let extraction = crate::extract::extract_resources(&sweep.resources, &config.azure.checks);
-    let resources_read = sweep.resources.len();
-    drop(sweep.resources);
-    let mut report = reconcile_and_apply(config, asm, sweep.report, extraction, options, progress).await?;
-    report.resources_read = resources_read;
-    Ok(report)
+    Ok(Swept {
+        completeness: sweep.report,
+        extraction,
+        resources_read: sweep.resources.len(),
+    })
 }
 
 /// The part of [`run_sync`] after extraction: list, reconcile, write. Callers that already

@@ -554,4 +554,66 @@ mod e2e {
         assert_eq!(delete_requests(&w), 1, "{}", sync.stdout);
         assert_eq!(w.tagged().len(), 5);
     }
+
+    fn post_requests(w: &World) -> usize {
+        w.asm.journal().iter().filter(|e| e.method == "POST").count()
+    }
+
+    /// Issue 12.6: Resource Graph lags behind ARM. The lag is played with the fake's data: the
+    /// apply reads ARM, then the estate is set to what a lagging Resource Graph still shows
+    /// before the sync sweeps (the sync reads no ARM for these resources). A sync that starts
+    /// just after an event added a resource keeps its seed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sync_just_after_an_event_added_a_resource_keeps_its_seed() {
+        let w = World::start(vec![
+            pip("rg-1", "pip-1", "203.0.113.1"),
+            pip("rg-2", "pip-2", "203.0.113.2"),
+        ])
+        .await
+        .lax_delete_breaker_for_test();
+        assert_eq!(w.run(&["sync", "--json"]).await.code, Some(0));
+
+        w.azure.upsert(pip("rg-3", "pip-3", "203.0.113.3"));
+        let added = w.apply(&pip_id("rg-3", "pip-3"), false).await;
+        assert_eq!(names(&added, "added"), set(&["203.0.113.3"]));
+        // Resource Graph has not indexed pip-3 yet.
+        w.azure.delete(&pip_id("rg-3", "pip-3"));
+        w.asm.clear_journal();
+        let sync = w.run(&["sync", "--json"]).await;
+        assert_eq!(sync.code, Some(0), "{sync:?}");
+        assert_eq!(delete_requests(&w), 0, "{}", sync.stdout);
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2", "203.0.113.3"]));
+    }
+
+    /// Issue 12.6: a sync that starts just after a confirmed delete neither adds the seed back
+    /// nor revives the owner in the ledger.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sync_just_after_a_confirmed_delete_does_not_revive_the_seed() {
+        use seedwatch::ledger::Ledger;
+        let w = World::start(vec![
+            pip("rg-1", "pip-1", "203.0.113.1"),
+            pip("rg-2", "pip-2", "203.0.113.2"),
+            pip("rg-3", "pip-3", "203.0.113.3"),
+        ])
+        .await
+        .lax_delete_breaker_for_test();
+        assert_eq!(w.run(&["sync", "--json"]).await.code, Some(0));
+
+        w.azure.delete(&pip_id("rg-3", "pip-3"));
+        let removed = w.apply(&pip_id("rg-3", "pip-3"), true).await;
+        assert_eq!(names(&removed, "deleted"), set(&["203.0.113.3"]));
+        // Resource Graph still shows pip-3.
+        w.azure.upsert(pip("rg-3", "pip-3", "203.0.113.3"));
+        w.asm.clear_journal();
+        let sync = w.run(&["sync", "--json"]).await;
+        assert_eq!(sync.code, Some(0), "{sync:?}");
+        assert_eq!(post_requests(&w), 0, "{}", sync.stdout);
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
+
+        let ledger =
+            seedwatch::ledger::local::LocalLedger::open(&w.dir.path().join(".seedwatch").join("ledger.redb")).unwrap();
+        let id = seedwatch::resource::ResourceId::parse(&pip_id("rg-3", "pip-3")).unwrap();
+        let owner = ledger.owner(&id).await.unwrap().expect("the owner record");
+        assert!(owner.value.deleted, "the sync revived the owner: {:?}", owner.value);
+    }
 }

@@ -18,6 +18,7 @@
 pub mod breaker;
 pub mod failures;
 pub mod keys;
+pub mod lag;
 pub mod local;
 pub mod memory;
 mod open;

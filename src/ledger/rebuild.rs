@@ -40,9 +40,19 @@ pub struct RebuildOptions<'a> {
     pub seed_tag: &'a str,
     /// When the sweep began (Unix milliseconds).
     pub sweep_started_ms: i64,
+    /// `sync.graph_lag`: the sweep's snapshot may be this much older than its start. An owner
+    /// the ledger read since then is left alone, and what the rebuild writes is dated then.
+    pub graph_lag: Duration,
     pub now_ms: i64,
     pub lease: Duration,
     pub tombstone_ttl: Duration,
+}
+
+impl RebuildOptions<'_> {
+    /// The oldest instant the sweep's snapshot may reflect: owners read since win over it.
+    pub fn snapshot_ms(&self) -> i64 {
+        self.sweep_started_ms - self.graph_lag.as_millis() as i64
+    }
 }
 
 /// Brings the ledger in line with a finished sync: owners and their seeds from the sweep,
@@ -75,18 +85,19 @@ pub async fn rebuild(
         .map(|o| (o.value.id.clone(), o))
         .collect();
     let ttl_ms = options.tombstone_ttl.as_millis() as i64;
+    let snapshot_ms = options.snapshot_ms();
 
     // Owners the sweep saw.
     for (owner, seeds) in &estate {
         let previous = known.get(owner);
-        if previous.is_some_and(|p| p.value.seen_at_ms > options.sweep_started_ms) {
+        if previous.is_some_and(|p| p.value.seen_at_ms >= snapshot_ms) {
             out.owners_newer += 1;
             continue;
         }
         if previous.is_some_and(|p| p.value.settled && !p.value.deleted && &p.value.seeds == seeds) {
             continue;
         }
-        if commit_owner(ledger, owner, previous, seeds.clone(), false, options.now_ms, ttl_ms).await? {
+        if commit_owner(ledger, owner, previous, seeds.clone(), false, (snapshot_ms, options.now_ms), ttl_ms).await? {
             out.owners_written += 1;
         }
     }
@@ -95,7 +106,7 @@ pub async fn rebuild(
         if estate.contains_key(owner) || (previous.value.deleted && previous.value.settled) {
             continue;
         }
-        if previous.value.seen_at_ms > options.sweep_started_ms {
+        if previous.value.seen_at_ms >= snapshot_ms {
             out.owners_newer += 1;
             continue;
         }
@@ -110,7 +121,7 @@ pub async fn rebuild(
                 .iter()
                 .all(|c| options.completeness.is_complete(subscription, *c))
         };
-        if complete && commit_owner(ledger, owner, Some(previous), Vec::new(), true, options.now_ms, ttl_ms).await? {
+        if complete && commit_owner(ledger, owner, Some(previous), Vec::new(), true, (snapshot_ms, options.now_ms), ttl_ms).await? {
             out.owners_removed += 1;
         }
     }
@@ -243,10 +254,12 @@ async fn commit_owner(
     previous: Option<&Versioned<OwnerRecord>>,
     seeds: Vec<OwnedSeed>,
     gone: bool,
-    now_ms: i64,
+    (seen_at_ms, now_ms): (i64, i64),
     ttl_ms: i64,
 ) -> Result<bool, LedgerError> {
-    let record = ops::next_record(owner, previous.map(|p| &p.value), seeds, gone, now_ms);
+    // Dated when the sweep's snapshot may have been taken, not now: an apply that reads the
+    // owner after that is newer than this record.
+    let record = ops::next_record(owner, previous.map(|p| &p.value), seeds, gone, seen_at_ms);
     let expect = match previous {
         Some(p) => Expect::Version(p.version.clone()),
         None => Expect::Absent,
@@ -313,7 +326,8 @@ pub struct LedgerSync {
 }
 
 /// Runs [`crate::sync::run_sync`] with the ledger: the ledger's provenance feeds the guard
-/// rails, the failed changes recorded by the handler are read before the sweep, and after a
+/// rails, owners the ledger read after the sweep's snapshot could reflect replace the sweep's
+/// view of them ([`super::lag`]), the failed changes recorded by the handler are read before the sweep, and after a
 /// real run the ledger is rebuilt from the result and, when every write was applied, the
 /// failed changes the sweep covered are cleared. Ledger failures never stop the reconcile;
 /// they come back as warnings.
@@ -338,7 +352,18 @@ pub async fn sync_with_ledger(
     let mut failed_changes = read_failed_changes(ledger, &mut ledger_warnings).await;
     let dry_run = options.dry_run;
     let started = SystemClock.now_ms();
-    let report = crate::sync::run_sync(config, azure, asm, options, progress).await?;
+    let mut swept = crate::sync::check_and_sweep(config, azure, asm, progress).await?;
+    if let Some(ledger) = ledger {
+        let since = started - config.sync.graph_lag.as_millis() as i64;
+        if let Err(e) = super::lag::apply_graph_lag(ledger, &mut swept.extraction, &swept.completeness, since).await {
+            ledger_warnings.push(format!(
+                "ledger unavailable for owners read after the sweep's snapshot (Resource Graph lag): {e}"
+            ));
+        }
+    }
+    let mut report =
+        crate::sync::reconcile_and_apply(config, asm, swept.completeness, swept.extraction, options, progress).await?;
+    report.resources_read = swept.resources_read;
     let mut rebuilt = None;
     if let Some(ledger) = ledger
         && !dry_run
@@ -348,6 +373,7 @@ pub async fn sync_with_ledger(
             completeness: &report.completeness,
             seed_tag: &config.seed_tag,
             sweep_started_ms: started,
+            graph_lag: config.sync.graph_lag,
             now_ms: SystemClock.now_ms(),
             lease: defaults.lease,
             tombstone_ttl: defaults.tombstone_ttl,

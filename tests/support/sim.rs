@@ -587,6 +587,7 @@ pub async fn run(params: &SimParams, backend: Arc<dyn Ledger>) -> SimOutcome {
             completeness: &sweep.report,
             seed_tag: TAG,
             sweep_started_ms: started,
+            graph_lag: std::time::Duration::ZERO, // the simulated Resource Graph never lags
             now_ms: clock.now_ms(),
             lease: std::time::Duration::from_secs(60),
             tombstone_ttl: std::time::Duration::from_secs(3600),
