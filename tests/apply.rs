@@ -210,6 +210,71 @@ async fn a_body_older_than_a_duplicate_read_is_stale() {
     assert!(asm.names(true).is_empty(), "{:?}", asm.names(true));
 }
 
+/// Issue 18: the simulation checks every ASM delete when it is sent, so a wrong delete fails
+/// it even when the seed is added back before the end (the final comparison alone cannot see
+/// it). Here a delete with no intent behind it, then the re-add.
+#[tokio::test]
+async fn the_simulation_fails_a_wrong_delete_even_if_the_seed_is_added_back() {
+    use seedwatch::asm::AsmApi;
+    let world = QuietWorld::new(Arc::new(sim::Estate::default()), Arc::new(MemoryLedger::new()));
+    world.asm.insert("h1.sim.example.com", &[sim::TAG]);
+    let id = world.asm.seeds.lock().unwrap().keys().next().unwrap().clone();
+    world.asm.delete_seed(&id).await.unwrap();
+    let seed = seedwatch::seed::Seed::from_host_value("h1.sim.example.com").unwrap();
+    world.asm.add_seed(&seed, &[sim::TAG.to_string()]).await.unwrap();
+    assert_eq!(world.asm.names(true).len(), 1, "added back");
+    let violations = world.asm.violations.lock().unwrap().clone();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(
+        violations[0].contains("without") || violations[0].contains("no ledger record"),
+        "{violations:?}"
+    );
+}
+
+/// Issue 12.2 in the simulation's world: with `delete_stale_seeds` false, the withdrawal is
+/// recorded and no delete is ever sent (the simulated ASM counts any delete as a violation).
+#[tokio::test]
+async fn with_delete_stale_seeds_false_no_delete_is_sent() {
+    use seedwatch::apply::ApplyRequest;
+    let estate = Arc::new(sim::Estate::default());
+    let world = QuietWorld::new(estate.clone(), Arc::new(MemoryLedger::new()));
+    world
+        .asm
+        .deletes_allowed
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut applier = world.applier();
+    applier.options.delete_stale_seeds = false;
+    let id = seedwatch::resource::ResourceId::parse(
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip0",
+    )
+    .unwrap();
+    let resource = seedwatch::resource::Resource::from_json(
+        serde_json::json!({"id": id.as_str(), "properties": {"seeds": ["h2.sim.example.com"]}}),
+    )
+    .unwrap();
+    estate.resources.lock().unwrap().insert(id.clone(), resource);
+    applier.apply(&ApplyRequest::changed(id.clone())).await.unwrap();
+    estate.resources.lock().unwrap().clear();
+    let report = applier.apply(&ApplyRequest::deleted(id.clone())).await.unwrap();
+
+    assert!(
+        world.asm.violations.lock().unwrap().is_empty(),
+        "{:?}",
+        world.asm.violations
+    );
+    assert!(report.deleted.is_empty());
+    assert_eq!(report.kept.len(), 1, "{report:?}");
+    assert_eq!(world.asm.names(true).len(), 1);
+    let seed = seedwatch::seed::Seed::from_host_value("h2.sim.example.com").unwrap();
+    let record = world.ledger.seed(&seed).await.unwrap().unwrap();
+    assert!(
+        !record.value.is_wanted(),
+        "the withdrawal is recorded: {:?}",
+        record.value
+    );
+    assert!(record.value.asm.held, "{:?}", record.value.asm);
+}
+
 /// A body-based commit that lands after a resource-group delete was marked and listed its
 /// owners is read again, so the owner does not escape the delete (simulation seed 3779128790
 /// on the Table backend: a zone under a deleted group kept its seeds in the ledger and ASM).
@@ -488,7 +553,12 @@ mod e2e {
             .as_array()
             .unwrap()
             .iter()
-            .map(|k| (k["name"].as_str().unwrap().to_string(), k["reason"].as_str().unwrap().to_string()))
+            .map(|k| {
+                (
+                    k["name"].as_str().unwrap().to_string(),
+                    k["reason"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     }
 
@@ -519,7 +589,9 @@ mod e2e {
         assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
         // A resource-group delete: the same.
         w.azure.delete(&pip_id("rg-2", "pip-2"));
-        let group = w.apply(&format!("/subscriptions/{SUB}/resourceGroups/rg-2"), true).await;
+        let group = w
+            .apply(&format!("/subscriptions/{SUB}/resourceGroups/rg-2"), true)
+            .await;
         assert_eq!(delete_requests(&w), 0, "{group}");
         assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
     }
@@ -529,7 +601,9 @@ mod e2e {
     /// processes); past it they are kept for the next reconcile and reported.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn event_deletes_stop_at_the_breaker_and_wait_for_the_reconcile() {
-        let estate: Vec<Value> = (1..=8).map(|n| pip("rg-1", &format!("pip-{n}"), &format!("203.0.113.{n}"))).collect();
+        let estate: Vec<Value> = (1..=8)
+            .map(|n| pip("rg-1", &format!("pip-{n}"), &format!("203.0.113.{n}")))
+            .collect();
         let w = World::start(estate).await; // max_delete_fraction 0.25 of 8 tagged: 2 an hour
         assert_eq!(w.run(&["sync", "--json"]).await.code, Some(0));
         assert_eq!(w.tagged().len(), 8);
@@ -544,7 +618,10 @@ mod e2e {
         }
         assert_eq!(delete_requests(&w), 2, "{:?}", w.asm.journal());
         assert_eq!(kept_seeds.len(), 1, "{kept_seeds:?}");
-        assert!(kept_seeds.iter().all(|(_, why)| why.contains("deletion breaker")), "{kept_seeds:?}");
+        assert!(
+            kept_seeds.iter().all(|(_, why)| why.contains("deletion breaker")),
+            "{kept_seeds:?}"
+        );
         assert_eq!(w.tagged().len(), 6);
 
         // The next reconcile deletes what the breaker held back (1 of 6: within its own limit).

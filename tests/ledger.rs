@@ -581,9 +581,16 @@ mod rebuild_safety {
     }
 
     async fn sync(azure: &sim::SimAzure, asm: &sim::SimAsm, ledger: &dyn Ledger) -> LedgerSync {
-        sync_with_ledger(&config(), azure, asm, Some(ledger), SyncOptions::default(), &NoSyncProgress)
-            .await
-            .unwrap()
+        sync_with_ledger(
+            &config(),
+            azure,
+            asm,
+            Some(ledger),
+            SyncOptions::default(),
+            &NoSyncProgress,
+        )
+        .await
+        .unwrap()
     }
 
     fn applier(w: &World, ledger: Arc<dyn Ledger>) -> Applier {
@@ -612,13 +619,25 @@ mod rebuild_safety {
         let w = world(ledger.clone(), &[1]);
         // A seed stored before `core.windows.net` became a shared parent, and an owner record
         // in a format that no longer decodes.
-        let bad_seed = (keys::SEED_PARTITION.to_string(), "domain_3Acore.windows.net".to_string());
+        let bad_seed = (
+            keys::SEED_PARTITION.to_string(),
+            "domain_3Acore.windows.net".to_string(),
+        );
         let data = json!({"seed": {"name": "core.windows.net", "kind": "domain"}, "owners": {}}).to_string();
-        ledger.put_raw(&bad_seed.0, &bad_seed.1, &data, &Expect::Absent).await.unwrap();
+        ledger
+            .put_raw(&bad_seed.0, &bad_seed.1, &data, &Expect::Absent)
+            .await
+            .unwrap();
         let bad_owner = keys::owner_key(&pip(9));
         let data = json!({"id": pip(9).as_str(), "generation": "two"}).to_string();
-        ledger.put_raw(&bad_owner.0, &bad_owner.1, &data, &Expect::Absent).await.unwrap();
-        assert!(ledger.all_seeds().await.unwrap().is_empty(), "the scan skips the bad record");
+        ledger
+            .put_raw(&bad_owner.0, &bad_owner.1, &data, &Expect::Absent)
+            .await
+            .unwrap();
+        assert!(
+            ledger.all_seeds().await.unwrap().is_empty(),
+            "the scan skips the bad record"
+        );
 
         let done = sync(&w.azure, &w.asm, ledger.as_ref()).await;
         assert!(done.ledger_warnings.is_empty(), "{:?}", done.ledger_warnings);
@@ -648,7 +667,10 @@ mod rebuild_safety {
             gate.reached.await.expect("the rebuild reached its first write");
             // Meanwhile pip1 is deleted and its event applied: the seed leaves ASM.
             w.estate.resources.lock().unwrap().remove(&pip(1));
-            let report = applier(&w, inner.clone()).apply(&ApplyRequest::deleted(pip(1))).await.unwrap();
+            let report = applier(&w, inner.clone())
+                .apply(&ApplyRequest::deleted(pip(1)))
+                .await
+                .unwrap();
             let _ = gate.release.send(());
             report
         };

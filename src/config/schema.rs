@@ -95,7 +95,9 @@ pub(super) fn other_connectors(
                  it came from Azure"
             ));
         } else {
-            warnings.push(format!("{origin}: the {block} block is ignored (seedwatch reads Azure only)"));
+            warnings.push(format!(
+                "{origin}: the {block} block is ignored (seedwatch reads Azure only)"
+            ));
         }
     }
     Ok(enabled)

@@ -68,8 +68,16 @@ fn a_hexiosec_config_loads_unchanged() {
     );
     // The disabled aws and gcp blocks are named as ignored; neither shares the tag.
     assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
-    assert!(config.warnings[0].contains("aws block is ignored"), "{:?}", config.warnings);
-    assert!(config.warnings[1].contains("gcp block is ignored"), "{:?}", config.warnings);
+    assert!(
+        config.warnings[0].contains("aws block is ignored"),
+        "{:?}",
+        config.warnings
+    );
+    assert!(
+        config.warnings[1].contains("gcp block is ignored"),
+        "{:?}",
+        config.warnings
+    );
     assert!(!config.sync.shared_tag);
     assert_eq!(config.sync.graph_lag, crate::config::DEFAULT_GRAPH_LAG);
     assert_eq!(config.origin, "CONNECTOR_CONFIG");
@@ -78,7 +86,10 @@ fn a_hexiosec_config_loads_unchanged() {
 #[test]
 fn an_enabled_aws_or_gcp_block_means_the_tag_is_shared() {
     for block in ["aws", "gcp"] {
-        let yaml = HEXIOSEC_CONFIG.replace(&format!("{block}:\n  enabled: false"), &format!("{block}:\n  enabled: true"));
+        let yaml = HEXIOSEC_CONFIG.replace(
+            &format!("{block}:\n  enabled: false"),
+            &format!("{block}:\n  enabled: true"),
+        );
         let config = load_yaml(&yaml, &[]).unwrap();
         assert!(config.sync.shared_tag, "{block}");
         assert!(

@@ -157,8 +157,12 @@ impl SyncEngine {
         completeness.incomplete.extend(extra_incomplete);
         if let Some(ledger) = &self.ledger {
             let since = started_ms - config.sync.graph_lag.as_millis() as i64;
-            if let Err(e) = crate::ledger::lag::apply_graph_lag(ledger.as_ref(), &mut extraction, &completeness, since).await {
-                ledger_warnings.push(format!("ledger unavailable for owners read after the sweep (Resource Graph lag): {e}"));
+            if let Err(e) =
+                crate::ledger::lag::apply_graph_lag(ledger.as_ref(), &mut extraction, &completeness, since).await
+            {
+                ledger_warnings.push(format!(
+                    "ledger unavailable for owners read after the sweep (Resource Graph lag): {e}"
+                ));
             }
         }
         let options = SyncOptions {

@@ -97,7 +97,17 @@ pub async fn rebuild(
         if previous.is_some_and(|p| p.value.settled && !p.value.deleted && &p.value.seeds == seeds) {
             continue;
         }
-        if commit_owner(ledger, owner, previous, seeds.clone(), false, (snapshot_ms, options.now_ms), ttl_ms).await? {
+        if commit_owner(
+            ledger,
+            owner,
+            previous,
+            seeds.clone(),
+            false,
+            (snapshot_ms, options.now_ms),
+            ttl_ms,
+        )
+        .await?
+        {
             out.owners_written += 1;
         }
     }
@@ -121,7 +131,18 @@ pub async fn rebuild(
                 .iter()
                 .all(|c| options.completeness.is_complete(subscription, *c))
         };
-        if complete && commit_owner(ledger, owner, Some(previous), Vec::new(), true, (snapshot_ms, options.now_ms), ttl_ms).await? {
+        if complete
+            && commit_owner(
+                ledger,
+                owner,
+                Some(previous),
+                Vec::new(),
+                true,
+                (snapshot_ms, options.now_ms),
+                ttl_ms,
+            )
+            .await?
+        {
             out.owners_removed += 1;
         }
     }
