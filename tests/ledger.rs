@@ -603,7 +603,7 @@ mod rebuild_safety {
         );
         applier.clock = Arc::new(SystemClock);
         applier.options.delete_stale_seeds = true;
-        applier.options.max_delete_fraction = f64::INFINITY; // no breaker
+        applier.options.max_delete_fraction = 1.0; // the breaker open
         applier
     }
 

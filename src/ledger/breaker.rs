@@ -85,13 +85,18 @@ async fn tagged_in_ledger(ledger: &dyn Ledger) -> Result<usize, LedgerError> {
 }
 
 /// Reserves one delete at `now_ms`, if fewer than `max_fraction` of the tagged seeds were
-/// deleted by applies in the last hour (counting this one). A refusal writes nothing.
+/// deleted by applies in the last hour (counting this one). A refusal writes nothing; a
+/// fraction of 1 lets every delete through (as in a reconcile, where it allows deleting all).
 pub async fn reserve_delete(
     ledger: &dyn Ledger,
     now_ms: i64,
     max_fraction: f64,
     max_conflicts: u32,
 ) -> Result<Admission, LedgerError> {
+    if max_fraction >= 1.0 {
+        // All of the tagged seeds may go, as in a reconcile: nothing to count.
+        return Ok(Admission::Granted);
+    }
     for _ in 0..max_conflicts {
         let (mut window, expect) = read(ledger).await?;
         window.deletes_ms.retain(|at| now_ms - at < WINDOW_MS);

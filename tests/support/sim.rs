@@ -438,10 +438,9 @@ pub async fn run(params: &SimParams, backend: Arc<dyn Ledger>) -> SimOutcome {
             a.probe = crashes.clone();
             a.extract = sim_extract;
             a.resolve = default_resolver;
-            // The simulated user deletes stale seeds, with no breaker (churn over the simulated
-            // hour exceeds any fraction of the seeds held at one moment).
+            // The simulated user deletes stale seeds, with the breaker open (a fraction of 1).
             a.options.delete_stale_seeds = true;
-            a.options.max_delete_fraction = f64::INFINITY;
+            a.options.max_delete_fraction = 1.0;
             Arc::new(a)
         })
         .collect();
