@@ -68,6 +68,7 @@ fn main() {
         delete_stale: true,
         max_delete_fraction: 0.25,
         force_deletes: false,
+        shared_tag: false,
     };
 
     let runs = 5;

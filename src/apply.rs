@@ -22,7 +22,7 @@
 //! reconcile) redoes the remaining work. Nothing is deleted from ASM unless, when its intent
 //! was recorded, no owner contributed the seed and the seed was known to carry our tag.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -92,6 +92,19 @@ impl From<&Seed> for ReportedSeed {
     }
 }
 
+/// A seed nobody contributes any more that stays in ASM, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct KeptSeed {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub reason: String,
+}
+
+/// Why `delete_stale_seeds: false` kept a seed.
+pub const KEPT_DELETE_STALE_OFF: &str =
+    "delete_stale_seeds is false: the seed stays in ASM (the ledger records that no resource contributes it)";
+
 /// What one apply changed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ApplyReport {
@@ -104,6 +117,9 @@ pub struct ApplyReport {
     pub deleted: Vec<ReportedSeed>,
     /// Seeds whose ASM state another applier's lease covers.
     pub deferred: Vec<ReportedSeed>,
+    /// Seeds no resource contributes any more that were not deleted, with the reason
+    /// (`delete_stale_seeds` is false, or the deletion breaker holds them for the reconcile).
+    pub kept: Vec<KeptSeed>,
     /// ARM GETs made.
     pub arm_reads: u32,
     /// ASM writes made (adds and deletes).
@@ -215,6 +231,11 @@ pub struct ApplyOptions {
     pub tombstone_ttl: Duration,
     /// Conflicts tolerated on one record before giving up (transiently).
     pub max_conflicts: u32,
+    /// `delete_stale_seeds`: without it, nothing is ever deleted from ASM.
+    pub delete_stale_seeds: bool,
+    /// `sync.max_delete_fraction`, applied to the deletes of all applies over a rolling hour
+    /// ([`crate::ledger::breaker`]).
+    pub max_delete_fraction: f64,
 }
 
 impl Default for ApplyOptions {
@@ -223,6 +244,8 @@ impl Default for ApplyOptions {
             lease: Duration::from_secs(60),
             tombstone_ttl: Duration::from_secs(3600),
             max_conflicts: 20,
+            delete_stale_seeds: false,
+            max_delete_fraction: 0.25,
         }
     }
 }
@@ -253,12 +276,23 @@ struct Run {
     added: std::sync::Mutex<BTreeSet<Seed>>,
     deleted: std::sync::Mutex<BTreeSet<Seed>>,
     deferred: std::sync::Mutex<BTreeSet<Seed>>,
+    kept: std::sync::Mutex<BTreeMap<Seed, String>>,
     warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Run {
     fn note(set: &std::sync::Mutex<BTreeSet<Seed>>, seed: &Seed) {
         set.lock().unwrap_or_else(|e| e.into_inner()).insert(seed.clone());
+    }
+    fn keep(&self, seed: &Seed, reason: String) {
+        tracing::debug!(seed = %seed, token = %self.token, reason, "kept in ASM");
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seed.clone(), reason);
+    }
+    fn is_kept(&self, seed: &Seed) -> bool {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).contains_key(seed)
     }
     fn warn(&self, message: String) {
         self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(message);
@@ -307,15 +341,23 @@ impl Applier {
         let ledger = crate::ledger::open(config, env, Some(tokens))
             .await
             .map_err(|e| e.to_string())?;
-        let mut applier = Applier::new(
+        Ok(Applier::new(
             azure,
             Arc::new(asm),
             ledger,
             config.azure.checks.clone(),
             config.seed_tag.clone(),
-        );
-        applier.seed_types = config.asm.seed_types.clone();
-        Ok(applier)
+        )
+        .configured(config))
+    }
+
+    /// Takes the rules from the configuration: `delete_stale_seeds`, the breaker's
+    /// `sync.max_delete_fraction` and the seed types ASM is sent (`asm.seed_types`).
+    pub fn configured(mut self, config: &crate::config::Config) -> Applier {
+        self.options.delete_stale_seeds = config.delete_stale_seeds;
+        self.options.max_delete_fraction = config.sync.max_delete_fraction;
+        self.seed_types = config.asm.seed_types.clone();
+        self
     }
 
     fn step(&self, step: Step) -> Result<(), ApplyError> {
@@ -397,6 +439,17 @@ impl Applier {
             added: list(&run.added),
             deleted: list(&run.deleted),
             deferred: Vec::new(),
+            kept: run
+                .kept
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(seed, reason)| KeptSeed {
+                    name: seed.name().to_string(),
+                    kind: seed.kind().as_str().to_string(),
+                    reason: reason.clone(),
+                })
+                .collect(),
             arm_reads: run.arm_reads.load(Ordering::Relaxed),
             asm_writes: run.asm_writes.load(Ordering::Relaxed),
             asm_reads: run.asm_reads.load(Ordering::Relaxed),
@@ -703,7 +756,14 @@ impl Applier {
         if wanted && !held && record.asm.rejected.is_none() {
             Settle::Do(IntentAction::Add)
         } else if !wanted && held && ours {
-            Settle::Do(IntentAction::Delete)
+            if !self.options.delete_stale_seeds {
+                run.keep(&record.seed, KEPT_DELETE_STALE_OFF.to_string());
+                Settle::Nothing
+            } else if run.is_kept(&record.seed) {
+                Settle::Nothing // the breaker held it back in this run
+            } else {
+                Settle::Do(IntentAction::Delete)
+            }
         } else {
             Settle::Nothing
         }
@@ -863,6 +923,21 @@ impl Applier {
                 }
             }
         };
+        // The deletion breaker, checked as the delete is about to be sent.
+        let admission = crate::ledger::breaker::reserve_delete(
+            self.ledger.as_ref(),
+            self.clock.now_ms(),
+            self.options.max_delete_fraction,
+            self.options.max_conflicts,
+        )
+        .await?;
+        if let Some(reason) = admission.reason() {
+            run.keep(seed, reason);
+            return Ok(Outcome::Held {
+                ours: Some(true),
+                id: Some(Some(id)),
+            });
+        }
         run.asm_writes.fetch_add(1, Ordering::Relaxed);
         match self.asm.delete_seed(&id).await.map_err(asm_err)? {
             DeleteOutcome::Deleted => Run::note(&run.deleted, seed),
@@ -905,6 +980,7 @@ impl Applier {
                     record.asm.rejected = Some(code.clone());
                 }
             }
+            record.asm.at_ms = self.clock.now_ms();
             if record.intent.as_ref().is_some_and(|i| i.token == token) {
                 record.intent = None;
             }

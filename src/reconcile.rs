@@ -10,6 +10,8 @@
 //!    (subscription × service check) that contributed it was read completely. Scopes come from
 //!    the optional [`Provenance`]; when a seed's provenance is unknown, it is deleted only if
 //!    the whole sweep was complete ([`CompletenessReport::is_fully_complete`]).
+//!    When another connector may share the tag ([`Rules::shared_tag`]), a seed without Azure
+//!    provenance is never deleted: it may be that connector's.
 //! 5. A near-empty sweep deletes nothing (see [`is_near_empty`]).
 //! 6. The deletion breaker: a run that would delete more than `max_delete_fraction` of the
 //!    tagged seeds deletes nothing, unless forced.
@@ -60,6 +62,9 @@ pub struct Rules {
     pub max_delete_fraction: f64,
     /// `--force-deletes`: the deletion breaker does not stop the deletes.
     pub force_deletes: bool,
+    /// `sync.shared_tag` (or an enabled `aws`/`gcp` block): another connector may tag seeds
+    /// with `seed_tag`, so only seeds the ledger traces to Azure are deleted.
+    pub shared_tag: bool,
 }
 
 /// What a reconcile works from.
@@ -112,6 +117,8 @@ pub enum SkipReason {
     ScopeIncomplete { subscription: String, check: ServiceCheck },
     /// The seed's provenance is unknown and the sweep was not fully complete.
     ProvenanceUnknown,
+    /// Another connector may share the tag and the ledger does not trace the seed to Azure.
+    NotFromAzure,
     /// The sweep found almost nothing compared with what the scan holds.
     NearEmptySweep { desired: usize, tagged: usize },
     /// The run would delete more than `max_delete_fraction` of the tagged seeds.
@@ -135,6 +142,10 @@ impl fmt::Display for SkipReason {
             SkipReason::ProvenanceUnknown => write!(
                 f,
                 "the sweep was incomplete and the seed's source is unknown, so it is kept"
+            ),
+            SkipReason::NotFromAzure => write!(
+                f,
+                "another connector may share the seed tag (sync.shared_tag, or an enabled aws/gcp block) and the ledger does not show this seed came from Azure, so it is kept"
             ),
             SkipReason::NearEmptySweep { desired, tagged } => write!(
                 f,
@@ -249,7 +260,7 @@ pub fn reconcile(inputs: Inputs<'_>) -> Plan {
         let blocked = if !rules.delete_stale {
             Some(SkipReason::DeleteStaleSeedsOff)
         } else {
-            scope_block(seed, inputs.completeness, inputs.provenance)
+            scope_block(seed, inputs.completeness, inputs.provenance, rules.shared_tag)
         };
         match blocked {
             Some(reason) => plan.skipped.push(SkippedDelete { seed: stale, reason }),
@@ -285,7 +296,12 @@ pub fn reconcile(inputs: Inputs<'_>) -> Plan {
 }
 
 /// Why this stale seed's own scopes forbid deleting it, if they do.
-fn scope_block(seed: &Seed, report: &CompletenessReport, provenance: Option<&Provenance>) -> Option<SkipReason> {
+fn scope_block(
+    seed: &Seed,
+    report: &CompletenessReport,
+    provenance: Option<&Provenance>,
+    shared_tag: bool,
+) -> Option<SkipReason> {
     let scopes = provenance.and_then(|p| p.get(seed)).filter(|s| !s.is_empty());
     match scopes {
         Some(scopes) => scopes
@@ -295,6 +311,7 @@ fn scope_block(seed: &Seed, report: &CompletenessReport, provenance: Option<&Pro
                 subscription: scope.subscription.clone(),
                 check: scope.check,
             }),
+        None if shared_tag => Some(SkipReason::NotFromAzure),
         None if report.is_fully_complete() => None,
         None => Some(SkipReason::ProvenanceUnknown),
     }

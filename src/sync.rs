@@ -195,6 +195,10 @@ pub struct SyncReport {
     /// For the ledger rebuild: the seeds ASM listed before the writes.
     #[serde(skip)]
     pub listed: Vec<AsmSeed>,
+    /// When the listing was requested (Unix milliseconds): ledger state recorded later is
+    /// newer than the listing and the rebuild leaves it alone.
+    #[serde(skip)]
+    pub listed_at_ms: i64,
     /// For the ledger rebuild: which scopes the sweep read completely.
     #[serde(skip)]
     pub completeness: CompletenessReport,
@@ -231,6 +235,26 @@ pub async fn run_sync(
     options: SyncOptions,
     progress: &dyn SyncProgress,
 ) -> Result<SyncReport, SyncError> {
+    let swept = check_and_sweep(config, azure, asm, progress).await?;
+    let mut report = reconcile_and_apply(config, asm, swept.completeness, swept.extraction, options, progress).await?;
+    report.resources_read = swept.resources_read;
+    Ok(report)
+}
+
+/// What a sweep gave, extracted.
+pub struct Swept {
+    pub completeness: CompletenessReport,
+    pub extraction: Extraction,
+    pub resources_read: usize,
+}
+
+/// The first half of [`run_sync`]: the ASM key and scan checks, the sweep and the extraction.
+pub async fn check_and_sweep(
+    config: &Config,
+    azure: &dyn AzureReader,
+    asm: &dyn AsmApi,
+    progress: &dyn SyncProgress,
+) -> Result<Swept, SyncError> {
     progress.phase(Phase::CheckingAsm);
     asm.check_auth().await?;
     asm.check_scan().await?;
@@ -238,11 +262,11 @@ pub async fn run_sync(
     progress.phase(Phase::Sweeping);
     let sweep = azure.sweep(&config.azure.checks, progress).await?;
     let extraction = crate::extract::extract_resources(&sweep.resources, &config.azure.checks);
-    let resources_read = sweep.resources.len();
-    drop(sweep.resources);
-    let mut report = reconcile_and_apply(config, asm, sweep.report, extraction, options, progress).await?;
-    report.resources_read = resources_read;
-    Ok(report)
+    Ok(Swept {
+        completeness: sweep.report,
+        extraction,
+        resources_read: sweep.resources.len(),
+    })
 }
 
 /// The part of [`run_sync`] after extraction: list, reconcile, write. Callers that already
@@ -263,6 +287,8 @@ pub async fn reconcile_and_apply(
         .contributions
         .retain(|c| config.asm.seed_types.contains(&c.seed.kind()));
     let types_off = before - extraction.contributions.len();
+
+    let listed_at_ms = crate::apply::Clock::now_ms(&crate::apply::SystemClock);
     let listed = asm.list_seeds().await?;
     let desired: BTreeSet<Seed> = extraction.contributions.iter().map(|c| c.seed.clone()).collect();
     let rules = Rules {
@@ -270,6 +296,7 @@ pub async fn reconcile_and_apply(
         delete_stale: config.delete_stale_seeds,
         max_delete_fraction: config.sync.max_delete_fraction,
         force_deletes: options.force_deletes,
+        shared_tag: config.sync.shared_tag,
     };
     let plan = reconcile::reconcile(reconcile::Inputs {
         desired: &desired,
@@ -317,6 +344,7 @@ pub async fn reconcile_and_apply(
         plan,
         extraction,
         listed,
+        listed_at_ms,
         completeness,
     };
     if options.dry_run || report.plan.is_empty() {

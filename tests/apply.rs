@@ -64,6 +64,8 @@ impl QuietWorld {
         );
         applier.clock = self.clock.clone();
         applier.extract = sim::sim_extract;
+        applier.options.delete_stale_seeds = true;
+        applier.options.max_delete_fraction = 1.0; // the breaker open
         applier
     }
 }
@@ -208,6 +210,71 @@ async fn a_body_older_than_a_duplicate_read_is_stale() {
     assert!(asm.names(true).is_empty(), "{:?}", asm.names(true));
 }
 
+/// Issue 18: the simulation checks every ASM delete when it is sent, so a wrong delete fails
+/// it even when the seed is added back before the end (the final comparison alone cannot see
+/// it). Here a delete with no intent behind it, then the re-add.
+#[tokio::test]
+async fn the_simulation_fails_a_wrong_delete_even_if_the_seed_is_added_back() {
+    use seedwatch::asm::AsmApi;
+    let world = QuietWorld::new(Arc::new(sim::Estate::default()), Arc::new(MemoryLedger::new()));
+    world.asm.insert("h1.sim.example.com", &[sim::TAG]);
+    let id = world.asm.seeds.lock().unwrap().keys().next().unwrap().clone();
+    world.asm.delete_seed(&id).await.unwrap();
+    let seed = seedwatch::seed::Seed::from_host_value("h1.sim.example.com").unwrap();
+    world.asm.add_seed(&seed, &[sim::TAG.to_string()]).await.unwrap();
+    assert_eq!(world.asm.names(true).len(), 1, "added back");
+    let violations = world.asm.violations.lock().unwrap().clone();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(
+        violations[0].contains("without") || violations[0].contains("no ledger record"),
+        "{violations:?}"
+    );
+}
+
+/// Issue 12.2 in the simulation's world: with `delete_stale_seeds` false, the withdrawal is
+/// recorded and no delete is ever sent (the simulated ASM counts any delete as a violation).
+#[tokio::test]
+async fn with_delete_stale_seeds_false_no_delete_is_sent() {
+    use seedwatch::apply::ApplyRequest;
+    let estate = Arc::new(sim::Estate::default());
+    let world = QuietWorld::new(estate.clone(), Arc::new(MemoryLedger::new()));
+    world
+        .asm
+        .deletes_allowed
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut applier = world.applier();
+    applier.options.delete_stale_seeds = false;
+    let id = seedwatch::resource::ResourceId::parse(
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip0",
+    )
+    .unwrap();
+    let resource = seedwatch::resource::Resource::from_json(
+        serde_json::json!({"id": id.as_str(), "properties": {"seeds": ["h2.sim.example.com"]}}),
+    )
+    .unwrap();
+    estate.resources.lock().unwrap().insert(id.clone(), resource);
+    applier.apply(&ApplyRequest::changed(id.clone())).await.unwrap();
+    estate.resources.lock().unwrap().clear();
+    let report = applier.apply(&ApplyRequest::deleted(id.clone())).await.unwrap();
+
+    assert!(
+        world.asm.violations.lock().unwrap().is_empty(),
+        "{:?}",
+        world.asm.violations
+    );
+    assert!(report.deleted.is_empty());
+    assert_eq!(report.kept.len(), 1, "{report:?}");
+    assert_eq!(world.asm.names(true).len(), 1);
+    let seed = seedwatch::seed::Seed::from_host_value("h2.sim.example.com").unwrap();
+    let record = world.ledger.seed(&seed).await.unwrap().unwrap();
+    assert!(
+        !record.value.is_wanted(),
+        "the withdrawal is recorded: {:?}",
+        record.value
+    );
+    assert!(record.value.asm.held, "{:?}", record.value.asm);
+}
+
 /// A body-based commit that lands after a resource-group delete was marked and listed its
 /// owners is read again, so the owner does not escape the delete (simulation seed 3779128790
 /// on the Table backend: a zone under a deleted group kept its seeds in the ledger and ASM).
@@ -315,6 +382,12 @@ mod e2e {
         azure: FakeAzure,
         asm: FakeAsm,
         dir: tempfile::TempDir,
+        /// `delete_stale_seeds` (on unless a test turns it off).
+        delete_stale_seeds: bool,
+        /// `sync.max_delete_fraction`: the real default unless a test relaxes it by name.
+        max_delete_fraction: f64,
+        /// More `sync:` keys, indented under it.
+        sync_yaml: String,
     }
 
     impl World {
@@ -327,15 +400,28 @@ mod e2e {
                 azure,
                 asm,
                 dir: tempfile::tempdir().unwrap(),
+                delete_stale_seeds: true,
+                max_delete_fraction: 0.25,
+                sync_yaml: String::new(),
             }
+        }
+
+        /// A laxer world: the deletion breaker lets every delete through.
+        fn lax_delete_breaker_for_test(mut self) -> World {
+            self.max_delete_fraction = 1.0;
+            self
         }
 
         async fn run(&self, args: &[&str]) -> Run {
             let yaml = format!(
-                "scan_id: {SCAN}\nseed_tag: {TAG}\ndelete_stale_seeds: true\n\
+                "scan_id: {SCAN}\nseed_tag: {TAG}\ndelete_stale_seeds: {}\n\
+                 sync:\n  max_delete_fraction: {}\n{}\
                  http:\n  retry_count: 2\n  retry_base_delay: 10ms\n  retry_max_delay: 50ms\n  timeout: 2s\n\
                  asm:\n  base_url: {}\n\
                  azure:\n  credential: managed_identity\n  endpoints:\n    resource_manager: {}\n",
+                self.delete_stale_seeds,
+                self.max_delete_fraction,
+                self.sync_yaml,
                 self.asm.base_url(),
                 self.azure.base_url()
             );
@@ -382,7 +468,8 @@ mod e2e {
             pip("rg-1", "pip-1", "203.0.113.1"),
             pip("rg-2", "pip-2", "203.0.113.2"),
         ])
-        .await;
+        .await
+        .lax_delete_breaker_for_test();
         let sync = w.run(&["sync", "--json"]).await;
         assert_eq!(sync.code, Some(0), "{sync:?}");
         assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
@@ -454,5 +541,156 @@ mod e2e {
         let ok = w.apply(&pip_id("rg-1", "pip-1"), false).await;
         assert_eq!(names(&ok, "added"), set(&["203.0.113.1"]));
         assert!(w.asm.requests(Route::Any) > 0);
+    }
+
+    /// DELETE requests that reached ASM (any outcome).
+    fn delete_requests(w: &World) -> usize {
+        w.asm.journal().iter().filter(|e| e.method == "DELETE").count()
+    }
+
+    fn kept(report: &Value) -> Vec<(String, String)> {
+        report["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["name"].as_str().unwrap().to_string(),
+                    k["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Issue 12.2: with `delete_stale_seeds: false` (the default) an event deletes nothing; the
+    /// seed stays and is reported as kept, and the ledger still records the withdrawal (a later
+    /// reconcile with the setting on deletes it on the ledger's word).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn delete_stale_seeds_false_keeps_a_deleted_resources_seed() {
+        let mut w = World::start(vec![
+            pip("rg-1", "pip-1", "203.0.113.1"),
+            pip("rg-2", "pip-2", "203.0.113.2"),
+        ])
+        .await
+        .lax_delete_breaker_for_test();
+        w.delete_stale_seeds = false;
+        assert_eq!(w.run(&["sync", "--json"]).await.code, Some(0));
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
+
+        w.asm.clear_journal();
+        w.azure.delete(&pip_id("rg-1", "pip-1"));
+        let report = w.apply(&pip_id("rg-1", "pip-1"), true).await;
+        assert_eq!(delete_requests(&w), 0, "{report}");
+        assert!(names(&report, "deleted").is_empty(), "{report}");
+        let kept = kept(&report);
+        assert_eq!(kept.len(), 1, "{report}");
+        assert_eq!(kept[0].0, "203.0.113.1");
+        assert!(kept[0].1.contains("delete_stale_seeds is false"), "{report}");
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
+        // A resource-group delete: the same.
+        w.azure.delete(&pip_id("rg-2", "pip-2"));
+        let group = w
+            .apply(&format!("/subscriptions/{SUB}/resourceGroups/rg-2"), true)
+            .await;
+        assert_eq!(delete_requests(&w), 0, "{group}");
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
+    }
+
+    /// Issue 12.3 (second half): deletes made by events count against sync.max_delete_fraction
+    /// over a rolling hour, shared through the ledger by every instance (here: separate
+    /// processes); past it they are kept for the next reconcile and reported.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn event_deletes_stop_at_the_breaker_and_wait_for_the_reconcile() {
+        let estate: Vec<Value> = (1..=8)
+            .map(|n| pip("rg-1", &format!("pip-{n}"), &format!("203.0.113.{n}")))
+            .collect();
+        let w = World::start(estate).await; // max_delete_fraction 0.25 of 8 tagged: 2 an hour
+        assert_eq!(w.run(&["sync", "--json"]).await.code, Some(0));
+        assert_eq!(w.tagged().len(), 8);
+
+        w.asm.clear_journal();
+        let mut kept_seeds = Vec::new();
+        for n in 1..=3 {
+            let id = pip_id("rg-1", &format!("pip-{n}"));
+            w.azure.delete(&id);
+            let report = w.apply(&id, true).await;
+            kept_seeds.extend(kept(&report));
+        }
+        assert_eq!(delete_requests(&w), 2, "{:?}", w.asm.journal());
+        assert_eq!(kept_seeds.len(), 1, "{kept_seeds:?}");
+        assert!(
+            kept_seeds.iter().all(|(_, why)| why.contains("deletion breaker")),
+            "{kept_seeds:?}"
+        );
+        assert_eq!(w.tagged().len(), 6);
+
+        // The next reconcile deletes what the breaker held back (1 of 6: within its own limit).
+        w.asm.clear_journal();
+        let sync = w.run(&["sync", "--json"]).await;
+        assert_eq!(sync.code, Some(0), "{sync:?}");
+        assert_eq!(delete_requests(&w), 1, "{}", sync.stdout);
+        assert_eq!(w.tagged().len(), 5);
+    }
+
+    fn post_requests(w: &World) -> usize {
+        w.asm.journal().iter().filter(|e| e.method == "POST").count()
+    }
+
+    /// Issue 12.6: Resource Graph lags behind ARM. The lag is played with the fake's data: the
+    /// apply reads ARM, then the estate is set to what a lagging Resource Graph still shows
+    /// before the sync sweeps (the sync reads no ARM for these resources). A sync that starts
+    /// just after an event added a resource keeps its seed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sync_just_after_an_event_added_a_resource_keeps_its_seed() {
+        let w = World::start(vec![
+            pip("rg-1", "pip-1", "203.0.113.1"),
+            pip("rg-2", "pip-2", "203.0.113.2"),
+        ])
+        .await
+        .lax_delete_breaker_for_test();
+        assert_eq!(w.run(&["sync", "--json"]).await.code, Some(0));
+
+        w.azure.upsert(pip("rg-3", "pip-3", "203.0.113.3"));
+        let added = w.apply(&pip_id("rg-3", "pip-3"), false).await;
+        assert_eq!(names(&added, "added"), set(&["203.0.113.3"]));
+        // Resource Graph has not indexed pip-3 yet.
+        w.azure.delete(&pip_id("rg-3", "pip-3"));
+        w.asm.clear_journal();
+        let sync = w.run(&["sync", "--json"]).await;
+        assert_eq!(sync.code, Some(0), "{sync:?}");
+        assert_eq!(delete_requests(&w), 0, "{}", sync.stdout);
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2", "203.0.113.3"]));
+    }
+
+    /// Issue 12.6: a sync that starts just after a confirmed delete neither adds the seed back
+    /// nor revives the owner in the ledger.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sync_just_after_a_confirmed_delete_does_not_revive_the_seed() {
+        use seedwatch::ledger::Ledger;
+        let w = World::start(vec![
+            pip("rg-1", "pip-1", "203.0.113.1"),
+            pip("rg-2", "pip-2", "203.0.113.2"),
+            pip("rg-3", "pip-3", "203.0.113.3"),
+        ])
+        .await
+        .lax_delete_breaker_for_test();
+        assert_eq!(w.run(&["sync", "--json"]).await.code, Some(0));
+
+        w.azure.delete(&pip_id("rg-3", "pip-3"));
+        let removed = w.apply(&pip_id("rg-3", "pip-3"), true).await;
+        assert_eq!(names(&removed, "deleted"), set(&["203.0.113.3"]));
+        // Resource Graph still shows pip-3.
+        w.azure.upsert(pip("rg-3", "pip-3", "203.0.113.3"));
+        w.asm.clear_journal();
+        let sync = w.run(&["sync", "--json"]).await;
+        assert_eq!(sync.code, Some(0), "{sync:?}");
+        assert_eq!(post_requests(&w), 0, "{}", sync.stdout);
+        assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
+
+        let ledger =
+            seedwatch::ledger::local::LocalLedger::open(&w.dir.path().join(".seedwatch").join("ledger.redb")).unwrap();
+        let id = seedwatch::resource::ResourceId::parse(&pip_id("rg-3", "pip-3")).unwrap();
+        let owner = ledger.owner(&id).await.unwrap().expect("the owner record");
+        assert!(owner.value.deleted, "the sync revived the owner: {:?}", owner.value);
     }
 }

@@ -500,3 +500,189 @@ async fn empty_pages_with_a_continuation_are_followed() {
     assert_eq!(queries[1].get("NextRowKey").map(String::as_str), Some("1!8!ZG9t"));
     assert_eq!(queries[1].get("$filter"), queries[0].get("$filter"));
 }
+
+#[path = "support/gated_ledger.rs"]
+mod gated_ledger;
+#[path = "support/sim.rs"]
+mod sim;
+
+/// Issue 12.7: the rebuild neither breaks on the ledger's own records nor overwrites fresher
+/// state. Driven through `sync_with_ledger` (what `seedwatch sync` and the timer run) over the
+/// simulation's quiet ARM and ASM.
+mod rebuild_safety {
+    use std::sync::Arc;
+
+    use seedwatch::apply::{Applier, ApplyRequest, SystemClock};
+    use seedwatch::config::Config;
+    use seedwatch::ledger::rebuild::{LedgerSync, sync_with_ledger};
+    use seedwatch::ledger::{Expect, Ledger, keys};
+    use seedwatch::resource::{Resource, ResourceId};
+    use seedwatch::seed::Seed;
+    use seedwatch::sync::{NoSyncProgress, SyncOptions};
+    use serde_json::json;
+
+    use super::gated_ledger::GatedLedger;
+    use super::sim;
+
+    struct World {
+        estate: Arc<sim::Estate>,
+        azure: Arc<sim::SimAzure>,
+        asm: Arc<sim::SimAsm>,
+    }
+
+    fn pip(n: usize) -> ResourceId {
+        ResourceId::parse(&format!(
+            "/subscriptions/5e1f0000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip{n}"
+        ))
+        .unwrap()
+    }
+
+    /// Owner `n`'s one seed: a public address.
+    fn name(n: usize) -> String {
+        format!("20.0.0.{n}")
+    }
+
+    fn world(ledger: Arc<dyn Ledger>, owners: &[usize]) -> World {
+        let dice = sim::Dice::new(1);
+        let estate = Arc::new(sim::Estate::default());
+        for n in owners {
+            put(&estate, *n);
+        }
+        World {
+            azure: Arc::new(sim::SimAzure {
+                estate: estate.clone(),
+                dice: dice.clone(),
+                fault_rate: std::sync::Mutex::new(0.0),
+                reads: std::sync::atomic::AtomicUsize::new(0),
+            }),
+            asm: Arc::new(sim::SimAsm::new(dice, ledger)),
+            estate,
+        }
+    }
+
+    /// Owner `n`: a public IP address, as ARM and Resource Graph show it.
+    fn put(estate: &sim::Estate, n: usize) {
+        let resource = Resource::from_json(json!({
+            "id": pip(n).as_str(),
+            "type": "Microsoft.Network/publicIPAddresses",
+            "properties": {"ipAddress": name(n), "publicIPAllocationMethod": "Static"}
+        }))
+        .unwrap();
+        estate.resources.lock().unwrap().insert(pip(n), resource);
+    }
+
+    fn config() -> Config {
+        Config::from_value(
+            &json!({"scan_id": "sim", "seed_tag": sim::TAG, "delete_stale_seeds": true, "sync": {"max_delete_fraction": 1.0}}),
+            "test",
+            &std::collections::HashMap::new(),
+        )
+        .unwrap()
+    }
+
+    async fn sync(azure: &sim::SimAzure, asm: &sim::SimAsm, ledger: &dyn Ledger) -> LedgerSync {
+        sync_with_ledger(
+            &config(),
+            azure,
+            asm,
+            Some(ledger),
+            SyncOptions::default(),
+            &NoSyncProgress,
+        )
+        .await
+        .unwrap()
+    }
+
+    fn applier(w: &World, ledger: Arc<dyn Ledger>) -> Applier {
+        let mut applier = Applier::new(
+            w.azure.clone(),
+            w.asm.clone(),
+            ledger,
+            seedwatch::check::EnabledChecks::all(),
+            sim::TAG.to_string(),
+        );
+        applier.clock = Arc::new(SystemClock);
+        applier.options.delete_stale_seeds = true;
+        applier.options.max_delete_fraction = 1.0; // the breaker open
+        applier
+    }
+
+    fn seed(n: usize) -> Seed {
+        Seed::from_host_value(&name(n)).unwrap()
+    }
+
+    /// 12.7 (a): a stored record that no longer decodes or normalises is skipped with a warning
+    /// and removed by the rebuild, which then records what it stood for afresh.
+    #[tokio::test]
+    async fn records_that_no_longer_decode_are_skipped_and_repaired() {
+        let ledger: Arc<dyn Ledger> = Arc::new(seedwatch::ledger::memory::MemoryLedger::new());
+        let w = world(ledger.clone(), &[1]);
+        // A seed stored before `core.windows.net` became a shared parent, and an owner record
+        // in a format that no longer decodes.
+        let bad_seed = (
+            keys::SEED_PARTITION.to_string(),
+            "domain_3Acore.windows.net".to_string(),
+        );
+        let data = json!({"seed": {"name": "core.windows.net", "kind": "domain"}, "owners": {}}).to_string();
+        ledger
+            .put_raw(&bad_seed.0, &bad_seed.1, &data, &Expect::Absent)
+            .await
+            .unwrap();
+        let bad_owner = keys::owner_key(&pip(9));
+        let data = json!({"id": pip(9).as_str(), "generation": "two"}).to_string();
+        ledger
+            .put_raw(&bad_owner.0, &bad_owner.1, &data, &Expect::Absent)
+            .await
+            .unwrap();
+        assert!(
+            ledger.all_seeds().await.unwrap().is_empty(),
+            "the scan skips the bad record"
+        );
+
+        let done = sync(&w.azure, &w.asm, ledger.as_ref()).await;
+        assert!(done.ledger_warnings.is_empty(), "{:?}", done.ledger_warnings);
+        let rebuilt = done.rebuild.expect("the rebuild ran");
+        assert_eq!(rebuilt.records_repaired, 2);
+        assert!(ledger.get_raw(&bad_seed.0, &bad_seed.1).await.unwrap().is_none());
+        assert!(ledger.get_raw(&bad_owner.0, &bad_owner.1).await.unwrap().is_none());
+        let recorded = ledger.seed(&seed(1)).await.unwrap().expect("the good seed is recorded");
+        assert!(recorded.value.asm.held && recorded.value.is_wanted());
+    }
+
+    /// 12.7 (b): the rebuild takes "ASM holds it" from a listing made before the sync's writes;
+    /// an apply that deleted the seed after that listing is newer and stands. Forced with the
+    /// gated ledger: the rebuild is held at its first write while the apply runs.
+    #[tokio::test]
+    async fn the_rebuild_does_not_override_an_apply_newer_than_its_listing() {
+        let inner: Arc<dyn Ledger> = Arc::new(seedwatch::ledger::memory::MemoryLedger::new());
+        let w = world(inner.clone(), &[1, 2]);
+        sync(&w.azure, &w.asm, inner.as_ref()).await;
+        assert_eq!(w.asm.names(true), [name(1), name(2)].into_iter().collect());
+
+        // A new resource, so the next rebuild writes its owner first: hold that write.
+        put(&w.estate, 3);
+        let (gated, gate) = GatedLedger::new(inner.clone(), keys::owner_key(&pip(3)));
+        let syncing = sync(&w.azure, &w.asm, gated.as_ref());
+        let meanwhile = async {
+            gate.reached.await.expect("the rebuild reached its first write");
+            // Meanwhile pip1 is deleted and its event applied: the seed leaves ASM.
+            w.estate.resources.lock().unwrap().remove(&pip(1));
+            let report = applier(&w, inner.clone())
+                .apply(&ApplyRequest::deleted(pip(1)))
+                .await
+                .unwrap();
+            let _ = gate.release.send(());
+            report
+        };
+        let (done, report) = tokio::join!(syncing, meanwhile);
+        assert_eq!(report.deleted.len(), 1, "{report:?}");
+        assert!(done.ledger_warnings.is_empty(), "{:?}", done.ledger_warnings);
+
+        assert!(!w.asm.names(true).contains(&name(1)));
+        let record = inner.seed(&seed(1)).await.unwrap();
+        assert!(
+            record.as_ref().is_none_or(|r| !r.value.asm.held),
+            "the ledger says ASM holds a seed it does not: {record:?}"
+        );
+    }
+}

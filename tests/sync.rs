@@ -610,6 +610,8 @@ mod e2e {
         dir: tempfile::TempDir,
         /// The seeds the estate asks for.
         desired: BTreeSet<String>,
+        /// More top-level configuration, appended to the YAML.
+        extra_yaml: String,
     }
 
     /// `per_sub` public IPs in each of two subscriptions; an empty scan.
@@ -631,6 +633,7 @@ mod e2e {
             asm,
             dir: tempfile::tempdir().unwrap(),
             desired,
+            extra_yaml: String::new(),
         }
     }
 
@@ -640,9 +643,10 @@ mod e2e {
                 "scan_id: {scan}\nseed_tag: {TAG}\ndelete_stale_seeds: true\n\
                  http:\n  retry_count: 4\n  retry_base_delay: 10ms\n  retry_max_delay: 50ms\n  timeout: 2s\n\
                  asm:\n  base_url: {}\n\
-                 azure:\n  credential: managed_identity\n  endpoints:\n    resource_manager: {}\n",
+                 azure:\n  credential: managed_identity\n  endpoints:\n    resource_manager: {}\n{}",
                 self.asm.base_url(),
-                self.azure.base_url()
+                self.azure.base_url(),
+                self.extra_yaml
             );
             vec![
                 ("CONNECTOR_CONFIG".into(), yaml),
@@ -987,5 +991,39 @@ mod e2e {
         w.sync(&[]).await.ok();
         assert_eq!(w.asm.tagged_names(SCAN, TAG), w.desired);
         w.rerun_without_writes().await;
+    }
+
+    /// Issue 12.4: migrating from the Hexiosec connector, the scan holds AWS and GCP seeds with
+    /// the same tag. With an `aws` or `gcp` block enabled, or `sync.shared_tag: true`, a tagged
+    /// seed is deleted only when the ledger traces it to Azure.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seeds_another_connector_tagged_survive_when_the_tag_is_shared() {
+        let foreign = ["app.aws-example.com", "52.95.110.1"];
+        for extra in [
+            "aws:\n  enabled: true\n  default_region: eu-west-2\n",
+            "gcp:\n  enabled: true\n  projects: [\"projects/123\"]\n",
+            "sync:\n  shared_tag: true\n",
+        ] {
+            let mut w = world(4).await;
+            w.extra_yaml = extra.to_string();
+            // The Hexiosec connectors' last runs: Azure's seeds and AWS's, all with the tag.
+            w.seed_owned(w.desired.clone());
+            w.asm.insert_seed(SCAN, foreign[0], "domain", &[TAG]);
+            w.asm.insert_seed(SCAN, foreign[1], "ipv4", &[TAG]);
+            let first = w.sync(&["--json"]).await.ok().json();
+            assert_eq!(w.asm.applied(SCAN, "DELETE"), 0, "{extra}: {first}");
+            assert!(
+                reasons(&first).iter().all(|r| r == "not_from_azure"),
+                "{extra}: {first}"
+            );
+            // An Azure resource goes: its seed, which the ledger traces to Azure, is deleted.
+            w.azure.delete(&pip_id(SUB_A, 1));
+            w.asm.clear_journal();
+            let second = w.sync(&["--json"]).await.ok().json();
+            assert_eq!(w.asm.applied(SCAN, "DELETE"), 1, "{extra}: {second}");
+            let names = w.asm.seed_names(SCAN);
+            assert!(!names.contains(&ip_a(1)), "{extra}");
+            assert!(foreign.iter().all(|f| names.contains(*f)), "{extra}: {names:?}");
+        }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Reads the resource's owner once from ARM (a delete is confirmed the same way: a resource
 //! that exists again is applied as it is), updates the ledger and writes to ASM only the seeds
-//! whose owner set became empty or stopped being empty. Exit codes: 0 applied, 1 the apply
+//! whose owner set became empty or stopped being empty; a seed that stays although nobody
+//! contributes it (`delete_stale_seeds` false, the deletion breaker) is listed as `kept` with
+//! the reason. Exit codes: 0 applied, 1 the apply
 //! failed (`"transient": true` in the JSON when a later attempt may succeed), 2 bad
 //! configuration or a bad resource id.
 
@@ -83,6 +85,9 @@ pub fn render_text(report: &ApplyReport) -> String {
     }
     for seed in &report.deleted {
         let _ = writeln!(out, "- {} ({})", seed.name, seed.kind);
+    }
+    for seed in &report.kept {
+        let _ = writeln!(out, "= {} ({}) kept: {}", seed.name, seed.kind, seed.reason);
     }
     if report.added.is_empty() && report.deleted.is_empty() {
         let _ = writeln!(out, "ASM already agrees: nothing added or deleted.");

@@ -105,7 +105,8 @@ pub async fn services_with_azure(
         ledger.clone(),
         config.azure.checks.clone(),
         config.seed_tag.clone(),
-    );
+    )
+    .configured(&config);
     let max_attempts = config.retry.max_attempts;
     let tuning = Tuning::from(&config.events);
     tracing::info!(

@@ -210,8 +210,20 @@ pub fn all_seed_types() -> std::collections::BTreeSet<crate::seed::SeedKind> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncSettings {
+    /// The deletion breaker: the most a reconcile deletes, and the most events and applies
+    /// delete over a rolling hour, as a share of the tagged seeds (`sync.max_delete_fraction`).
     pub max_delete_fraction: f64,
+    /// Another connector (Hexiosec's AWS or GCP one) may put seeds with our `seed_tag` in the
+    /// scan (`sync.shared_tag`, or implied by an enabled `aws`/`gcp` block): a tagged seed is
+    /// then deleted only with Azure provenance in the ledger.
+    pub shared_tag: bool,
+    /// How far Resource Graph may lag behind ARM (`sync.graph_lag`): an owner the ledger read
+    /// this long before a sweep started, or later, is taken from the ledger, not the sweep.
+    pub graph_lag: Duration,
 }
+
+/// The default `sync.graph_lag`: Resource Graph indexes changes seconds to minutes after ARM.
+pub const DEFAULT_GRAPH_LAG: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerSettings {
@@ -402,6 +414,9 @@ impl Config {
             Some(other) => return Err(r.invalid("ledger.kind", other, "expected auto, table or local")),
         };
         let max_delete_fraction = r.fraction("sync.max_delete_fraction")?.unwrap_or(0.25);
+        let other_connectors = schema::other_connectors(root, origin, &r, &mut warnings)?;
+        let shared_tag = r.bool("sync.shared_tag")?.unwrap_or(false) || !other_connectors.is_empty();
+        let graph_lag = r.duration_or_zero("sync.graph_lag", DEFAULT_GRAPH_LAG)?;
 
         let http = HttpSettings {
             retry_count: r.nonzero_or("http.retry_count", 4)?,
@@ -466,7 +481,11 @@ impl Config {
                 base_url: asm_base,
                 seed_types,
             },
-            sync: SyncSettings { max_delete_fraction },
+            sync: SyncSettings {
+                max_delete_fraction,
+                shared_tag,
+                graph_lag,
+            },
             ledger: LedgerSettings {
                 kind: ledger_kind,
                 path: r.string("ledger.path")?.map(PathBuf::from),

@@ -41,7 +41,7 @@ fn known_children(path: &str) -> Option<Vec<&'static str>> {
         "azure.endpoints" => vec!["resource_manager", "service_bus", "authority"],
         "azure.services" => ServiceCheck::ALL.iter().map(|c| c.toggle()).collect(),
         "asm" => vec!["base_url", "seed_types"],
-        "sync" => vec!["max_delete_fraction"],
+        "sync" => vec!["max_delete_fraction", "shared_tag", "graph_lag"],
         "ledger" => vec!["kind", "path", "table"],
         "events" => vec!["coalesce_window", "concurrency", "clock_skew", "deadline"],
         "retry" => vec!["base_delay", "max_delay", "max_attempts"],
@@ -89,6 +89,35 @@ pub(super) fn authority_host(r: &Reader, cloud: Cloud, env: &dyn EnvSource) -> R
         .authority_url(env::AZURE_AUTHORITY_HOST, url.trim()),
         None => Ok(cloud.authority_host().to_string()),
     }
+}
+
+/// The Hexiosec `aws` and `gcp` blocks: seedwatch reads neither, and says so. Returns the
+/// connectors enabled there: those may tag their seeds with our `seed_tag` in the same scan.
+pub(super) fn other_connectors(
+    root: &Value,
+    origin: &str,
+    r: &Reader<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<&'static str>, ConfigError> {
+    let mut enabled = Vec::new();
+    for block in ["aws", "gcp"] {
+        if root.get(block).is_none_or(Value::is_null) {
+            continue;
+        }
+        if r.bool(&format!("{block}.enabled"))?.unwrap_or(false) {
+            enabled.push(block);
+            warnings.push(format!(
+                "{origin}: the {block} block is ignored (seedwatch reads Azure only); as the {block} connector \
+                 may tag seeds with the same seed_tag, a tagged seed is deleted only when the ledger shows \
+                 it came from Azure"
+            ));
+        } else {
+            warnings.push(format!(
+                "{origin}: the {block} block is ignored (seedwatch reads Azure only)"
+            ));
+        }
+    }
+    Ok(enabled)
 }
 
 /// A short rendering of a value for error messages.

@@ -66,8 +66,47 @@ fn a_hexiosec_config_loads_unchanged() {
         config.azure.checks.is_on(ServiceCheck::Aks),
         "checks it does not mention are on"
     );
-    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // The disabled aws and gcp blocks are named as ignored; neither shares the tag.
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    assert!(
+        config.warnings[0].contains("aws block is ignored"),
+        "{:?}",
+        config.warnings
+    );
+    assert!(
+        config.warnings[1].contains("gcp block is ignored"),
+        "{:?}",
+        config.warnings
+    );
+    assert!(!config.sync.shared_tag);
+    assert_eq!(config.sync.graph_lag, crate::config::DEFAULT_GRAPH_LAG);
     assert_eq!(config.origin, "CONNECTOR_CONFIG");
+}
+
+#[test]
+fn an_enabled_aws_or_gcp_block_means_the_tag_is_shared() {
+    for block in ["aws", "gcp"] {
+        let yaml = HEXIOSEC_CONFIG.replace(
+            &format!("{block}:\n  enabled: false"),
+            &format!("{block}:\n  enabled: true"),
+        );
+        let config = load_yaml(&yaml, &[]).unwrap();
+        assert!(config.sync.shared_tag, "{block}");
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.contains(&format!("the {block} block is ignored")) && w.contains("came from Azure")),
+            "{:?}",
+            config.warnings
+        );
+    }
+    let config = load_yaml("sync:\n  shared_tag: true\n  graph_lag: 90s\n", &[]).unwrap();
+    assert!(config.sync.shared_tag);
+    assert_eq!(config.sync.graph_lag, Duration::from_secs(90));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let err = load_yaml("sync:\n  graph_lag: soon\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("sync.graph_lag"), "{err}");
 }
 
 #[test]

@@ -154,11 +154,21 @@ impl SyncEngine {
             .sweep(&config.azure.checks, &NoSyncProgress)
             .await
             .map_err(|e| sync_error(e.into()))?;
-        let extraction = crate::extract::extract_resources(&sweep.resources, &config.azure.checks);
+        let mut extraction = crate::extract::extract_resources(&sweep.resources, &config.azure.checks);
         let resources_read = sweep.resources.len();
         drop(sweep.resources);
         let mut completeness = sweep.report;
         completeness.incomplete.extend(extra_incomplete);
+        if let Some(ledger) = &self.ledger {
+            let since = started_ms - config.sync.graph_lag.as_millis() as i64;
+            if let Err(e) =
+                crate::ledger::lag::apply_graph_lag(ledger.as_ref(), &mut extraction, &completeness, since).await
+            {
+                ledger_warnings.push(format!(
+                    "ledger unavailable for owners read after the sweep (Resource Graph lag): {e}"
+                ));
+            }
+        }
         let options = SyncOptions {
             dry_run,
             provenance,
@@ -182,6 +192,7 @@ impl SyncEngine {
                 completeness: &completeness,
                 seed_tag: &config.seed_tag,
                 sweep_started_ms: started_ms,
+                graph_lag: config.sync.graph_lag,
                 now_ms: now_ms(),
                 lease: defaults.lease,
                 tombstone_ttl: defaults.tombstone_ttl,
@@ -346,7 +357,12 @@ impl Applier for LedgerApply {
             body_time_ms: change.time.as_deref().and_then(event_time_ms),
         };
         let outcome = match self.0.apply(&request).await {
-            Ok(report) => Ok(serde_json::to_value(report).unwrap_or(Value::Null)),
+            Ok(report) => {
+                for kept in &report.kept {
+                    tracing::warn!(resource = %change.id, seed = %kept.name, reason = %kept.reason, "seed kept in ASM");
+                }
+                Ok(serde_json::to_value(report).unwrap_or(Value::Null))
+            }
             Err(e) => Err(WorkError {
                 transient: e.is_transient(),
                 message: e.to_string(),

@@ -29,6 +29,8 @@ pub const SEED_PARTITION: &str = "s";
 /// Every failed change lives in this partition. Distinct from [`SEED_PARTITION`], and no owner
 /// partition can equal it or start with it (those all start with [`OWNER_PARTITION_PREFIX`]).
 pub const FAILURE_PARTITION: &str = "f";
+/// The incremental path's deletion breaker: one entity (see [`super::breaker`]).
+pub const BREAKER_PARTITION: &str = "b";
 
 /// Encodes text for use in a key (see the module docs).
 pub fn escape(text: &str) -> String {
@@ -87,6 +89,11 @@ pub fn seed_key(seed: &Seed) -> (String, String) {
 /// (partition, row) of a failed change: the row is the resource id, encoded like an owner's.
 pub fn failure_key(id: &ResourceId) -> (String, String) {
     (FAILURE_PARTITION.to_string(), key_for(id.key()))
+}
+
+/// (partition, row) of the deletion breaker's one entity.
+pub fn breaker_key() -> (String, String) {
+    (BREAKER_PARTITION.to_string(), "deletes".to_string())
 }
 
 /// The owner records of `prefix` and below: one row range in the prefix's subscription.

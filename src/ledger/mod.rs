@@ -15,9 +15,11 @@
 //! behaves the same. Backends: [`table`] (Azure Table Storage REST), [`local`] (redb file),
 //! [`memory`] (tests and benchmarks). [`open`] picks one from `ledger.kind`.
 
+pub mod breaker;
 pub mod failures;
 pub mod history;
 pub mod keys;
+pub mod lag;
 pub mod local;
 pub mod memory;
 mod open;
@@ -159,8 +161,15 @@ pub trait Ledger: Send + Sync {
         Ok(out)
     }
 
+    /// Every owner record that still decodes; each one that does not is skipped with a
+    /// warning (the next rebuild removes it: see [`Ledger::all_owners_readable`]).
     async fn all_owners(&self) -> Result<Vec<Versioned<OwnerRecord>>, LedgerError> {
-        decode_all(self.scan_raw(&keys::all_owners_scan()).await?)
+        Ok(warn_unreadable(self.all_owners_readable().await?))
+    }
+
+    /// Every owner record, split into those that decode and those that no longer do.
+    async fn all_owners_readable(&self) -> Result<Readable<OwnerRecord>, LedgerError> {
+        Ok(decode_lenient(self.scan_raw(&keys::all_owners_scan()).await?))
     }
 
     async fn seed(&self, seed: &Seed) -> Result<Option<Versioned<SeedRecord>>, LedgerError> {
@@ -178,8 +187,15 @@ pub trait Ledger: Send + Sync {
         self.delete_raw(&partition, &row, version).await
     }
 
+    /// Every seed record that still decodes and normalises; each one that does not (a name
+    /// that became a shared parent, an IDNA upgrade) is skipped with a warning.
     async fn all_seeds(&self) -> Result<Vec<Versioned<SeedRecord>>, LedgerError> {
-        decode_all(self.scan_raw(&keys::all_seeds_scan()).await?)
+        Ok(warn_unreadable(self.all_seeds_readable().await?))
+    }
+
+    /// Every seed record, split into those that decode and those that no longer do.
+    async fn all_seeds_readable(&self) -> Result<Readable<SeedRecord>, LedgerError> {
+        Ok(decode_lenient(self.scan_raw(&keys::all_seeds_scan()).await?))
     }
 
     /// Records a change the handler gave up on, replacing any earlier one for the resource.
@@ -199,6 +215,50 @@ pub trait Ledger: Send + Sync {
         let (partition, row) = keys::failure_key(id);
         self.delete_raw(&partition, &row, version).await
     }
+}
+
+/// A stored record that no longer decodes (or whose seed no longer normalises).
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub partition: String,
+    pub row: String,
+    pub version: Version,
+    pub message: String,
+}
+
+/// The records of a scan that decode, and those that do not.
+pub type Readable<T> = (Vec<Versioned<T>>, Vec<Unreadable>);
+
+fn decode_lenient<T: serde::de::DeserializeOwned>(raw: Vec<RawEntity>) -> Readable<T> {
+    let mut good = Vec::with_capacity(raw.len());
+    let mut bad = Vec::new();
+    for e in raw {
+        match decode(&e.data, &e.row) {
+            Ok(value) => good.push(Versioned {
+                value,
+                version: e.version,
+            }),
+            Err(error) => bad.push(Unreadable {
+                partition: e.partition,
+                row: e.row,
+                version: e.version,
+                message: error.to_string(),
+            }),
+        }
+    }
+    (good, bad)
+}
+
+fn warn_unreadable<T>((good, bad): Readable<T>) -> Vec<Versioned<T>> {
+    for record in &bad {
+        tracing::warn!(
+            partition = %record.partition,
+            row = %record.row,
+            "{}; skipped (the next full reconcile removes it)",
+            record.message
+        );
+    }
+    good
 }
 
 fn encode<T: serde::Serialize>(record: &T) -> Result<String, LedgerError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, Versioned, ops};
+use super::{AsmState, Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, Versioned, ops};
 use crate::azure::CompletenessReport;
 use crate::reconcile::{Provenance, Scope};
 use crate::resource::ResourceId;
@@ -28,6 +28,10 @@ pub struct RebuildReport {
     pub seeds_removed: usize,
     /// Seeds left alone because an apply was writing them to ASM.
     pub seeds_busy: usize,
+    /// Seeds whose ASM state an apply recorded after the sync's listing: that state is kept.
+    pub seeds_newer: usize,
+    /// Records that no longer decode, removed (the sweep writes them afresh).
+    pub records_repaired: usize,
 }
 
 /// What the rebuild needs besides the sync report.
@@ -36,9 +40,19 @@ pub struct RebuildOptions<'a> {
     pub seed_tag: &'a str,
     /// When the sweep began (Unix milliseconds).
     pub sweep_started_ms: i64,
+    /// `sync.graph_lag`: the sweep's snapshot may be this much older than its start. An owner
+    /// the ledger read since then is left alone, and what the rebuild writes is dated then.
+    pub graph_lag: Duration,
     pub now_ms: i64,
     pub lease: Duration,
     pub tombstone_ttl: Duration,
+}
+
+impl RebuildOptions<'_> {
+    /// The oldest instant the sweep's snapshot may reflect: owners read since win over it.
+    pub fn snapshot_ms(&self) -> i64 {
+        self.sweep_started_ms - self.graph_lag.as_millis() as i64
+    }
 }
 
 /// Brings the ledger in line with a finished sync: owners and their seeds from the sweep,
@@ -49,7 +63,10 @@ pub async fn rebuild(
     report: &SyncReport,
     options: &RebuildOptions<'_>,
 ) -> Result<RebuildReport, LedgerError> {
-    let mut out = RebuildReport::default();
+    let mut out = RebuildReport {
+        records_repaired: remove_unreadable(ledger).await?,
+        ..RebuildReport::default()
+    };
     let mut estate: BTreeMap<ResourceId, Vec<OwnedSeed>> = BTreeMap::new();
     for c in &report.extraction.contributions {
         estate.entry(c.owner.clone()).or_default().push(OwnedSeed {
@@ -68,18 +85,29 @@ pub async fn rebuild(
         .map(|o| (o.value.id.clone(), o))
         .collect();
     let ttl_ms = options.tombstone_ttl.as_millis() as i64;
+    let snapshot_ms = options.snapshot_ms();
 
     // Owners the sweep saw.
     for (owner, seeds) in &estate {
         let previous = known.get(owner);
-        if previous.is_some_and(|p| p.value.seen_at_ms > options.sweep_started_ms) {
+        if previous.is_some_and(|p| p.value.seen_at_ms >= snapshot_ms) {
             out.owners_newer += 1;
             continue;
         }
         if previous.is_some_and(|p| p.value.settled && !p.value.deleted && &p.value.seeds == seeds) {
             continue;
         }
-        if commit_owner(ledger, owner, previous, seeds.clone(), false, options.now_ms, ttl_ms).await? {
+        if commit_owner(
+            ledger,
+            owner,
+            previous,
+            seeds.clone(),
+            false,
+            (snapshot_ms, options.now_ms),
+            ttl_ms,
+        )
+        .await?
+        {
             out.owners_written += 1;
         }
     }
@@ -88,7 +116,7 @@ pub async fn rebuild(
         if estate.contains_key(owner) || (previous.value.deleted && previous.value.settled) {
             continue;
         }
-        if previous.value.seen_at_ms > options.sweep_started_ms {
+        if previous.value.seen_at_ms >= snapshot_ms {
             out.owners_newer += 1;
             continue;
         }
@@ -103,7 +131,18 @@ pub async fn rebuild(
                 .iter()
                 .all(|c| options.completeness.is_complete(subscription, *c))
         };
-        if complete && commit_owner(ledger, owner, Some(previous), Vec::new(), true, options.now_ms, ttl_ms).await? {
+        if complete
+            && commit_owner(
+                ledger,
+                owner,
+                Some(previous),
+                Vec::new(),
+                true,
+                (snapshot_ms, options.now_ms),
+                ttl_ms,
+            )
+            .await?
+        {
             out.owners_removed += 1;
         }
     }
@@ -138,6 +177,8 @@ pub async fn rebuild(
             _ => {}
         }
     }
+    // The apply path's deletion breaker counts against what ASM holds now.
+    super::breaker::record_tagged(ledger, ours.len(), 20).await?;
     let mut records: BTreeMap<Seed, Versioned<SeedRecord>> = ledger
         .all_seeds()
         .await?
@@ -166,10 +207,25 @@ pub async fn rebuild(
         }
         let mut record = current.value.clone();
         record.intent = None;
-        record.asm.held = report.asm_holds(&seed);
-        record.asm.ours = record.asm.held && ours.contains(&seed);
-        record.asm.id = if record.asm.held { ids.get(&seed).cloned() } else { None };
-        record.asm.rejected = rejected.get(&seed).cloned();
+        // An apply that wrote ASM after the listing knows better than the listing.
+        if current.value.asm.at_ms <= report.listed_at_ms {
+            let held = report.asm_holds(&seed);
+            let state = AsmState {
+                held,
+                ours: held && ours.contains(&seed),
+                id: if held { ids.get(&seed).cloned() } else { None },
+                rejected: rejected.get(&seed).cloned(),
+                at_ms: current.value.asm.at_ms,
+            };
+            if state != current.value.asm {
+                record.asm = AsmState {
+                    at_ms: report.listed_at_ms,
+                    ..state
+                };
+            }
+        } else {
+            out.seeds_newer += 1;
+        }
         record.prune_tombstones(options.now_ms - ttl_ms);
         if record == current.value {
             continue;
@@ -193,6 +249,24 @@ pub async fn rebuild(
     Ok(out)
 }
 
+/// Removes the owner and seed records that no longer decode (a seed name that stopped
+/// normalising, a format change), each at the version read, with a warning: the sweep writes
+/// what they stood for afresh. Returns how many went.
+async fn remove_unreadable(ledger: &dyn Ledger) -> Result<usize, LedgerError> {
+    let (_, bad_owners) = ledger.all_owners_readable().await?;
+    let (_, bad_seeds) = ledger.all_seeds_readable().await?;
+    let mut removed = 0;
+    for bad in bad_owners.iter().chain(&bad_seeds) {
+        tracing::warn!(partition = %bad.partition, row = %bad.row, "{}; removed, the rebuild writes it afresh", bad.message);
+        match ledger.delete_raw(&bad.partition, &bad.row, Some(&bad.version)).await {
+            Ok(()) => removed += 1,
+            Err(LedgerError::Conflict { .. }) => {} // rewritten meanwhile: no longer ours to judge
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
 /// Commits a read of `owner` and writes its memberships. `false` when an applier committed in
 /// between (its read is newer: it wins).
 async fn commit_owner(
@@ -201,10 +275,12 @@ async fn commit_owner(
     previous: Option<&Versioned<OwnerRecord>>,
     seeds: Vec<OwnedSeed>,
     gone: bool,
-    now_ms: i64,
+    (seen_at_ms, now_ms): (i64, i64),
     ttl_ms: i64,
 ) -> Result<bool, LedgerError> {
-    let record = ops::next_record(owner, previous.map(|p| &p.value), seeds, gone, now_ms);
+    // Dated when the sweep's snapshot may have been taken, not now: an apply that reads the
+    // owner after that is newer than this record.
+    let record = ops::next_record(owner, previous.map(|p| &p.value), seeds, gone, seen_at_ms);
     let expect = match previous {
         Some(p) => Expect::Version(p.version.clone()),
         None => Expect::Absent,
@@ -271,7 +347,8 @@ pub struct LedgerSync {
 }
 
 /// Runs [`crate::sync::run_sync`] with the ledger: the ledger's provenance feeds the guard
-/// rails, the failed changes recorded by the handler are read before the sweep, and after a
+/// rails, owners the ledger read after the sweep's snapshot could reflect replace the sweep's
+/// view of them ([`super::lag`]), the failed changes recorded by the handler are read before the sweep, and after a
 /// real run the ledger is rebuilt from the result and, when every write was applied, the
 /// failed changes the sweep covered are cleared. Ledger failures never stop the reconcile;
 /// they come back as warnings.
@@ -306,7 +383,18 @@ pub async fn sync_with_ledger(
         Some(remembering) => remembering,
         None => asm,
     };
-    let report = crate::sync::run_sync(config, azure, asm, options, progress).await?;
+    let mut swept = crate::sync::check_and_sweep(config, azure, asm, progress).await?;
+    if let Some(ledger) = ledger {
+        let since = started - config.sync.graph_lag.as_millis() as i64;
+        if let Err(e) = super::lag::apply_graph_lag(ledger, &mut swept.extraction, &swept.completeness, since).await {
+            ledger_warnings.push(format!(
+                "ledger unavailable for owners read after the sweep's snapshot (Resource Graph lag): {e}"
+            ));
+        }
+    }
+    let mut report =
+        crate::sync::reconcile_and_apply(config, asm, swept.completeness, swept.extraction, options, progress).await?;
+    report.resources_read = swept.resources_read;
     let mut rebuilt = None;
     if let Some(ledger) = ledger
         && !dry_run
@@ -316,6 +404,7 @@ pub async fn sync_with_ledger(
             completeness: &report.completeness,
             seed_tag: &config.seed_tag,
             sweep_started_ms: started,
+            graph_lag: config.sync.graph_lag,
             now_ms: SystemClock.now_ms(),
             lease: defaults.lease,
             tombstone_ttl: defaults.tombstone_ttl,

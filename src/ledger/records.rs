@@ -126,6 +126,10 @@ pub struct AsmState {
     /// ASM refused to add the seed (a 400 with this code): not retried until the next reconcile.
     #[serde(default)]
     pub rejected: Option<String>,
+    /// When this state was recorded (Unix milliseconds; 0 when unknown): a rebuild does not
+    /// override a state recorded after the ASM listing it works from.
+    #[serde(default)]
+    pub at_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

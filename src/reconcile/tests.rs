@@ -61,6 +61,7 @@ fn rules(delete: bool) -> Rules {
         delete_stale: delete,
         max_delete_fraction: 0.25,
         force_deletes: false,
+        shared_tag: false,
     }
 }
 
@@ -426,7 +427,7 @@ fn safety_invariants() {
             .map(|(i, (n, t))| asm(&i.to_string(), n, Some(SeedKind::Domain), *t))
             .collect();
         let report = if incomplete { forbidden(SUB_A, None) } else { complete() };
-        let r = Rules { seed_tag: TAG.into(), delete_stale: delete, max_delete_fraction: fraction, force_deletes: force };
+        let r = Rules { seed_tag: TAG.into(), delete_stale: delete, max_delete_fraction: fraction, force_deletes: force, shared_tag: false };
         let p = plan(&want, &have, &report, None, &r);
         let by_id: BTreeMap<&str, &AsmSeed> = have.iter().map(|s| (s.id.as_str(), s)).collect();
         if !p.delete.is_empty() {

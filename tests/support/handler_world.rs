@@ -107,9 +107,13 @@ impl World {
     }
 
     /// The app settings, with `extra_yaml` (whole top-level blocks) added to the configuration.
+    ///
+    /// A laxer world than the default: these estates hold a seed or two, so the deletion
+    /// breaker (`sync.max_delete_fraction`) is opened fully for the deletes the tests make.
     pub fn settings_with(&self, extra_yaml: &str) -> Vec<(&'static str, String)> {
         let yaml = format!(
             "scan_id: {SCAN}\nseed_tag: {TAG}\ndelete_stale_seeds: true\n\
+             sync:\n  max_delete_fraction: 1.0\n\
              http:\n  retry_count: 1\n  retry_base_delay: 10ms\n  retry_max_delay: 20ms\n  timeout: 2s\n\
              asm:\n  base_url: {}\n\
              azure:\n  credential: managed_identity\n  endpoints:\n    resource_manager: {}\n    service_bus: {}\n\

@@ -128,8 +128,8 @@ pub fn full_completeness() -> CompletenessReport {
 }
 
 /// ASM: seeds by id; faults before the write (nothing happened) and after it (applied, but the
-/// answer is lost). Checks on every delete that the seed was not contributed when the delete
-/// was decided, and that it carries our tag.
+/// answer is lost). Every delete is checked against the guards at the moment it is sent (see
+/// [`SimAsm::check_delete`]): a wrong delete is a violation even if the seed is added back later.
 pub struct SimAsm {
     pub seeds: Mutex<BTreeMap<String, AsmSeed>>,
     next_id: AtomicUsize,
@@ -138,6 +138,11 @@ pub struct SimAsm {
     pub ledger: Arc<dyn Ledger>,
     pub violations: Mutex<Vec<String>>,
     pub writes: AtomicUsize,
+    /// The world's `delete_stale_seeds`: when false, any delete is wrong.
+    pub deletes_allowed: std::sync::atomic::AtomicBool,
+    /// Set while a full reconcile runs: its deletes carry no intent and are checked against
+    /// the estate itself (which does not change during the reconcile).
+    pub reconciling: Mutex<Option<Arc<Estate>>>,
 }
 
 impl SimAsm {
@@ -150,7 +155,64 @@ impl SimAsm {
             ledger,
             violations: Mutex::new(Vec::new()),
             writes: AtomicUsize::new(0),
+            deletes_allowed: std::sync::atomic::AtomicBool::new(true),
+            reconciling: Mutex::new(None),
         }
+    }
+
+    /// The guards every delete must pass when it is sent: our tag; `delete_stale_seeds`; for
+    /// an apply, a delete intent on the seed's record with no owner contributing the seed when
+    /// the intent was recorded; for a reconcile, no resource of the estate contributing it.
+    async fn check_delete(&self, found: &AsmSeed) -> Vec<String> {
+        let mut wrong = Vec::new();
+        if !found.has_tag(TAG) {
+            wrong.push(format!("deleted untagged seed {}", found.name));
+        }
+        if !self.deletes_allowed.load(Ordering::SeqCst) {
+            wrong.push(format!("deleted {} although delete_stale_seeds is false", found.name));
+        }
+        let Some(seed) = found.normalised() else {
+            wrong.push(format!("deleted {}, a name that does not normalise", found.name));
+            return wrong;
+        };
+        let reconciling = self.reconciling.lock().unwrap().clone();
+        if let Some(estate) = reconciling {
+            let resources: Vec<Resource> = estate.resources.lock().unwrap().values().cloned().collect();
+            if let Some(c) = sim_extract(&resources, &EnabledChecks::all())
+                .contributions
+                .iter()
+                .find(|c| c.seed == seed)
+            {
+                wrong.push(format!(
+                    "a reconcile deleted {} while {} contributes it",
+                    found.name, c.owner
+                ));
+            }
+            return wrong;
+        }
+        let record = match self.ledger.seed(&seed).await {
+            Ok(Some(record)) => record.value,
+            Ok(None) => {
+                wrong.push(format!("deleted {} with no ledger record (no intent)", found.name));
+                return wrong;
+            }
+            Err(e) => {
+                wrong.push(format!("deleted {} with an unreadable ledger record: {e}", found.name));
+                return wrong;
+            }
+        };
+        match record.intent.as_ref().filter(|i| i.action == IntentAction::Delete) {
+            None => wrong.push(format!("deleted {} without a delete intent", found.name)),
+            Some(intent) => {
+                if let Some(m) = record.contributors().find(|m| m.at_ms < intent.at_ms) {
+                    wrong.push(format!(
+                        "deleted {} while {} contributed it (since {}, intent at {})",
+                        found.name, m.owner, m.at_ms, intent.at_ms
+                    ));
+                }
+            }
+        }
+        wrong
     }
 
     pub fn insert(&self, name: &str, tags: &[&str]) {
@@ -231,31 +293,8 @@ impl AsmApi for SimAsm {
         let Some(found) = self.seeds.lock().unwrap().get(seed_id).cloned() else {
             return Ok(DeleteOutcome::AlreadyGone);
         };
-        if !found.has_tag(TAG) {
-            self.violations
-                .lock()
-                .unwrap()
-                .push(format!("deleted untagged seed {}", found.name));
-        }
-        // The delete was decided under an intent; no owner may have contributed the seed then.
-        if let Some(seed) = found.normalised()
-            && let Ok(Some(record)) = self.ledger.seed(&seed).await
-        {
-            // (A reconcile deletes without intents; the harness checks its result separately.)
-            let intent = record
-                .value
-                .intent
-                .as_ref()
-                .filter(|i| i.action == IntentAction::Delete);
-            if let Some(intent) = intent
-                && let Some(m) = record.value.contributors().find(|m| m.at_ms < intent.at_ms)
-            {
-                self.violations.lock().unwrap().push(format!(
-                    "deleted {} while {} contributed it (since {}, intent at {})",
-                    found.name, m.owner, m.at_ms, intent.at_ms
-                ));
-            }
-        }
+        let wrong = self.check_delete(&found).await;
+        self.violations.lock().unwrap().extend(wrong);
         self.writes.fetch_add(1, Ordering::Relaxed);
         self.seeds.lock().unwrap().remove(seed_id);
         self.fault("delete (answer lost)")?;
@@ -399,6 +438,9 @@ pub async fn run(params: &SimParams, backend: Arc<dyn Ledger>) -> SimOutcome {
             a.probe = crashes.clone();
             a.extract = sim_extract;
             a.resolve = default_resolver;
+            // The simulated user deletes stale seeds, with the breaker open (a fraction of 1).
+            a.options.delete_stale_seeds = true;
+            a.options.max_delete_fraction = 1.0;
             Arc::new(a)
         })
         .collect();
@@ -562,6 +604,7 @@ pub async fn run(params: &SimParams, backend: Arc<dyn Ledger>) -> SimOutcome {
         .await
         .unwrap();
     let provenance = seedwatch::ledger::rebuild::provenance(ledger.as_ref()).await.unwrap();
+    *asm.reconciling.lock().unwrap() = Some(estate.clone());
     let report = seedwatch::sync::reconcile_and_apply(
         &config,
         asm.as_ref(),
@@ -583,6 +626,7 @@ pub async fn run(params: &SimParams, backend: Arc<dyn Ledger>) -> SimOutcome {
             completeness: &sweep.report,
             seed_tag: TAG,
             sweep_started_ms: started,
+            graph_lag: std::time::Duration::ZERO, // the simulated Resource Graph never lags
             now_ms: clock.now_ms(),
             lease: std::time::Duration::from_secs(60),
             tombstone_ttl: std::time::Duration::from_secs(3600),

@@ -1,0 +1,77 @@
+//! Resource Graph lags behind ARM by seconds to minutes
+//! (<https://learn.microsoft.com/azure/governance/resource-graph/overview#how-resource-graph-is-kept-current>).
+//! A sweep that starts just after an event was applied may not show what the event read from
+//! ARM: a resource just created is missing (its seeds would be deleted), a resource just
+//! deleted is still there (its seeds would come back and its owner record revive).
+//!
+//! So the ledger wins over a sweep for an owner it read after the sweep's snapshot could
+//! reflect: every owner whose record was written at or after `sweep started - sync.graph_lag`
+//! contributes what the ledger says, not what the sweep says. The rebuild stamps what it
+//! writes with that same instant, so a later sweep takes a sweep-written record from its own
+//! data again.
+
+use std::collections::BTreeSet;
+
+use super::{Ledger, LedgerError, OwnerRecord};
+use crate::azure::CompletenessReport;
+use crate::extract::{Contribution, Extraction};
+use crate::resource::ResourceId;
+
+/// Where a contribution taken from the ledger says it came from.
+pub const LEDGER_PATH: &str = "(ledger: read after the sweep's snapshot)";
+
+/// Replaces, in a sweep's extraction, the contributions of every owner `recent` holds with
+/// the seeds of its record (none for a deleted owner). Returns how many owners it replaced.
+pub fn prefer_ledger(extraction: &mut Extraction, recent: &[OwnerRecord]) -> usize {
+    let owners: BTreeSet<&ResourceId> = recent.iter().map(|o| &o.id).collect();
+    extraction.contributions.retain(|c| !owners.contains(&c.owner));
+    for record in recent.iter().filter(|o| !o.deleted) {
+        extraction
+            .contributions
+            .extend(record.seeds.iter().map(|owned| Contribution {
+                seed: owned.seed.clone(),
+                owner: record.id.clone(),
+                check: owned.check,
+                path: LEDGER_PATH.to_string(),
+            }));
+    }
+    owners.len()
+}
+
+/// The owner records written at or after `since_ms` in the subscriptions the sweep covered.
+pub async fn recent_owners(
+    ledger: &dyn Ledger,
+    completeness: &CompletenessReport,
+    since_ms: i64,
+) -> Result<Vec<OwnerRecord>, LedgerError> {
+    let swept: BTreeSet<String> = completeness
+        .subscriptions
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    Ok(ledger
+        .all_owners()
+        .await?
+        .into_iter()
+        .map(|o| o.value)
+        .filter(|o| o.seen_at_ms >= since_ms && swept.contains(&o.subscription().to_ascii_lowercase()))
+        .collect())
+}
+
+/// [`recent_owners`] then [`prefer_ledger`]: the step between a sweep and its reconcile.
+pub async fn apply_graph_lag(
+    ledger: &dyn Ledger,
+    extraction: &mut Extraction,
+    completeness: &CompletenessReport,
+    since_ms: i64,
+) -> Result<usize, LedgerError> {
+    let recent = recent_owners(ledger, completeness, since_ms).await?;
+    let replaced = prefer_ledger(extraction, &recent);
+    if replaced > 0 {
+        tracing::info!(
+            owners = replaced,
+            "owners read from ARM after the sweep's snapshot could reflect: the ledger's read wins"
+        );
+    }
+    Ok(replaced)
+}
