@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 use fake_azure::FakeAzure;
 use seedwatch::azure::arm::Tuning;
 use seedwatch::azure::{
-    AzureError, AzureReader, Incomplete, LiveAzure, NoProgress, OwnerRead, StaticToken, TokenSource, credential,
+    AzureError, AzureReader, Incomplete, LiveAzure, NoProgress, OwnerRead, TokenSource, credential,
     live_from_config,
 };
 use seedwatch::check::{EnabledChecks, ServiceCheck};
 use seedwatch::config::{Config, CredentialKind};
 use seedwatch::resource::ResourceId;
-use seedwatch::secret::Secret;
 use serde_json::{Value, json};
 
 fn config(fake: &FakeAzure, extra: Value) -> Config {
@@ -42,9 +41,27 @@ fn tuning() -> Tuning {
     }
 }
 
+/// Tokens as production gets them: `azure_identity`'s managed identity credential, asked for
+/// the user-assigned identity `AZURE_CLIENT_ID` names. `azure_identity` picks the App Service
+/// endpoint from the process environment, which a test cannot set safely, so this one speaks
+/// IMDS, rewritten to the fake.
+fn managed_identity_tokens(fake: &FakeAzure) -> Arc<dyn TokenSource> {
+    let env: HashMap<String, String> = [("AZURE_CLIENT_ID".to_string(), fake.client_id())].into();
+    let mut settings = config(fake, json!({})).azure;
+    settings.credential = CredentialKind::ManagedIdentity;
+    let transport = azure_core::http::Transport::new(Arc::new(Rewrite {
+        to: url::Url::parse(&fake.base_url()).unwrap(),
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }));
+    let options = credential::CredentialOptions {
+        transport: Some(transport),
+        ..Default::default()
+    };
+    credential::token_source(&settings, &env, options).unwrap()
+}
+
 fn reader(fake: &FakeAzure, extra: Value, tuning: Tuning) -> LiveAzure {
-    let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(FakeAzure::TOKEN)));
-    live_from_config(&config(fake, extra), tokens, tuning)
+    live_from_config(&config(fake, extra), managed_identity_tokens(fake), tuning)
 }
 
 /// Ids the sweep should return for a generated estate: every type the checks read, ARM-only
@@ -72,8 +89,11 @@ fn swept_ids(sweep: &seedwatch::azure::Sweep) -> Vec<String> {
     ids
 }
 
-async fn started(subs: usize, resources: usize) -> (FakeAzure, Vec<Value>, Vec<String>) {
+async fn started_with_lax_graph_quota(subs: usize, resources: usize) -> (FakeAzure, Vec<Value>, Vec<String>) {
     let fake = FakeAzure::start().await;
+    // These tests run more Resource Graph queries than Azure's 15 per 5 s and do not test the
+    // quota; `sweep_under_the_real_graph_quota_waits_for_the_reset` does.
+    fake.lax_graph_quota_for_test();
     let estate = fake_azure::generate_estate(subs, resources, 7);
     fake.load(estate.clone());
     let subs = fake.subscriptions();
@@ -82,7 +102,7 @@ async fn started(subs: usize, resources: usize) -> (FakeAzure, Vec<Value>, Vec<S
 
 #[tokio::test]
 async fn sweep_pages_through_every_table_and_lists_arm_children() {
-    let (fake, estate, subs) = started(3, 1500).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(3, 1500).await;
     let live = reader(&fake, json!({}), tuning());
     let sweep = live.sweep(&EnabledChecks::all(), &NoProgress).await.unwrap();
     let all: Vec<&str> = subs.iter().map(String::as_str).collect();
@@ -140,7 +160,7 @@ async fn sweep_pages_through_every_table_and_lists_arm_children() {
 
 #[tokio::test]
 async fn toggles_narrow_the_query() {
-    let (fake, estate, subs) = started(2, 600).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(2, 600).await;
     let mut checks = EnabledChecks::none();
     checks.set(ServiceCheck::PublicIpAddresses, true);
     let live = reader(&fake, json!({}), tuning());
@@ -166,7 +186,7 @@ async fn toggles_narrow_the_query() {
 
 #[tokio::test]
 async fn a_forbidden_subscription_leaves_the_others_complete() {
-    let (fake, estate, subs) = started(5, 500).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(5, 500).await;
     fake.forbid(&subs[3]);
     let live = reader(&fake, json!({}), tuning());
     let sweep = live.sweep(&EnabledChecks::all(), &NoProgress).await.unwrap();
@@ -201,7 +221,7 @@ async fn a_forbidden_subscription_leaves_the_others_complete() {
 
 #[tokio::test]
 async fn unauthorized_and_server_errors() {
-    let (fake, _, subs) = started(3, 300).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(3, 300).await;
     fake.unauthorize(&subs[0]);
     fake.fail_5xx(&subs[1], 2);
     let live = reader(&fake, json!({"subscriptions": [subs[0].clone()]}), tuning());
@@ -218,7 +238,7 @@ async fn unauthorized_and_server_errors() {
 
 #[tokio::test]
 async fn throttling_slows_the_sweep_down_instead_of_failing_it() {
-    let (fake, estate, subs) = started(2, 800).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(2, 800).await;
     fake.throttle_graph(3, Duration::from_millis(150));
     fake.throttle(&subs[0], 4, Duration::from_millis(100));
     let live = reader(&fake, json!({}), tuning());
@@ -236,7 +256,7 @@ async fn throttling_slows_the_sweep_down_instead_of_failing_it() {
 
 #[tokio::test]
 async fn a_subscription_throttled_out_is_reported() {
-    let (fake, _, subs) = started(2, 300).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(2, 300).await;
     fake.throttle(&subs[1], 1000, Duration::from_millis(5));
     let live = reader(
         &fake,
@@ -260,7 +280,7 @@ async fn a_subscription_throttled_out_is_reported() {
 
 #[tokio::test]
 async fn the_quota_is_respected_before_it_runs_out() {
-    let (fake, _, _) = started(1, 1000).await;
+    let (fake, _, _) = started_with_lax_graph_quota(1, 1000).await;
     fake.set_graph_quota(3, Duration::from_millis(300));
     let mut checks = EnabledChecks::none();
     checks.set(ServiceCheck::PublicIpAddresses, true);
@@ -284,7 +304,7 @@ async fn the_quota_is_respected_before_it_runs_out() {
 
 #[tokio::test]
 async fn scope_lists_subscriptions_applies_allow_and_deny_lists() {
-    let (fake, _, subs) = started(4, 200).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(4, 200).await;
     fake.set_subscription_page_size(1);
     fake.add_subscription("99999999-0000-0000-0000-000000000000", "Disabled");
     let live = reader(
@@ -322,7 +342,7 @@ async fn scope_lists_subscriptions_applies_allow_and_deny_lists() {
 
 #[tokio::test]
 async fn management_groups_scope_the_sweep() {
-    let (fake, estate, subs) = started(3, 300).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(3, 300).await;
     fake.add_management_group("mg-prod", &[&subs[0], &subs[2]]);
     let live = reader(&fake, json!({"management_groups": ["mg-prod"]}), tuning());
     let sweep = live.sweep(&EnabledChecks::all(), &NoProgress).await.unwrap();
@@ -401,7 +421,7 @@ async fn read_owner_uses_the_type_api_version_and_companions() {
 
 #[tokio::test]
 async fn estate_changes_at_runtime_are_seen() {
-    let (fake, _, subs) = started(1, 50).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(1, 50).await;
     let live = reader(&fake, json!({}), tuning());
     let before = live
         .sweep(&EnabledChecks::all(), &NoProgress)
@@ -451,7 +471,7 @@ impl azure_core::http::HttpClient for Rewrite {
 
 #[tokio::test]
 async fn the_real_managed_identity_credential_gets_its_token_from_the_fake() {
-    let (fake, _, subs) = started(1, 100).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(1, 100).await;
     let mut settings = config(
         &fake,
         json!({"managed_identity_client_id": "33333333-3333-3333-3333-333333333333"}),
@@ -539,11 +559,9 @@ fn live_env(fake: &FakeAzure) -> Vec<(String, String)> {
         "azure:\n  endpoints:\n    resource_manager: {}\nhttp:\n  retry_base_delay: 10ms\n  retry_max_delay: 50ms\n",
         fake.base_url()
     );
-    vec![
-        ("CONNECTOR_CONFIG".into(), yaml),
-        ("IDENTITY_ENDPOINT".into(), fake.identity_endpoint()),
-        ("IDENTITY_HEADER".into(), fake.identity_header()),
-    ]
+    let mut env = vec![("CONNECTOR_CONFIG".into(), yaml)];
+    env.extend(fake.managed_identity_env());
+    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -578,7 +596,7 @@ async fn plan_against_the_fake_gives_the_same_seeds_as_plan_with_the_estate_file
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_names_the_role_to_grant_and_exits_1_when_a_subscription_is_forbidden() {
-    let (fake, _, subs) = started(2, 100).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(2, 100).await;
     fake.forbid(&subs[1]);
     let out = seedwatch(&["plan"], live_env(&fake)).await;
     assert_eq!(out.code, Some(1), "{out:?}");

@@ -18,8 +18,9 @@
 //! only by `dnsresources`.
 //!
 //! Use: `let fake = FakeAzure::start().await; fake.load(estate);` then point
-//! `azure.endpoints.resource_manager` at `fake.base_url()` and send `Bearer {FakeAzure::TOKEN}`
-//! (or a token from the managed-identity endpoint).
+//! `azure.endpoints.resource_manager` at `fake.base_url()` and get tokens as production does:
+//! `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` and `AZURE_CLIENT_ID` (= [`FakeAzure::client_id`]).
+//! Tokens are checked for audience and expiry (see `fake_azure_tokens.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,11 +29,15 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+
+#[path = "fake_azure_tokens.rs"]
+mod tokens;
+pub use tokens::CLIENT_ID;
 
 /// Types Resource Graph does not hold: served by ARM GET/list only.
 pub const ARM_ONLY: &[&str] = &[
@@ -84,6 +89,8 @@ pub struct Counts {
     pub token_requests: u64,
     /// 429 answers given.
     pub throttled: u64,
+    /// Token requests refused because they named an identity the app does not hold.
+    pub token_refusals: u64,
 }
 
 #[derive(Default)]
@@ -93,6 +100,8 @@ struct Counters {
     subscription_lists: AtomicU64,
     token_requests: AtomicU64,
     throttled: AtomicU64,
+    token_refusals: AtomicU64,
+    tokens_minted: AtomicU64,
 }
 
 /// Faults injected for one subscription.
@@ -101,10 +110,49 @@ struct SubFaults {
     unauthorized: bool,
     forbidden: bool,
     hidden: bool,
+    /// The identity lost the subscription (moved to another tenant, or cancelled): hidden from
+    /// the list and 404 `SubscriptionNotFound` under it.
+    lost: bool,
+    /// Every GET under the subscription answers 404 with this body (an error code, or a
+    /// garbled body).
+    not_found_body: Option<String>,
     throttle_left: u32,
-    throttle_retry_after: Duration,
+    /// `None`: a 429 without `Retry-After`.
+    throttle_retry_after: Option<Duration>,
+    throttle_answers: u32,
     server_errors_left: u32,
-    reads_remaining: Option<u64>,
+}
+
+/// ARM's read token bucket for one subscription: 250 reads, refilled at 25 per second
+/// (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
+struct ReadBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+const ARM_READ_BUCKET: f64 = 250.0;
+const ARM_READ_REFILL_PER_SECOND: f64 = 25.0;
+
+impl ReadBucket {
+    fn full() -> ReadBucket {
+        ReadBucket {
+            tokens: ARM_READ_BUCKET,
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes one read: `Ok(remaining)` or `Err(wait)` until one is available.
+    fn take(&mut self) -> Result<u64, Duration> {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * ARM_READ_REFILL_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(ARM_READ_BUCKET);
+        self.at = now;
+        if self.tokens < 1.0 {
+            return Err(Duration::from_secs_f64((1.0 - self.tokens) / ARM_READ_REFILL_PER_SECOND));
+        }
+        self.tokens -= 1.0;
+        Ok(self.tokens.floor() as u64)
+    }
 }
 
 struct Stored {
@@ -122,6 +170,8 @@ type Rows = Arc<Vec<Arc<str>>>;
 struct Estate {
     resources: BTreeMap<String, Stored>,
     subscriptions: BTreeMap<String, (String, String)>,
+    /// `sub/rg`, lower-cased: resource groups exist until deleted themselves.
+    resource_groups: HashSet<String>,
     management_groups: HashMap<String, Vec<String>>,
     generation: u64,
     cache: HashMap<String, (u64, Rows)>,
@@ -139,6 +189,12 @@ struct Settings {
     subscription_page_size: usize,
     graph_throttle_left: u32,
     graph_throttle_retry_after: Duration,
+    /// Items per page of an ARM child list (`nextLink` past it).
+    child_page_size: usize,
+    /// KQL fragments Resource Graph refuses with 400 `InvalidQuery`.
+    refused_kql: Vec<String>,
+    /// Rows after which a page is cut with `resultTruncated: true` and no `$skipToken`.
+    truncate_after: Option<usize>,
 }
 
 struct Shared {
@@ -149,8 +205,9 @@ struct Shared {
     settings: Mutex<Settings>,
     quota: Mutex<Quota>,
     counters: Counters,
-    tokens: Mutex<HashSet<String>>,
+    tokens: tokens::Tokens,
     token_clients: Mutex<Vec<String>>,
+    read_buckets: Mutex<HashMap<String, ReadBucket>>,
 }
 
 /// The running fake. Dropping it stops the server.
@@ -166,9 +223,6 @@ impl Drop for FakeAzure {
 }
 
 impl FakeAzure {
-    /// A token the fake always accepts.
-    pub const TOKEN: &'static str = "fake-arm-token";
-
     /// Starts on 127.0.0.1 with a free port and an empty estate.
     pub async fn start() -> FakeAzure {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -183,20 +237,25 @@ impl FakeAzure {
                 subscription_page_size: 50,
                 graph_throttle_left: 0,
                 graph_throttle_retry_after: Duration::ZERO,
+                child_page_size: 100,
+                refused_kql: Vec::new(),
+                truncate_after: None,
             }),
+            // Resource Graph's documented quota: 15 queries per 5 s per user.
             quota: Mutex::new(Quota {
-                per_window: 1_000_000,
+                per_window: 15,
                 window: Duration::from_secs(5),
                 started: Instant::now(),
                 used: 0,
             }),
             counters: Counters::default(),
-            tokens: Mutex::new(HashSet::from([FakeAzure::TOKEN.to_string()])),
+            tokens: tokens::Tokens::default(),
             token_clients: Mutex::new(Vec::new()),
+            read_buckets: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
-            .route("/msi/token", get(app_service_token))
-            .route("/metadata/identity/oauth2/token", get(imds_token))
+            .route("/msi/token", get(tokens::app_service_token))
+            .route("/metadata/identity/oauth2/token", get(tokens::imds_token))
             .route("/metadata/instance", get(imds_instance))
             .fallback(dispatch)
             .with_state(shared.clone());
@@ -221,6 +280,43 @@ impl FakeAzure {
         self.shared.identity_header.clone()
     }
 
+    /// `AZURE_CLIENT_ID`: the client id of the app's (only) user-assigned identity.
+    pub fn client_id(&self) -> String {
+        CLIENT_ID.to_string()
+    }
+
+    /// The managed-identity app settings the platform and the template give the app:
+    /// `IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, `AZURE_CLIENT_ID`.
+    pub fn managed_identity_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("IDENTITY_ENDPOINT".into(), self.identity_endpoint()),
+            ("IDENTITY_HEADER".into(), self.identity_header()),
+            ("AZURE_CLIENT_ID".into(), self.client_id()),
+        ]
+    }
+
+    /// Gives the app a system-assigned identity too (requests naming no identity then succeed).
+    pub fn add_system_assigned_identity(&self) {
+        self.shared.tokens.identities.lock().unwrap().system_assigned = true;
+    }
+
+    /// Lifetime of the tokens the identity endpoints issue from now on (default one hour).
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        *self.shared.tokens.lifetime_secs.lock().unwrap() = Some(seconds);
+    }
+
+    /// A token for `audience` minted directly, valid `lifetime_secs` from now (negative: stale),
+    /// for tests that check what ARM does with a given token rather than how one is obtained.
+    pub fn mint_token_for_test(&self, audience: &str, lifetime_secs: i64) -> String {
+        tokens::mint(&self.shared, audience, lifetime_secs).0
+    }
+
+    /// A valid one-hour ARM token minted directly, for tests that do not run a credential
+    /// (the Lambda, which never uses managed identity).
+    pub fn arm_token_minted_for_test(&self) -> String {
+        self.mint_token_for_test("https://management.azure.com/", 3600)
+    }
+
     /// Replaces the estate with ARM objects (ARM or Resource Graph shape). Subscriptions are
     /// registered from the ids, state `Enabled`.
     pub fn load(&self, estate: Vec<Value>) {
@@ -240,12 +336,18 @@ impl FakeAzure {
         e.generation += 1;
     }
 
-    /// Deletes a resource (any casing) and everything under it.
+    /// Deletes a resource (any casing) and everything under it; deleting a resource group id
+    /// deletes the group.
     pub fn delete(&self, id: &str) {
         let key = id.trim_end_matches('/').to_ascii_lowercase();
         let mut e = self.shared.estate.write().unwrap();
         let prefix = format!("{key}/");
         e.resources.retain(|k, _| *k != key && !k.starts_with(&prefix));
+        if let Some(group) = resource_group_key(&key)
+            && key.split('/').filter(|s| !s.is_empty()).count() == 4
+        {
+            e.resource_groups.remove(&group);
+        }
         e.generation += 1;
     }
 
@@ -294,16 +396,45 @@ impl FakeAzure {
         self.fault(sub, |f| f.unauthorized = true);
     }
 
-    /// `GET /subscriptions` does not list `sub` (the identity has no role on it).
+    /// The identity has no role on `sub`: `GET /subscriptions` does not list it and GETs
+    /// under it get 403 `AuthorizationFailed`, as ARM answers.
     pub fn hide_subscription(&self, sub: &str) {
         self.fault(sub, |f| f.hidden = true);
     }
 
-    /// The next `times` requests touching `sub` get 429 with `Retry-After`.
+    /// The identity lost `sub` (cancelled, or moved to another tenant): not listed, and GETs
+    /// under it get 404 `SubscriptionNotFound`.
+    pub fn lose_subscription(&self, sub: &str) {
+        self.fault(sub, |f| f.lost = true);
+    }
+
+    /// Every GET under `sub` gets a 404 with the error `code` (`InvalidResourceType`,
+    /// `NoRegisteredProviderFound`, ...), or with `body` verbatim when `code` is empty.
+    pub fn answer_not_found(&self, sub: &str, code: &str, body: &str) {
+        let body = if code.is_empty() {
+            body.to_string()
+        } else {
+            json!({"error": {"code": code, "message": body}}).to_string()
+        };
+        self.fault(sub, |f| f.not_found_body = Some(body));
+    }
+
+    /// The next `times` requests touching `sub` get 429 with `Retry-After`, with the codes ARM
+    /// uses in turn (`SubscriptionRequestsThrottled`, `TooManyRequests`,
+    /// `ResourceRequestsThrottled`).
     pub fn throttle(&self, sub: &str, times: u32, retry_after: Duration) {
         self.fault(sub, |f| {
             f.throttle_left = times;
-            f.throttle_retry_after = retry_after;
+            f.throttle_retry_after = Some(retry_after);
+        });
+    }
+
+    /// The next `times` requests touching `sub` get 429 with no `Retry-After` (some
+    /// resource providers send none).
+    pub fn throttle_without_retry_after(&self, sub: &str, times: u32) {
+        self.fault(sub, |f| {
+            f.throttle_left = times;
+            f.throttle_retry_after = None;
         });
     }
 
@@ -312,9 +443,15 @@ impl FakeAzure {
         self.fault(sub, |f| f.server_errors_left = times);
     }
 
-    /// The value of `x-ms-ratelimit-remaining-subscription-reads` for ARM reads in `sub`.
+    /// Empties `sub`'s ARM read bucket down to `remaining` reads (it refills at 25/s).
     pub fn set_reads_remaining(&self, sub: &str, remaining: u64) {
-        self.fault(sub, |f| f.reads_remaining = Some(remaining));
+        self.shared.read_buckets.lock().unwrap().insert(
+            sub.to_ascii_lowercase(),
+            ReadBucket {
+                tokens: remaining as f64,
+                at: Instant::now(),
+            },
+        );
     }
 
     /// Removes every fault.
@@ -330,7 +467,29 @@ impl FakeAzure {
         s.graph_throttle_retry_after = retry_after;
     }
 
-    /// Resource Graph quota: `per_window` queries per `window` (Azure: 15 per 5 s).
+    /// A Resource Graph quota far above Azure's (1,000,000 queries per 5 s), for tests that
+    /// run many sweeps and do not test the quota.
+    pub fn lax_graph_quota_for_test(&self) {
+        self.set_graph_quota(1_000_000, Duration::from_secs(5));
+    }
+
+    /// Resource Graph refuses queries containing `fragment` with 400 `InvalidQuery`.
+    pub fn refuse_kql(&self, fragment: &str) {
+        self.shared.settings.lock().unwrap().refused_kql.push(fragment.to_ascii_lowercase());
+    }
+
+    /// Resource Graph cuts every result after `rows` rows with `resultTruncated: true` and no
+    /// `$skipToken` (what it does for a query it cannot page, e.g. without a stable order).
+    pub fn truncate_graph_results_after(&self, rows: usize) {
+        self.shared.settings.lock().unwrap().truncate_after = Some(rows);
+    }
+
+    /// Items per page of an ARM child list (default 100).
+    pub fn set_child_page_size(&self, size: usize) {
+        self.shared.settings.lock().unwrap().child_page_size = size.max(1);
+    }
+
+    /// Resource Graph quota: `per_window` queries per `window` (Azure's default: 15 per 5 s).
     pub fn set_graph_quota(&self, per_window: u32, window: Duration) {
         let mut q = self.shared.quota.lock().unwrap();
         *q = Quota {
@@ -359,6 +518,7 @@ impl FakeAzure {
             subscription_lists: c.subscription_lists.load(Ordering::Relaxed),
             token_requests: c.token_requests.load(Ordering::Relaxed),
             throttled: c.throttled.load(Ordering::Relaxed),
+            token_refusals: c.token_refusals.load(Ordering::Relaxed),
         }
     }
 
@@ -370,6 +530,7 @@ impl FakeAzure {
             &c.subscription_lists,
             &c.token_requests,
             &c.throttled,
+            &c.token_refusals,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -446,6 +607,9 @@ fn insert(e: &mut Estate, mut item: Value) {
     e.subscriptions
         .entry(sub.clone())
         .or_insert_with(|| (sub_original, "Enabled".to_string()));
+    if let Some(group) = resource_group_key(&key) {
+        e.resource_groups.insert(group);
+    }
     e.resources.insert(
         key,
         Stored {
@@ -456,6 +620,15 @@ fn insert(e: &mut Estate, mut item: Value) {
             row,
         },
     );
+}
+
+/// `sub/rg` (lower-cased) for an id under a resource group.
+fn resource_group_key(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('/').filter(|s| !s.is_empty()).collect();
+    match parts.as_slice() {
+        ["subscriptions", sub, "resourcegroups", rg, ..] => Some(format!("{sub}/{rg}")),
+        _ => None,
+    }
 }
 
 fn arm_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -478,6 +651,26 @@ fn retry_after_headers(response: &mut Response, wait: Duration) {
     );
 }
 
+/// A 429 from ARM, with the documented codes in turn
+/// (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling).
+fn throttled_answer(sub: &str, secs: u64, nth: u32) -> Response {
+    let (code, message) = match nth % 3 {
+        1 => (
+            "SubscriptionRequestsThrottled",
+            format!("Number of 'read' requests for subscription '{sub}' actor '44444444' exceeded. Please try again after '{secs}' seconds."),
+        ),
+        2 => (
+            "TooManyRequests",
+            "The request is being throttled as the limit has been reached for operation type - 'Read'.".to_string(),
+        ),
+        _ => (
+            "ResourceRequestsThrottled",
+            format!("Number of requests for action 'Microsoft.Network/publicIPAddresses/read' exceeded the limit of '50' for time interval '00:05:00'. Please try again after '{secs}' seconds."),
+        ),
+    };
+    arm_error(StatusCode::TOO_MANY_REQUESTS, code, &message)
+}
+
 /// The fault answer for a request touching `subs`, if any.
 fn fault_answer(shared: &Shared, subs: &[String], graph: bool) -> Option<Response> {
     let mut faults = shared.faults.lock().unwrap();
@@ -498,8 +691,9 @@ fn fault_answer(shared: &Shared, subs: &[String], graph: bool) -> Option<Respons
         }
         if f.throttle_left > 0 {
             f.throttle_left -= 1;
+            f.throttle_answers += 1;
             shared.counters.throttled.fetch_add(1, Ordering::Relaxed);
-            let secs = f.throttle_retry_after.as_secs_f64().ceil() as u64;
+            let secs = f.throttle_retry_after.unwrap_or_default().as_secs_f64().ceil() as u64;
             let mut r = if graph {
                 let body = json!({"error": {"code": "RateLimiting", "message": "Please provide below info when asking for support: timestamp = 2025-03-01T10:15:07.0000000Z, correlationId = 00000000-0000-0000-0000-000000000000.", "details": [{"code": "RateLimiting", "message": "Client application has been throttled and should not attempt to repeat the request until an amount of time has elapsed. Please see https://aka.ms/resourcegraph-throttling for help."}]}});
                 (
@@ -509,15 +703,11 @@ fn fault_answer(shared: &Shared, subs: &[String], graph: bool) -> Option<Respons
                 )
                     .into_response()
             } else {
-                arm_error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "SubscriptionRequestsThrottled",
-                    &format!(
-                        "Number of 'read' requests for subscription '{sub}' actor '44444444' exceeded. Please try again after '{secs}' seconds."
-                    ),
-                )
+                throttled_answer(sub, secs, f.throttle_answers)
             };
-            retry_after_headers(&mut r, f.throttle_retry_after);
+            if let Some(wait) = f.throttle_retry_after {
+                retry_after_headers(&mut r, wait);
+            }
             return Some(r);
         }
         if f.server_errors_left > 0 {
@@ -530,73 +720,6 @@ fn fault_answer(shared: &Shared, subs: &[String], graph: bool) -> Option<Respons
         }
     }
     None
-}
-
-fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some(token) = value.strip_prefix("Bearer ") else {
-        return false;
-    };
-    shared.tokens.lock().unwrap().contains(token)
-}
-
-fn issue_token(shared: &Shared, resource: &str, client: String) -> Response {
-    shared.counters.token_requests.fetch_add(1, Ordering::Relaxed);
-    shared.token_clients.lock().unwrap().push(client);
-    let n = shared.counters.token_requests.load(Ordering::Relaxed);
-    let token = format!("fake-mi-token-{n}");
-    shared.tokens.lock().unwrap().insert(token.clone());
-    let expires = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
-    let body = json!({
-        "access_token": token,
-        "expires_on": expires.to_string(),
-        "resource": resource,
-        "token_type": "Bearer",
-        "client_id": "33333333-3333-3333-3333-333333333333"
-    });
-    ([("content-type", "application/json")], body.to_string()).into_response()
-}
-
-fn user_assigned(q: &HashMap<String, String>) -> String {
-    ["client_id", "object_id", "principal_id", "msi_res_id", "mi_res_id"]
-        .iter()
-        .find_map(|k| q.get(*k).map(|v| format!("{k}={v}")))
-        .unwrap_or_default()
-}
-
-async fn app_service_token(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let header = headers.get("x-identity-header").and_then(|v| v.to_str().ok());
-    if header != Some(shared.identity_header.as_str()) {
-        return (StatusCode::UNAUTHORIZED, "missing or wrong X-IDENTITY-HEADER").into_response();
-    }
-    let (Some(resource), Some(_)) = (q.get("resource"), q.get("api-version")) else {
-        return (StatusCode::BAD_REQUEST, "resource and api-version are required").into_response();
-    };
-    issue_token(&shared, resource, user_assigned(&q))
-}
-
-async fn imds_token(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
-        return (StatusCode::BAD_REQUEST, "Required metadata header not specified").into_response();
-    }
-    let Some(resource) = q.get("resource") else {
-        return (StatusCode::BAD_REQUEST, "resource is required").into_response();
-    };
-    issue_token(&shared, resource, user_assigned(&q))
 }
 
 async fn imds_instance(headers: HeaderMap) -> Response {
@@ -623,12 +746,8 @@ async fn dispatch(
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let lower = path.to_ascii_lowercase();
-    if !authorized(&shared, &headers) {
-        return arm_error(
-            StatusCode::UNAUTHORIZED,
-            "AuthenticationFailed",
-            "Authentication failed. The 'Authorization' header is missing or invalid.",
-        );
+    if let Err(refused) = tokens::check_management_bearer(&shared, &headers) {
+        return refused;
     }
     if method == Method::POST && lower == "/providers/microsoft.resourcegraph/resources" {
         return graph(&shared, &query, &body).await;
@@ -658,7 +777,7 @@ fn list_subscriptions(shared: &Shared, query: &HashMap<String, String>) -> Respo
     let visible: Vec<&(String, String)> = estate
         .subscriptions
         .iter()
-        .filter(|(k, _)| !faults.get(*k).is_some_and(|f| f.hidden))
+        .filter(|(k, _)| !faults.get(*k).is_some_and(|f| f.hidden || f.lost))
         .map(|(_, v)| v)
         .collect();
     let value: Vec<Value> = visible
@@ -699,70 +818,168 @@ fn arm_get(shared: &Shared, path: &str, query: &HashMap<String, String>) -> Resp
             "The api-version query parameter (?api-version=) is required for all requests.",
         );
     };
+    if let Some(answer) = access_answer(shared, &sub) {
+        return answer;
+    }
     if let Some(answer) = fault_answer(shared, std::slice::from_ref(&sub), false) {
         return answer;
     }
-    let remaining = shared
-        .faults
+    let remaining = match shared
+        .read_buckets
         .lock()
         .unwrap()
-        .get(&sub)
-        .and_then(|f| f.reads_remaining)
-        .unwrap_or(249);
+        .entry(sub.clone())
+        .or_insert_with(ReadBucket::full)
+        .take()
+    {
+        Ok(remaining) => remaining,
+        Err(wait) => {
+            shared.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            let mut r = throttled_answer(&sub, wait.as_secs_f64().ceil() as u64, 1);
+            retry_after_headers(&mut r, wait);
+            return r;
+        }
+    };
     let estate = shared.estate.read().unwrap();
     let arm_type = lower_type_of(path);
-    let check_version = |t: &str| -> Option<Response> {
-        let allowed = API_VERSIONS.iter().find(|(ty, _)| *ty == t)?.1;
-        if allowed.contains(&api_version.as_str()) {
-            return None;
-        }
-        Some(arm_error(
-            StatusCode::BAD_REQUEST,
-            "NoRegisteredProviderFound",
-            &format!(
-                "No registered resource provider found for location 'westeurope' and API version '{api_version}' for type '{t}'. The supported api-versions are '{}'.",
-                allowed.join(", ")
-            ),
-        ))
-    };
+    if let Some(bad) = check_version(&arm_type, api_version) {
+        return bad;
+    }
     let mut response = if let Some(stored) = estate.resources.get(&key) {
-        if let Some(bad) = check_version(&stored.arm_type) {
+        if let Some(bad) = check_version(&stored.arm_type, api_version) {
             return bad;
         }
         ([("content-type", "application/json")], stored.arm.to_string()).into_response()
     } else if let Some((parent, collection)) = key.rsplit_once('/')
         && (estate.resources.contains_key(parent))
     {
-        if let Some(bad) = check_version(&arm_type) {
-            return bad;
-        }
-        let value: Vec<&Value> = estate
-            .resources
-            .range(format!("{parent}/")..)
-            .take_while(|(k, _)| k.starts_with(&format!("{parent}/")))
-            .filter(|(_, s)| s.parent.as_deref() == Some(parent) && s.arm_type.rsplit('/').next() == Some(collection))
-            .map(|(_, s)| &s.arm)
-            .collect();
-        (
-            [("content-type", "application/json")],
-            json!({"value": value}).to_string(),
-        )
-            .into_response()
+        let page_size = shared.settings.lock().unwrap().child_page_size;
+        child_page(shared, &estate, path, parent, collection, query, page_size)
     } else {
-        let name = path.rsplit('/').next().unwrap_or_default();
-        return arm_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            &format!(
-                "The Resource '{arm_type}/{name}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
-            ),
-        );
+        return not_found(&estate, &key, &arm_type);
     };
     response.headers_mut().insert(
         "x-ms-ratelimit-remaining-subscription-reads",
         HeaderValue::from_str(&remaining.to_string()).unwrap(),
     );
     response
+}
+
+/// 400 `NoRegisteredProviderFound` for an api-version the type does not serve.
+fn check_version(arm_type: &str, api_version: &str) -> Option<Response> {
+    let allowed = API_VERSIONS.iter().find(|(ty, _)| *ty == arm_type)?.1;
+    if allowed.contains(&api_version) {
+        return None;
+    }
+    Some(arm_error(
+        StatusCode::BAD_REQUEST,
+        "NoRegisteredProviderFound",
+        &format!(
+            "No registered resource provider found for location 'westeurope' and API version '{api_version}' for type '{arm_type}'. The supported api-versions are '{}'.",
+            allowed.join(", ")
+        ),
+    ))
+}
+
+/// What ARM answers for a subscription the identity cannot read: 403 `AuthorizationFailed`
+/// when it has no role, 404 `SubscriptionNotFound` when the subscription is gone or elsewhere,
+/// or the 404 a test injected.
+fn access_answer(shared: &Shared, sub: &str) -> Option<Response> {
+    let faults = shared.faults.lock().unwrap();
+    let f = faults.get(sub)?;
+    if f.lost {
+        return Some(arm_error(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            &format!("The subscription '{sub}' could not be found."),
+        ));
+    }
+    if f.hidden {
+        return Some(arm_error(
+            StatusCode::FORBIDDEN,
+            "AuthorizationFailed",
+            &format!("The client '44444444-4444-4444-4444-444444444444' with object id '44444444-4444-4444-4444-444444444444' does not have authorization to perform action 'read' over scope '/subscriptions/{sub}' or the scope is invalid."),
+        ));
+    }
+    let body = f.not_found_body.clone()?;
+    Some((StatusCode::NOT_FOUND, [("content-type", "application/json")], body).into_response())
+}
+
+/// The 404 ARM gives for a missing `key`: `SubscriptionNotFound`, `ResourceGroupNotFound`,
+/// `ParentResourceNotFound` (a child whose parent resource is missing) or `ResourceNotFound`
+/// (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-not-found).
+fn not_found(estate: &Estate, key: &str, arm_type: &str) -> Response {
+    let parts: Vec<&str> = key.split('/').filter(|s| !s.is_empty()).collect();
+    let sub = parts.get(1).copied().unwrap_or_default();
+    if !estate.subscriptions.contains_key(sub) {
+        return arm_error(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            &format!("The subscription '{sub}' could not be found."),
+        );
+    }
+    if let Some(group) = resource_group_key(key)
+        && !estate.resource_groups.contains(&group)
+    {
+        let rg = parts.get(3).copied().unwrap_or_default();
+        return arm_error(
+            StatusCode::NOT_FOUND,
+            "ResourceGroupNotFound",
+            &format!("Resource group '{rg}' could not be found."),
+        );
+    }
+    // A nested resource: `.../providers/{ns}/{type}/{name}/{child}/{name}...`.
+    let providers = parts.iter().rposition(|s| *s == "providers");
+    if let Some(at) = providers
+        && parts.len() > at + 4
+    {
+        let parent = format!("/{}", parts[..at + 4].join("/"));
+        if !estate.resources.contains_key(&parent) {
+            return arm_error(
+                StatusCode::NOT_FOUND,
+                "ParentResourceNotFound",
+                &format!("Can not perform requested operation on nested resource. Parent resource '{}' not found.", parts[at + 3]),
+            );
+        }
+    }
+    let name = parts.last().copied().unwrap_or_default();
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFound",
+        &format!("The Resource '{arm_type}/{name}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+    )
+}
+
+/// One page of the children of `parent` in `collection`, with a `nextLink` past `page_size`.
+fn child_page(
+    shared: &Shared,
+    estate: &Estate,
+    path: &str,
+    parent: &str,
+    collection: &str,
+    query: &HashMap<String, String>,
+    page_size: usize,
+) -> Response {
+    let skip: usize = query.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let prefix = format!("{parent}/");
+    let all: Vec<&Value> = estate
+        .resources
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .filter(|(_, s)| s.parent.as_deref() == Some(parent) && s.arm_type.rsplit('/').next() == Some(collection))
+        .map(|(_, s)| &s.arm)
+        .collect();
+    let value: Vec<&Value> = all.iter().skip(skip).take(page_size).copied().collect();
+    let mut body = json!({"value": value});
+    if skip + page_size < all.len() {
+        let api_version = query.get("api-version").cloned().unwrap_or_default();
+        body["nextLink"] = Value::String(format!(
+            "{}{path}?api-version={api_version}&%24skiptoken={}",
+            shared.base,
+            skip + page_size
+        ));
+    }
+    ([("content-type", "application/json")], body.to_string()).into_response()
 }
 
 /// `resources | where type in~ ('a','b') | ...` → ("resources", ["a", "b"]).
@@ -890,6 +1107,17 @@ async fn graph(shared: &Arc<Shared>, query: &HashMap<String, String>, body: &Byt
     let Some(kql) = request.get("query").and_then(Value::as_str) else {
         return with_quota(arm_error(StatusCode::BAD_REQUEST, "BadRequest", "query is required"));
     };
+    let refused = {
+        let lower = kql.to_ascii_lowercase();
+        let settings = shared.settings.lock().unwrap();
+        settings.refused_kql.iter().any(|f| lower.contains(f.as_str()))
+    };
+    if refused {
+        let body = json!({"error": {"code": "InvalidQuery", "message": "Query validation error", "details": [{"code": "ParserFailure", "message": "Parser failure", "line": 1, "characterPositionInLine": 11, "token": "<EOF>"}]}});
+        return with_quota(
+            (StatusCode::BAD_REQUEST, [("content-type", "application/json")], body.to_string()).into_response(),
+        );
+    }
     let options = request.get("options").cloned().unwrap_or(Value::Null);
     if options.get("resultFormat").and_then(Value::as_str) == Some("table") {
         return with_quota(arm_error(
@@ -987,14 +1215,19 @@ async fn graph(shared: &Arc<Shared>, query: &HashMap<String, String>, body: &Byt
             }
         }
     };
-    let page: Vec<&str> = rows.iter().skip(skip).take(top).map(|r| &**r).collect();
+    let cut = shared.settings.lock().unwrap().truncate_after.filter(|n| *n < rows.len());
+    let page: Vec<&str> = match cut {
+        Some(n) => rows.iter().take(n.min(top)).map(|r| &**r).collect(),
+        None => rows.iter().skip(skip).take(top).map(|r| &**r).collect(),
+    };
     let mut text = String::with_capacity(page.iter().map(|r| r.len() + 1).sum::<usize>() + 200);
     text.push_str(&format!(
-        "{{\"totalRecords\":{},\"count\":{},\"resultTruncated\":\"false\",\"facets\":[],",
+        "{{\"totalRecords\":{},\"count\":{},\"resultTruncated\":\"{}\",\"facets\":[],",
         rows.len(),
-        page.len()
+        page.len(),
+        cut.is_some()
     ));
-    if skip + page.len() < rows.len() {
+    if cut.is_none() && skip + page.len() < rows.len() {
         text.push_str(&format!("\"$skipToken\":\"fake-skip:{}\",", skip + page.len()));
     }
     text.push_str("\"data\":[");
