@@ -132,6 +132,7 @@ impl World {
             ("API_KEY", API_KEY.to_string()),
             ("IDENTITY_ENDPOINT", self.azure.identity_endpoint()),
             ("IDENTITY_HEADER", self.azure.identity_header()),
+            ("AZURE_CLIENT_ID", self.azure.client_id()),
             ("RETRY_QUEUE", QUEUE.to_string()),
             ("ServiceBusConnection", sas_connection(&self.bus)),
         ]

@@ -649,6 +649,7 @@ mod e2e {
                 ("API_KEY".into(), key.into()),
                 ("IDENTITY_ENDPOINT".into(), self.azure.identity_endpoint()),
                 ("IDENTITY_HEADER".into(), self.azure.identity_header()),
+                ("AZURE_CLIENT_ID".into(), self.azure.client_id()),
             ]
         }
 
