@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use fake_azure::FakeAzure;
 use seedwatch::azure::arm::Tuning;
 use seedwatch::azure::{
-    AzureError, AzureReader, Incomplete, LiveAzure, NoProgress, OwnerRead, TokenSource, credential,
-    live_from_config,
+    AzureError, AzureReader, Incomplete, LiveAzure, NoProgress, OwnerRead, TokenSource, credential, live_from_config,
 };
 use seedwatch::check::{EnabledChecks, ServiceCheck};
 use seedwatch::config::{Config, CredentialKind};
@@ -621,4 +620,81 @@ async fn plan_names_the_role_to_grant_and_exits_1_when_a_subscription_is_forbidd
         err.contains("client secret") && err.contains("AZURE_TENANT_ID"),
         "{err}"
     );
+}
+
+/// A plain HTTP client to the loopback fake (no proxy).
+fn loopback_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_an_app_with_only_a_user_assigned_identity_a_request_naming_none() {
+    let fake = FakeAzure::start().await;
+    let client = loopback_client();
+    let ask = |query: &'static str| {
+        client
+            .get(format!("{}?{query}", fake.identity_endpoint()))
+            .header("X-IDENTITY-HEADER", fake.identity_header())
+            .send()
+    };
+    let none = ask("resource=https://management.azure.com&api-version=2019-08-01")
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 400);
+    assert!(
+        none.text()
+            .await
+            .unwrap()
+            .contains("Unable to load the proper Managed Identity")
+    );
+    let other = ask(
+        "resource=https://management.azure.com&api-version=2019-08-01&client_id=99999999-9999-9999-9999-999999999999",
+    )
+    .await
+    .unwrap();
+    assert_eq!(other.status(), 400);
+    let named = client
+        .get(format!(
+            "{}?resource=https://management.azure.com&api-version=2019-08-01&client_id={}",
+            fake.identity_endpoint(),
+            fake.client_id()
+        ))
+        .header("X-IDENTITY-HEADER", fake.identity_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status(), 200);
+    assert_eq!(fake.counts().token_refusals, 2);
+}
+
+#[tokio::test]
+async fn arm_refuses_tokens_for_another_audience_stale_or_unknown() {
+    let fake = FakeAzure::start().await;
+    fake.add_subscription("11111111-1111-1111-1111-111111111111", "Enabled");
+    let client = loopback_client();
+    let list = |token: String| {
+        client
+            .get(format!("{}/subscriptions?api-version=2022-12-01", fake.base_url()))
+            .bearer_auth(token)
+            .send()
+    };
+    let code = |body: String| serde_json::from_str::<Value>(&body).unwrap()["error"]["code"].clone();
+    let good = list(fake.arm_token_minted_for_test()).await.unwrap();
+    assert_eq!(good.status(), 200);
+    let storage = list(fake.mint_token_for_test("https://storage.azure.com/", 3600))
+        .await
+        .unwrap();
+    assert_eq!(storage.status(), 401);
+    assert_eq!(
+        code(storage.text().await.unwrap()),
+        "InvalidAuthenticationTokenAudience"
+    );
+    let stale = list(fake.mint_token_for_test("https://management.azure.com/", -60))
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 401);
+    assert_eq!(code(stale.text().await.unwrap()), "ExpiredAuthenticationToken");
+    let unknown = list("fake-arm-token".to_string()).await.unwrap();
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(code(unknown.text().await.unwrap()), "InvalidAuthenticationToken");
 }

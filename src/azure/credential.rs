@@ -171,10 +171,7 @@ pub fn token_source(
 
 /// Which managed identity a request names, and where that came from: the configured
 /// `azure.managed_identity_client_id`, else `AZURE_CLIENT_ID`, else none (system-assigned).
-pub fn managed_identity_client_id(
-    settings: &AzureSettings,
-    env: &dyn EnvSource,
-) -> Option<(String, &'static str)> {
+pub fn managed_identity_client_id(settings: &AzureSettings, env: &dyn EnvSource) -> Option<(String, &'static str)> {
     let inputs = Inputs::read(settings, env);
     inputs.managed_identity()
 }

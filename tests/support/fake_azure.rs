@@ -148,7 +148,9 @@ impl ReadBucket {
         self.tokens = (self.tokens + refill).min(ARM_READ_BUCKET);
         self.at = now;
         if self.tokens < 1.0 {
-            return Err(Duration::from_secs_f64((1.0 - self.tokens) / ARM_READ_REFILL_PER_SECOND));
+            return Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / ARM_READ_REFILL_PER_SECOND,
+            ));
         }
         self.tokens -= 1.0;
         Ok(self.tokens.floor() as u64)
@@ -475,7 +477,12 @@ impl FakeAzure {
 
     /// Resource Graph refuses queries containing `fragment` with 400 `InvalidQuery`.
     pub fn refuse_kql(&self, fragment: &str) {
-        self.shared.settings.lock().unwrap().refused_kql.push(fragment.to_ascii_lowercase());
+        self.shared
+            .settings
+            .lock()
+            .unwrap()
+            .refused_kql
+            .push(fragment.to_ascii_lowercase());
     }
 
     /// Resource Graph cuts every result after `rows` rows with `resultTruncated: true` and no
@@ -657,7 +664,9 @@ fn throttled_answer(sub: &str, secs: u64, nth: u32) -> Response {
     let (code, message) = match nth % 3 {
         1 => (
             "SubscriptionRequestsThrottled",
-            format!("Number of 'read' requests for subscription '{sub}' actor '44444444' exceeded. Please try again after '{secs}' seconds."),
+            format!(
+                "Number of 'read' requests for subscription '{sub}' actor '44444444' exceeded. Please try again after '{secs}' seconds."
+            ),
         ),
         2 => (
             "TooManyRequests",
@@ -665,7 +674,9 @@ fn throttled_answer(sub: &str, secs: u64, nth: u32) -> Response {
         ),
         _ => (
             "ResourceRequestsThrottled",
-            format!("Number of requests for action 'Microsoft.Network/publicIPAddresses/read' exceeded the limit of '50' for time interval '00:05:00'. Please try again after '{secs}' seconds."),
+            format!(
+                "Number of requests for action 'Microsoft.Network/publicIPAddresses/read' exceeded the limit of '50' for time interval '00:05:00'. Please try again after '{secs}' seconds."
+            ),
         ),
     };
     arm_error(StatusCode::TOO_MANY_REQUESTS, code, &message)
@@ -898,7 +909,9 @@ fn access_answer(shared: &Shared, sub: &str) -> Option<Response> {
         return Some(arm_error(
             StatusCode::FORBIDDEN,
             "AuthorizationFailed",
-            &format!("The client '44444444-4444-4444-4444-444444444444' with object id '44444444-4444-4444-4444-444444444444' does not have authorization to perform action 'read' over scope '/subscriptions/{sub}' or the scope is invalid."),
+            &format!(
+                "The client '44444444-4444-4444-4444-444444444444' with object id '44444444-4444-4444-4444-444444444444' does not have authorization to perform action 'read' over scope '/subscriptions/{sub}' or the scope is invalid."
+            ),
         ));
     }
     let body = f.not_found_body.clone()?;
@@ -938,7 +951,10 @@ fn not_found(estate: &Estate, key: &str, arm_type: &str) -> Response {
             return arm_error(
                 StatusCode::NOT_FOUND,
                 "ParentResourceNotFound",
-                &format!("Can not perform requested operation on nested resource. Parent resource '{}' not found.", parts[at + 3]),
+                &format!(
+                    "Can not perform requested operation on nested resource. Parent resource '{}' not found.",
+                    parts[at + 3]
+                ),
             );
         }
     }
@@ -946,7 +962,9 @@ fn not_found(estate: &Estate, key: &str, arm_type: &str) -> Response {
     arm_error(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
-        &format!("The Resource '{arm_type}/{name}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+        &format!(
+            "The Resource '{arm_type}/{name}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        ),
     )
 }
 
@@ -1115,7 +1133,12 @@ async fn graph(shared: &Arc<Shared>, query: &HashMap<String, String>, body: &Byt
     if refused {
         let body = json!({"error": {"code": "InvalidQuery", "message": "Query validation error", "details": [{"code": "ParserFailure", "message": "Parser failure", "line": 1, "characterPositionInLine": 11, "token": "<EOF>"}]}});
         return with_quota(
-            (StatusCode::BAD_REQUEST, [("content-type", "application/json")], body.to_string()).into_response(),
+            (
+                StatusCode::BAD_REQUEST,
+                [("content-type", "application/json")],
+                body.to_string(),
+            )
+                .into_response(),
         );
     }
     let options = request.get("options").cloned().unwrap_or(Value::Null);
@@ -1215,7 +1238,12 @@ async fn graph(shared: &Arc<Shared>, query: &HashMap<String, String>, body: &Byt
             }
         }
     };
-    let cut = shared.settings.lock().unwrap().truncate_after.filter(|n| *n < rows.len());
+    let cut = shared
+        .settings
+        .lock()
+        .unwrap()
+        .truncate_after
+        .filter(|n| *n < rows.len());
     let page: Vec<&str> = match cut {
         Some(n) => rows.iter().take(n.min(top)).map(|r| &**r).collect(),
         None => rows.iter().skip(skip).take(top).map(|r| &**r).collect(),

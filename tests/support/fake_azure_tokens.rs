@@ -67,7 +67,10 @@ pub fn now_secs() -> u64 {
 }
 
 fn audience_of(resource: &str) -> String {
-    resource.trim_end_matches('/').trim_end_matches("/.default").to_ascii_lowercase()
+    resource
+        .trim_end_matches('/')
+        .trim_end_matches("/.default")
+        .to_ascii_lowercase()
 }
 
 /// Records and returns a new token for `audience`, valid for `lifetime` seconds from now
