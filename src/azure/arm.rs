@@ -71,6 +71,20 @@ impl Reply {
         })
     }
 
+    /// Whether this is a 404 that says the resource does not exist ([`GONE_CODES`]).
+    pub fn is_gone(&self) -> bool {
+        self.status == 404
+            && error_code(&self.body).is_some_and(|c| GONE_CODES.iter().any(|g| g.eq_ignore_ascii_case(&c)))
+    }
+
+    /// The error for a 404 that is not [`Reply::is_gone`].
+    pub fn unclear_not_found(&self, what: &str) -> AzureError {
+        AzureError::NotFoundUnclear {
+            what: what.to_string(),
+            message: error_message(&self.body),
+        }
+    }
+
     /// The error for a non-success reply, with Azure's code and message.
     pub fn error(&self, what: &str) -> AzureError {
         AzureError::Http {
@@ -79,6 +93,25 @@ impl Reply {
             message: error_message(&self.body),
         }
     }
+}
+
+/// The ARM error codes of a 404 that mean the resource itself does not exist: it, its resource
+/// group, or its parent resource was not found
+/// (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-not-found).
+/// Any other 404 (`SubscriptionNotFound`: a subscription the identity lost or that moved
+/// tenant; `InvalidResourceType`, `NoRegisteredProviderFound`: a routing or api-version
+/// problem; no or garbled body) says nothing about the resource, so it is never a delete.
+/// See docs/decisions.md.
+pub const GONE_CODES: &[&str] = &["ResourceNotFound", "ResourceGroupNotFound", "ParentResourceNotFound"];
+
+/// `error.code` of an ARM error envelope.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value
+        .get("error")
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// `Code: message` from an ARM/ARG error envelope, or the start of the body.

@@ -422,7 +422,7 @@ impl LiveAzure {
                 }
             }
             ChildRead::BlobServices(account) => {
-                let result = self.blob_services(&account).await.map(|r| r.into_iter().collect());
+                let result = self.blob_services(&account).await.map(|r| vec![r]);
                 ChildOutcome {
                     parent: account,
                     check: ServiceCheck::StorageStaticWebsites,
@@ -432,7 +432,7 @@ impl LiveAzure {
         }
     }
 
-    /// `GET {parent}/{collection}`, every page; a 404 parent has no children.
+    /// `GET {parent}/{collection}`, every page; a parent ARM says is gone has no children.
     async fn list_children(
         &self,
         parent: &ResourceId,
@@ -445,8 +445,11 @@ impl LiveAzure {
         let mut out = Vec::new();
         for _ in 0..1000 {
             let reply = self.arm.get(&url, bucket_for(parent.as_str()), &what).await?;
-            if reply.status == 404 {
+            if reply.is_gone() {
                 return Ok(out);
+            }
+            if reply.status == 404 {
+                return Err(reply.unclear_not_found(&what));
             }
             if !reply.is_success() {
                 return Err(reply.error(&what));
@@ -466,9 +469,27 @@ impl LiveAzure {
         Ok(out)
     }
 
-    /// A storage account's `blobServices/default`: `None` when ARM will not say (404, 403,
-    /// 400 for an api-version not yet rolled out), which the extractor treats as unknown.
-    async fn blob_services(&self, account: &ResourceId) -> Result<Option<Resource>, AzureError> {
+    /// The DNS zone of a record set read by an event. Any failure, a gone zone included, is an
+    /// error: the record set's exposure cannot be decided without it.
+    async fn read_zone(&self, zone: &ResourceId) -> Result<Resource, AzureError> {
+        let what = format!("the DNS zone {zone}");
+        let api_version = catalog::api_version("microsoft.network/dnszones").unwrap_or("2018-05-01");
+        let path = format!("{}?api-version={api_version}", zone.as_str());
+        let reply = self
+            .arm
+            .get(&self.arm.url(&path), bucket_for(zone.as_str()), &what)
+            .await?;
+        if reply.status == 404 && !reply.is_gone() {
+            return Err(reply.unclear_not_found(&what));
+        }
+        resource_from_reply(reply, &what)
+    }
+
+    /// A storage account's `blobServices/default`. A read that did not answer (400 for an
+    /// api-version not rolled out, 403, 404, 409, 429 or 5xx after retries) is an error, never
+    /// "static website off": the caller marks the check incomplete for the account (sweep) or
+    /// fails the read (apply), so its web endpoint seed is not deleted on a failed read.
+    async fn blob_services(&self, account: &ResourceId) -> Result<Resource, AzureError> {
         let what = format!("blobServices/default of {account}");
         let path = format!(
             "{}/blobServices/default?api-version={BLOB_SERVICES_API_VERSION}",
@@ -478,12 +499,21 @@ impl LiveAzure {
             .arm
             .get(&self.arm.url(&path), bucket_for(account.as_str()), &what)
             .await?;
-        if matches!(reply.status, 400 | 403 | 404 | 409) {
-            tracing::debug!(account = %account, status = reply.status, "static website state unknown");
-            return Ok(None);
+        if reply.status == 404 && !reply.is_gone() {
+            return Err(reply.unclear_not_found(&what));
         }
-        resource_from_reply(reply, &what).map(Some)
+        resource_from_reply(reply, &what)
     }
+}
+
+/// The zone of a public DNS record set: the extractor needs it to tell a legacy private zone
+/// (`zoneType: Private`), whose records must not be seeded.
+fn parent_zone(owner: &ResourceId, arm_type: &str) -> Option<ResourceId> {
+    let record = arm_type.strip_prefix("microsoft.network/dnszones/")?;
+    if record.contains('/') {
+        return None;
+    }
+    owner.parent()
 }
 
 fn resource_from_reply(reply: Reply, what: &str) -> Result<Resource, AzureError> {
@@ -513,15 +543,21 @@ impl AzureReader for LiveAzure {
             .arm
             .get(&self.arm.url(&path), bucket_for(owner.as_str()), &what)
             .await?;
-        if reply.status == 404 {
+        if reply.is_gone() {
             return Ok(OwnerRead::Gone);
+        }
+        if reply.status == 404 {
+            return Err(reply.unclear_not_found(&what));
         }
         let resource = resource_from_reply(reply, &what)?;
         let mut found = vec![resource];
-        if arm_type == "microsoft.storage/storageaccounts"
-            && let Some(blob) = self.blob_services(owner).await?
-        {
-            found.push(blob);
+        // A companion that did not answer fails the whole read: nothing of the owner is
+        // committed, so none of its seeds is withdrawn (or added) on a missing companion.
+        if arm_type == "microsoft.storage/storageaccounts" {
+            found.push(self.blob_services(owner).await?);
+        }
+        if let Some(zone) = parent_zone(owner, &arm_type) {
+            found.push(self.read_zone(&zone).await?);
         }
         Ok(OwnerRead::Found(found))
     }

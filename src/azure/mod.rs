@@ -133,7 +133,8 @@ pub struct Sweep {
 pub enum OwnerRead {
     /// The owner and its companion reads (e.g. a storage account and its `blobServices/default`).
     Found(Vec<Resource>),
-    /// ARM answered 404: the resource is gone.
+    /// ARM answered 404 with a code that says the resource does not exist
+    /// ([`arm::GONE_CODES`]): the resource is gone.
     Gone,
 }
 
@@ -151,6 +152,11 @@ pub enum AzureError {
     BadResponse { what: String, message: String },
     #[error("timed out reading {what}")]
     Timeout { what: String },
+    /// A 404 whose code does not say the resource is gone (`SubscriptionNotFound`,
+    /// `InvalidResourceType`, no error body, ...): the identity may have lost the subscription,
+    /// or ARM is misrouting. Retried, never taken as a delete.
+    #[error("404 from {what} that does not say the resource is gone: {message}")]
+    NotFoundUnclear { what: String, message: String },
     #[error("seedwatch has no api-version for resource type {arm_type}: it is not a type seedwatch reads")]
     UnknownType { arm_type: String },
 }
@@ -159,7 +165,10 @@ impl AzureError {
     /// Whether a later attempt may succeed (throttling, 5xx, transport).
     pub fn is_transient(&self) -> bool {
         match self {
-            AzureError::Throttled { .. } | AzureError::Transport { .. } | AzureError::Timeout { .. } => true,
+            AzureError::Throttled { .. }
+            | AzureError::Transport { .. }
+            | AzureError::Timeout { .. }
+            | AzureError::NotFoundUnclear { .. } => true,
             AzureError::Http { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }

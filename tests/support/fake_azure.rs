@@ -197,6 +197,8 @@ struct Settings {
     refused_kql: Vec<String>,
     /// Rows after which a page is cut with `resultTruncated: true` and no `$skipToken`.
     truncate_after: Option<usize>,
+    /// GETs of these ids (lower-cased) answer this status and error code.
+    failing_gets: HashMap<String, (u16, String)>,
 }
 
 struct Shared {
@@ -242,6 +244,7 @@ impl FakeAzure {
                 child_page_size: 100,
                 refused_kql: Vec::new(),
                 truncate_after: None,
+                failing_gets: HashMap::new(),
             }),
             // Resource Graph's documented quota: 15 queries per 5 s per user.
             quota: Mutex::new(Quota {
@@ -459,7 +462,9 @@ impl FakeAzure {
     /// Removes every fault.
     pub fn clear_faults(&self) {
         self.shared.faults.lock().unwrap().clear();
-        self.shared.settings.lock().unwrap().graph_throttle_left = 0;
+        let mut settings = self.shared.settings.lock().unwrap();
+        settings.graph_throttle_left = 0;
+        settings.failing_gets.clear();
     }
 
     /// The next `times` Resource Graph requests get 429 `RateLimiting` with `Retry-After`.
@@ -489,6 +494,18 @@ impl FakeAzure {
     /// `$skipToken` (what it does for a query it cannot page, e.g. without a stable order).
     pub fn truncate_graph_results_after(&self, rows: usize) {
         self.shared.settings.lock().unwrap().truncate_after = Some(rows);
+    }
+
+    /// Every GET of `id` answers `status` with the error `code` (e.g. a storage account's
+    /// `blobServices/default` answering 409 or 403), until [`FakeAzure::clear_faults`].
+    pub fn fail_get(&self, id: &str, status: u16, code: &str) {
+        let key = id.trim_end_matches('/').to_ascii_lowercase();
+        self.shared
+            .settings
+            .lock()
+            .unwrap()
+            .failing_gets
+            .insert(key, (status, code.to_string()));
     }
 
     /// Items per page of an ARM child list (default 100).
@@ -835,6 +852,11 @@ fn arm_get(shared: &Shared, path: &str, query: &HashMap<String, String>) -> Resp
     if let Some(answer) = fault_answer(shared, std::slice::from_ref(&sub), false) {
         return answer;
     }
+    let failing = shared.settings.lock().unwrap().failing_gets.get(&key).cloned();
+    if let Some((status, code)) = failing {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return arm_error(status, &code, "injected by the test");
+    }
     let remaining = match shared
         .read_buckets
         .lock()
@@ -861,6 +883,19 @@ fn arm_get(shared: &Shared, path: &str, query: &HashMap<String, String>) -> Resp
             return bad;
         }
         ([("content-type", "application/json")], stored.arm.to_string()).into_response()
+    } else if let Some(account) = key.strip_suffix("/blobservices/default")
+        && estate
+            .resources
+            .get(account)
+            .is_some_and(|a| a.arm_type == "microsoft.storage/storageaccounts")
+    {
+        // Every general-purpose v2 account has a blob service; static website off unless
+        // the estate loaded a `blobServices/default` saying otherwise.
+        let body = json!({
+            "id": path, "name": "default", "type": "Microsoft.Storage/storageAccounts/blobServices",
+            "properties": {"staticWebsite": {"enabled": false}}
+        });
+        ([("content-type", "application/json")], body.to_string()).into_response()
     } else if let Some((parent, collection)) = key.rsplit_once('/')
         && (estate.resources.contains_key(parent))
     {
