@@ -102,6 +102,8 @@ struct World {
 impl World {
     async fn start() -> World {
         let azure = fake_azure::FakeAzure::start().await;
+        // Many sweeps per test, none about Resource Graph's quota (tests/azure.rs has those).
+        azure.lax_graph_quota_for_test();
         azure.add_subscription(SUB, "Enabled");
         let asm = fake_asm::FakeAsm::start(API_KEY).await;
         asm.add_scan(SCAN);

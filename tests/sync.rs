@@ -615,6 +615,8 @@ mod e2e {
     /// `per_sub` public IPs in each of two subscriptions; an empty scan.
     async fn world(per_sub: usize) -> World {
         let azure = FakeAzure::start().await;
+        // Many sweeps per test, none about Resource Graph's quota (tests/azure.rs has those).
+        azure.lax_graph_quota_for_test();
         let mut estate = Vec::new();
         let mut desired = BTreeSet::new();
         for n in 1..=per_sub {
