@@ -89,6 +89,9 @@ impl World {
     }
 }
 
+/// A fault a test injects into the fake ARM.
+type Fault = dyn Fn(&FakeAzure);
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -99,7 +102,7 @@ async fn a_404_that_does_not_say_gone_deletes_nothing_and_fails_the_apply_as_tra
     w.apply(&pip_id(), false).await.ok();
     assert_eq!(w.tagged(), set(&["203.0.113.51"]));
 
-    let unclear: [(&str, &dyn Fn(&FakeAzure)); 4] = [
+    let unclear: [(&str, &Fault); 4] = [
         ("SubscriptionNotFound", &|a| a.lose_subscription(SUB)),
         ("InvalidResourceType", &|a| {
             a.answer_not_found(

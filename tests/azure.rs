@@ -835,3 +835,19 @@ async fn long_child_lists_are_followed_through_next_link() {
     assert_eq!(domains, 5);
     assert!(sweep.report.is_fully_complete());
 }
+
+#[tokio::test]
+async fn a_next_link_to_another_host_is_not_followed_and_names_the_host() {
+    let (fake, _, _) = started_with_lax_graph_quota(3, 30).await;
+    let elsewhere = FakeAzure::start().await;
+    fake.set_subscription_page_size(1);
+    fake.send_next_links_to(&elsewhere.base_url().replace("127.0.0.1", "localhost"));
+    let live = reader(&fake, json!({}), tuning());
+    let err = live
+        .sweep(&EnabledChecks::all(), &NoProgress)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("localhost") && err.contains("not followed"), "{err}");
+    assert_eq!(fake.counts().subscription_lists, 1);
+}

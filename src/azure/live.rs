@@ -91,7 +91,7 @@ impl LiveAzure {
                 }
             }
             match page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
-                Some(next) => url = self.arm.url(next),
+                Some(next) => url = self.arm.next_link(next, what)?,
                 None => return Ok(out),
             }
         }
@@ -440,8 +440,7 @@ impl LiveAzure {
         api_version: &str,
     ) -> Result<Vec<Resource>, AzureError> {
         let what = format!("{collection} of {parent}");
-        let path = format!("{}/{collection}?api-version={api_version}", parent.as_str());
-        let mut url = self.arm.url(&path);
+        let mut url = self.arm.resource_url(parent.as_str(), &[collection], api_version);
         let mut out = Vec::new();
         for _ in 0..1000 {
             let reply = self.arm.get(&url, bucket_for(parent.as_str()), &what).await?;
@@ -462,7 +461,7 @@ impl LiveAzure {
                 }
             }
             match page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
-                Some(next) => url = self.arm.url(next),
+                Some(next) => url = self.arm.next_link(next, &what)?,
                 None => return Ok(out),
             }
         }
@@ -474,11 +473,8 @@ impl LiveAzure {
     async fn read_zone(&self, zone: &ResourceId) -> Result<Resource, AzureError> {
         let what = format!("the DNS zone {zone}");
         let api_version = catalog::api_version("microsoft.network/dnszones").unwrap_or("2018-05-01");
-        let path = format!("{}?api-version={api_version}", zone.as_str());
-        let reply = self
-            .arm
-            .get(&self.arm.url(&path), bucket_for(zone.as_str()), &what)
-            .await?;
+        let url = self.arm.resource_url(zone.as_str(), &[], api_version);
+        let reply = self.arm.get(&url, bucket_for(zone.as_str()), &what).await?;
         if reply.status == 404 && !reply.is_gone() {
             return Err(reply.unclear_not_found(&what));
         }
@@ -491,14 +487,12 @@ impl LiveAzure {
     /// fails the read (apply), so its web endpoint seed is not deleted on a failed read.
     async fn blob_services(&self, account: &ResourceId) -> Result<Resource, AzureError> {
         let what = format!("blobServices/default of {account}");
-        let path = format!(
-            "{}/blobServices/default?api-version={BLOB_SERVICES_API_VERSION}",
-            account.as_str()
+        let url = self.arm.resource_url(
+            account.as_str(),
+            &["blobServices", "default"],
+            BLOB_SERVICES_API_VERSION,
         );
-        let reply = self
-            .arm
-            .get(&self.arm.url(&path), bucket_for(account.as_str()), &what)
-            .await?;
+        let reply = self.arm.get(&url, bucket_for(account.as_str()), &what).await?;
         if reply.status == 404 && !reply.is_gone() {
             return Err(reply.unclear_not_found(&what));
         }
@@ -538,11 +532,8 @@ impl AzureReader for LiveAzure {
             arm_type: arm_type.clone(),
         })?;
         let what = owner.to_string();
-        let path = format!("{}?api-version={api_version}", owner.as_str());
-        let reply = self
-            .arm
-            .get(&self.arm.url(&path), bucket_for(owner.as_str()), &what)
-            .await?;
+        let url = self.arm.resource_url(owner.as_str(), &[], api_version);
+        let reply = self.arm.get(&url, bucket_for(owner.as_str()), &what).await?;
         if reply.is_gone() {
             return Ok(OwnerRead::Gone);
         }

@@ -195,6 +195,9 @@ struct Settings {
     child_page_size: usize,
     /// KQL fragments Resource Graph refuses with 400 `InvalidQuery`.
     refused_kql: Vec<String>,
+    /// Where `nextLink`s point (default: this fake), to test that a client follows them only
+    /// to its own Resource Manager host.
+    next_link_base: Option<String>,
     /// Rows after which a page is cut with `resultTruncated: true` and no `$skipToken`.
     truncate_after: Option<usize>,
     /// GETs of these ids (lower-cased) answer this status and error code.
@@ -244,6 +247,7 @@ impl FakeAzure {
                 child_page_size: 100,
                 refused_kql: Vec::new(),
                 truncate_after: None,
+                next_link_base: None,
                 failing_gets: HashMap::new(),
             }),
             // Resource Graph's documented quota: 15 queries per 5 s per user.
@@ -506,6 +510,11 @@ impl FakeAzure {
             .unwrap()
             .failing_gets
             .insert(key, (status, code.to_string()));
+    }
+
+    /// `nextLink`s point at `base` (another server) instead of this fake.
+    pub fn send_next_links_to(&self, base: &str) {
+        self.shared.settings.lock().unwrap().next_link_base = Some(base.trim_end_matches('/').to_string());
     }
 
     /// Items per page of an ARM child list (default 100).
@@ -774,7 +783,7 @@ async fn dispatch(
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let lower = path.to_ascii_lowercase();
-    if let Err(refused) = tokens::check_management_bearer(&shared, &headers) {
+    if let Some(refused) = tokens::refuse_management_bearer(&shared, &headers) {
         return refused;
     }
     if method == Method::POST && lower == "/providers/microsoft.resourcegraph/resources" {
@@ -798,7 +807,11 @@ fn list_subscriptions(shared: &Shared, query: &HashMap<String, String>) -> Respo
             "The api-version query parameter (?api-version=) is required for all requests.",
         );
     }
-    let page_size = shared.settings.lock().unwrap().subscription_page_size;
+    let (page_size, link_base) = {
+        let settings = shared.settings.lock().unwrap();
+        let base = settings.next_link_base.clone().unwrap_or_else(|| shared.base.clone());
+        (settings.subscription_page_size, base)
+    };
     let skip: usize = query.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
     let faults = shared.faults.lock().unwrap().clone();
     let estate = shared.estate.read().unwrap();
@@ -827,8 +840,7 @@ fn list_subscriptions(shared: &Shared, query: &HashMap<String, String>) -> Respo
     let mut body = json!({"value": value});
     if skip + page_size < visible.len() {
         body["nextLink"] = Value::String(format!(
-            "{}/subscriptions?api-version=2022-12-01&%24skiptoken={}",
-            shared.base,
+            "{link_base}/subscriptions?api-version=2022-12-01&%24skiptoken={}",
             skip + page_size
         ));
     }
@@ -1026,9 +1038,9 @@ fn child_page(
     let mut body = json!({"value": value});
     if skip + page_size < all.len() {
         let api_version = query.get("api-version").cloned().unwrap_or_default();
+        let base = (shared.settings.lock().unwrap().next_link_base.clone()).unwrap_or_else(|| shared.base.clone());
         body["nextLink"] = Value::String(format!(
-            "{}{path}?api-version={api_version}&%24skiptoken={}",
-            shared.base,
+            "{base}{path}?api-version={api_version}&%24skiptoken={}",
             skip + page_size
         ));
     }

@@ -187,8 +187,13 @@ pub async fn imds_token(
     issue_token(&shared, resource, named)
 }
 
-/// ARM's and Resource Graph's bearer check: `Err` is the 401 ARM answers.
-pub fn check_management_bearer(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+/// ARM's and Resource Graph's bearer check: `Some` is the 401 ARM answers.
+pub fn refuse_management_bearer(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    check_management_bearer(shared, headers).err()
+}
+
+#[allow(clippy::result_large_err)]
+fn check_management_bearer(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
