@@ -851,3 +851,14 @@ async fn a_next_link_to_another_host_is_not_followed_and_names_the_host() {
     assert!(err.contains("localhost") && err.contains("not followed"), "{err}");
     assert_eq!(fake.counts().subscription_lists, 1);
 }
+
+#[tokio::test]
+async fn a_scale_set_instance_address_is_read_with_the_version_its_path_serves() {
+    let fake = FakeAzure::start().await;
+    let id = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss1/virtualMachines/0/networkInterfaces/nic1/ipConfigurations/ipc1/publicIPAddresses/pub1";
+    fake.load(vec![fake_azure::public_ip(id, "20.3.0.1")]);
+    let live = reader(&fake, json!({}), tuning());
+    let read = live.read_owner(&ResourceId::parse(id).unwrap()).await.unwrap();
+    let OwnerRead::Found(found) = read else { panic!("found") };
+    assert_eq!(found[0].properties["ipAddress"], "20.3.0.1");
+}

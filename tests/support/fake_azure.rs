@@ -56,6 +56,10 @@ const API_VERSIONS: &[(&str, &[&str])] = &[
         "microsoft.network/publicipaddresses",
         &["2024-05-01", "2024-07-01", "2025-03-01"],
     ),
+    (
+        "microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces/ipconfigurations/publicipaddresses",
+        &["2017-03-30", "2018-10-01"],
+    ),
     ("microsoft.network/applicationgateways", &["2024-05-01", "2025-03-01"]),
     ("microsoft.network/frontdoors", &["2021-06-01"]),
     ("microsoft.cdn/profiles", &["2024-09-01", "2025-06-01"]),
@@ -890,10 +894,9 @@ fn arm_get(shared: &Shared, path: &str, query: &HashMap<String, String>) -> Resp
     if let Some(bad) = check_version(&arm_type, api_version) {
         return bad;
     }
+    // ARM routes by the path's type (a scale-set instance address is served under
+    // Microsoft.Compute with its own versions, though its body says publicIPAddresses).
     let mut response = if let Some(stored) = estate.resources.get(&key) {
-        if let Some(bad) = check_version(&stored.arm_type, api_version) {
-            return bad;
-        }
         ([("content-type", "application/json")], stored.arm.to_string()).into_response()
     } else if let Some(account) = key.strip_suffix("/blobservices/default")
         && estate
