@@ -6,6 +6,7 @@
 //! - [`live`]: [`LiveAzure`], the [`AzureReader`] over ARM ([`arm`]) and Resource Graph ([`graph`]).
 //! - [`catalog`]: type → api-version → check → where a sweep finds it.
 //! - [`owner`]: which owner's seeds an id's change touches (pure).
+//! - `reads`: one owner and its companions, a sweep's ARM children.
 
 pub mod arm;
 pub mod catalog;
@@ -14,6 +15,7 @@ pub mod graph;
 pub mod live;
 pub mod owner;
 pub mod progress;
+mod reads;
 
 use std::sync::Arc;
 
