@@ -147,6 +147,7 @@ async fn binary_burst(burst: Burst, clustered: bool) {
         .env("API_KEY", "bench-key")
         .env("IDENTITY_ENDPOINT", azure.identity_endpoint())
         .env("IDENTITY_HEADER", azure.identity_header())
+        .env("AZURE_CLIENT_ID", azure.client_id())
         .env("LOG_LEVEL", "warn")
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())

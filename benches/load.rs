@@ -161,6 +161,7 @@ fn start_handler(
         .env("API_KEY", "load-key")
         .env("IDENTITY_ENDPOINT", azure.identity_endpoint())
         .env("IDENTITY_HEADER", azure.identity_header())
+        .env("AZURE_CLIENT_ID", azure.client_id())
         .env("RETRY_QUEUE", QUEUE)
         .env(
             "ServiceBusConnection",

@@ -36,7 +36,10 @@ fn serve_fake(resources: usize, subscriptions: usize, page_latency: Duration) {
         let fake = fake_azure::FakeAzure::start().await;
         fake.load(fake_azure::generate_estate(subscriptions, resources, 42));
         fake.set_page_latency(page_latency);
+        // As before Resource Graph's real quota (15 queries per 5 s) came to the fake.
+        fake.lax_graph_quota_for_test();
         println!("{}", fake.base_url());
+        println!("{}", fake.arm_token_minted_for_test());
         std::io::stdout().flush().expect("flush");
         tokio::task::spawn_blocking(|| {
             let mut sink = Vec::new();
@@ -79,15 +82,17 @@ fn main() {
         .spawn()
         .expect("start the fake");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("fake base url");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    stdout.read_line(&mut line).expect("fake base url");
     let base = line.trim().to_string();
+    let mut token = String::new();
+    stdout.read_line(&mut token).expect("fake token");
+    let token = token.trim().to_string();
 
     let yaml = serde_json::json!({"azure": {"endpoints": {"resource_manager": base}}});
     let config =
         Config::from_value(&yaml, "bench", &std::collections::HashMap::<String, String>::new()).expect("config");
-    let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(fake_azure::FakeAzure::TOKEN)));
+    let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(token)));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let baseline_mb = peak_rss_mb();
     let (elapsed, sweep, live) = runtime.block_on(async {

@@ -430,6 +430,7 @@ mod e2e {
                 ("API_KEY".into(), KEY.into()),
                 ("IDENTITY_ENDPOINT".into(), self.azure.identity_endpoint()),
                 ("IDENTITY_HEADER".into(), self.azure.identity_header()),
+                ("AZURE_CLIENT_ID".into(), self.azure.client_id()),
             ];
             cli::run(args, self.dir.path(), env).await
         }

@@ -1,5 +1,7 @@
 //! The live Azure reader against a local fake ARM + Resource Graph + managed-identity server.
 
+#[path = "support/azure_reader.rs"]
+mod azure_reader;
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/fake_azure.rs"]
@@ -9,80 +11,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use azure_reader::*;
 use fake_azure::FakeAzure;
 use seedwatch::azure::arm::Tuning;
-use seedwatch::azure::{
-    AzureError, AzureReader, Incomplete, LiveAzure, NoProgress, OwnerRead, StaticToken, TokenSource, credential,
-    live_from_config,
-};
+use seedwatch::azure::{AzureError, AzureReader, Incomplete, NoProgress, OwnerRead, credential, live_from_config};
 use seedwatch::check::{EnabledChecks, ServiceCheck};
-use seedwatch::config::{Config, CredentialKind};
+use seedwatch::config::CredentialKind;
 use seedwatch::resource::ResourceId;
-use seedwatch::secret::Secret;
-use serde_json::{Value, json};
-
-fn config(fake: &FakeAzure, extra: Value) -> Config {
-    let mut yaml = json!({
-        "http": {"retry_count": 3, "retry_base_delay": "10ms", "retry_max_delay": "50ms", "timeout": "5s"},
-        "azure": {"endpoints": {"resource_manager": fake.base_url()}}
-    });
-    if let (Some(azure), Some(more)) = (yaml["azure"].as_object_mut(), extra.as_object()) {
-        for (k, v) in more {
-            azure.insert(k.clone(), v.clone());
-        }
-    }
-    Config::from_value(&yaml, "test", &HashMap::<String, String>::new()).unwrap()
-}
-
-fn tuning() -> Tuning {
-    Tuning {
-        page_size: 100,
-        max_wait: Duration::from_secs(2),
-        ..Tuning::default()
-    }
-}
-
-fn reader(fake: &FakeAzure, extra: Value, tuning: Tuning) -> LiveAzure {
-    let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(FakeAzure::TOKEN)));
-    live_from_config(&config(fake, extra), tokens, tuning)
-}
-
-/// Ids the sweep should return for a generated estate: every type the checks read, ARM-only
-/// children included, minus what no check reads (VMs) and what is read only to find children.
-fn expected_ids(estate: &[Value], subs: &[&str]) -> Vec<String> {
-    let mut ids: Vec<String> = estate
-        .iter()
-        .filter(|r| {
-            let t = r["type"].as_str().unwrap().to_ascii_lowercase();
-            t != "microsoft.compute/virtualmachines" && t != "microsoft.cdn/profiles"
-        })
-        .map(|r| r["id"].as_str().unwrap().to_ascii_lowercase())
-        .filter(|id| {
-            subs.iter()
-                .any(|s| id.starts_with(&format!("/subscriptions/{}/", s.to_ascii_lowercase())))
-        })
-        .collect();
-    ids.sort();
-    ids
-}
-
-fn swept_ids(sweep: &seedwatch::azure::Sweep) -> Vec<String> {
-    let mut ids: Vec<String> = sweep.resources.iter().map(|r| r.id.key().to_string()).collect();
-    ids.sort();
-    ids
-}
-
-async fn started(subs: usize, resources: usize) -> (FakeAzure, Vec<Value>, Vec<String>) {
-    let fake = FakeAzure::start().await;
-    let estate = fake_azure::generate_estate(subs, resources, 7);
-    fake.load(estate.clone());
-    let subs = fake.subscriptions();
-    (fake, estate, subs)
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn sweep_pages_through_every_table_and_lists_arm_children() {
-    let (fake, estate, subs) = started(3, 1500).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(3, 1500).await;
     let live = reader(&fake, json!({}), tuning());
     let sweep = live.sweep(&EnabledChecks::all(), &NoProgress).await.unwrap();
     let all: Vec<&str> = subs.iter().map(String::as_str).collect();
@@ -140,7 +80,7 @@ async fn sweep_pages_through_every_table_and_lists_arm_children() {
 
 #[tokio::test]
 async fn toggles_narrow_the_query() {
-    let (fake, estate, subs) = started(2, 600).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(2, 600).await;
     let mut checks = EnabledChecks::none();
     checks.set(ServiceCheck::PublicIpAddresses, true);
     let live = reader(&fake, json!({}), tuning());
@@ -166,7 +106,7 @@ async fn toggles_narrow_the_query() {
 
 #[tokio::test]
 async fn a_forbidden_subscription_leaves_the_others_complete() {
-    let (fake, estate, subs) = started(5, 500).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(5, 500).await;
     fake.forbid(&subs[3]);
     let live = reader(&fake, json!({}), tuning());
     let sweep = live.sweep(&EnabledChecks::all(), &NoProgress).await.unwrap();
@@ -201,7 +141,7 @@ async fn a_forbidden_subscription_leaves_the_others_complete() {
 
 #[tokio::test]
 async fn unauthorized_and_server_errors() {
-    let (fake, _, subs) = started(3, 300).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(3, 300).await;
     fake.unauthorize(&subs[0]);
     fake.fail_5xx(&subs[1], 2);
     let live = reader(&fake, json!({"subscriptions": [subs[0].clone()]}), tuning());
@@ -218,7 +158,7 @@ async fn unauthorized_and_server_errors() {
 
 #[tokio::test]
 async fn throttling_slows_the_sweep_down_instead_of_failing_it() {
-    let (fake, estate, subs) = started(2, 800).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(2, 800).await;
     fake.throttle_graph(3, Duration::from_millis(150));
     fake.throttle(&subs[0], 4, Duration::from_millis(100));
     let live = reader(&fake, json!({}), tuning());
@@ -236,7 +176,7 @@ async fn throttling_slows_the_sweep_down_instead_of_failing_it() {
 
 #[tokio::test]
 async fn a_subscription_throttled_out_is_reported() {
-    let (fake, _, subs) = started(2, 300).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(2, 300).await;
     fake.throttle(&subs[1], 1000, Duration::from_millis(5));
     let live = reader(
         &fake,
@@ -260,7 +200,7 @@ async fn a_subscription_throttled_out_is_reported() {
 
 #[tokio::test]
 async fn the_quota_is_respected_before_it_runs_out() {
-    let (fake, _, _) = started(1, 1000).await;
+    let (fake, _, _) = started_with_lax_graph_quota(1, 1000).await;
     fake.set_graph_quota(3, Duration::from_millis(300));
     let mut checks = EnabledChecks::none();
     checks.set(ServiceCheck::PublicIpAddresses, true);
@@ -284,7 +224,7 @@ async fn the_quota_is_respected_before_it_runs_out() {
 
 #[tokio::test]
 async fn scope_lists_subscriptions_applies_allow_and_deny_lists() {
-    let (fake, _, subs) = started(4, 200).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(4, 200).await;
     fake.set_subscription_page_size(1);
     fake.add_subscription("99999999-0000-0000-0000-000000000000", "Disabled");
     let live = reader(
@@ -322,7 +262,7 @@ async fn scope_lists_subscriptions_applies_allow_and_deny_lists() {
 
 #[tokio::test]
 async fn management_groups_scope_the_sweep() {
-    let (fake, estate, subs) = started(3, 300).await;
+    let (fake, estate, subs) = started_with_lax_graph_quota(3, 300).await;
     fake.add_management_group("mg-prod", &[&subs[0], &subs[2]]);
     let live = reader(&fake, json!({"management_groups": ["mg-prod"]}), tuning());
     let sweep = live.sweep(&EnabledChecks::all(), &NoProgress).await.unwrap();
@@ -373,7 +313,8 @@ async fn read_owner_uses_the_type_api_version_and_companions() {
     let OwnerRead::Found(found) = live.read_owner(&id(&bare)).await.unwrap() else {
         panic!("bare account found")
     };
-    assert_eq!(found.len(), 1, "a 404 companion means unknown");
+    assert_eq!(found.len(), 2, "ARM serves blobServices/default of every account");
+    assert_eq!(found[1].properties["staticWebsite"]["enabled"], false);
 
     fake.delete(&pip);
     assert!(matches!(live.read_owner(&id(&pip)).await.unwrap(), OwnerRead::Gone));
@@ -401,7 +342,7 @@ async fn read_owner_uses_the_type_api_version_and_companions() {
 
 #[tokio::test]
 async fn estate_changes_at_runtime_are_seen() {
-    let (fake, _, subs) = started(1, 50).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(1, 50).await;
     let live = reader(&fake, json!({}), tuning());
     let before = live
         .sweep(&EnabledChecks::all(), &NoProgress)
@@ -427,31 +368,9 @@ async fn estate_changes_at_runtime_are_seen() {
     );
 }
 
-/// Sends `azure_identity`'s requests (IMDS at 169.254.169.254) to the fake instead.
-#[derive(Debug)]
-struct Rewrite {
-    to: url::Url,
-    client: reqwest::Client,
-}
-
-#[async_trait::async_trait]
-impl azure_core::http::HttpClient for Rewrite {
-    async fn execute_request(
-        &self,
-        request: &azure_core::http::Request,
-    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
-        let mut request = request.clone();
-        let url = request.url_mut();
-        url.set_scheme(self.to.scheme()).unwrap();
-        url.set_host(self.to.host_str()).unwrap();
-        url.set_port(self.to.port()).unwrap();
-        azure_core::http::HttpClient::execute_request(&self.client, &request).await
-    }
-}
-
 #[tokio::test]
 async fn the_real_managed_identity_credential_gets_its_token_from_the_fake() {
-    let (fake, _, subs) = started(1, 100).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(1, 100).await;
     let mut settings = config(
         &fake,
         json!({"managed_identity_client_id": "33333333-3333-3333-3333-333333333333"}),
@@ -539,11 +458,9 @@ fn live_env(fake: &FakeAzure) -> Vec<(String, String)> {
         "azure:\n  endpoints:\n    resource_manager: {}\nhttp:\n  retry_base_delay: 10ms\n  retry_max_delay: 50ms\n",
         fake.base_url()
     );
-    vec![
-        ("CONNECTOR_CONFIG".into(), yaml),
-        ("IDENTITY_ENDPOINT".into(), fake.identity_endpoint()),
-        ("IDENTITY_HEADER".into(), fake.identity_header()),
-    ]
+    let mut env = vec![("CONNECTOR_CONFIG".into(), yaml)];
+    env.extend(fake.managed_identity_env());
+    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -578,7 +495,7 @@ async fn plan_against_the_fake_gives_the_same_seeds_as_plan_with_the_estate_file
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_names_the_role_to_grant_and_exits_1_when_a_subscription_is_forbidden() {
-    let (fake, _, subs) = started(2, 100).await;
+    let (fake, _, subs) = started_with_lax_graph_quota(2, 100).await;
     fake.forbid(&subs[1]);
     let out = seedwatch(&["plan"], live_env(&fake)).await;
     assert_eq!(out.code, Some(1), "{out:?}");

@@ -380,7 +380,8 @@ async fn plan_reads_the_estate_with_a_certificate_token_from_azure_authority_hos
     let entra = FakeEntra::start().await;
     let app = AppCert::new("seedwatch-app");
     entra.register_certificate(TENANT, CLIENT, &app.der);
-    entra.issue(fake_azure::FakeAzure::TOKEN);
+    // Entra issues a token the fake Resource Manager accepts (its audience, not expired).
+    entra.issue(&azure.arm_token_minted_for_test());
     let dir = tempfile::tempdir().unwrap();
     let pfx = dir.path().join("app.pfx");
     std::fs::write(

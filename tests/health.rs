@@ -80,6 +80,7 @@ impl World {
             ("API_KEY".into(), KEY.into()),
             ("IDENTITY_ENDPOINT".into(), self.azure.identity_endpoint()),
             ("IDENTITY_HEADER".into(), self.azure.identity_header()),
+            ("AZURE_CLIENT_ID".into(), self.azure.client_id()),
             ("RETRY_QUEUE".into(), QUEUE.into()),
             (
                 "ServiceBusConnection".into(),

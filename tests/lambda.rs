@@ -118,13 +118,17 @@ async fn harness_with(secret: Result<WebhookSecret, String>, scan_exists: bool) 
     ]
     .into();
     let builds = Arc::new(AtomicUsize::new(0));
+    // The Lambda never uses managed identity (its credential is a client secret or workload
+    // identity, not served by the fake): a token minted by the fake stands in for it.
+    let arm_token = azure.arm_token_minted_for_test();
     let factory: ServicesFactory = {
         let builds = Arc::clone(&builds);
         Arc::new(move || {
+            let arm_token = arm_token.clone();
             builds.fetch_add(1, Ordering::SeqCst);
             let (config, env) = (config.clone(), env.clone());
             async move {
-                let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(FakeAzure::TOKEN)));
+                let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(arm_token.clone())));
                 let reader: Arc<dyn AzureReader> =
                     Arc::new(live_from_config(&config, tokens.clone(), Default::default()));
                 let mut services = seedwatch::cli::serve::services_with_azure(config, &env, (reader, tokens)).await?;

@@ -70,6 +70,7 @@ fn env(asm: &FakeAsm, azure: &FakeAzure) -> Vec<(String, String)> {
         ("LOG_LEVEL".into(), "trace".into()),
         ("IDENTITY_ENDPOINT".into(), azure.identity_endpoint()),
         ("IDENTITY_HEADER".into(), azure.identity_header()),
+        ("AZURE_CLIENT_ID".into(), azure.client_id()),
     ]
 }
 

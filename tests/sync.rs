@@ -617,6 +617,8 @@ mod e2e {
     /// `per_sub` public IPs in each of two subscriptions; an empty scan.
     async fn world(per_sub: usize) -> World {
         let azure = FakeAzure::start().await;
+        // Many sweeps per test, none about Resource Graph's quota (tests/azure.rs has those).
+        azure.lax_graph_quota_for_test();
         let mut estate = Vec::new();
         let mut desired = BTreeSet::new();
         for n in 1..=per_sub {
@@ -653,6 +655,7 @@ mod e2e {
                 ("API_KEY".into(), key.into()),
                 ("IDENTITY_ENDPOINT".into(), self.azure.identity_endpoint()),
                 ("IDENTITY_HEADER".into(), self.azure.identity_header()),
+                ("AZURE_CLIENT_ID".into(), self.azure.client_id()),
             ]
         }
 

@@ -15,6 +15,24 @@ use serde_json::Value;
 use super::{AzureError, TokenSource};
 use crate::http::{RetryPolicy, is_retryable_status, retry_after};
 
+/// What is escaped in one path segment: controls, space and the characters that end or
+/// split a segment or start a query or fragment (RFC 3986 `pchar` keeps the rest).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|');
+
 /// Knobs for sweeps and reads; the defaults suit Azure, tests shrink the waits.
 #[derive(Debug, Clone)]
 pub struct Tuning {
@@ -71,6 +89,20 @@ impl Reply {
         })
     }
 
+    /// Whether this is a 404 that says the resource does not exist ([`GONE_CODES`]).
+    pub fn is_gone(&self) -> bool {
+        self.status == 404
+            && error_code(&self.body).is_some_and(|c| GONE_CODES.iter().any(|g| g.eq_ignore_ascii_case(&c)))
+    }
+
+    /// The error for a 404 that is not [`Reply::is_gone`].
+    pub fn unclear_not_found(&self, what: &str) -> AzureError {
+        AzureError::NotFoundUnclear {
+            what: what.to_string(),
+            message: error_message(&self.body),
+        }
+    }
+
     /// The error for a non-success reply, with Azure's code and message.
     pub fn error(&self, what: &str) -> AzureError {
         AzureError::Http {
@@ -79,6 +111,25 @@ impl Reply {
             message: error_message(&self.body),
         }
     }
+}
+
+/// The ARM error codes of a 404 that mean the resource itself does not exist: it, its resource
+/// group, or its parent resource was not found
+/// (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/error-not-found).
+/// Any other 404 (`SubscriptionNotFound`: a subscription the identity lost or that moved
+/// tenant; `InvalidResourceType`, `NoRegisteredProviderFound`: a routing or api-version
+/// problem; no or garbled body) says nothing about the resource, so it is never a delete.
+/// See docs/decisions.md.
+pub const GONE_CODES: &[&str] = &["ResourceNotFound", "ResourceGroupNotFound", "ParentResourceNotFound"];
+
+/// `error.code` of an ARM error envelope.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value
+        .get("error")
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// `Code: message` from an ARM/ARG error envelope, or the start of the body.
@@ -229,13 +280,54 @@ impl Arm {
         &self.base
     }
 
-    /// `{base}{path_and_query}`, or `link` itself when it is absolute (a `nextLink`).
-    pub fn url(&self, path_or_link: &str) -> String {
-        if path_or_link.starts_with("http://") || path_or_link.starts_with("https://") {
-            path_or_link.to_string()
-        } else {
-            format!("{}{}", self.base, path_or_link)
+    /// `{base}{path_and_query}` for a path seedwatch wrote (no outside text in it).
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.base, path_and_query)
+    }
+
+    /// `{base}{id}{/extra...}?api-version={v}` with every path segment of the id percent-encoded,
+    /// so no character of an id (`?`, `#`, `%`, a space) can change the request's meaning.
+    pub fn resource_url(&self, id: &str, extra: &[&str], api_version: &str) -> String {
+        let mut url = self.base.clone();
+        for segment in id.split('/').filter(|s| !s.is_empty()).chain(extra.iter().copied()) {
+            url.push('/');
+            url.extend(percent_encoding::utf8_percent_encode(segment, PATH_SEGMENT));
         }
+        url.push_str("?api-version=");
+        url.extend(percent_encoding::utf8_percent_encode(api_version, PATH_SEGMENT));
+        url
+    }
+
+    /// A continuation link (`nextLink`) from a response, followed only to the configured
+    /// Resource Manager scheme, host and port: the request carries the bearer token, so a link
+    /// elsewhere is an error naming the host. A relative link is taken against the base.
+    pub fn next_link(&self, link: &str, what: &str) -> Result<String, AzureError> {
+        let refuse = |message: String| AzureError::BadResponse {
+            what: what.to_string(),
+            message,
+        };
+        let base = url::Url::parse(&self.base)
+            .map_err(|e| refuse(format!("the Resource Manager base URL is not a URL: {e}")))?;
+        let next = base
+            .join(link)
+            .map_err(|e| refuse(format!("nextLink is not a URL ({e})")))?;
+        let origin = |u: &url::Url| {
+            (
+                u.scheme().to_string(),
+                u.host_str().map(str::to_ascii_lowercase),
+                u.port_or_known_default(),
+            )
+        };
+        if origin(&next) != origin(&base) {
+            return Err(refuse(format!(
+                "nextLink points at {}://{}{}, not the configured Resource Manager {}: not followed",
+                next.scheme(),
+                next.host_str().unwrap_or("(no host)"),
+                next.port().map(|p| format!(":{p}")).unwrap_or_default(),
+                base.origin().ascii_serialization()
+            )));
+        }
+        Ok(next.to_string())
     }
 
     /// GET with retries; the reply may be any non-retryable status.
@@ -426,6 +518,84 @@ mod tests {
         assert!(error_message(body).ends_with("(Client application has been throttled)"));
         assert_eq!(error_message(b""), "no error body");
         assert_eq!(error_message(b"<html>bad gateway</html>"), "<html>bad gateway</html>");
+    }
+
+    fn arm(base: &str) -> Arm {
+        struct NoToken;
+        #[async_trait::async_trait]
+        impl TokenSource for NoToken {
+            async fn bearer(&self, _scope: &str) -> Result<crate::secret::Secret, AzureError> {
+                Err(AzureError::Credential("none".into()))
+            }
+        }
+        Arm::new(
+            reqwest::Client::new(),
+            base,
+            "https://management.azure.com/.default",
+            Arc::new(NoToken),
+            RetryPolicy {
+                count: 0,
+                base: Duration::from_millis(1),
+                max: Duration::from_millis(1),
+            },
+            Tuning::default(),
+        )
+    }
+
+    #[test]
+    fn next_links_stay_on_the_resource_manager_host() {
+        let arm = arm("https://management.azure.com/");
+        assert_eq!(
+            arm.next_link(
+                "https://management.azure.com/subscriptions?api-version=1&$skiptoken=a",
+                "w"
+            )
+            .unwrap(),
+            "https://management.azure.com/subscriptions?api-version=1&$skiptoken=a"
+        );
+        assert_eq!(
+            arm.next_link("/subscriptions?x=1", "w").unwrap(),
+            "https://management.azure.com/subscriptions?x=1"
+        );
+        for bad in [
+            "https://evil.example.com/subscriptions?api-version=1",
+            "http://management.azure.com/subscriptions",
+            "https://management.azure.com:8443/subscriptions",
+            "https://management.azure.com.evil.example/x",
+            "//evil.example.com/x",
+        ] {
+            let err = arm.next_link(bad, "the list").unwrap_err().to_string();
+            assert!(
+                err.contains("not followed") && err.contains("https://management.azure.com"),
+                "{bad}: {err}"
+            );
+        }
+        let err = arm
+            .next_link("https://evil.example.com/x", "w")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("evil.example.com"), "{err}");
+    }
+
+    #[test]
+    fn resource_urls_encode_each_segment() {
+        let arm = arm("https://management.azure.com");
+        assert_eq!(
+            arm.resource_url(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/a",
+                &[],
+                "2024-04-01"
+            ),
+            "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/a?api-version=2024-04-01"
+        );
+        assert_eq!(
+            arm.resource_url(
+                "/subscriptions/s/resourceGroups/rg/x/a?b#c%d e",
+                &["blobServices", "default"],
+                "1"
+            ),
+            "https://management.azure.com/subscriptions/s/resourceGroups/rg/x/a%3Fb%23c%25d%20e/blobServices/default?api-version=1"
+        );
     }
 
     #[test]

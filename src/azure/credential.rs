@@ -13,6 +13,12 @@
 //! 7. otherwise one short probe of the instance metadata service (1 s): an answer from Azure's
 //!    IMDS means a VM or VM scale set, so managed identity; no answer means the Azure CLI.
 //!
+//! Managed identity asks for the user-assigned identity named by `azure.managed_identity_client_id`,
+//! else by `AZURE_CLIENT_ID` (the Azure SDKs' convention, and the app setting the template sets),
+//! else for the system-assigned identity. An App Service app with only a user-assigned identity
+//! must name it: its token endpoint answers 400 to a request that names none
+//! (https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference).
+//!
 //! `azure_identity` caches managed identity, workload identity, client secret and certificate
 //! tokens until 5 minutes before expiry; [`CachedToken`] does the same for the Azure CLI, which
 //! does not.
@@ -179,12 +185,41 @@ pub fn token_source(
         options.transport = Some(Transport::new(Arc::new(client)));
     }
     match choose_without_probe(settings, env) {
-        Some(chosen) => Ok(Arc::new(IdentityTokens::new(chosen, &inputs, &options)?)),
+        Some(chosen) => {
+            let tokens = IdentityTokens::new(chosen, &inputs, &options)?;
+            log_identity(chosen, &inputs);
+            Ok(Arc::new(tokens))
+        }
         None => Ok(Arc::new(AutoTokens {
             inputs,
             options,
             resolved: tokio::sync::OnceCell::new(),
         })),
+    }
+}
+
+/// Which managed identity a request names, and where that came from: the configured
+/// `azure.managed_identity_client_id`, else `AZURE_CLIENT_ID`, else none (system-assigned).
+pub fn managed_identity_client_id(settings: &AzureSettings, env: &dyn EnvSource) -> Option<(String, &'static str)> {
+    let inputs = Inputs::read(settings, env);
+    inputs.managed_identity()
+}
+
+/// The start-up line saying which credential, and for managed identity which identity, is used.
+/// A client id is not a secret; it names the identity an operator must grant roles to.
+fn log_identity(chosen: Chosen, inputs: &Inputs) {
+    match (chosen, inputs.managed_identity()) {
+        (Chosen::ManagedIdentity, Some((client_id, from))) => tracing::info!(
+            credential = chosen.name(),
+            client_id = %client_id,
+            from,
+            "Azure credential: user-assigned managed identity {client_id} (from {from})"
+        ),
+        (Chosen::ManagedIdentity, None) => tracing::info!(
+            credential = chosen.name(),
+            "Azure credential: system-assigned managed identity (no azure.managed_identity_client_id or AZURE_CLIENT_ID)"
+        ),
+        _ => tracing::info!(credential = chosen.name(), "Azure credential: {}", chosen.name()),
     }
 }
 
@@ -218,6 +253,16 @@ impl Inputs {
                 .map(Secret::new),
             federated_token_file: get(env::AZURE_FEDERATED_TOKEN_FILE),
         }
+    }
+}
+
+impl Inputs {
+    /// The user-assigned identity to ask for, and the setting that named it.
+    fn managed_identity(&self) -> Option<(String, &'static str)> {
+        if let Some(id) = self.client_id_setting.as_ref().filter(|v| !v.trim().is_empty()) {
+            return Some((id.trim().to_string(), "azure.managed_identity_client_id"));
+        }
+        self.client_id.clone().map(|id| (id, env::AZURE_CLIENT_ID))
     }
 }
 
@@ -268,7 +313,7 @@ impl IdentityTokens {
         let credential: Arc<dyn TokenCredential> = match chosen {
             Chosen::ManagedIdentity => {
                 let opts = ManagedIdentityCredentialOptions {
-                    user_assigned_id: inputs.client_id_setting.clone().map(UserAssignedId::ClientId),
+                    user_assigned_id: inputs.managed_identity().map(|(id, _)| UserAssignedId::ClientId(id)),
                     client_options: client_options(&inputs.authority, options),
                 };
                 ManagedIdentityCredential::new(Some(opts)).map_err(fail)?
@@ -390,7 +435,11 @@ impl TokenSource for AutoTokens {
                     Chosen::AzureCli
                 };
                 tracing::info!(credential = chosen.name(), "azure.credential auto");
-                IdentityTokens::new(chosen, &self.inputs, &self.options).map_err(|e| e.to_string())
+                let tokens = IdentityTokens::new(chosen, &self.inputs, &self.options).map_err(|e| e.to_string());
+                if tokens.is_ok() {
+                    log_identity(chosen, &self.inputs);
+                }
+                tokens
             })
             .await;
         match resolved {
@@ -424,7 +473,7 @@ fn one_line(e: &azure_core::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, ProcessEnv};
+    use crate::config::Config;
     use std::collections::HashMap;
 
     fn settings(credential: CredentialKind) -> AzureSettings {
@@ -498,12 +547,31 @@ mod tests {
             (env::AZURE_CLIENT_ID, "c"),
             (env::AZURE_CLIENT_SECRET, "hunter2-secret"),
         ]);
-        if let Err(e) = token_source(&settings(CredentialKind::ClientSecret), &secret_env, Default::default()) {
-            let text = e.to_string();
-            assert!(text.contains("client secret"), "{text}");
-            assert!(!text.contains("hunter2-secret"), "{text}");
-        }
-        let _ = ProcessEnv;
+        // A tenant id that is not a tenant is refused when the credential is built; the
+        // error names the credential and never carries the secret.
+        let text = match token_source(&settings(CredentialKind::ClientSecret), &secret_env, Default::default()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a tenant id with spaces and '!' must be refused"),
+        };
+        assert!(text.contains("client secret"), "{text}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+    }
+
+    #[test]
+    fn managed_identity_names_the_configured_or_environment_client_id() {
+        let auto = settings(CredentialKind::ManagedIdentity);
+        assert_eq!(managed_identity_client_id(&auto, &env(&[])), None);
+        let from_env = env(&[(env::AZURE_CLIENT_ID, " 5555 ")]);
+        assert_eq!(
+            managed_identity_client_id(&auto, &from_env),
+            Some(("5555".to_string(), env::AZURE_CLIENT_ID))
+        );
+        let mut configured = auto.clone();
+        configured.managed_identity_client_id = Some("6666".into());
+        assert_eq!(
+            managed_identity_client_id(&configured, &from_env),
+            Some(("6666".to_string(), "azure.managed_identity_client_id"))
+        );
     }
 
     #[tokio::test]

@@ -9,9 +9,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::Value;
 
-use super::arm::{Arm, Reply, bucket_for};
-use super::catalog::{self, BLOB_SERVICES_API_VERSION, CDN_API_VERSION, SUBSCRIPTIONS_API_VERSION, Source};
+use super::arm::{Arm, bucket_for};
+use super::catalog::{self, SUBSCRIPTIONS_API_VERSION, Source};
 use super::graph::{self, Scope};
+use super::reads::{ChildOutcome, ChildRead};
 use super::{
     AzureError, AzureReader, CompletenessReport, Incomplete, IncompleteScope, OwnerRead, Sweep, SweepProgress,
 };
@@ -39,7 +40,7 @@ impl ScopeSettings {
 
 /// Reads the estate through ARM and Resource Graph.
 pub struct LiveAzure {
-    arm: Arc<Arm>,
+    pub(super) arm: Arc<Arm>,
     scope: ScopeSettings,
 }
 
@@ -91,7 +92,7 @@ impl LiveAzure {
                 }
             }
             match page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
-                Some(next) => url = self.arm.url(next),
+                Some(next) => url = self.arm.next_link(next, what)?,
                 None => return Ok(out),
             }
         }
@@ -410,90 +411,6 @@ impl LiveAzure {
         .await;
         (job, result.map(|()| rows_out))
     }
-
-    async fn read_child(&self, read: ChildRead) -> ChildOutcome {
-        match read {
-            ChildRead::AfdCustomDomains(profile) => {
-                let result = self.list_children(&profile, "customDomains", CDN_API_VERSION).await;
-                ChildOutcome {
-                    parent: profile,
-                    check: ServiceCheck::FrontDoorAfd,
-                    result,
-                }
-            }
-            ChildRead::BlobServices(account) => {
-                let result = self.blob_services(&account).await.map(|r| r.into_iter().collect());
-                ChildOutcome {
-                    parent: account,
-                    check: ServiceCheck::StorageStaticWebsites,
-                    result,
-                }
-            }
-        }
-    }
-
-    /// `GET {parent}/{collection}`, every page; a 404 parent has no children.
-    async fn list_children(
-        &self,
-        parent: &ResourceId,
-        collection: &str,
-        api_version: &str,
-    ) -> Result<Vec<Resource>, AzureError> {
-        let what = format!("{collection} of {parent}");
-        let path = format!("{}/{collection}?api-version={api_version}", parent.as_str());
-        let mut url = self.arm.url(&path);
-        let mut out = Vec::new();
-        for _ in 0..1000 {
-            let reply = self.arm.get(&url, bucket_for(parent.as_str()), &what).await?;
-            if reply.status == 404 {
-                return Ok(out);
-            }
-            if !reply.is_success() {
-                return Err(reply.error(&what));
-            }
-            let page = reply.json(&what)?;
-            for item in page.get("value").and_then(Value::as_array).into_iter().flatten() {
-                match Resource::from_json(item.clone()) {
-                    Ok(r) => out.push(r),
-                    Err(e) => tracing::warn!(error = %e, parent = %parent, "skipping a child resource"),
-                }
-            }
-            match page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
-                Some(next) => url = self.arm.url(next),
-                None => return Ok(out),
-            }
-        }
-        Ok(out)
-    }
-
-    /// A storage account's `blobServices/default`: `None` when ARM will not say (404, 403,
-    /// 400 for an api-version not yet rolled out), which the extractor treats as unknown.
-    async fn blob_services(&self, account: &ResourceId) -> Result<Option<Resource>, AzureError> {
-        let what = format!("blobServices/default of {account}");
-        let path = format!(
-            "{}/blobServices/default?api-version={BLOB_SERVICES_API_VERSION}",
-            account.as_str()
-        );
-        let reply = self
-            .arm
-            .get(&self.arm.url(&path), bucket_for(account.as_str()), &what)
-            .await?;
-        if matches!(reply.status, 400 | 403 | 404 | 409) {
-            tracing::debug!(account = %account, status = reply.status, "static website state unknown");
-            return Ok(None);
-        }
-        resource_from_reply(reply, &what).map(Some)
-    }
-}
-
-fn resource_from_reply(reply: Reply, what: &str) -> Result<Resource, AzureError> {
-    if !reply.is_success() {
-        return Err(reply.error(what));
-    }
-    Resource::from_json(reply.json(what)?).map_err(|e| AzureError::BadResponse {
-        what: what.to_string(),
-        message: e.to_string(),
-    })
 }
 
 #[async_trait]
@@ -503,27 +420,7 @@ impl AzureReader for LiveAzure {
     }
 
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError> {
-        let arm_type = owner.arm_type();
-        let api_version = catalog::api_version(&arm_type).ok_or_else(|| AzureError::UnknownType {
-            arm_type: arm_type.clone(),
-        })?;
-        let what = owner.to_string();
-        let path = format!("{}?api-version={api_version}", owner.as_str());
-        let reply = self
-            .arm
-            .get(&self.arm.url(&path), bucket_for(owner.as_str()), &what)
-            .await?;
-        if reply.status == 404 {
-            return Ok(OwnerRead::Gone);
-        }
-        let resource = resource_from_reply(reply, &what)?;
-        let mut found = vec![resource];
-        if arm_type == "microsoft.storage/storageaccounts"
-            && let Some(blob) = self.blob_services(owner).await?
-        {
-            found.push(blob);
-        }
-        Ok(OwnerRead::Found(found))
+        self.read_one_owner(owner).await
     }
 }
 
@@ -533,17 +430,6 @@ struct Job {
     table: &'static str,
     query: Arc<String>,
     subscriptions: Vec<String>,
-}
-
-enum ChildRead {
-    AfdCustomDomains(ResourceId),
-    BlobServices(ResourceId),
-}
-
-struct ChildOutcome {
-    parent: ResourceId,
-    check: ServiceCheck,
-    result: Result<Vec<Resource>, AzureError>,
 }
 
 /// The message that tells an operator what to grant.

@@ -6,6 +6,7 @@
 //! - [`live`]: [`LiveAzure`], the [`AzureReader`] over ARM ([`arm`]) and Resource Graph ([`graph`]).
 //! - [`catalog`]: type → api-version → check → where a sweep finds it.
 //! - [`owner`]: which owner's seeds an id's change touches (pure).
+//! - `reads`: one owner and its companions, a sweep's ARM children.
 
 pub mod arm;
 pub mod catalog;
@@ -16,6 +17,8 @@ pub mod live;
 pub mod owner;
 pub mod progress;
 pub mod token_cache;
+
+mod reads;
 
 use std::sync::Arc;
 
@@ -135,7 +138,8 @@ pub struct Sweep {
 pub enum OwnerRead {
     /// The owner and its companion reads (e.g. a storage account and its `blobServices/default`).
     Found(Vec<Resource>),
-    /// ARM answered 404: the resource is gone.
+    /// ARM answered 404 with a code that says the resource does not exist
+    /// ([`arm::GONE_CODES`]): the resource is gone.
     Gone,
 }
 
@@ -153,6 +157,11 @@ pub enum AzureError {
     BadResponse { what: String, message: String },
     #[error("timed out reading {what}")]
     Timeout { what: String },
+    /// A 404 whose code does not say the resource is gone (`SubscriptionNotFound`,
+    /// `InvalidResourceType`, no error body, ...): the identity may have lost the subscription,
+    /// or ARM is misrouting. Retried, never taken as a delete.
+    #[error("404 from {what} that does not say the resource is gone: {message}")]
+    NotFoundUnclear { what: String, message: String },
     #[error("seedwatch has no api-version for resource type {arm_type}: it is not a type seedwatch reads")]
     UnknownType { arm_type: String },
 }
@@ -161,7 +170,10 @@ impl AzureError {
     /// Whether a later attempt may succeed (throttling, 5xx, transport).
     pub fn is_transient(&self) -> bool {
         match self {
-            AzureError::Throttled { .. } | AzureError::Transport { .. } | AzureError::Timeout { .. } => true,
+            AzureError::Throttled { .. }
+            | AzureError::Transport { .. }
+            | AzureError::Timeout { .. }
+            | AzureError::NotFoundUnclear { .. } => true,
             AzureError::Http { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }

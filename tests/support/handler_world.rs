@@ -91,6 +91,8 @@ pub struct World {
 impl World {
     pub async fn start() -> World {
         let azure = fake_azure::FakeAzure::start().await;
+        // Many sweeps per test, none about Resource Graph's quota (tests/azure_strict.rs has those).
+        azure.lax_graph_quota_for_test();
         azure.add_subscription(SUB, "Enabled");
         let asm = fake_asm::FakeAsm::start(API_KEY).await;
         asm.add_scan(SCAN);
@@ -130,6 +132,7 @@ impl World {
             ("API_KEY", API_KEY.to_string()),
             ("IDENTITY_ENDPOINT", self.azure.identity_endpoint()),
             ("IDENTITY_HEADER", self.azure.identity_header()),
+            ("AZURE_CLIENT_ID", self.azure.client_id()),
             ("RETRY_QUEUE", QUEUE.to_string()),
             ("ServiceBusConnection", sas_connection(&self.bus)),
         ]
