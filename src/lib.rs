@@ -18,6 +18,8 @@ pub mod config;
 pub mod estate;
 pub mod extract;
 pub mod functions;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod http;
 #[cfg(feature = "lambda")]

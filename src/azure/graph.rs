@@ -69,7 +69,7 @@ fn request_body(arm: &Arm, scope: &Scope, query: &str, skip_token: Option<&str>)
     body
 }
 
-fn parse_rows(body: &[u8], what: &str) -> Result<Vec<Value>, AzureError> {
+pub(crate) fn parse_rows(body: &[u8], what: &str) -> Result<Vec<Value>, AzureError> {
     let rows: Rows = serde_json::from_slice(body).map_err(|e| bad(what, format!("not a Resource Graph page: {e}")))?;
     match rows.data {
         Some(Value::Array(rows)) => Ok(rows),

@@ -213,7 +213,7 @@ impl TableLedger {
     }
 
     /// Parses an entity's data properties back into the record text.
-    fn entity_data(entity: &Map<String, Value>, row: &str) -> Result<String, LedgerError> {
+    pub(crate) fn entity_data(entity: &Map<String, Value>, row: &str) -> Result<String, LedgerError> {
         let chunks = entity.get("Chunks").and_then(Value::as_u64).unwrap_or(1);
         let mut data = String::new();
         for i in 0..chunks {

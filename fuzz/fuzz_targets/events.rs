@@ -1,0 +1,9 @@
+//! Fuzz target `events`: see `seedwatch::fuzzing`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let result = seedwatch::fuzzing::run("events", data);
+    if let Err(broken) = seedwatch::fuzzing::check(&result) {
+        panic!("events: {broken}: {result:?}");
+    }
+});
