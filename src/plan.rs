@@ -1,18 +1,29 @@
 //! The plan: the seeds that would be pushed, with their sources and the warnings met on the
-//! way, rendered as a table for people or as one JSON object for programs. Pure: no I/O.
+//! way, rendered as a table for people or as one JSON object for programs. Pure apart from
+//! [`plan_estate_file`], which reads its file through [`crate::estate::stream_estate`].
 //!
-//! Callers build a [`Plan`] from an [`Extraction`] (estate file or live sweep alike), may add
-//! their own sections (the live path adds a completeness report) and print it.
+//! Callers build a [`Plan`] from an [`Extraction`] (a live sweep), or stream an estate file
+//! into one ([`plan_estate_file`]), may add their own sections (the live path adds a
+//! completeness report) and print it.
+
+mod build;
+mod owners;
+mod stream;
+
+pub use build::PlanBuilder;
+pub use owners::{OwnerId, OwnerIndex, Owners};
+pub use stream::{EstatePlanner, plan_estate_file};
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::ops::Range;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::check::EnabledChecks;
-use crate::extract::{Extraction, Warning, extract_resources};
+use crate::extract::{Extraction, ItemSeeds, Warning, extract_resources};
 use crate::resource::{Resource, ResourceId};
 use crate::seed::{Seed, SeedKind};
 
@@ -20,8 +31,15 @@ use crate::seed::{Seed, SeedKind};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedSeed {
     pub seed: Seed,
-    /// Source resource ids, sorted, without duplicates.
-    pub sources: Vec<ResourceId>,
+    /// Where its sources are in [`Plan::sources`] (sorted by id, without duplicates).
+    sources: Range<usize>,
+}
+
+impl PlannedSeed {
+    /// How many resources the seed comes from.
+    pub fn source_count(&self) -> usize {
+        self.sources.len()
+    }
 }
 
 /// What `seedwatch plan` shows.
@@ -29,6 +47,9 @@ pub struct PlannedSeed {
 pub struct Plan {
     /// Sorted: domains (grouped by parent domain), then IPv4, IPv6, ranges.
     pub seeds: Vec<PlannedSeed>,
+    /// Every seed's sources, one seed after the other.
+    sources: Vec<OwnerIndex>,
+    owners: Owners,
     /// Input warnings (unreadable items) first, then extraction warnings.
     pub warnings: Vec<Warning>,
     /// How many resources were read.
@@ -39,19 +60,47 @@ impl Plan {
     /// Builds the plan from an extraction; `input_warnings` are problems met while reading the
     /// resources (they are listed first), `resources` is how many were read.
     pub fn new(extraction: &Extraction, input_warnings: Vec<Warning>, resources: usize) -> Plan {
-        let mut seeds: Vec<PlannedSeed> = extraction
-            .seeds()
-            .into_iter()
-            .map(|(seed, sources)| PlannedSeed { seed, sources })
-            .collect();
-        seeds.sort_by(|a, b| display_order(&a.seed, &b.seed));
-        let mut warnings = input_warnings;
-        warnings.extend(extraction.warnings.iter().cloned());
-        Plan {
-            seeds,
-            warnings,
-            resources,
+        let mut builder = PlanBuilder::new();
+        for warning in input_warnings {
+            builder.input_warning(warning);
         }
+        for _ in 0..resources {
+            builder.count_resource();
+        }
+        let mut last: Option<(&ResourceId, OwnerIndex)> = None;
+        for contribution in &extraction.contributions {
+            let owner = match last {
+                Some((id, index)) if *id == contribution.owner => index,
+                _ => builder.owner(&contribution.owner),
+            };
+            last = Some((&contribution.owner, owner));
+            builder.add(
+                0,
+                owner,
+                ItemSeeds {
+                    seeds: vec![contribution.seed.clone()],
+                    warnings: Vec::new(),
+                },
+            );
+        }
+        builder.add(
+            0,
+            0,
+            ItemSeeds {
+                seeds: Vec::new(),
+                warnings: extraction.warnings.clone(),
+            },
+        );
+        builder.finish()
+    }
+
+    /// The resources `seed` comes from, sorted by id.
+    pub fn sources<'a>(&'a self, seed: &PlannedSeed) -> impl Iterator<Item = OwnerId<'a>> + 'a {
+        self.sources
+            .get(seed.sources.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|owner| self.owners.id(*owner))
     }
 
     /// Extracts `resources` with `checks` and builds the plan.
@@ -91,8 +140,8 @@ impl Plan {
                 [
                     s.seed.name().to_string(),
                     s.seed.kind().as_str().to_string(),
-                    s.sources.len().to_string(),
-                    s.sources.first().map(short_source).unwrap_or_default(),
+                    s.source_count().to_string(),
+                    self.sources(s).next().map(short_source).unwrap_or_default(),
                 ]
             })
             .collect();
@@ -166,7 +215,7 @@ impl Plan {
                 .map(|s| JsonSeed {
                     name: s.seed.name(),
                     kind: s.seed.kind().as_str(),
-                    sources: s.sources.iter().map(ResourceId::as_str).collect(),
+                    sources: self.sources(s).collect(),
                 })
                 .collect(),
             warnings: &self.warnings,
@@ -195,7 +244,7 @@ struct JsonSeed<'a> {
     name: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
-    sources: Vec<&'a str>,
+    sources: Vec<OwnerId<'a>>,
 }
 
 #[derive(Serialize)]
@@ -210,10 +259,13 @@ struct JsonSummary {
 }
 
 /// `rg-web/Microsoft.Web/sites/app` from a full id: enough to find the resource in a table.
-fn short_source(id: &ResourceId) -> String {
-    let text = id.as_str();
+fn short_source(owner: OwnerId<'_>) -> String {
+    let text = owner.to_string();
+    let Some(id) = owner.to_resource_id() else {
+        return text;
+    };
     let Some(at) = text.to_ascii_lowercase().find("/providers/") else {
-        return text.to_string();
+        return text;
     };
     match id.resource_group() {
         Some(rg) => format!("{rg}/{}", &text[at + "/providers/".len()..]),
@@ -223,7 +275,7 @@ fn short_source(id: &ResourceId) -> String {
 
 /// Domains first, grouped under their parent domains (`contoso.com`, `api.contoso.com`,
 /// `www.contoso.com`), then IPv4, IPv6 and ranges in numeric order.
-fn display_order(a: &Seed, b: &Seed) -> Ordering {
+pub(crate) fn display_order(a: &Seed, b: &Seed) -> Ordering {
     a.kind().cmp(&b.kind()).then_with(|| match a.kind() {
         SeedKind::Domain => a.name().rsplit('.').cmp(b.name().rsplit('.')),
         SeedKind::Ipv4 | SeedKind::Ipv6 => match (a.name().parse::<IpAddr>(), b.name().parse::<IpAddr>()) {
@@ -284,7 +336,7 @@ mod tests {
             ]
         );
         let www = &plan.seeds[2];
-        assert_eq!(www.sources.len(), 2);
+        assert_eq!(www.source_count(), 2);
     }
 
     #[test]
