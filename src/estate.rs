@@ -406,10 +406,95 @@ impl<'de, S: EstateSink> Visitor<'de> for ItemsVisitor<'_, S> {
     }
 }
 
+/// One array item as JSON, keeping of an object only the members [`Resource::from_json`] reads
+/// (the rest, such as `systemData` or `tenantId`, is skipped without being built).
+struct Item(Value);
+
+/// The members of an item that [`Resource::from_json`] reads.
+const RESOURCE_KEYS: [&str; 8] = ["id", "type", "name", "kind", "location", "properties", "sku", "tags"];
+
+impl<'de> serde::Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Item, D::Error> {
+        deserializer.deserialize_any(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+/// A member name: one of [`RESOURCE_KEYS`], or `None` for any other (not allocated).
+struct ResourceKey(Option<&'static str>);
+
+impl<'de> serde::Deserialize<'de> for ResourceKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ResourceKey, D::Error> {
+        deserializer.deserialize_str(ResourceKeyVisitor)
+    }
+}
+
+struct ResourceKeyVisitor;
+
+impl Visitor<'_> for ResourceKeyVisitor {
+    type Value = ResourceKey;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<ResourceKey, E> {
+        Ok(ResourceKey(RESOURCE_KEYS.iter().copied().find(|key| *key == name)))
+    }
+}
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = Item;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an Azure resource")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+        let mut kept = serde_json::Map::new();
+        while let Some(key) = map.next_key::<ResourceKey>()? {
+            match key.0 {
+                Some(name) => {
+                    kept.insert(name.to_string(), map.next_value::<Value>()?);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Item(Value::Object(kept)))
+    }
+
+    // Anything else is not a resource; only its kind matters (`Resource::from_json` says so).
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Item(Value::Array(Vec::new())))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Item, E> {
+        Ok(Item(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Item, E> {
+        Ok(Item(Value::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Item, E> {
+        Ok(Item(Value::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Item, E> {
+        Ok(Item(Value::from(v)))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Item, E> {
+        Ok(Item(Value::String(String::new())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Item, E> {
+        Ok(Item(Value::Null))
+    }
+}
+
 /// Hands each item to `sink` as soon as it is parsed; its JSON is dropped right after.
 fn read_items<'de, A: SeqAccess<'de>, S: EstateSink>(mut seq: A, sink: &mut S) -> Result<usize, A::Error> {
     let mut items = 0;
-    while let Some(item) = seq.next_element::<Value>()? {
+    while let Some(Item(item)) = seq.next_element::<Item>()? {
         let index = items;
         items += 1;
         // Only a bad `type` leaves a usable id to name in the warning; read it only then.

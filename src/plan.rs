@@ -64,9 +64,7 @@ impl Plan {
         for warning in input_warnings {
             builder.input_warning(warning);
         }
-        for _ in 0..resources {
-            builder.count_resource();
-        }
+        builder.count_resources(resources);
         let mut last: Option<(&ResourceId, OwnerIndex)> = None;
         for contribution in &extraction.contributions {
             let owner = match last {
@@ -74,14 +72,7 @@ impl Plan {
                 _ => builder.owner(&contribution.owner),
             };
             last = Some((&contribution.owner, owner));
-            builder.add(
-                0,
-                owner,
-                ItemSeeds {
-                    seeds: vec![contribution.seed.clone()],
-                    warnings: Vec::new(),
-                },
-            );
+            builder.add_seed(owner, contribution.seed.clone());
         }
         builder.add(
             0,

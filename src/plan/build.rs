@@ -31,9 +31,9 @@ impl PlanBuilder {
         self.input_warnings.push(warning);
     }
 
-    /// Counts one resource read.
-    pub fn count_resource(&mut self) {
-        self.resources += 1;
+    /// Counts resources read.
+    pub fn count_resources(&mut self, count: usize) {
+        self.resources += count;
     }
 
     /// Registers an owner whose seeds will be added.
@@ -47,6 +47,11 @@ impl PlanBuilder {
             .extend(contribution.seeds.into_iter().map(|seed| (seed, owner)));
         self.warnings
             .extend(contribution.warnings.into_iter().map(|warning| (position, warning)));
+    }
+
+    /// Adds one seed of `owner`.
+    pub fn add_seed(&mut self, owner: OwnerIndex, seed: Seed) {
+        self.pairs.push((seed, owner));
     }
 
     /// Sorts seeds for display and sources by id, without duplicates.

@@ -64,7 +64,7 @@ impl EstatePlanner {
 
 impl EstateSink for EstatePlanner {
     fn resource(&mut self, index: usize, resource: Resource) {
-        self.builder.count_resource();
+        self.builder.count_resources(1);
         match self.facts.push(&resource) {
             Outcome::Known(contribution) => {
                 if contribution.seeds.is_empty() && contribution.warnings.is_empty() {
