@@ -162,7 +162,7 @@ fn group(i: usize) -> Vec<String> {
         "Microsoft.Network/dnszones",
         &format!(
             "\"zoneType\": \"{}\", \"maxNumberOfRecordSets\": 10000, \"numberOfRecordSets\": 5, \"nameServers\": [\"ns1-0{}.azure-dns.com.\", \"ns2-0{}.azure-dns.net.\", \"ns3-0{}.azure-dns.org.\", \"ns4-0{}.azure-dns.info.\"]",
-            if i % 4 == 0 { "Private" } else { "Public" },
+            if i.is_multiple_of(4) { "Private" } else { "Public" },
             i % 9,
             i % 9,
             i % 9,

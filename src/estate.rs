@@ -52,6 +52,11 @@ pub trait EstateSink {
     fn resource(&mut self, index: usize, resource: Resource);
     /// An item that could not be used (the warning names `estate[index]`).
     fn rejected(&mut self, warning: Warning);
+    /// Whether resources of `arm_type` (lower case) need their `properties`, `sku` and `tags`;
+    /// when not, those members are skipped while parsing, without being built.
+    fn needs_body(&self, _arm_type: &str) -> bool {
+        true
+    }
 }
 
 impl EstateSink for Estate {
@@ -78,6 +83,9 @@ impl EstateSink for ExtractionInputs {
     }
     fn rejected(&mut self, warning: Warning) {
         self.0.warnings.push(warning);
+    }
+    fn needs_body(&self, arm_type: &str) -> bool {
+        is_owner_type(arm_type) || is_companion_type(arm_type)
     }
 }
 
@@ -413,13 +421,23 @@ struct Item(Value);
 /// The members of an item that [`Resource::from_json`] reads.
 const RESOURCE_KEYS: [&str; 8] = ["id", "type", "name", "kind", "location", "properties", "sku", "tags"];
 
-impl<'de> serde::Deserialize<'de> for Item {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Item, D::Error> {
-        deserializer.deserialize_any(ItemVisitor)
+/// Reads one [`Item`], asking the sink whether the body of its type is needed.
+struct ItemSeed<'s, S> {
+    sink: &'s S,
+}
+
+impl<'de, S: EstateSink> DeserializeSeed<'de> for ItemSeed<'_, S> {
+    type Value = Item;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Item, D::Error> {
+        deserializer.deserialize_any(ItemVisitor { sink: self.sink })
     }
 }
 
-struct ItemVisitor;
+struct ItemVisitor<'s, S> {
+    sink: &'s S,
+}
+
+const BODY_KEYS: [&str; 3] = ["properties", "sku", "tags"];
 
 /// A member name: one of [`RESOURCE_KEYS`], or `None` for any other (not allocated).
 struct ResourceKey(Option<&'static str>);
@@ -444,7 +462,7 @@ impl Visitor<'_> for ResourceKeyVisitor {
     }
 }
 
-impl<'de> Visitor<'de> for ItemVisitor {
+impl<'de, S: EstateSink> Visitor<'de> for ItemVisitor<'_, S> {
     type Value = Item;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -453,10 +471,25 @@ impl<'de> Visitor<'de> for ItemVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
         let mut kept = serde_json::Map::new();
+        // Whether the body is needed, once a usable `type` has been read (members usually come
+        // in the order id, name, type, ..., properties).
+        let mut needs_body: Option<bool> = None;
         while let Some(key) = map.next_key::<ResourceKey>()? {
             match key.0 {
+                Some(name) if BODY_KEYS.contains(&name) && needs_body == Some(false) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
                 Some(name) => {
-                    kept.insert(name.to_string(), map.next_value::<Value>()?);
+                    let value = map.next_value::<Value>()?;
+                    if name == "type" {
+                        needs_body = match &value {
+                            Value::String(t) if !t.trim().is_empty() => {
+                                Some(self.sink.needs_body(&t.trim().to_ascii_lowercase()))
+                            }
+                            _ => Some(true),
+                        };
+                    }
+                    kept.insert(name.to_string(), value);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -494,7 +527,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
 /// Hands each item to `sink` as soon as it is parsed; its JSON is dropped right after.
 fn read_items<'de, A: SeqAccess<'de>, S: EstateSink>(mut seq: A, sink: &mut S) -> Result<usize, A::Error> {
     let mut items = 0;
-    while let Some(Item(item)) = seq.next_element::<Item>()? {
+    while let Some(Item(item)) = seq.next_element_seed(ItemSeed { sink: &*sink })? {
         let index = items;
         items += 1;
         // Only a bad `type` leaves a usable id to name in the warning; read it only then.

@@ -31,14 +31,20 @@ use crate::seed::{Seed, SeedKind};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedSeed {
     pub seed: Seed,
-    /// Where its sources are in [`Plan::sources`] (sorted by id, without duplicates).
-    sources: Range<usize>,
+    /// Where its sources are in the plan's list (sorted by id, without duplicates).
+    first_source: u32,
+    source_count: u32,
 }
 
 impl PlannedSeed {
     /// How many resources the seed comes from.
     pub fn source_count(&self) -> usize {
-        self.sources.len()
+        self.source_count as usize
+    }
+
+    fn sources(&self) -> Range<usize> {
+        let start = self.first_source as usize;
+        start..start + self.source_count as usize
     }
 }
 
@@ -88,7 +94,7 @@ impl Plan {
     /// The resources `seed` comes from, sorted by id.
     pub fn sources<'a>(&'a self, seed: &PlannedSeed) -> impl Iterator<Item = OwnerId<'a>> + 'a {
         self.sources
-            .get(seed.sources.clone())
+            .get(seed.sources())
             .unwrap_or_default()
             .iter()
             .map(|owner| self.owners.id(*owner))

@@ -9,7 +9,7 @@ use std::fmt;
 use crate::resource::ResourceId;
 
 /// An owner's position in [`Owners`].
-pub type OwnerIndex = usize;
+pub type OwnerIndex = u32;
 
 #[derive(Debug, Clone)]
 pub struct Owners {
@@ -69,11 +69,12 @@ impl Owners {
             name_start: self.names.len(),
         });
         self.names.push_str(name);
-        self.entries.len() - 1
+        // Past u32::MAX owners (far more than memory holds) the last index is reused.
+        u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
     }
 
     fn parts(&self, index: OwnerIndex) -> (&str, &str) {
-        let Some(entry) = self.entries.get(index) else {
+        let Some(entry) = self.entries.get(index as usize) else {
             return ("", "");
         };
         let prefix = self.prefixes.get(entry.prefix as usize).map_or("", |p| p);

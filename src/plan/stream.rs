@@ -5,6 +5,7 @@
 //! its `blobServices/default`) is held as a small decision and resolved at the end, so the plan
 //! is the one the whole file gives when extracted at once.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::Plan;
@@ -12,7 +13,7 @@ use super::build::PlanBuilder;
 use super::owners::OwnerIndex;
 use crate::check::EnabledChecks;
 use crate::estate::{EstateError, EstateSink, stream_estate};
-use crate::extract::{FactStream, Outcome, Warning};
+use crate::extract::{Fact, FactStream, ItemSeeds, Outcome, Warning, is_companion_type, is_owner_type};
 use crate::resource::Resource;
 
 /// Reads the estate file at `path` item by item and returns its plan.
@@ -27,6 +28,10 @@ pub fn plan_estate_file(path: &Path, checks: &EnabledChecks) -> Result<Plan, Est
 pub struct EstatePlanner {
     facts: FactStream,
     builder: PlanBuilder,
+    /// Facts seeds were made conditional on; condition `1 + 2 * index + answer`.
+    conditions: Vec<Fact>,
+    condition_index: HashMap<Fact, u32>,
+    /// Outcomes that depend on more than one fact, or whose warnings depend on one.
     pending: Vec<Pending>,
 }
 
@@ -42,6 +47,8 @@ impl EstatePlanner {
         EstatePlanner {
             facts: FactStream::new(checks),
             builder: PlanBuilder::new(),
+            conditions: Vec::new(),
+            condition_index: HashMap::new(),
             pending: Vec::new(),
         }
     }
@@ -51,14 +58,60 @@ impl EstatePlanner {
         let EstatePlanner {
             facts,
             mut builder,
+            conditions,
+            condition_index,
             pending,
         } = self;
+        drop(condition_index);
+        let holds: Vec<bool> = conditions.iter().map(|fact| facts.holds(fact)).collect();
+        builder.resolve_conditions(|condition| {
+            let index = (condition - 1) / 2;
+            let answer = (condition - 1) % 2 == 1;
+            holds.get(index as usize).is_some_and(|holds| *holds == answer)
+        });
         for item in pending {
             let contribution = item.outcome.resolve(&mut |fact| facts.holds(fact));
             builder.add(item.position, item.owner, contribution);
         }
         drop(facts);
         builder.finish()
+    }
+}
+
+impl EstatePlanner {
+    /// Adds the seeds of both answers to `fact`: common ones always, the others under their
+    /// answer. `no` and `yes` have the same warnings.
+    fn add_both(&mut self, position: usize, resource: &Resource, fact: Fact, no: ItemSeeds, yes: ItemSeeds) {
+        if no.seeds.is_empty() && yes.seeds.is_empty() && no.warnings.is_empty() {
+            return;
+        }
+        let owner = self.builder.owner(&resource.id);
+        let next = u32::try_from(self.conditions.len()).unwrap_or(u32::MAX);
+        let index = *self.condition_index.entry(fact.clone()).or_insert(next);
+        if index == next {
+            self.conditions.push(fact);
+        }
+        let when = |answer: bool| index.saturating_mul(2).saturating_add(1 + u32::from(answer));
+        for seed in &yes.seeds {
+            if no.seeds.contains(seed) {
+                self.builder.add_seed(owner, seed.clone());
+            } else {
+                self.builder.add_conditional(owner, seed.clone(), when(true));
+            }
+        }
+        for seed in no.seeds {
+            if !yes.seeds.contains(&seed) {
+                self.builder.add_conditional(owner, seed, when(false));
+            }
+        }
+        self.builder.add(
+            position,
+            owner,
+            ItemSeeds {
+                seeds: Vec::new(),
+                warnings: no.warnings,
+            },
+        );
     }
 }
 
@@ -73,19 +126,39 @@ impl EstateSink for EstatePlanner {
                 let owner = self.builder.owner(&resource.id);
                 self.builder.add(index, owner, contribution);
             }
-            outcome => {
-                let owner = self.builder.owner(&resource.id);
-                self.pending.push(Pending {
-                    position: index,
-                    owner,
-                    outcome,
-                });
-            }
+            Outcome::Depends {
+                fact,
+                if_false,
+                if_true,
+            } => match (*if_false, *if_true) {
+                // The usual case (one fact, warnings alike): seeds of either answer are kept
+                // as 40-byte conditional entries, not as a held outcome.
+                (Outcome::Known(no), Outcome::Known(yes)) if no.warnings == yes.warnings => {
+                    self.add_both(index, &resource, fact, no, yes);
+                }
+                (if_false, if_true) => {
+                    let owner = self.builder.owner(&resource.id);
+                    self.pending.push(Pending {
+                        position: index,
+                        owner,
+                        outcome: Outcome::Depends {
+                            fact,
+                            if_false: Box::new(if_false),
+                            if_true: Box::new(if_true),
+                        },
+                    });
+                }
+            },
         }
     }
 
     fn rejected(&mut self, warning: Warning) {
         self.builder.input_warning(warning);
+    }
+
+    /// Extraction reads the bodies of owners and companions only (not VMs, disks, NICs).
+    fn needs_body(&self, arm_type: &str) -> bool {
+        is_owner_type(arm_type) || is_companion_type(arm_type)
     }
 }
 

@@ -113,7 +113,7 @@ pub(crate) fn generated_items(count: usize) -> Vec<Value> {
         let zone_id = id(i, &format!("Microsoft.Network/dnszones/zone{i}.example.com"));
         let zone = json!({
             "id": zone_id, "type": "Microsoft.Network/dnszones",
-            "properties": if i % 4 == 0 { json!({"zoneType": "Private"}) } else { json!({"zoneType": "Public"}) },
+            "properties": if i.is_multiple_of(4) { json!({"zoneType": "Private"}) } else { json!({"zoneType": "Public"}) },
         });
         let record =
             json!({"id": format!("{zone_id}/A/www"), "type": "Microsoft.Network/dnszones/A", "properties": {}});
@@ -127,13 +127,13 @@ pub(crate) fn generated_items(count: usize) -> Vec<Value> {
             "type": "Microsoft.Network/publicIPAddresses",
             "properties": {"ipAddress": format!("20.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256)},
         });
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             items.extend([blob, storage, record, apex, zone]);
         } else {
             items.extend([storage, zone, site.clone(), record, blob, apex]);
         }
         items.push(pip);
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             items.push(site);
             items.push(json!(5));
             items.push(json!({"id": "/subscriptions/1/x", "type": 3}));
