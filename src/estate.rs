@@ -57,6 +57,11 @@ pub trait EstateSink {
     fn needs_body(&self, _arm_type: &str) -> bool {
         true
     }
+    /// Whether resources need `kind`, `location`, `sku` and `tags` (extraction reads none of
+    /// them); when not, they are skipped while parsing.
+    fn needs_envelope_details(&self) -> bool {
+        true
+    }
 }
 
 impl EstateSink for Estate {
@@ -438,6 +443,7 @@ struct ItemVisitor<'s, S> {
 }
 
 const BODY_KEYS: [&str; 3] = ["properties", "sku", "tags"];
+const DETAIL_KEYS: [&str; 4] = ["kind", "location", "sku", "tags"];
 
 /// A member name: one of [`RESOURCE_KEYS`], or `None` for any other (not allocated).
 struct ResourceKey(Option<&'static str>);
@@ -474,8 +480,12 @@ impl<'de, S: EstateSink> Visitor<'de> for ItemVisitor<'_, S> {
         // Whether the body is needed, once a usable `type` has been read (members usually come
         // in the order id, name, type, ..., properties).
         let mut needs_body: Option<bool> = None;
+        let needs_details = self.sink.needs_envelope_details();
         while let Some(key) = map.next_key::<ResourceKey>()? {
             match key.0 {
+                Some(name) if !needs_details && DETAIL_KEYS.contains(&name) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
                 Some(name) if BODY_KEYS.contains(&name) && needs_body == Some(false) => {
                     map.next_value::<IgnoredAny>()?;
                 }

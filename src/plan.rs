@@ -274,7 +274,7 @@ fn short_source(owner: OwnerId<'_>) -> String {
 /// `www.contoso.com`), then IPv4, IPv6 and ranges in numeric order.
 pub(crate) fn display_order(a: &Seed, b: &Seed) -> Ordering {
     a.kind().cmp(&b.kind()).then_with(|| match a.kind() {
-        SeedKind::Domain => a.name().rsplit('.').cmp(b.name().rsplit('.')),
+        SeedKind::Domain => labels_from_the_end(a.name(), b.name()),
         SeedKind::Ipv4 | SeedKind::Ipv6 => match (a.name().parse::<IpAddr>(), b.name().parse::<IpAddr>()) {
             (Ok(x), Ok(y)) => x.cmp(&y),
             _ => a.name().cmp(b.name()),
@@ -284,6 +284,31 @@ pub(crate) fn display_order(a: &Seed, b: &Seed) -> Ordering {
             _ => a.name().cmp(b.name()),
         },
     })
+}
+
+/// `a.rsplit('.').cmp(b.rsplit('.'))` without the searcher: sorting a million seeds makes this
+/// comparison a good part of `plan`'s time.
+fn labels_from_the_end(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut a_end, mut b_end) = (Some(a.len()), Some(b.len()));
+    loop {
+        let (ae, be) = match (a_end, b_end) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(ae), Some(be)) => (ae, be),
+        };
+        let a_dot = a[..ae].iter().rposition(|c| *c == b'.');
+        let b_dot = b[..be].iter().rposition(|c| *c == b'.');
+        let a_label = &a[a_dot.map_or(0, |d| d + 1)..ae];
+        let b_label = &b[b_dot.map_or(0, |d| d + 1)..be];
+        match a_label.cmp(b_label) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+        a_end = a_dot;
+        b_end = b_dot;
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +327,38 @@ mod tests {
             "type": "Microsoft.Web/sites",
             "properties": {"hostNames": hosts},
         })
+    }
+
+    #[test]
+    fn label_order_is_rsplit_order() {
+        let names = [
+            "",
+            ".",
+            "a",
+            "a.",
+            ".a",
+            "com",
+            "a.com",
+            "b.com",
+            "a.b.com",
+            "ab.com",
+            "a.bcom",
+            "x.a.com",
+            "contoso.com",
+            "www.contoso.com",
+            "api.contoso.com",
+            "a..com",
+            "z.org",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(
+                    labels_from_the_end(a, b),
+                    a.rsplit('.').cmp(b.rsplit('.')),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
     }
 
     #[test]

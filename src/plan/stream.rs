@@ -160,6 +160,10 @@ impl EstateSink for EstatePlanner {
     fn needs_body(&self, arm_type: &str) -> bool {
         is_owner_type(arm_type) || is_companion_type(arm_type)
     }
+
+    fn needs_envelope_details(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
