@@ -7,6 +7,9 @@
 //! sink keeps. A bad item becomes a warning naming `estate[index]`; a file that
 //! is not JSON, or JSON of another shape, is an error naming the file, line and column.
 
+mod item;
+mod text;
+
 use std::cell::Cell;
 use std::fmt;
 use std::io::{BufReader, Read};
@@ -18,6 +21,8 @@ use serde_json::Value;
 
 use crate::extract::{Warning, is_companion_type, is_owner_type};
 use crate::resource::Resource;
+use item::{Item, ItemSeed};
+use text::{BadUtf16, ContentTracker, Utf16Reader};
 
 /// The resources read from an estate file, and the items that could not be used.
 #[derive(Debug, Clone, Default)]
@@ -189,128 +194,6 @@ fn parse_from(mut input: impl Read, file: &str, sink: &mut impl EstateSink) -> R
     })
 }
 
-/// Notes whether anything but whitespace went through (an all-whitespace file is "empty").
-struct ContentTracker<R> {
-    inner: R,
-    seen_content: Rc<Cell<bool>>,
-}
-
-impl<R: Read> Read for ContentTracker<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if !self.seen_content.get() && !buf[..n].iter().all(u8::is_ascii_whitespace) {
-            self.seen_content.set(true);
-        }
-        Ok(n)
-    }
-}
-
-#[derive(Debug)]
-struct BadUtf16;
-
-impl fmt::Display for BadUtf16 {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("the file looks like UTF-16 but is not valid UTF-16; save it as UTF-8")
-    }
-}
-
-impl std::error::Error for BadUtf16 {}
-
-/// UTF-16 (after its byte-order mark) to UTF-8, a buffer at a time.
-struct Utf16Reader<R> {
-    inner: R,
-    little: bool,
-    /// A high surrogate waiting for its low half, and an odd byte waiting for its pair.
-    pending_unit: Option<u16>,
-    pending_byte: Option<u8>,
-    out: Vec<u8>,
-    out_at: usize,
-    done: bool,
-}
-
-impl<R: Read> Utf16Reader<R> {
-    fn new(inner: R, little: bool) -> Self {
-        Utf16Reader {
-            inner,
-            little,
-            pending_unit: None,
-            pending_byte: None,
-            out: Vec::new(),
-            out_at: 0,
-            done: false,
-        }
-    }
-
-    fn bad() -> std::io::Error {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, BadUtf16)
-    }
-
-    /// Decodes the next chunk into `out`; false at the end of the input.
-    fn refill(&mut self) -> std::io::Result<bool> {
-        self.out.clear();
-        self.out_at = 0;
-        while self.out.is_empty() {
-            if self.done {
-                return Ok(false);
-            }
-            let mut raw = [0u8; 8192];
-            let n = self.inner.read(&mut raw)?;
-            if n == 0 {
-                self.done = true;
-                if self.pending_byte.is_some() || self.pending_unit.is_some() {
-                    return Err(Self::bad());
-                }
-                return Ok(false);
-            }
-            let mut bytes = self.pending_byte.take().into_iter().chain(raw[..n].iter().copied());
-            while let Some(first) = bytes.next() {
-                let Some(second) = bytes.next() else {
-                    self.pending_byte = Some(first);
-                    break;
-                };
-                let unit = if self.little {
-                    u16::from_le_bytes([first, second])
-                } else {
-                    u16::from_be_bytes([first, second])
-                };
-                self.push_unit(unit)?;
-            }
-        }
-        Ok(true)
-    }
-
-    fn push_unit(&mut self, unit: u16) -> std::io::Result<()> {
-        let decoded = match (self.pending_unit.take(), unit) {
-            (None, 0xD800..=0xDBFF) => {
-                self.pending_unit = Some(unit);
-                return Ok(());
-            }
-            (None, unit) => char::decode_utf16([unit]).next(),
-            (Some(high), low) => char::decode_utf16([high, low]).next(),
-        };
-        match decoded {
-            Some(Ok(c)) => {
-                let mut buf = [0u8; 4];
-                self.out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                Ok(())
-            }
-            _ => Err(Self::bad()),
-        }
-    }
-}
-
-impl<R: Read> Read for Utf16Reader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.out_at == self.out.len() && !self.refill()? {
-            return Ok(0);
-        }
-        let n = buf.len().min(self.out.len() - self.out_at);
-        buf[..n].copy_from_slice(&self.out[self.out_at..self.out_at + n]);
-        self.out_at += n;
-        Ok(n)
-    }
-}
-
 /// serde_json appends " at line L column C"; the error already says where.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
@@ -416,121 +299,6 @@ impl<'de, S: EstateSink> Visitor<'de> for ItemsVisitor<'_, S> {
             "\"{}\" is an object, not an array of resources (a Resource Graph table result? query with resultFormat objectArray, as `az graph query` does)",
             self.key
         )))
-    }
-}
-
-/// One array item as JSON, keeping of an object only the members [`Resource::from_json`] reads
-/// (the rest, such as `systemData` or `tenantId`, is skipped without being built).
-struct Item(Value);
-
-/// The members of an item that [`Resource::from_json`] reads.
-const RESOURCE_KEYS: [&str; 8] = ["id", "type", "name", "kind", "location", "properties", "sku", "tags"];
-
-/// Reads one [`Item`], asking the sink whether the body of its type is needed.
-struct ItemSeed<'s, S> {
-    sink: &'s S,
-}
-
-impl<'de, S: EstateSink> DeserializeSeed<'de> for ItemSeed<'_, S> {
-    type Value = Item;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Item, D::Error> {
-        deserializer.deserialize_any(ItemVisitor { sink: self.sink })
-    }
-}
-
-struct ItemVisitor<'s, S> {
-    sink: &'s S,
-}
-
-const BODY_KEYS: [&str; 3] = ["properties", "sku", "tags"];
-const DETAIL_KEYS: [&str; 4] = ["kind", "location", "sku", "tags"];
-
-/// A member name: one of [`RESOURCE_KEYS`], or `None` for any other (not allocated).
-struct ResourceKey(Option<&'static str>);
-
-impl<'de> serde::Deserialize<'de> for ResourceKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ResourceKey, D::Error> {
-        deserializer.deserialize_str(ResourceKeyVisitor)
-    }
-}
-
-struct ResourceKeyVisitor;
-
-impl Visitor<'_> for ResourceKeyVisitor {
-    type Value = ResourceKey;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<ResourceKey, E> {
-        Ok(ResourceKey(RESOURCE_KEYS.iter().copied().find(|key| *key == name)))
-    }
-}
-
-impl<'de, S: EstateSink> Visitor<'de> for ItemVisitor<'_, S> {
-    type Value = Item;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an Azure resource")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
-        let mut kept = serde_json::Map::new();
-        // Whether the body is needed, once a usable `type` has been read (members usually come
-        // in the order id, name, type, ..., properties).
-        let mut needs_body: Option<bool> = None;
-        let needs_details = self.sink.needs_envelope_details();
-        while let Some(key) = map.next_key::<ResourceKey>()? {
-            match key.0 {
-                Some(name) if !needs_details && DETAIL_KEYS.contains(&name) => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Some(name) if BODY_KEYS.contains(&name) && needs_body == Some(false) => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Some(name) => {
-                    let value = map.next_value::<Value>()?;
-                    if name == "type" {
-                        needs_body = match &value {
-                            Value::String(t) if !t.trim().is_empty() => {
-                                Some(self.sink.needs_body(&t.trim().to_ascii_lowercase()))
-                            }
-                            _ => Some(true),
-                        };
-                    }
-                    kept.insert(name.to_string(), value);
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(Item(Value::Object(kept)))
-    }
-
-    // Anything else is not a resource; only its kind matters (`Resource::from_json` says so).
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Item(Value::Array(Vec::new())))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Item, E> {
-        Ok(Item(Value::Bool(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Item, E> {
-        Ok(Item(Value::from(v)))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Item, E> {
-        Ok(Item(Value::from(v)))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Item, E> {
-        Ok(Item(Value::from(v)))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Item, E> {
-        Ok(Item(Value::String(String::new())))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Item, E> {
-        Ok(Item(Value::Null))
     }
 }
 
