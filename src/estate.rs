@@ -2,18 +2,27 @@
 //!
 //! Accepted top levels: a JSON array of ARM resource objects, an object with a `data` array
 //! (`az graph query`, Resource Graph REST) or an object with a `value` array (an ARM list).
-//! Items are converted one at a time while the file is parsed, so the raw JSON of the whole
-//! estate is never held twice. A bad item becomes a warning naming `estate[index]`; a file that
+//! The file is streamed through a buffered reader and each item is handed to an [`EstateSink`]
+//! as soon as it is parsed, so memory does not grow with the file: what grows is only what the
+//! sink keeps. A bad item becomes a warning naming `estate[index]`; a file that
 //! is not JSON, or JSON of another shape, is an error naming the file, line and column.
 
+mod item;
+mod text;
+
+use std::cell::Cell;
 use std::fmt;
+use std::io::{BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::extract::{Warning, is_companion_type, is_owner_type};
 use crate::resource::Resource;
+use item::{Item, ItemSeed};
+use text::{BadUtf16, ContentTracker, Utf16Reader};
 
 /// The resources read from an estate file, and the items that could not be used.
 #[derive(Debug, Clone, Default)]
@@ -42,88 +51,147 @@ pub enum EstateError {
 
 const EXPECTED: &str = "a JSON array of Azure resources, or an object with a \"data\" array (az graph query) or a \"value\" array (ARM list)";
 
+/// Receives the items of an estate file as they are parsed, in file order.
+pub trait EstateSink {
+    /// Item `index` of the array, read as a resource.
+    fn resource(&mut self, index: usize, resource: Resource);
+    /// An item that could not be used (the warning names `estate[index]`).
+    fn rejected(&mut self, warning: Warning);
+    /// Whether resources of `arm_type` (lower case) need their `properties`, `sku` and `tags`;
+    /// when not, those members are skipped while parsing, without being built.
+    fn needs_body(&self, _arm_type: &str) -> bool {
+        true
+    }
+    /// Whether resources need `kind`, `location`, `sku` and `tags` (extraction reads none of
+    /// them); when not, they are skipped while parsing.
+    fn needs_envelope_details(&self) -> bool {
+        true
+    }
+}
+
+impl EstateSink for Estate {
+    fn resource(&mut self, _: usize, resource: Resource) {
+        self.resources.push(resource);
+    }
+    fn rejected(&mut self, warning: Warning) {
+        self.warnings.push(warning);
+    }
+}
+
+/// Keeps resources of types that neither own seeds nor are companions (virtual machines,
+/// disks, NICs: most of a real estate) with their envelope only.
+struct ExtractionInputs(Estate);
+
+impl EstateSink for ExtractionInputs {
+    fn resource(&mut self, _: usize, mut resource: Resource) {
+        if !is_owner_type(&resource.arm_type) && !is_companion_type(&resource.arm_type) {
+            resource.properties = Value::Null;
+            resource.sku = Value::Null;
+            resource.tags = Value::Null;
+        }
+        self.0.resources.push(resource);
+    }
+    fn rejected(&mut self, warning: Warning) {
+        self.0.warnings.push(warning);
+    }
+    fn needs_body(&self, arm_type: &str) -> bool {
+        is_owner_type(arm_type) || is_companion_type(arm_type)
+    }
+}
+
 /// Reads and parses an estate file, keeping every resource whole.
 pub fn read_estate(path: &Path) -> Result<Estate, EstateError> {
-    read(path, Keep::Everything)
+    let mut estate = Estate::default();
+    estate.items = stream_estate(path, &mut estate)?;
+    Ok(estate)
 }
 
 /// Reads an estate file for extraction only: resources of types that neither own seeds nor
-/// are companions (virtual machines, disks, NICs: most of a real estate) keep their envelope
-/// but not their body, so a large estate fits in far less memory.
+/// are companions keep their envelope but not their body.
 pub fn read_estate_for_extraction(path: &Path) -> Result<Estate, EstateError> {
-    read(path, Keep::ExtractionInputs)
+    let mut inputs = ExtractionInputs(Estate::default());
+    inputs.0.items = stream_estate(path, &mut inputs)?;
+    Ok(inputs.0)
 }
 
 /// Parses estate JSON; `file` names the source in errors.
 pub fn parse_estate(bytes: &[u8], file: &str) -> Result<Estate, EstateError> {
-    parse(bytes, file, Keep::Everything)
+    let mut estate = Estate::default();
+    estate.items = parse_from(bytes, file, &mut estate)?;
+    Ok(estate)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keep {
-    Everything,
-    ExtractionInputs,
-}
-
-fn read(path: &Path, keep: Keep) -> Result<Estate, EstateError> {
+/// Streams an estate file into `sink`, one item at a time, through a buffered reader: memory
+/// does not grow with the file. Returns how many items the file listed.
+pub fn stream_estate(path: &Path, sink: &mut impl EstateSink) -> Result<usize, EstateError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| EstateError::Read {
+    let opened = std::fs::File::open(path).map_err(|e| EstateError::Read {
         file: file.clone(),
         message: e.to_string(),
     })?;
-    parse(&bytes, &file, keep)
+    parse_from(opened, &file, sink)
 }
 
-fn parse(bytes: &[u8], file: &str, keep: Keep) -> Result<Estate, EstateError> {
-    let transcoded;
-    let text: &[u8] = if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        rest
-    } else if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
-        // PowerShell's `>` writes UTF-16 with a byte-order mark.
-        transcoded = utf16_to_utf8(bytes).ok_or_else(|| EstateError::Shape {
-            file: file.to_string(),
-            message: "the file looks like UTF-16 but is not valid UTF-16; save it as UTF-8".into(),
-        })?;
-        transcoded.as_bytes()
-    } else {
-        bytes
+/// Parses estate JSON from any reader (a UTF-8 byte-order mark is skipped, UTF-16 with a mark
+/// is transcoded on the fly).
+fn parse_from(mut input: impl Read, file: &str, sink: &mut impl EstateSink) -> Result<usize, EstateError> {
+    let read_error = |e: std::io::Error| EstateError::Read {
+        file: file.to_string(),
+        message: e.to_string(),
     };
-    if text.iter().all(u8::is_ascii_whitespace) {
-        return Err(EstateError::Shape {
-            file: file.to_string(),
-            message: format!("the file is empty; expected {EXPECTED}"),
-        });
+    let mut head = [0u8; 3];
+    let mut filled = 0;
+    while filled < head.len() {
+        match input.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(e)),
+        }
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(text);
-    let estate = EstateSeed { keep }
+    let head = &head[..filled];
+    let text: Box<dyn Read + '_> = if head.starts_with(b"\xEF\xBB\xBF") {
+        Box::new(input)
+    } else if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
+        // PowerShell's `>` writes UTF-16 with a byte-order mark.
+        let little = head[0] == 0xFF;
+        Box::new(Utf16Reader::new(head[2..].chain(input), little))
+    } else {
+        Box::new(head.chain(input))
+    };
+    let seen_content = Rc::new(Cell::new(false));
+    let tracked = ContentTracker {
+        inner: text,
+        seen_content: Rc::clone(&seen_content),
+    };
+    let mut deserializer = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, tracked));
+    let parsed = EstateSeed { sink }
         .deserialize(&mut deserializer)
-        .and_then(|estate| deserializer.end().map(|()| estate))
-        .map_err(|e| EstateError::Json {
+        .and_then(|items| deserializer.end().map(|()| items));
+    parsed.map_err(|e| {
+        if e.is_io() {
+            let io = std::io::Error::from(e);
+            if io.get_ref().is_some_and(|inner| inner.is::<BadUtf16>()) {
+                return EstateError::Shape {
+                    file: file.to_string(),
+                    message: BadUtf16.to_string(),
+                };
+            }
+            return read_error(io);
+        }
+        if !seen_content.get() {
+            return EstateError::Shape {
+                file: file.to_string(),
+                message: format!("the file is empty; expected {EXPECTED}"),
+            };
+        }
+        EstateError::Json {
             file: file.to_string(),
             line: e.line(),
             column: e.column(),
             message: strip_position(&e.to_string()),
-        })?;
-    Ok(estate)
-}
-
-fn utf16_to_utf8(bytes: &[u8]) -> Option<String> {
-    let little = bytes.starts_with(b"\xFF\xFE");
-    let body = &bytes[2..];
-    if !body.len().is_multiple_of(2) {
-        return None;
-    }
-    let units: Vec<u16> = body
-        .chunks_exact(2)
-        .map(|c| {
-            if little {
-                u16::from_le_bytes([c[0], c[1]])
-            } else {
-                u16::from_be_bytes([c[0], c[1]])
-            }
-        })
-        .collect();
-    String::from_utf16(&units).ok()
+        }
+    })
 }
 
 /// serde_json appends " at line L column C"; the error already says where.
@@ -134,41 +202,42 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// The top level: an array, or an object holding `data` or `value`.
-struct EstateSeed {
-    keep: Keep,
+/// The top level: an array, or an object holding `data` or `value`. Its value is how many
+/// items the array listed.
+struct EstateSeed<'s, S> {
+    sink: &'s mut S,
 }
 
-impl<'de> DeserializeSeed<'de> for EstateSeed {
-    type Value = Estate;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Estate, D::Error> {
-        deserializer.deserialize_any(TopVisitor { keep: self.keep })
+impl<'de, S: EstateSink> DeserializeSeed<'de> for EstateSeed<'_, S> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_any(TopVisitor { sink: self.sink })
     }
 }
 
-struct TopVisitor {
-    keep: Keep,
+struct TopVisitor<'s, S> {
+    sink: &'s mut S,
 }
 
-impl<'de> Visitor<'de> for TopVisitor {
-    type Value = Estate;
+impl<'de, S: EstateSink> Visitor<'de> for TopVisitor<'_, S> {
+    type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(EXPECTED)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Estate, A::Error> {
-        read_items(seq, self.keep)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<usize, A::Error> {
+        read_items(seq, self.sink)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Estate, A::Error> {
-        let mut found: Option<Estate> = None;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let mut found: Option<usize> = None;
         let mut keys = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             if (key == "data" || key == "value") && found.is_none() {
                 found = Some(map.next_value_seed(ItemsSeed {
                     key: key.clone(),
-                    keep: self.keep,
+                    sink: &mut *self.sink,
                 })?);
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -191,38 +260,38 @@ impl<'de> Visitor<'de> for TopVisitor {
 }
 
 /// The array under `data` or `value`.
-struct ItemsSeed {
+struct ItemsSeed<'s, S> {
     key: String,
-    keep: Keep,
+    sink: &'s mut S,
 }
 
-impl<'de> DeserializeSeed<'de> for ItemsSeed {
-    type Value = Estate;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Estate, D::Error> {
+impl<'de, S: EstateSink> DeserializeSeed<'de> for ItemsSeed<'_, S> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
         deserializer.deserialize_any(ItemsVisitor {
             key: self.key,
-            keep: self.keep,
+            sink: self.sink,
         })
     }
 }
 
-struct ItemsVisitor {
+struct ItemsVisitor<'s, S> {
     key: String,
-    keep: Keep,
+    sink: &'s mut S,
 }
 
-impl<'de> Visitor<'de> for ItemsVisitor {
-    type Value = Estate;
+impl<'de, S: EstateSink> Visitor<'de> for ItemsVisitor<'_, S> {
+    type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "\"{}\" to be an array of Azure resources", self.key)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Estate, A::Error> {
-        read_items(seq, self.keep)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<usize, A::Error> {
+        read_items(seq, self.sink)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Estate, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
         while map.next_key::<IgnoredAny>()?.is_some() {
             map.next_value::<IgnoredAny>()?;
         }
@@ -233,14 +302,12 @@ impl<'de> Visitor<'de> for ItemsVisitor {
     }
 }
 
-fn read_items<'de, A: SeqAccess<'de>>(mut seq: A, keep: Keep) -> Result<Estate, A::Error> {
-    let mut estate = Estate::default();
-    if let Some(hint) = seq.size_hint() {
-        estate.resources.reserve(hint);
-    }
-    while let Some(item) = seq.next_element::<Value>()? {
-        let index = estate.items;
-        estate.items += 1;
+/// Hands each item to `sink` as soon as it is parsed; its JSON is dropped right after.
+fn read_items<'de, A: SeqAccess<'de>, S: EstateSink>(mut seq: A, sink: &mut S) -> Result<usize, A::Error> {
+    let mut items = 0;
+    while let Some(Item(item)) = seq.next_element_seed(ItemSeed { sink: &*sink })? {
+        let index = items;
+        items += 1;
         // Only a bad `type` leaves a usable id to name in the warning; read it only then.
         let id = match item.get("type") {
             None | Some(Value::Null | Value::String(_)) => None,
@@ -250,18 +317,8 @@ fn read_items<'de, A: SeqAccess<'de>>(mut seq: A, keep: Keep) -> Result<Estate, 
                 .map(|id| id.chars().take(200).collect::<String>()),
         };
         match Resource::from_json(item) {
-            Ok(mut resource) => {
-                if keep == Keep::ExtractionInputs
-                    && !is_owner_type(&resource.arm_type)
-                    && !is_companion_type(&resource.arm_type)
-                {
-                    resource.properties = Value::Null;
-                    resource.sku = Value::Null;
-                    resource.tags = Value::Null;
-                }
-                estate.resources.push(resource);
-            }
-            Err(error) => estate.warnings.push(Warning {
+            Ok(resource) => sink.resource(index, resource),
+            Err(error) => sink.rejected(Warning {
                 resource: format!("estate[{index}]"),
                 path: String::new(),
                 message: match id {
@@ -273,7 +330,7 @@ fn read_items<'de, A: SeqAccess<'de>>(mut seq: A, keep: Keep) -> Result<Estate, 
             }),
         }
     }
-    Ok(estate)
+    Ok(items)
 }
 
 #[cfg(test)]

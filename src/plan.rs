@@ -1,18 +1,29 @@
 //! The plan: the seeds that would be pushed, with their sources and the warnings met on the
-//! way, rendered as a table for people or as one JSON object for programs. Pure: no I/O.
+//! way, rendered as a table for people or as one JSON object for programs. Pure apart from
+//! [`plan_estate_file`], which reads its file through [`crate::estate::stream_estate`].
 //!
-//! Callers build a [`Plan`] from an [`Extraction`] (estate file or live sweep alike), may add
-//! their own sections (the live path adds a completeness report) and print it.
+//! Callers build a [`Plan`] from an [`Extraction`] (a live sweep), or stream an estate file
+//! into one ([`plan_estate_file`]), may add their own sections (the live path adds a
+//! completeness report) and print it.
+
+mod build;
+mod owners;
+mod stream;
+
+pub use build::PlanBuilder;
+pub use owners::{OwnerId, OwnerIndex, Owners};
+pub use stream::{EstatePlanner, plan_estate_file};
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::ops::Range;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::check::EnabledChecks;
-use crate::extract::{Extraction, Warning, extract_resources};
+use crate::extract::{Extraction, ItemSeeds, Warning, extract_resources};
 use crate::resource::{Resource, ResourceId};
 use crate::seed::{Seed, SeedKind};
 
@@ -20,8 +31,21 @@ use crate::seed::{Seed, SeedKind};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedSeed {
     pub seed: Seed,
-    /// Source resource ids, sorted, without duplicates.
-    pub sources: Vec<ResourceId>,
+    /// Where its sources are in the plan's list (sorted by id, without duplicates).
+    first_source: u32,
+    source_count: u32,
+}
+
+impl PlannedSeed {
+    /// How many resources the seed comes from.
+    pub fn source_count(&self) -> usize {
+        self.source_count as usize
+    }
+
+    fn sources(&self) -> Range<usize> {
+        let start = self.first_source as usize;
+        start..start + self.source_count as usize
+    }
 }
 
 /// What `seedwatch plan` shows.
@@ -29,6 +53,9 @@ pub struct PlannedSeed {
 pub struct Plan {
     /// Sorted: domains (grouped by parent domain), then IPv4, IPv6, ranges.
     pub seeds: Vec<PlannedSeed>,
+    /// Every seed's sources, one seed after the other.
+    sources: Vec<OwnerIndex>,
+    owners: Owners,
     /// Input warnings (unreadable items) first, then extraction warnings.
     pub warnings: Vec<Warning>,
     /// How many resources were read.
@@ -39,19 +66,38 @@ impl Plan {
     /// Builds the plan from an extraction; `input_warnings` are problems met while reading the
     /// resources (they are listed first), `resources` is how many were read.
     pub fn new(extraction: &Extraction, input_warnings: Vec<Warning>, resources: usize) -> Plan {
-        let mut seeds: Vec<PlannedSeed> = extraction
-            .seeds()
-            .into_iter()
-            .map(|(seed, sources)| PlannedSeed { seed, sources })
-            .collect();
-        seeds.sort_by(|a, b| display_order(&a.seed, &b.seed));
-        let mut warnings = input_warnings;
-        warnings.extend(extraction.warnings.iter().cloned());
-        Plan {
-            seeds,
-            warnings,
-            resources,
+        let mut builder = PlanBuilder::new();
+        for warning in input_warnings {
+            builder.input_warning(warning);
         }
+        builder.count_resources(resources);
+        let mut last: Option<(&ResourceId, OwnerIndex)> = None;
+        for contribution in &extraction.contributions {
+            let owner = match last {
+                Some((id, index)) if *id == contribution.owner => index,
+                _ => builder.owner(&contribution.owner),
+            };
+            last = Some((&contribution.owner, owner));
+            builder.add_seed(owner, contribution.seed.clone());
+        }
+        builder.add(
+            0,
+            0,
+            ItemSeeds {
+                seeds: Vec::new(),
+                warnings: extraction.warnings.clone(),
+            },
+        );
+        builder.finish()
+    }
+
+    /// The resources `seed` comes from, sorted by id.
+    pub fn sources<'a>(&'a self, seed: &PlannedSeed) -> impl Iterator<Item = OwnerId<'a>> + 'a {
+        self.sources
+            .get(seed.sources())
+            .unwrap_or_default()
+            .iter()
+            .map(|owner| self.owners.id(*owner))
     }
 
     /// Extracts `resources` with `checks` and builds the plan.
@@ -91,8 +137,8 @@ impl Plan {
                 [
                     s.seed.name().to_string(),
                     s.seed.kind().as_str().to_string(),
-                    s.sources.len().to_string(),
-                    s.sources.first().map(short_source).unwrap_or_default(),
+                    s.source_count().to_string(),
+                    self.sources(s).next().map(short_source).unwrap_or_default(),
                 ]
             })
             .collect();
@@ -166,7 +212,7 @@ impl Plan {
                 .map(|s| JsonSeed {
                     name: s.seed.name(),
                     kind: s.seed.kind().as_str(),
-                    sources: s.sources.iter().map(ResourceId::as_str).collect(),
+                    sources: self.sources(s).collect(),
                 })
                 .collect(),
             warnings: &self.warnings,
@@ -195,7 +241,7 @@ struct JsonSeed<'a> {
     name: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
-    sources: Vec<&'a str>,
+    sources: Vec<OwnerId<'a>>,
 }
 
 #[derive(Serialize)]
@@ -210,10 +256,13 @@ struct JsonSummary {
 }
 
 /// `rg-web/Microsoft.Web/sites/app` from a full id: enough to find the resource in a table.
-fn short_source(id: &ResourceId) -> String {
-    let text = id.as_str();
+fn short_source(owner: OwnerId<'_>) -> String {
+    let text = owner.to_string();
+    let Some(id) = owner.to_resource_id() else {
+        return text;
+    };
     let Some(at) = text.to_ascii_lowercase().find("/providers/") else {
-        return text.to_string();
+        return text;
     };
     match id.resource_group() {
         Some(rg) => format!("{rg}/{}", &text[at + "/providers/".len()..]),
@@ -223,9 +272,9 @@ fn short_source(id: &ResourceId) -> String {
 
 /// Domains first, grouped under their parent domains (`contoso.com`, `api.contoso.com`,
 /// `www.contoso.com`), then IPv4, IPv6 and ranges in numeric order.
-fn display_order(a: &Seed, b: &Seed) -> Ordering {
+pub(crate) fn display_order(a: &Seed, b: &Seed) -> Ordering {
     a.kind().cmp(&b.kind()).then_with(|| match a.kind() {
-        SeedKind::Domain => a.name().rsplit('.').cmp(b.name().rsplit('.')),
+        SeedKind::Domain => labels_from_the_end(a.name(), b.name()),
         SeedKind::Ipv4 | SeedKind::Ipv6 => match (a.name().parse::<IpAddr>(), b.name().parse::<IpAddr>()) {
             (Ok(x), Ok(y)) => x.cmp(&y),
             _ => a.name().cmp(b.name()),
@@ -235,6 +284,31 @@ fn display_order(a: &Seed, b: &Seed) -> Ordering {
             _ => a.name().cmp(b.name()),
         },
     })
+}
+
+/// `a.rsplit('.').cmp(b.rsplit('.'))` without the searcher: sorting a million seeds makes this
+/// comparison a good part of `plan`'s time.
+fn labels_from_the_end(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut a_end, mut b_end) = (Some(a.len()), Some(b.len()));
+    loop {
+        let (ae, be) = match (a_end, b_end) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(ae), Some(be)) => (ae, be),
+        };
+        let a_dot = a[..ae].iter().rposition(|c| *c == b'.');
+        let b_dot = b[..be].iter().rposition(|c| *c == b'.');
+        let a_label = &a[a_dot.map_or(0, |d| d + 1)..ae];
+        let b_label = &b[b_dot.map_or(0, |d| d + 1)..be];
+        match a_label.cmp(b_label) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+        a_end = a_dot;
+        b_end = b_dot;
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +327,38 @@ mod tests {
             "type": "Microsoft.Web/sites",
             "properties": {"hostNames": hosts},
         })
+    }
+
+    #[test]
+    fn label_order_is_rsplit_order() {
+        let names = [
+            "",
+            ".",
+            "a",
+            "a.",
+            ".a",
+            "com",
+            "a.com",
+            "b.com",
+            "a.b.com",
+            "ab.com",
+            "a.bcom",
+            "x.a.com",
+            "contoso.com",
+            "www.contoso.com",
+            "api.contoso.com",
+            "a..com",
+            "z.org",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(
+                    labels_from_the_end(a, b),
+                    a.rsplit('.').cmp(b.rsplit('.')),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -284,7 +390,7 @@ mod tests {
             ]
         );
         let www = &plan.seeds[2];
-        assert_eq!(www.sources.len(), 2);
+        assert_eq!(www.source_count(), 2);
     }
 
     #[test]

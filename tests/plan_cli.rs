@@ -331,3 +331,87 @@ fn bad_config_is_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("check_dns_zones"));
 }
+
+/// The file is streamed: a storage account before its `blobServices/default` and a record set
+/// before its private zone still get the whole file's answer, in the table and in `--json`.
+#[test]
+fn companions_after_their_owners_are_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("estate.json");
+    let rg = "/subscriptions/1/resourceGroups/rg/providers";
+    let items = serde_json::json!({"count": 4, "skip_token": null, "data": [
+        {"id": format!("{rg}/Microsoft.Network/dnszones/hidden.example.com/A/www"),
+         "type": "Microsoft.Network/dnszones/A", "properties": {"fqdn": "www.hidden.example.com."}},
+        {"id": format!("{rg}/Microsoft.Storage/storageAccounts/late"), "type": "Microsoft.Storage/storageAccounts",
+         "properties": {"primaryEndpoints": {"web": "https://late.z6.web.core.windows.net/"}}},
+        {"id": format!("{rg}/Microsoft.Network/dnszones/hidden.example.com"),
+         "type": "Microsoft.Network/dnszones", "properties": {"zoneType": "Private"}},
+        {"id": format!("{rg}/Microsoft.Storage/storageAccounts/late/blobServices/default"),
+         "type": "Microsoft.Storage/storageAccounts/blobServices",
+         "properties": {"staticWebsite": {"enabled": true}}},
+    ]});
+    std::fs::write(&file, items.to_string()).unwrap();
+    let plan = plan_json(
+        hermetic_command(dir.path())
+            .args(["plan", "--json", "--estate"])
+            .arg(&file),
+    );
+    assert_eq!(
+        planned_seeds(&plan),
+        [("late.z6.web.core.windows.net".to_string(), "domain".to_string())]
+    );
+    assert_eq!(
+        plan["seeds"][0]["sources"],
+        serde_json::json!([format!("{rg}/Microsoft.Storage/storageAccounts/late")])
+    );
+    assert_eq!(plan["summary"]["resources"], 4);
+    plan_file(dir.path(), &file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "late.z6.web.core.windows.net  domain        1  rg/Microsoft.Storage/storageAccounts/late",
+        ))
+        .stdout(predicate::str::contains("hidden").not());
+}
+
+/// Errors far into a streamed file (past the reader's buffer) name the right line and column,
+/// and UTF-16 files (PowerShell's `>`) are transcoded while streaming.
+#[test]
+fn streamed_files_keep_error_positions_and_read_utf16() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("long.json");
+    let item = r#"{"id": "/subscriptions/1/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv1", "type": "Microsoft.KeyVault/vaults", "properties": {"vaultUri": "https://kv1.vault.azure.net/"}}"#;
+    let mut text = String::from("[\n");
+    for _ in 0..3000 {
+        text.push_str(item);
+        text.push_str(",\n");
+    }
+    text.push_str("  {\"id\": oops}\n]");
+    std::fs::write(&file, &text).unwrap();
+    plan_file(dir.path(), &file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("long.json: line 3002, column 10"));
+
+    let utf16 = dir.path().join("utf16.json");
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in format!("[{item}]").encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    std::fs::write(&utf16, &bytes).unwrap();
+    let plan = plan_json(
+        hermetic_command(dir.path())
+            .args(["plan", "--json", "--estate"])
+            .arg(&utf16),
+    );
+    assert_eq!(
+        planned_seeds(&plan),
+        [("kv1.vault.azure.net".to_string(), "domain".to_string())]
+    );
+    bytes.push(0x41);
+    std::fs::write(&utf16, &bytes).unwrap();
+    plan_file(dir.path(), &utf16)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not valid UTF-16"));
+}

@@ -7,9 +7,7 @@ use std::process::ExitCode;
 
 use super::{PlanArgs, exit};
 use crate::config::{Config, LoadOptions, ProcessEnv};
-use crate::estate::read_estate_for_extraction;
-use crate::extract::extract_resources;
-use crate::plan::Plan;
+use crate::plan::{Plan, plan_estate_file};
 
 /// How many warnings the table shows before pointing at `--json`.
 const MAX_TEXT_WARNINGS: usize = 200;
@@ -30,17 +28,11 @@ pub async fn run(args: &PlanArgs, config: Option<&Path>) -> ExitCode {
     let Some(estate_path) = &args.estate else {
         return live(args, &config).await;
     };
-    let estate = match read_estate_for_extraction(estate_path) {
-        Ok(estate) => estate,
+    // Streamed: memory grows with the seeds, not with the file.
+    let plan = match plan_estate_file(estate_path, &config.azure.checks) {
+        Ok(plan) => plan,
         Err(e) => return super::fail(e),
     };
-    let extraction = extract_resources(&estate.resources, &config.azure.checks);
-    // The resources are not needed once their seeds are extracted; free them before the plan
-    // is built (a large estate's resources are most of the memory).
-    let resources = estate.resources.len();
-    drop(estate.resources);
-    let plan = Plan::new(&extraction, estate.warnings, resources);
-    drop(extraction);
     print_plan(&plan, args.json)
 }
 

@@ -8,7 +8,9 @@
 //! Cross-resource facts come from the same input: a DNS zone with `zoneType: Private` hides its
 //! record sets, and a storage account's `blobServices/default` companion says whether its static
 //! website is enabled. To apply them to a single owner, pass the owner together with its zone or
-//! companion (see [`companion_owner`]).
+//! companion (see [`companion_owner`]). To extract an input read one resource at a time (a
+//! streamed estate file), use [`FactStream`]: it holds the facts as small typed values and
+//! resolves resources whose companions come later in the input.
 
 mod appgw;
 mod certs;
@@ -18,6 +20,7 @@ mod dns;
 mod edge;
 mod emit;
 mod exposure;
+mod facts;
 mod network;
 mod registry;
 mod storage;
@@ -34,6 +37,8 @@ use crate::resource::{Resource, ResourceId};
 use crate::seed::Seed;
 
 pub use certs::{CertificateError, certificate_names};
+pub(crate) use facts::Context;
+pub use facts::{Fact, FactStream, ItemSeeds, Outcome};
 pub use registry::{Extractor, companion_owner, is_companion_type, is_owner_type, lookup, registry};
 
 /// One seed contributed by one owner resource under one service check.
@@ -98,38 +103,6 @@ impl Extraction {
     }
 }
 
-/// Facts that one resource of the input states about another.
-#[derive(Debug, Default)]
-pub(crate) struct Context {
-    /// Keys of DNS zones with `zoneType: Private`.
-    private_zones: HashSet<String>,
-    /// Keys of storage accounts whose static website is known to be enabled.
-    static_websites: HashSet<String>,
-}
-
-impl Context {
-    fn build(resources: &[Resource]) -> Context {
-        let mut context = Context::default();
-        for resource in resources {
-            if dns::is_private_zone(resource) {
-                context.private_zones.insert(resource.id.key().to_string());
-            }
-            if let Some(account) = storage::static_website_enabled_for(resource) {
-                context.static_websites.insert(account.key().to_string());
-            }
-        }
-        context
-    }
-
-    pub(crate) fn zone_is_private(&self, zone: &ResourceId) -> bool {
-        self.private_zones.contains(zone.key())
-    }
-
-    pub(crate) fn static_website_enabled(&self, account: &ResourceId) -> bool {
-        self.static_websites.contains(account.key())
-    }
-}
-
 /// Extracts the seeds of a set of resources: a whole estate, or one owner with its companions
 /// (for example a storage account with its `blobServices/default`, or a DNS record set with its
 /// zone). Resources of types without an extractor contribute nothing; bad values become
@@ -138,37 +111,42 @@ pub fn extract_resources(resources: &[Resource], checks: &EnabledChecks) -> Extr
     let context = Context::build(resources);
     let mut out = Extraction::default();
     for resource in resources {
-        let Some(extractor) = registry::lookup(&resource.arm_type) else {
-            continue;
-        };
-        if !extractor.checks.iter().any(|check| checks.is_on(*check)) {
-            continue;
-        }
-        let mut emit = emit::Emitter::new(&resource.id, checks, &mut out);
-        match &resource.properties {
-            Value::Object(_) => {}
-            Value::Null if !extractor.needs_properties => {}
-            Value::Null => {
-                emit.warn(
-                    "properties",
-                    "missing: the resource has no properties to read seeds from",
-                );
-                continue;
-            }
-            other => {
-                emit.warn(
-                    "properties",
-                    format!("expected an object, found {}", emit::describe(other)),
-                );
-                continue;
-            }
-        }
-        if exposure::public_access_disabled(&resource.properties) {
-            continue;
-        }
-        (extractor.extract)(resource, &context, &mut emit);
+        extract_one(resource, &context, checks, &mut out);
     }
     out
+}
+
+/// Extracts one resource under the facts in `context`, appending to `out`.
+pub(crate) fn extract_one(resource: &Resource, context: &Context, checks: &EnabledChecks, out: &mut Extraction) {
+    let Some(extractor) = registry::lookup(&resource.arm_type) else {
+        return;
+    };
+    if !extractor.checks.iter().any(|check| checks.is_on(*check)) {
+        return;
+    }
+    let mut emit = emit::Emitter::new(&resource.id, checks, out);
+    match &resource.properties {
+        Value::Object(_) => {}
+        Value::Null if !extractor.needs_properties => {}
+        Value::Null => {
+            emit.warn(
+                "properties",
+                "missing: the resource has no properties to read seeds from",
+            );
+            return;
+        }
+        other => {
+            emit.warn(
+                "properties",
+                format!("expected an object, found {}", emit::describe(other)),
+            );
+            return;
+        }
+    }
+    if exposure::public_access_disabled(&resource.properties) {
+        return;
+    }
+    (extractor.extract)(resource, context, &mut emit);
 }
 
 #[cfg(test)]
