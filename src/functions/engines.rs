@@ -50,11 +50,7 @@ impl SyncEngine {
     ) -> SyncEngine {
         let status_tokens = tokens.clone();
         let readers: ReaderFactory = Arc::new(move |config: &Config| {
-            Arc::new(crate::azure::live_from_config(
-                config,
-                tokens.clone(),
-                crate::azure::arm::Tuning::default(),
-            )) as Arc<dyn AzureReader>
+            crate::azure::tenants::reader_from_config(config, tokens.clone(), &crate::config::ProcessEnv)
         });
         SyncEngine {
             azure: readers(&config),
@@ -76,14 +72,13 @@ impl SyncEngine {
             .exclude_subscriptions
             .iter()
             .any(|s| s.eq_ignore_ascii_case(subscription));
-        if !allowed || excluded {
+        let mut narrowed = self.config.clone();
+        let covered = crate::config::tenants::narrow_to_subscription(&mut narrowed.azure, subscription);
+        if !allowed || excluded || !covered {
             return Err(WorkError::permanent(format!(
-                "subscription {subscription} is outside the configured scope (azure.subscriptions / azure.exclude_subscriptions)"
+                "subscription {subscription} is outside the configured scope (azure.subscriptions / azure.exclude_subscriptions / azure.tenants)"
             )));
         }
-        let mut narrowed = self.config.clone();
-        narrowed.azure.subscriptions = vec![subscription.to_string()];
-        narrowed.azure.management_groups.clear();
         let reader = (self.readers)(&narrowed);
         let others = IncompleteScope {
             subscription: "(every other subscription)".into(),
