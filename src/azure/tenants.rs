@@ -35,11 +35,7 @@ pub struct TenantsReader {
 /// The reader for a configuration: the single connection's [`LiveAzure`] without
 /// `azure.tenants`, else a [`TenantsReader`]. `tokens` is the deployment's own credential
 /// (`credential: default` connections use it).
-pub fn reader_from_config(
-    config: &Config,
-    tokens: Arc<dyn TokenSource>,
-    env: &dyn EnvSource,
-) -> Arc<dyn AzureReader> {
+pub fn reader_from_config(config: &Config, tokens: Arc<dyn TokenSource>, env: &dyn EnvSource) -> Arc<dyn AzureReader> {
     let tuning = super::arm::Tuning::default();
     if config.azure.tenants.is_empty() {
         return Arc::new(super::live_from_config(config, tokens, tuning));
@@ -93,9 +89,7 @@ fn connection_tokens(
     }
     let named = |name: &str, key: &str| {
         env.var(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-            AzureError::Credential(format!(
-                "{key} names the environment variable {name}, which is not set"
-            ))
+            AzureError::Credential(format!("{key} names the environment variable {name}, which is not set"))
         })
     };
     if let Some(name) = &conn.client_secret_env {

@@ -147,16 +147,28 @@ fn connection(map: &Map<String, Value>, at: &str, invalid: &Invalid) -> Result<T
                 .iter()
                 .map(|item| match item {
                     Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-                    other => Err(invalid(format!("{at}.{key}"), other, "expected a list of non-empty strings")),
+                    other => Err(invalid(
+                        format!("{at}.{key}"),
+                        other,
+                        "expected a list of non-empty strings",
+                    )),
                 })
                 .collect(),
             Some(other) => Err(invalid(format!("{at}.{key}"), other, "expected a list of strings")),
         }
     };
-    let tenant_id = text("tenant_id")?
-        .ok_or_else(|| invalid(format!("{at}.tenant_id"), &Value::Null, "every connection names its tenant"))?;
+    let tenant_id = text("tenant_id")?.ok_or_else(|| {
+        invalid(
+            format!("{at}.tenant_id"),
+            &Value::Null,
+            "every connection names its tenant",
+        )
+    })?;
     // The tenant goes into the token endpoint's path: a GUID or a domain name, nothing else.
-    if !tenant_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+    if !tenant_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
         return Err(invalid(
             format!("{at}.tenant_id"),
             &Value::String(tenant_id),
