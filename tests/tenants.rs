@@ -78,6 +78,10 @@ impl World {
     /// `seedwatch sync --json` with two client-secret connections that list no subscription;
     /// `secret_b` is what the deployment holds for tenant B.
     async fn sync(&self, secret_b: &str) -> cli::Run {
+        self.run(&["sync", "--json"], secret_b).await
+    }
+
+    async fn run(&self, args: &[&str], secret_b: &str) -> cli::Run {
         // Every stale seed of this small estate may go (the breaker is not under test here).
         let yaml = format!(
             "scan_id: {SCAN}\nseed_tag: {TAG}\ndelete_stale_seeds: true\nsync:\n  max_delete_fraction: 1\n\
@@ -98,7 +102,7 @@ impl World {
             ("TENANT_B_SECRET".into(), secret_b.into()),
             ("SSL_CERT_FILE".into(), bundle.to_str().unwrap().into()),
         ];
-        cli::run(&["sync", "--json"], self.dir.path(), env).await
+        cli::run(args, self.dir.path(), env).await
     }
 }
 
@@ -133,6 +137,12 @@ async fn two_tenants_seed_from_both_and_a_refused_token_deletes_nothing_of_its_t
     let incomplete = report["incomplete_scopes"].to_string();
     assert!(incomplete.contains(TENANT_B), "tenant B reported unread: {report}");
     assert!(!incomplete.contains(SUB_A), "tenant A read completely: {report}");
+    let tenants = report["tenants"].as_array().expect("a tenants section");
+    let by_tenant = |t: &str| tenants.iter().find(|x| x["tenant"] == t).cloned().unwrap_or_default();
+    assert_eq!(by_tenant(TENANT_A)["complete"], true, "{report}");
+    assert_eq!(by_tenant(TENANT_A)["subscriptions"], json!([SUB_A]), "{report}");
+    assert_eq!(by_tenant(TENANT_B)["complete"], false, "{report}");
+    assert!(by_tenant(TENANT_B)["error"].is_string(), "{report}");
     assert!(!w.entra.refusals().is_empty());
     assert!(
         !report.to_string().contains("rotated-elsewhere"),

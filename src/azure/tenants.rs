@@ -40,12 +40,36 @@ pub fn reader_from_config(config: &Config, tokens: Arc<dyn TokenSource>, env: &d
     if config.azure.tenants.is_empty() {
         return Arc::new(super::live_from_config(config, tokens, tuning));
     }
-    let connections = config
+    let connections = connections(config, &tokens, env)
+        .into_iter()
+        .map(|(settings, reader)| {
+            if let Err(e) = &reader {
+                tracing::error!(tenant = %settings.tenant_id, error = %e, "azure.tenants connection unusable");
+            }
+            Connection {
+                tenant: settings.tenant_id.clone(),
+                settings,
+                reader,
+            }
+        })
+        .collect();
+    Arc::new(TenantsReader { connections })
+}
+
+/// Each connection of `azure.tenants` with its own reader (its own credential and scope), or
+/// why its credential could not be built (`seedwatch check` reports each).
+pub fn connections(
+    config: &Config,
+    tokens: &Arc<dyn TokenSource>,
+    env: &dyn EnvSource,
+) -> Vec<(TenantConnection, Result<LiveAzure, String>)> {
+    let tuning = super::arm::Tuning::default();
+    config
         .azure
         .tenants
         .iter()
         .map(|settings| {
-            let reader = connection_tokens(config, settings, env, &tokens)
+            let reader = connection_tokens(config, settings, env, tokens)
                 .map(|t| {
                     let mut one = config.clone();
                     one.azure.subscriptions = settings.subscriptions.clone();
@@ -54,17 +78,9 @@ pub fn reader_from_config(config: &Config, tokens: Arc<dyn TokenSource>, env: &d
                     super::live_from_config(&one, t, tuning.clone())
                 })
                 .map_err(|e| format!("tenant {}: {e}", settings.tenant_id));
-            if let Err(e) = &reader {
-                tracing::error!(tenant = %settings.tenant_id, error = %e, "azure.tenants connection unusable");
-            }
-            Connection {
-                tenant: settings.tenant_id.clone(),
-                settings: settings.clone(),
-                reader,
-            }
+            (settings.clone(), reader)
         })
-        .collect();
-    Arc::new(TenantsReader { connections })
+        .collect()
 }
 
 /// The token source of one connection: the deployment's own, or one built from the

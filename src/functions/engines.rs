@@ -307,6 +307,9 @@ pub fn summarize(report: &SyncReport) -> Value {
         "incomplete_scopes": report.incomplete_scopes.len(),
         "seeds_by_check": crate::health::record::seeds_by_check(&report.extraction),
     });
+    if !report.tenants.is_empty() {
+        summary["tenants"] = serde_json::to_value(&report.tenants).unwrap_or(Value::Null);
+    }
     if report.dry_run {
         summary["planned_add"] = serde_json::to_value(&report.planned_add).unwrap_or(Value::Null);
         summary["planned_delete"] = serde_json::to_value(&report.planned_delete).unwrap_or(Value::Null);
