@@ -246,6 +246,12 @@ pub trait AzureReader: Send + Sync {
 
     /// Reads one owner (one ARM GET, plus companion reads its type needs).
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError>;
+
+    /// Whether a connection covers `subscription` (always, without `azure.tenants`): a change
+    /// in a subscription no connection covers is neither read nor applied.
+    fn covers(&self, _subscription: &str) -> bool {
+        true
+    }
 }
 
 /// Bearer tokens for a scope (`https://management.azure.com/.default`,

@@ -184,6 +184,10 @@ impl AzureReader for TenantsReader {
         super::tenants_sweep::sweep(self, checks, progress).await
     }
 
+    fn covers(&self, subscription: &str) -> bool {
+        self.connection_for(subscription).is_some()
+    }
+
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError> {
         let subscription = owner.subscription_id();
         let Some(conn) = self.connection_for(subscription) else {

@@ -348,6 +348,14 @@ pub struct LedgerApply(pub Arc<crate::apply::Applier>);
 #[async_trait]
 impl Applier for LedgerApply {
     async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
+        let subscription = change.id.subscription_id();
+        if !self.0.azure.covers(subscription) {
+            // Acknowledged, never read nor applied (not even from a body the event carries).
+            tracing::warn!(resource = %change.id, subscription, "change in a subscription covered by no connection of azure.tenants: ignored");
+            return Ok(
+                json!({"resource": change.id.as_str(), "ignored": "subscription covered by no connection of azure.tenants"}),
+            );
+        }
         let request = ApplyRequest {
             resource: change.id.clone(),
             deleted: change.kind == ChangeKind::Deleted,
