@@ -117,6 +117,12 @@ async fn two_tenants_seed_from_both_and_a_refused_token_deletes_nothing_of_its_t
         all.iter().map(|s| s.to_string()).collect(),
         "seeds from both tenants"
     );
+    let plan = w.run(&["plan", "--json"], "secret-b").await.json();
+    assert_eq!(
+        plan["completeness"]["tenants"].as_array().map(Vec::len),
+        Some(2),
+        "{plan}"
+    );
     let grants: Vec<String> = w.entra.grants().iter().map(|g| g.tenant.clone()).collect();
     assert!(
         grants.contains(&TENANT_A.to_string()) && grants.contains(&TENANT_B.to_string()),
@@ -254,5 +260,65 @@ fn the_configuration_refuses_overlaps_literal_secrets_and_managed_identity() {
     assert!(
         load(Value::Null).unwrap().azure.tenants.is_empty(),
         "no list: the single connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_without_a_token_reports_every_listed_subscription_incomplete() {
+    let azure = FakeAzure::start().await;
+    azure.load(estate());
+    // Tenant B's authority does not answer: no token for any of its reads.
+    let yaml = json!({"azure": {"endpoints": {"resource_manager": azure.base_url(), "authority": "https://127.0.0.1:9"},
+                                "tenants": [
+                                    {"tenant_id": TENANT_A, "credential": "default", "subscriptions": [SUB_A]},
+                                    {"tenant_id": TENANT_B, "credential": "client_secret", "client_id": CLIENT_B,
+                                     "client_secret_env": "B_SECRET", "subscriptions": [SUB_B]}]},
+                      "http": {"retry_count": 1, "retry_base_delay": "10ms", "retry_max_delay": "50ms", "timeout": "2s"}});
+    let env: HashMap<String, String> = [("B_SECRET".to_string(), "secret-b".to_string())].into();
+    let config = Config::from_value(&yaml, "test", &env).unwrap();
+    let token = Arc::new(StaticToken(Secret::new(azure.arm_token_minted_for_test())));
+    let reader = reader_from_config(&config, token, &env);
+    let sweep = reader.sweep(&config.azure.checks.clone(), &NoProgress).await.unwrap();
+    let checks: Vec<_> = config.azure.checks.enabled().collect();
+    for check in &checks {
+        assert!(sweep.report.is_complete(SUB_A, *check), "{:?}", sweep.report);
+        assert!(!sweep.report.is_complete(SUB_B, *check), "{:?}", sweep.report);
+    }
+    assert_eq!(sweep.report.tenant_of(SUB_B), Some(TENANT_B));
+    let text = sweep.report.render_text();
+    assert!(
+        text.contains(&format!("tenant {TENANT_B}: 1 subscription(s), not read completely")),
+        "{text}"
+    );
+    assert!(!text.contains("secret-b"), "{text}");
+    assert_eq!(sweep.resources.len(), 2, "tenant A's resources only");
+}
+
+#[test]
+fn a_subscription_resync_narrows_each_connection_that_may_read_it() {
+    let env = HashMap::<String, String>::new();
+    let yaml = json!({"azure": {"tenants": [
+        {"tenant_id": TENANT_A, "credential": "default", "subscriptions": [SUB_A]},
+        {"tenant_id": TENANT_B, "credential": "azure_cli", "exclude_subscriptions": [SUB_A]}]}});
+    let config = Config::from_value(&yaml, "test", &env).unwrap();
+    let mut narrowed = config.azure.clone();
+    assert!(seedwatch::config::tenants::narrow_to_subscription(&mut narrowed, SUB_B));
+    assert_eq!(narrowed.tenants.len(), 1);
+    assert_eq!(narrowed.tenants[0].tenant_id, TENANT_B);
+    assert_eq!(narrowed.tenants[0].subscriptions, vec![SUB_B.to_string()]);
+    let mut narrowed = config.azure.clone();
+    assert!(seedwatch::config::tenants::narrow_to_subscription(&mut narrowed, SUB_A));
+    assert_eq!(narrowed.tenants.len(), 1);
+    assert_eq!(narrowed.tenants[0].tenant_id, TENANT_A);
+    let only_a = Config::from_value(
+        &json!({"azure": {"tenants": [{"tenant_id": TENANT_A, "credential": "default", "subscriptions": [SUB_A]}]}}),
+        "test",
+        &env,
+    )
+    .unwrap();
+    let mut narrowed = only_a.azure.clone();
+    assert!(
+        !seedwatch::config::tenants::narrow_to_subscription(&mut narrowed, SUB_B),
+        "covered by none"
     );
 }
