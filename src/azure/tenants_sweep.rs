@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::live::{LiveAzure, ScopeSettings};
-use super::tenants::{TenantsReader, merge, whole_tenant};
+use super::tenants::{Connection, TenantsReader, merge, whole_tenant};
 use super::{AzureError, CompletenessReport, IncompleteScope, Sweep, SweepProgress, TenantScopes};
 use crate::check::EnabledChecks;
 
@@ -31,23 +31,7 @@ pub(super) async fn sweep(
             Err(e) => Err(e.to_string()),
         });
     }
-    // The first connection that sees a subscription reads it.
-    let mut reads_it: HashMap<String, usize> = HashMap::new();
-    let mut notes = Vec::new();
-    for (i, r) in resolved.iter().enumerate() {
-        let Ok(r) = r else { continue };
-        for sub in r.in_scope.iter().filter(|s| !contains(&r.unseen, s)) {
-            match reads_it.get(&sub.to_ascii_lowercase()) {
-                Some(first) => notes.push(format!(
-                    "subscription {sub} is visible to tenant {} and tenant {}: read through tenant {}",
-                    connections[*first].tenant, connections[i].tenant, connections[*first].tenant
-                )),
-                None => {
-                    reads_it.insert(sub.to_ascii_lowercase(), i);
-                }
-            }
-        }
-    }
+    let (reads_it, notes) = assign(connections, &resolved);
     let mut out = Sweep::default();
     for (i, (conn, r)) in connections.iter().zip(resolved).enumerate() {
         let r = match r {
@@ -66,49 +50,70 @@ pub(super) async fn sweep(
         let mine: Vec<String> = r
             .in_scope
             .iter()
-            .filter(|s| match reads_it.get(&s.to_ascii_lowercase()) {
-                Some(first) => *first == i,
-                None => true,
-            })
+            .filter(|s| reads_it.get(&s.to_ascii_lowercase()).is_none_or(|first| *first == i))
             .cloned()
             .collect();
-        let part = if mine.is_empty() {
-            // An empty list would mean "every subscription": nothing to read here.
-            Sweep {
-                resources: Vec::new(),
-                report: CompletenessReport {
-                    notes: r.report.notes.clone(),
-                    ..Default::default()
-                },
-            }
-        } else {
-            let Ok(live) = conn.reader() else { continue };
-            let own = LiveAzure::new(
-                live.arm().clone(),
-                ScopeSettings {
-                    subscriptions: mine.clone(),
-                    ..Default::default()
-                },
-            );
-            match super::AzureReader::sweep(&own, checks, progress).await {
-                Ok(mut part) => {
-                    for note in &r.report.notes {
-                        if !part.report.notes.contains(note) {
-                            part.report.notes.push(note.clone());
-                        }
-                    }
-                    part
-                }
-                Err(e) => {
-                    unreadable_tenant(&mut out, &conn.tenant, e.to_string());
-                    continue;
-                }
-            }
-        };
-        merge(&mut out, part, &conn.tenant);
+        match sweep_own(conn, mine, &r.report.notes, checks, progress).await {
+            Ok(part) => merge(&mut out, part, &conn.tenant),
+            Err(e) => unreadable_tenant(&mut out, &conn.tenant, e),
+        }
     }
     out.report.notes.extend(notes);
     Ok(out)
+}
+
+/// The first connection that sees a subscription reads it; a subscription seen by a later one
+/// too gets a note.
+fn assign(connections: &[Connection], resolved: &[Result<Resolved, String>]) -> (HashMap<String, usize>, Vec<String>) {
+    let mut reads_it: HashMap<String, usize> = HashMap::new();
+    let mut notes = Vec::new();
+    for (i, r) in resolved.iter().enumerate() {
+        let Ok(r) = r else { continue };
+        for sub in r.in_scope.iter().filter(|s| !contains(&r.unseen, s)) {
+            match reads_it.get(&sub.to_ascii_lowercase()) {
+                Some(first) => notes.push(format!(
+                    "subscription {sub} is visible to tenant {} and tenant {}: read through tenant {}",
+                    connections[*first].tenant, connections[i].tenant, connections[*first].tenant
+                )),
+                None => {
+                    reads_it.insert(sub.to_ascii_lowercase(), i);
+                }
+            }
+        }
+    }
+    (reads_it, notes)
+}
+
+/// One connection's sweep over exactly `mine`, with the notes its scope resolution made.
+async fn sweep_own(
+    conn: &Connection,
+    mine: Vec<String>,
+    notes: &[String],
+    checks: &EnabledChecks,
+    progress: &dyn SweepProgress,
+) -> Result<Sweep, String> {
+    let mut part = if mine.is_empty() {
+        // An empty list would mean "every subscription": nothing to read here.
+        Sweep::default()
+    } else {
+        let live = conn.reader().map_err(str::to_string)?;
+        let own = LiveAzure::new(
+            live.arm().clone(),
+            ScopeSettings {
+                subscriptions: mine,
+                ..Default::default()
+            },
+        );
+        super::AzureReader::sweep(&own, checks, progress)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    for note in notes {
+        if !part.report.notes.contains(note) {
+            part.report.notes.push(note.clone());
+        }
+    }
+    Ok(part)
 }
 
 async fn resolve(live: &LiveAzure) -> Result<Resolved, String> {

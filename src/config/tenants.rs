@@ -175,7 +175,26 @@ fn connection(map: &Map<String, Value>, at: &str, invalid: &Invalid) -> Result<T
             "expected a tenant id (a GUID) or a tenant domain name",
         ));
     }
-    let credential = match text("credential")?.as_deref() {
+    let credential = credential_kind(text("credential")?.as_deref(), at, invalid)?;
+    let conn = TenantConnection {
+        tenant_id,
+        credential,
+        client_id: text("client_id")?,
+        client_secret_env: text("client_secret_env")?,
+        certificate_path: text("certificate_path")?,
+        certificate_password_env: text("certificate_password_env")?,
+        federated_token_file: text("federated_token_file")?,
+        subscriptions: list("subscriptions")?,
+        exclude_subscriptions: list("exclude_subscriptions")?,
+        management_groups: list("management_groups")?,
+    };
+    check_needs(&conn, at, invalid)?;
+    Ok(conn)
+}
+
+/// `credential` of one connection: no managed identity (it signs in to its own tenant only).
+fn credential_kind(name: Option<&str>, at: &str, invalid: &Invalid) -> Result<TenantCredential, ConfigError> {
+    let kind = match name {
         Some("default") => TenantCredential::Default,
         Some("client_secret") => TenantCredential::ClientSecret,
         Some("client_certificate") => TenantCredential::ClientCertificate,
@@ -198,18 +217,12 @@ fn connection(map: &Map<String, Value>, at: &str, invalid: &Invalid) -> Result<T
             ));
         }
     };
-    let conn = TenantConnection {
-        tenant_id,
-        credential,
-        client_id: text("client_id")?,
-        client_secret_env: text("client_secret_env")?,
-        certificate_path: text("certificate_path")?,
-        certificate_password_env: text("certificate_password_env")?,
-        federated_token_file: text("federated_token_file")?,
-        subscriptions: list("subscriptions")?,
-        exclude_subscriptions: list("exclude_subscriptions")?,
-        management_groups: list("management_groups")?,
-    };
+    Ok(kind)
+}
+
+/// The settings each credential needs.
+fn check_needs(conn: &TenantConnection, at: &str, invalid: &Invalid) -> Result<(), ConfigError> {
+    let credential = conn.credential;
     let needs: &[(&str, bool)] = match credential {
         TenantCredential::ClientSecret => &[
             ("client_id", conn.client_id.is_some()),
@@ -229,7 +242,7 @@ fn connection(map: &Map<String, Value>, at: &str, invalid: &Invalid) -> Result<T
             &format!("credential {} needs {key}", credential.name()),
         ));
     }
-    Ok(conn)
+    Ok(())
 }
 
 /// A subscription listed by two connections is refused: which credential reads it would be
