@@ -187,6 +187,9 @@ pub struct SyncReport {
     /// Seeds ASM refused (400 with a code), extraction warnings, unreadable scopes.
     pub warnings: Vec<String>,
     pub incomplete_scopes: Vec<IncompleteScope>,
+    /// With `azure.tenants`: each tenant, its subscriptions and whether it was read completely.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<crate::azure::TenantScopes>,
     /// Every write attempted, in order of completion.
     pub writes: Vec<WriteOutcome>,
     /// For the ledger rebuild: the estate's contributions and warnings.
@@ -312,7 +315,12 @@ pub async fn reconcile_and_apply(
             "{types_off} seed sources left out: their seed type is not in asm.seed_types"
         ));
     }
-    warnings.extend(completeness.incomplete.iter().map(describe_incomplete));
+    warnings.extend(
+        completeness
+            .incomplete
+            .iter()
+            .map(|scope| describe_incomplete(scope, completeness.tenant_of(&scope.subscription))),
+    );
     warnings.extend(completeness.notes.iter().cloned());
     if completeness.scope_unknown {
         warnings.push("the list of subscriptions could not be read: no scope counts as complete".into());
@@ -338,6 +346,7 @@ pub async fn reconcile_and_apply(
         failed: Vec::new(),
         warnings,
         incomplete_scopes: completeness.incomplete.clone(),
+        tenants: completeness.tenants.clone(),
         writes: Vec::new(),
         planned_add: plan.add.clone(),
         planned_delete: plan.delete.clone(),
@@ -394,10 +403,11 @@ pub async fn reconcile_and_apply(
     Ok(report)
 }
 
-fn describe_incomplete(scope: &IncompleteScope) -> String {
+fn describe_incomplete(scope: &IncompleteScope, tenant: Option<&str>) -> String {
+    let tenant = tenant.map_or(String::new(), |t| format!(" (tenant {t})"));
     let what = match &scope.check {
-        Some(check) => format!("{check} in subscription {}", scope.subscription),
-        None => format!("subscription {}", scope.subscription),
+        Some(check) => format!("{check} in subscription {}{tenant}", scope.subscription),
+        None => format!("subscription {}{tenant}", scope.subscription),
     };
     let why = match &scope.why {
         crate::azure::Incomplete::Unauthorized { message }

@@ -36,8 +36,9 @@ use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, Transport};
 use azure_identity::{
-    AzureCliCredential, ClientSecretCredential, ClientSecretCredentialOptions, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    AzureCliCredential, AzureCliCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 
 use super::certificate;
@@ -168,6 +169,9 @@ pub struct CredentialOptions {
     pub imds_probe_timeout: Option<Duration>,
     /// Retry options for `azure_identity`'s own pipeline (tests turn retries off).
     pub retry: Option<azure_core::http::RetryOptions>,
+    /// The tenant the Azure CLI asks a token from (an `azure.tenants` connection); `None`: the
+    /// CLI's default tenant.
+    pub cli_tenant: Option<String>,
 }
 
 /// The [`TokenSource`] for the configured credential. `auto` may need an IMDS probe; it runs
@@ -363,7 +367,11 @@ impl IdentityTokens {
             )
             .map_err(|m| AzureError::Credential(format!("client certificate: {m}")))?,
             Chosen::AzureCli => {
-                let cli = AzureCliCredential::new(None).map_err(fail)?;
+                let cli_options = options.cli_tenant.clone().map(|tenant| AzureCliCredentialOptions {
+                    tenant_id: Some(tenant),
+                    ..Default::default()
+                });
+                let cli = AzureCliCredential::new(cli_options).map_err(fail)?;
                 Arc::new(CachedToken::new(cli))
             }
         };

@@ -61,6 +61,14 @@ impl LiveAzure {
         &self.arm
     }
 
+    /// The subscriptions this reader's scope covers, and what resolving them found (notes,
+    /// configured subscriptions the identity cannot see): for the multi-tenant reader.
+    pub async fn subscriptions_in_scope(&self) -> Result<(Vec<String>, CompletenessReport), AzureError> {
+        let mut report = CompletenessReport::default();
+        let subscriptions = self.resolve_scope(&mut report).await?;
+        Ok((subscriptions, report))
+    }
+
     /// `GET /subscriptions`, every page.
     async fn list_subscriptions(&self) -> Result<Vec<Subscription>, AzureError> {
         let what = "the subscription list (GET /subscriptions)";

@@ -16,6 +16,8 @@ pub mod graph;
 pub mod live;
 pub mod owner;
 pub mod progress;
+pub mod tenants;
+mod tenants_sweep;
 pub mod token_cache;
 
 mod reads;
@@ -53,6 +55,23 @@ pub struct CompletenessReport {
     /// Messages for the operator (disabled subscriptions skipped, no subscription visible, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// With `azure.tenants`: each connection's tenant and the subscriptions read through it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<TenantScopes>,
+}
+
+/// One connection's part of a sweep (`azure.tenants`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TenantScopes {
+    pub tenant: String,
+    /// The subscriptions read through this connection.
+    pub subscriptions: Vec<String>,
+    /// Whether every scope of this connection was read completely.
+    pub complete: bool,
+    /// Why the connection's subscriptions could not even be listed (its token refused, ...):
+    /// nothing of this tenant counts as read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -76,6 +95,14 @@ impl CompletenessReport {
                 .incomplete
                 .iter()
                 .any(|i| i.subscription.eq_ignore_ascii_case(subscription) && i.check.is_none_or(|c| c == check))
+    }
+
+    /// The tenant whose connection read `subscription` (with `azure.tenants`).
+    pub fn tenant_of(&self, subscription: &str) -> Option<&str> {
+        self.tenants
+            .iter()
+            .find(|t| t.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription)))
+            .map(|t| t.tenant.as_str())
     }
 
     /// Whether every scope was read completely.
@@ -116,8 +143,26 @@ impl CompletenessReport {
                     Incomplete::Timeout { message } => ("timeout", message),
                     Incomplete::Failed { message } => ("failed", message),
                 };
-                out.push_str(&format!("  {} ({check}): {reason}: {message}\n", entry.subscription));
+                let tenant = self
+                    .tenant_of(&entry.subscription)
+                    .map_or(String::new(), |t| format!("tenant {t}, "));
+                out.push_str(&format!(
+                    "  {} ({tenant}{check}): {reason}: {message}\n",
+                    entry.subscription
+                ));
             }
+        }
+        for tenant in &self.tenants {
+            let state = match &tenant.error {
+                Some(error) => format!("could not be read: {error}"),
+                None if tenant.complete => "read completely".to_string(),
+                None => "not read completely".to_string(),
+            };
+            out.push_str(&format!(
+                "  tenant {}: {} subscription(s), {state}\n",
+                tenant.tenant,
+                tenant.subscriptions.len()
+            ));
         }
         for note in &self.notes {
             out.push_str(&format!("  note: {note}\n"));
@@ -162,6 +207,9 @@ pub enum AzureError {
     /// or ARM is misrouting. Retried, never taken as a delete.
     #[error("404 from {what} that does not say the resource is gone: {message}")]
     NotFoundUnclear { what: String, message: String },
+    /// With `azure.tenants`: no connection covers the subscription; nothing is read.
+    #[error("subscription {subscription} is covered by no connection of azure.tenants: not read")]
+    Uncovered { subscription: String },
     #[error("seedwatch has no api-version for resource type {arm_type}: it is not a type seedwatch reads")]
     UnknownType { arm_type: String },
 }
@@ -198,6 +246,12 @@ pub trait AzureReader: Send + Sync {
 
     /// Reads one owner (one ARM GET, plus companion reads its type needs).
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError>;
+
+    /// Whether a connection covers `subscription` (always, without `azure.tenants`): a change
+    /// in a subscription no connection covers is neither read nor applied.
+    fn covers(&self, _subscription: &str) -> bool {
+        true
+    }
 }
 
 /// Bearer tokens for a scope (`https://management.azure.com/.default`,
@@ -235,8 +289,8 @@ pub fn azure_from_config(
         ..Default::default()
     };
     let tokens = credential::token_source(&config.azure, env, options)?;
-    let reader = live_from_config(config, tokens.clone(), arm::Tuning::default());
-    Ok((Arc::new(reader), tokens))
+    let reader = tenants::reader_from_config(config, tokens.clone(), env);
+    Ok((reader, tokens))
 }
 
 /// The live reader over a given token source and tuning (tests and benchmarks).

@@ -71,6 +71,14 @@ fn render_text(inputs: &crate::health::state::StatusInputs, decision: &crate::he
             run.warnings,
             if run.complete { "" } else { "  (incomplete)" }
         ));
+        for tenant in &run.tenants {
+            out.push_str(&format!(
+                "      tenant {}: {} subscription(s), {}\n",
+                tenant.tenant,
+                tenant.subscriptions,
+                if tenant.complete { "complete" } else { "incomplete" }
+            ));
+        }
     }
     out.push_str(&format!(
         "\nretries pending: {}\nfailed changes: {}\n",

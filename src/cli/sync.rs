@@ -137,6 +137,19 @@ pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
         "Read {} resources in {} subscriptions: {} seeds wanted, {} already in ASM; ASM holds {} seeds tagged {:?}.",
         report.resources_read, report.subscriptions, report.desired, report.kept, report.plan.tagged, report.seed_tag
     );
+    for tenant in &report.tenants {
+        let state = match &tenant.error {
+            Some(error) => format!("not read: {error}"),
+            None if tenant.complete => "read completely".to_string(),
+            None => "not read completely".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  tenant {}: {} subscription(s), {state}",
+            tenant.tenant,
+            tenant.subscriptions.len()
+        );
+    }
     if report.dry_run {
         section(
             &mut out,

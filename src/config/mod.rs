@@ -7,6 +7,7 @@
 
 mod duration;
 mod schema;
+pub mod tenants;
 pub mod url;
 
 use std::path::{Path, PathBuf};
@@ -188,6 +189,9 @@ pub struct AzureSettings {
     pub subscriptions: Vec<String>,
     pub exclude_subscriptions: Vec<String>,
     pub management_groups: Vec<String>,
+    /// `azure.tenants`: several connections, each with its tenant, credential and scope; empty
+    /// means the single connection above.
+    pub tenants: Vec<tenants::TenantConnection>,
     pub checks: EnabledChecks,
 }
 
@@ -475,6 +479,7 @@ impl Config {
                 subscriptions: r.string_list("azure.subscriptions")?,
                 exclude_subscriptions: r.string_list("azure.exclude_subscriptions")?,
                 management_groups: r.string_list("azure.management_groups")?,
+                tenants: Vec::new(),
                 checks,
             },
             asm: AsmSettings {
@@ -497,6 +502,7 @@ impl Config {
             origin: origin.to_string(),
             warnings,
         };
+        config.azure.tenants = tenants::read(root, origin, &config.azure, &mut config.warnings)?;
         config.apply_env(env)?;
         Ok(config)
     }

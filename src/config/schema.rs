@@ -36,6 +36,7 @@ fn known_children(path: &str) -> Option<Vec<&'static str>> {
             "subscriptions",
             "exclude_subscriptions",
             "management_groups",
+            "tenants",
             "services",
         ],
         "azure.endpoints" => vec!["resource_manager", "service_bus", "authority"],

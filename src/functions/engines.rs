@@ -50,11 +50,7 @@ impl SyncEngine {
     ) -> SyncEngine {
         let status_tokens = tokens.clone();
         let readers: ReaderFactory = Arc::new(move |config: &Config| {
-            Arc::new(crate::azure::live_from_config(
-                config,
-                tokens.clone(),
-                crate::azure::arm::Tuning::default(),
-            )) as Arc<dyn AzureReader>
+            crate::azure::tenants::reader_from_config(config, tokens.clone(), &crate::config::ProcessEnv)
         });
         SyncEngine {
             azure: readers(&config),
@@ -76,14 +72,13 @@ impl SyncEngine {
             .exclude_subscriptions
             .iter()
             .any(|s| s.eq_ignore_ascii_case(subscription));
-        if !allowed || excluded {
+        let mut narrowed = self.config.clone();
+        let covered = crate::config::tenants::narrow_to_subscription(&mut narrowed.azure, subscription);
+        if !allowed || excluded || !covered {
             return Err(WorkError::permanent(format!(
-                "subscription {subscription} is outside the configured scope (azure.subscriptions / azure.exclude_subscriptions)"
+                "subscription {subscription} is outside the configured scope (azure.subscriptions / azure.exclude_subscriptions / azure.tenants)"
             )));
         }
-        let mut narrowed = self.config.clone();
-        narrowed.azure.subscriptions = vec![subscription.to_string()];
-        narrowed.azure.management_groups.clear();
         let reader = (self.readers)(&narrowed);
         let others = IncompleteScope {
             subscription: "(every other subscription)".into(),
@@ -312,6 +307,9 @@ pub fn summarize(report: &SyncReport) -> Value {
         "incomplete_scopes": report.incomplete_scopes.len(),
         "seeds_by_check": crate::health::record::seeds_by_check(&report.extraction),
     });
+    if !report.tenants.is_empty() {
+        summary["tenants"] = serde_json::to_value(&report.tenants).unwrap_or(Value::Null);
+    }
     if report.dry_run {
         summary["planned_add"] = serde_json::to_value(&report.planned_add).unwrap_or(Value::Null);
         summary["planned_delete"] = serde_json::to_value(&report.planned_delete).unwrap_or(Value::Null);
@@ -350,6 +348,14 @@ pub struct LedgerApply(pub Arc<crate::apply::Applier>);
 #[async_trait]
 impl Applier for LedgerApply {
     async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
+        let subscription = change.id.subscription_id();
+        if !self.0.azure.covers(subscription) {
+            // Acknowledged, never read nor applied (not even from a body the event carries).
+            tracing::warn!(resource = %change.id, subscription, "change in a subscription covered by no connection of azure.tenants: ignored");
+            return Ok(
+                json!({"resource": change.id.as_str(), "ignored": "subscription covered by no connection of azure.tenants"}),
+            );
+        }
         let request = ApplyRequest {
             resource: change.id.clone(),
             deleted: change.kind == ChangeKind::Deleted,

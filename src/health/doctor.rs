@@ -71,8 +71,12 @@ pub async fn full(config: &Config, env: &dyn EnvSource, file: Option<&Path>) -> 
         .lines
         .iter()
         .any(|l| l.name == "token.arm" && l.state == super::report::LineState::Ok);
-    if let (Some(tokens), true) = (&tokens, arm_ok) {
-        report.extend(azure_lines(config, tokens.clone(), &identity).await);
+    match &tokens {
+        Some(tokens) if !config.azure.tenants.is_empty() => {
+            report.extend(super::tenant_checks::lines(config, env, tokens, &identity).await);
+        }
+        Some(tokens) if arm_ok => report.extend(azure_lines(config, tokens.clone(), &identity).await),
+        _ => {}
     }
     report.push(match crate::ledger::open(config, env, tokens.clone()).await {
         Ok(ledger) => probes::ledger_write_line(ledger.as_ref()).await,

@@ -5,6 +5,7 @@
 //! - [`report`]: check lines, their states and the exit code (pure);
 //! - [`probes`]: configuration, tokens, ASM, ledger probes; [`arm_checks`]: subscriptions,
 //!   Reader and Event Grid through ARM; [`queue_probe`]: the retry queue;
+//! - [`tenant_checks`]: the same per connection of `azure.tenants`;
 //! - [`doctor`]: runs them in order (all for `check`, the read-only part at start-up);
 //! - [`state`]: the connector state from the run history (pure); [`status`]: gathers it;
 //! - [`page`]: the self-contained HTML page.
@@ -18,6 +19,7 @@ pub mod record;
 pub mod report;
 pub mod state;
 pub mod status;
+pub mod tenant_checks;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {

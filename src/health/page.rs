@@ -120,11 +120,31 @@ fn runs_table(runs: &[RunRecord]) -> String {
             run.deleted,
             run.kept_by_guard_rails,
             run.warnings,
-            if run.complete { "yes" } else { "no" }
+            complete_cell(run)
         );
     }
     out.push_str("</tbody></table></div>");
     out
+}
+
+/// "yes" or "no", with each tenant's with `azure.tenants`.
+fn complete_cell(run: &RunRecord) -> String {
+    let overall = if run.complete { "yes" } else { "no" };
+    if run.tenants.is_empty() {
+        return overall.to_string();
+    }
+    let tenants: Vec<String> = run
+        .tenants
+        .iter()
+        .map(|t| {
+            format!(
+                "tenant {}: {}",
+                escape(&t.tenant),
+                if t.complete { "yes" } else { "no" }
+            )
+        })
+        .collect();
+    format!("{overall} ({})", tenants.join("; "))
 }
 
 const COLOURS: [&str; 8] = [

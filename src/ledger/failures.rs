@@ -174,6 +174,7 @@ mod tests {
             incomplete: Vec::new(),
             scope_unknown: false,
             notes: Vec::new(),
+            tenants: Vec::new(),
         }
     }
 

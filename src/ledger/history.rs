@@ -62,6 +62,17 @@ pub struct RunRecord {
     /// Desired seeds per service check (for the chart over time).
     #[serde(default)]
     pub seeds_by_check: BTreeMap<String, u64>,
+    /// With `azure.tenants`: each tenant's subscriptions and whether it was read completely.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<TenantRun>,
+}
+
+/// One tenant's part of a run (`azure.tenants`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRun {
+    pub tenant: String,
+    pub subscriptions: u64,
+    pub complete: bool,
 }
 
 impl RunRecord {
@@ -81,6 +92,7 @@ impl RunRecord {
             incomplete_scopes: 0,
             error: None,
             seeds_by_check: BTreeMap::new(),
+            tenants: Vec::new(),
         }
     }
 
@@ -100,6 +112,22 @@ impl RunRecord {
         } else {
             RunResult::Failed
         };
+        self.tenants = summary
+            .get("tenants")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                Some(TenantRun {
+                    tenant: t.get("tenant")?.as_str()?.to_string(),
+                    subscriptions: t
+                        .get("subscriptions")
+                        .and_then(Value::as_array)
+                        .map_or(0, |s| s.len() as u64),
+                    complete: t.get("complete").and_then(Value::as_bool).unwrap_or(false),
+                })
+            })
+            .collect();
         if let Some(map) = summary.get("seeds_by_check").and_then(Value::as_object) {
             self.seeds_by_check = map.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect();
         }

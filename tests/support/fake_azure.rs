@@ -41,6 +41,8 @@ mod arm;
 mod estate;
 #[path = "fake_azure_graph.rs"]
 mod graph;
+#[path = "fake_azure_tenancy.rs"]
+mod tenancy;
 #[path = "fake_azure_tokens.rs"]
 mod tokens;
 #[allow(unused_imports)]
@@ -228,6 +230,7 @@ struct Shared {
     token_clients: Mutex<Vec<String>>,
     health: Mutex<HealthWorld>,
     read_buckets: Mutex<HashMap<String, ReadBucket>>,
+    tenancy: Mutex<tenancy::Tenancy>,
 }
 
 /// The running fake. Dropping it stops the server.
@@ -275,6 +278,7 @@ impl FakeAzure {
             token_clients: Mutex::new(Vec::new()),
             health: Mutex::new(HealthWorld::default()),
             read_buckets: Mutex::new(HashMap::new()),
+            tenancy: Mutex::new(tenancy::Tenancy::default()),
         });
         let app = Router::new()
             .route("/msi/token", get(tokens::app_service_token))
@@ -338,6 +342,29 @@ impl FakeAzure {
     /// (the Lambda, which never uses managed identity).
     pub fn arm_token_minted_for_test(&self) -> String {
         self.mint_token_for_test("https://management.azure.com/", 3600)
+    }
+
+    /// A valid one-hour ARM token issued in `tenant`: it reads only that tenant's
+    /// subscriptions and those delegated to it.
+    pub fn arm_token_for_tenant_for_test(&self, tenant: &str) -> String {
+        let token = self.arm_token_minted_for_test();
+        let mut tenancy = self.shared.tenancy.lock().unwrap();
+        tenancy.token_tenant.insert(token.clone(), tenant.to_string());
+        token
+    }
+
+    /// Moves a subscription to another home tenant.
+    pub fn place_subscription(&self, sub: &str, tenant: &str) {
+        let mut tenancy = self.shared.tenancy.lock().unwrap();
+        tenancy.home.insert(sub.to_ascii_lowercase(), tenant.to_string());
+    }
+
+    /// Delegates a subscription to a managing tenant (Azure Lighthouse).
+    pub fn delegate_subscription(&self, sub: &str, managing_tenant: &str) {
+        let mut tenancy = self.shared.tenancy.lock().unwrap();
+        tenancy
+            .delegated
+            .insert(sub.to_ascii_lowercase(), managing_tenant.to_string());
     }
 
     /// Replaces the estate with ARM objects (ARM or Resource Graph shape). Subscriptions are
@@ -800,6 +827,11 @@ async fn dispatch(
     if let Some(refused) = tokens::refuse_management_bearer(&shared, &headers) {
         return refused;
     }
+    let viewer = tenancy::viewer(&shared, &headers);
+    let touched = tenancy::subscriptions_touched(&lower, &body);
+    if let Some(refused) = tenancy::refuse_other_tenant(&shared, viewer.as_deref(), &touched) {
+        return refused;
+    }
     if let Some(answer) = health_answer(&shared, &method, &lower, &query).await {
         return answer;
     }
@@ -810,12 +842,12 @@ async fn dispatch(
         return arm_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "only GET is served");
     }
     if lower == "/subscriptions" {
-        return list_subscriptions(&shared, &query);
+        return list_subscriptions(&shared, &query, viewer.as_deref());
     }
     arm::arm_get(&shared, &path, &query)
 }
 
-fn list_subscriptions(shared: &Shared, query: &HashMap<String, String>) -> Response {
+fn list_subscriptions(shared: &Shared, query: &HashMap<String, String>, viewer: Option<&str>) -> Response {
     shared.counters.subscription_lists.fetch_add(1, Ordering::Relaxed);
     if query.get("api-version").is_none() {
         return arm_error(
@@ -832,10 +864,12 @@ fn list_subscriptions(shared: &Shared, query: &HashMap<String, String>) -> Respo
     let skip: usize = query.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
     let faults = shared.faults.lock().unwrap().clone();
     let estate = shared.estate.read().unwrap();
+    let tenancy = shared.tenancy.lock().unwrap();
     let visible: Vec<&(String, String)> = estate
         .subscriptions
         .iter()
         .filter(|(k, _)| !faults.get(*k).is_some_and(|f| f.hidden || f.lost))
+        .filter(|(k, _)| tenancy.may_read(viewer, k))
         .map(|(_, v)| v)
         .collect();
     let value: Vec<Value> = visible
@@ -846,7 +880,9 @@ fn list_subscriptions(shared: &Shared, query: &HashMap<String, String>) -> Respo
             json!({
                 "id": format!("/subscriptions/{id}"),
                 "subscriptionId": id,
-                "tenantId": "22222222-2222-2222-2222-222222222222",
+                // A delegated subscription is listed under the managing tenant.
+                "tenantId": viewer.map_or_else(|| tenancy.home_of(id), str::to_string),
+                "homeTenantId": tenancy.home_of(id),
                 "displayName": format!("Subscription {id}"),
                 "state": state,
                 "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "EnterpriseAgreement_2014-09-01", "spendingLimit": "Off"},

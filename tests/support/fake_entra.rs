@@ -60,6 +60,8 @@ struct Shared {
     grants: Mutex<Vec<Grant>>,
     refusals: Mutex<Vec<String>>,
     access_token: Mutex<Option<String>>,
+    /// tenant → the access token granted in it (wins over `access_token`).
+    tenant_tokens: Mutex<HashMap<String, String>>,
 }
 
 pub struct FakeEntra {
@@ -193,6 +195,15 @@ impl FakeEntra {
         *self.shared.access_token.lock().unwrap() = Some(access_token.to_string());
     }
 
+    /// The access token granted in `tenant` from now on (several tenants, one issuer each).
+    pub fn issue_in_tenant(&self, tenant: &str, access_token: &str) {
+        self.shared
+            .tenant_tokens
+            .lock()
+            .unwrap()
+            .insert(tenant.to_lowercase(), access_token.to_string());
+    }
+
     pub fn grants(&self) -> Vec<Grant> {
         self.shared.grants.lock().unwrap().clone()
     }
@@ -313,11 +324,14 @@ async fn token(
         scope,
         proof: proof_name,
     });
-    let access_token = shared
-        .access_token
+    let in_tenant = shared
+        .tenant_tokens
         .lock()
         .unwrap()
-        .clone()
+        .get(&tenant.to_lowercase())
+        .cloned();
+    let access_token = in_tenant
+        .or_else(|| shared.access_token.lock().unwrap().clone())
         .unwrap_or_else(|| format!("fake-entra-token-{}", grants.len()));
     Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": access_token}))
         .into_response()

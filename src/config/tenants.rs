@@ -1,0 +1,301 @@
+//! `azure.tenants`: several connections, one per Entra tenant (or per credential), each with
+//! its own scope. No secret is written in the configuration: a connection names the app
+//! setting (environment variable) that holds its client secret or certificate password, and
+//! the path of its certificate file.
+
+use serde_json::{Map, Value};
+
+use super::{AzureSettings, ConfigError};
+
+/// How one connection signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantCredential {
+    /// The deployment's own credential (`azure.credential`): the home tenant's connection,
+    /// e.g. the Function App's managed identity.
+    Default,
+    ClientSecret,
+    ClientCertificate,
+    WorkloadIdentity,
+    AzureCli,
+}
+
+impl TenantCredential {
+    pub fn name(self) -> &'static str {
+        match self {
+            TenantCredential::Default => "default",
+            TenantCredential::ClientSecret => "client_secret",
+            TenantCredential::ClientCertificate => "client_certificate",
+            TenantCredential::WorkloadIdentity => "workload_identity",
+            TenantCredential::AzureCli => "azure_cli",
+        }
+    }
+}
+
+/// One entry of `azure.tenants`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantConnection {
+    pub tenant_id: String,
+    pub credential: TenantCredential,
+    /// The application (client) id; not a secret.
+    pub client_id: Option<String>,
+    /// The environment variable (app setting) holding the client secret.
+    pub client_secret_env: Option<String>,
+    /// A PEM or PKCS#12 file with the certificate and its key.
+    pub certificate_path: Option<String>,
+    /// The environment variable holding the PKCS#12 password.
+    pub certificate_password_env: Option<String>,
+    /// Workload identity's token file; `AZURE_FEDERATED_TOKEN_FILE` when absent.
+    pub federated_token_file: Option<String>,
+    pub subscriptions: Vec<String>,
+    pub exclude_subscriptions: Vec<String>,
+    pub management_groups: Vec<String>,
+}
+
+const KEYS: &[&str] = &[
+    "tenant_id",
+    "credential",
+    "client_id",
+    "client_secret_env",
+    "certificate_path",
+    "certificate_password_env",
+    "federated_token_file",
+    "subscriptions",
+    "exclude_subscriptions",
+    "management_groups",
+];
+
+/// Reads `azure.tenants` (absent: no list, the single connection of `azure.*`).
+pub(super) fn read(
+    root: &Value,
+    origin: &str,
+    single: &AzureSettings,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<TenantConnection>, ConfigError> {
+    let Some(list) = root.pointer("/azure/tenants").filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let invalid = |key: String, value: &Value, expected: &str| ConfigError::Invalid {
+        origin: origin.to_string(),
+        key,
+        value: super::schema::show(value),
+        expected: expected.to_string(),
+    };
+    let Value::Array(items) = list else {
+        return Err(invalid("azure.tenants".into(), list, "expected a list of connections"));
+    };
+    if items.is_empty() {
+        return Err(invalid(
+            "azure.tenants".into(),
+            list,
+            "expected at least one connection (or no azure.tenants at all)",
+        ));
+    }
+    for key in ["subscriptions", "exclude_subscriptions", "management_groups"] {
+        let set = match key {
+            "subscriptions" => &single.subscriptions,
+            "exclude_subscriptions" => &single.exclude_subscriptions,
+            _ => &single.management_groups,
+        };
+        if !set.is_empty() {
+            return Err(invalid(
+                format!("azure.{key}"),
+                &Value::from(set.clone()),
+                "with azure.tenants, each connection has its own subscriptions, exclude_subscriptions and \
+                 management_groups: move this list into the connection it belongs to",
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let at = format!("azure.tenants[{index}]");
+        let Value::Object(map) = item else {
+            return Err(invalid(at, item, "expected a mapping with tenant_id and credential"));
+        };
+        for key in map.keys() {
+            if key == "client_secret" || key == "certificate_password" {
+                return Err(invalid(
+                    format!("{at}.{key}"),
+                    &Value::String("(not shown)".into()),
+                    "secrets are not written in config.yml: put the value in an app setting (or a Key Vault \
+                     reference) and name that setting in client_secret_env / certificate_password_env",
+                ));
+            }
+            if !KEYS.contains(&key.as_str()) {
+                warnings.push(format!("{origin}: unknown key {at}.{key} is ignored"));
+            }
+        }
+        out.push(connection(map, &at, &invalid)?);
+    }
+    check_disjoint(&out).map_err(|(key, value, expected)| invalid(key, &Value::String(value), &expected))?;
+    Ok(out)
+}
+
+type Invalid<'a> = dyn Fn(String, &Value, &str) -> ConfigError + 'a;
+
+fn connection(map: &Map<String, Value>, at: &str, invalid: &Invalid) -> Result<TenantConnection, ConfigError> {
+    let text = |key: &str| -> Result<Option<String>, ConfigError> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+            Some(other) => Err(invalid(format!("{at}.{key}"), other, "expected a non-empty string")),
+        }
+    };
+    let list = |key: &str| -> Result<Vec<String>, ConfigError> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                    other => Err(invalid(
+                        format!("{at}.{key}"),
+                        other,
+                        "expected a list of non-empty strings",
+                    )),
+                })
+                .collect(),
+            Some(other) => Err(invalid(format!("{at}.{key}"), other, "expected a list of strings")),
+        }
+    };
+    let tenant_id = text("tenant_id")?.ok_or_else(|| {
+        invalid(
+            format!("{at}.tenant_id"),
+            &Value::Null,
+            "every connection names its tenant",
+        )
+    })?;
+    // The tenant goes into the token endpoint's path: a GUID or a domain name, nothing else.
+    if !tenant_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(invalid(
+            format!("{at}.tenant_id"),
+            &Value::String(tenant_id),
+            "expected a tenant id (a GUID) or a tenant domain name",
+        ));
+    }
+    let credential = credential_kind(text("credential")?.as_deref(), at, invalid)?;
+    let conn = TenantConnection {
+        tenant_id,
+        credential,
+        client_id: text("client_id")?,
+        client_secret_env: text("client_secret_env")?,
+        certificate_path: text("certificate_path")?,
+        certificate_password_env: text("certificate_password_env")?,
+        federated_token_file: text("federated_token_file")?,
+        subscriptions: list("subscriptions")?,
+        exclude_subscriptions: list("exclude_subscriptions")?,
+        management_groups: list("management_groups")?,
+    };
+    check_needs(&conn, at, invalid)?;
+    Ok(conn)
+}
+
+/// `credential` of one connection: no managed identity (it signs in to its own tenant only).
+fn credential_kind(name: Option<&str>, at: &str, invalid: &Invalid) -> Result<TenantCredential, ConfigError> {
+    let kind = match name {
+        Some("default") => TenantCredential::Default,
+        Some("client_secret") => TenantCredential::ClientSecret,
+        Some("client_certificate") => TenantCredential::ClientCertificate,
+        Some("workload_identity") => TenantCredential::WorkloadIdentity,
+        Some("azure_cli") => TenantCredential::AzureCli,
+        Some(other @ ("managed_identity" | "auto")) => {
+            return Err(invalid(
+                format!("{at}.credential"),
+                &Value::String(other.into()),
+                "a managed identity signs in to its own tenant only: use default for the home tenant's \
+                 connection (azure.credential), and client_secret, client_certificate, workload_identity \
+                 or azure_cli for another tenant",
+            ));
+        }
+        other => {
+            return Err(invalid(
+                format!("{at}.credential"),
+                &other.map_or(Value::Null, |o| Value::String(o.into())),
+                "expected default, client_secret, client_certificate, workload_identity or azure_cli",
+            ));
+        }
+    };
+    Ok(kind)
+}
+
+/// The settings each credential needs.
+fn check_needs(conn: &TenantConnection, at: &str, invalid: &Invalid) -> Result<(), ConfigError> {
+    let credential = conn.credential;
+    let needs: &[(&str, bool)] = match credential {
+        TenantCredential::ClientSecret => &[
+            ("client_id", conn.client_id.is_some()),
+            ("client_secret_env", conn.client_secret_env.is_some()),
+        ],
+        TenantCredential::ClientCertificate => &[
+            ("client_id", conn.client_id.is_some()),
+            ("certificate_path", conn.certificate_path.is_some()),
+        ],
+        TenantCredential::WorkloadIdentity => &[("client_id", conn.client_id.is_some())],
+        TenantCredential::Default | TenantCredential::AzureCli => &[],
+    };
+    if let Some((key, _)) = needs.iter().find(|(_, present)| !present) {
+        return Err(invalid(
+            format!("{at}.{key}"),
+            &Value::Null,
+            &format!("credential {} needs {key}", credential.name()),
+        ));
+    }
+    Ok(())
+}
+
+/// A subscription listed by two connections is refused: which credential reads it would be
+/// a guess.
+fn check_disjoint(connections: &[TenantConnection]) -> Result<(), (String, String, String)> {
+    for (i, a) in connections.iter().enumerate() {
+        for (j, b) in connections.iter().enumerate().skip(i + 1) {
+            if let Some(sub) = a
+                .subscriptions
+                .iter()
+                .find(|s| b.subscriptions.iter().any(|t| t.eq_ignore_ascii_case(s)))
+            {
+                return Err((
+                    format!("azure.tenants[{j}].subscriptions"),
+                    sub.clone(),
+                    format!(
+                        "subscription {sub} is also listed by azure.tenants[{i}] (tenant {}): list each \
+                         subscription under one connection only",
+                        a.tenant_id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl TenantConnection {
+    /// Whether this connection's own lists let it read `subscription` (a connection that
+    /// lists no subscription reads every one it can see, less its exclusions).
+    pub fn may_read(&self, subscription: &str) -> bool {
+        let listed =
+            self.subscriptions.is_empty() || self.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
+        listed
+            && !self
+                .exclude_subscriptions
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(subscription))
+    }
+}
+
+/// Narrows the settings to one subscription (a subscription resync): the single connection's
+/// scope, or each connection that may read it; `false` when none may.
+pub fn narrow_to_subscription(azure: &mut AzureSettings, subscription: &str) -> bool {
+    if azure.tenants.is_empty() {
+        azure.subscriptions = vec![subscription.to_string()];
+        azure.management_groups.clear();
+        return true;
+    }
+    azure.tenants.retain(|c| c.may_read(subscription));
+    for c in &mut azure.tenants {
+        c.subscriptions = vec![subscription.to_string()];
+        c.management_groups.clear();
+    }
+    !azure.tenants.is_empty()
+}
