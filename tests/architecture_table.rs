@@ -47,7 +47,11 @@ fn defines_fn(source: &str, name: &str) -> bool {
 fn every_test_the_deletion_safety_table_cites_exists() {
     let section = deletion_safety_section();
     let cited = citations(&section);
-    assert!(cited.len() > 20, "the table cites {} tests: is it still there?", cited.len());
+    assert!(
+        cited.len() > 20,
+        "the table cites {} tests: is it still there?",
+        cited.len()
+    );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut missing = Vec::new();
     for (file, name) in &cited {
@@ -61,7 +65,10 @@ fn every_test_the_deletion_safety_table_cites_exists() {
             missing.push(format!("{file}::{name}"));
         }
     }
-    assert!(missing.is_empty(), "the Deletion safety table cites tests that do not exist: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "the Deletion safety table cites tests that do not exist: {missing:#?}"
+    );
 }
 
 #[test]
