@@ -26,6 +26,9 @@ use crate::secret::Secret;
 mod refusal;
 use refusal::{refusal_message, transport_message};
 
+/// The shortest `Authorization` credential scrubbed from a refusal (see `RetryQueue::secrets`).
+const MIN_SCRUBBED_TOKEN: usize = 8;
+
 /// Token scope for the Service Bus data plane (the same audience in every cloud).
 pub const SERVICE_BUS_SCOPE: &str = "https://servicebus.azure.net/.default";
 
@@ -379,11 +382,16 @@ impl RetryQueue {
     }
 
     /// What an answer may echo and an error must not carry: the SAS key and the
-    /// `Authorization` value sent (a bearer token or a SAS token).
+    /// `Authorization` value sent (a bearer token or a SAS token). Real tokens run to hundreds
+    /// of characters; a token shorter than [`MIN_SCRUBBED_TOKEN`] is a stand-in, and scrubbing
+    /// it would mask every occurrence of a letter or two across the whole message.
     fn secrets(&self, authorization: &Secret) -> Vec<Secret> {
         let sent = authorization.expose();
         let credential = sent.strip_prefix("Bearer ").unwrap_or(sent);
-        let mut secrets = vec![Secret::new(credential)];
+        let mut secrets = Vec::new();
+        if credential.len() >= MIN_SCRUBBED_TOKEN {
+            secrets.push(Secret::new(credential));
+        }
         if let QueueAuth::Sas { key, .. } = &self.target.auth {
             secrets.push(key.clone());
         }
