@@ -23,6 +23,12 @@ use crate::functions::events::ChangeKind;
 use crate::http::{RetryPolicy, is_retryable_status, retry_after};
 use crate::secret::Secret;
 
+mod refusal;
+use refusal::{refusal_message, transport_message};
+
+/// The shortest `Authorization` credential scrubbed from a refusal (see `RetryQueue::secrets`).
+const MIN_SCRUBBED_TOKEN: usize = 8;
+
 /// Token scope for the Service Bus data plane (the same audience in every cloud).
 pub const SERVICE_BUS_SCOPE: &str = "https://servicebus.azure.net/.default";
 
@@ -358,7 +364,7 @@ impl RetryQueue {
                     let text = response.text().await.unwrap_or_default();
                     let error = QueueError::Refused {
                         status,
-                        message: refusal_message(status, &text),
+                        message: refusal_message(status, &text, &self.secrets(&authorization)),
                     };
                     if !is_retryable_status(status) {
                         return Err(error);
@@ -373,6 +379,23 @@ impl RetryQueue {
             tokio::time::sleep(self.policy.delay(attempt, failure.1, self.policy.max)).await;
             attempt += 1;
         }
+    }
+
+    /// What an answer may echo and an error must not carry: the SAS key and the
+    /// `Authorization` value sent (a bearer token or a SAS token). Real tokens run to hundreds
+    /// of characters; a token shorter than [`MIN_SCRUBBED_TOKEN`] is a stand-in, and scrubbing
+    /// it would mask every occurrence of a letter or two across the whole message.
+    fn secrets(&self, authorization: &Secret) -> Vec<Secret> {
+        let sent = authorization.expose();
+        let credential = sent.strip_prefix("Bearer ").unwrap_or(sent);
+        let mut secrets = Vec::new();
+        if credential.len() >= MIN_SCRUBBED_TOKEN {
+            secrets.push(Secret::new(credential));
+        }
+        if let QueueAuth::Sas { key, .. } = &self.target.auth {
+            secrets.push(key.clone());
+        }
+        secrets
     }
 
     async fn authorization(&self) -> Result<Secret, QueueError> {
@@ -393,40 +416,6 @@ impl RetryQueue {
                 Ok(Secret::new(sas_token(&self.target.entity_url(), key_name, key, expiry)))
             }
         }
-    }
-}
-
-fn refusal_message(status: u16, body: &str) -> String {
-    let meaning = match status {
-        400 => "bad request",
-        401 => "authorization failed: check the identity's Azure Service Bus Data Sender role or the SAS key",
-        403 => "quota exceeded, message too large, or the identity lacks Azure Service Bus Data Sender",
-        404 | 410 => "the queue does not exist: check RETRY_QUEUE",
-        413 => "message too large",
-        429 | 503 => "the namespace is throttled or busy",
-        _ => "unexpected status",
-    };
-    let detail: String = body.chars().filter(|c| !c.is_control()).take(200).collect();
-    if detail.trim().is_empty() {
-        meaning.to_string()
-    } else {
-        format!("{meaning}: {}", detail.trim())
-    }
-}
-
-/// A transport error without the URL's query (a SAS token never travels in the URL, but keep
-/// the message short and free of anything but the cause).
-fn transport_message(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    match e.url() {
-        Some(url) => format!("{kind} ({}://{})", url.scheme(), url.host_str().unwrap_or("?")),
-        None => kind.to_string(),
     }
 }
 

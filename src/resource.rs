@@ -575,9 +575,6 @@ mod tests {
     mod grammar_properties {
         use super::*;
         use proptest::prelude::*;
-        use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-
-        static ACCEPTED: AtomicUsize = AtomicUsize::new(0);
 
         /// Ids built from valid names with one hostile fragment spliced into one segment.
         fn hostile_id() -> impl Strategy<Value = (String, String)> {
@@ -605,36 +602,37 @@ mod tests {
             })
         }
 
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(512))]
-
-            /// No id holding URL syntax, a path step, an empty segment or a control character
-            /// parses, wherever it sits.
-            #[test]
-            fn hostile_fragments_never_parse((id, fragment) in hostile_id()) {
+        /// No id holding URL syntax, a path step, an empty segment or a control character
+        /// parses, wherever it sits.
+        #[test]
+        fn hostile_fragments_never_parse() {
+            let reached = crate::test_util::Reached::new("hostile_fragments_never_parse");
+            proptest!(ProptestConfig::with_cases(512), |((id, fragment) in hostile_id())| {
+                reached.case();
+                reached.hit();
                 prop_assert!(ResourceId::parse(&id).is_err(), "{:?} (fragment {:?}) parsed", id, fragment);
-            }
+            });
+            reached.check(1.0);
+        }
 
-            /// Whatever parses, from any text, cannot change an URL path's meaning, and parses
-            /// again to the same id.
-            #[test]
-            fn whatever_parses_is_url_path_safe(raw in "(/[a-zA-Z0-9?#%. _\\-]{0,6}){0,9}/?", prefix in prop::bool::ANY) {
+        /// Whatever parses, from any text, cannot change an URL path's meaning, and parses
+        /// again to the same id. Only worth something if enough generated ids do parse.
+        #[test]
+        fn whatever_parses_is_url_path_safe() {
+            let reached = crate::test_util::Reached::new("whatever_parses_is_url_path_safe (ids that parse)");
+            let text = "(/[a-zA-Z0-9?#%. _\\-]{0,6}){0,9}/?";
+            // About 6% of generated texts parse: 2048 cases keep the floor far below the mean.
+            proptest!(ProptestConfig::with_cases(2048), |(raw in text, prefix in prop::bool::ANY)| {
+                reached.case();
                 let text = if prefix { format!("/subscriptions/1/resourceGroups/r{raw}") } else { raw };
                 if let Ok(id) = ResourceId::parse(&text) {
-                    ACCEPTED.fetch_add(1, AtomicOrdering::Relaxed);
+                    reached.hit();
                     prop_assert!(!id.as_str().contains(['?', '#', '%', '\\']) && !id.as_str().contains("//"));
                     prop_assert!(id.as_str().split('/').skip(1).all(|s| !s.is_empty() && s != "." && s != ".."));
                     prop_assert_eq!(ResourceId::parse(id.as_str()).ok(), Some(id));
                 }
-            }
-        }
-
-        /// The second property is only worth something if generated ids do parse.
-        #[test]
-        fn enough_generated_ids_parse() {
-            whatever_parses_is_url_path_safe();
-            let accepted = ACCEPTED.load(AtomicOrdering::Relaxed);
-            assert!(accepted >= 20, "only {accepted} of 256 generated ids parsed");
+            });
+            reached.check(0.025);
         }
     }
 

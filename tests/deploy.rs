@@ -6,11 +6,15 @@
 //! These read the repository's own files: the template and the code are checked against each
 //! other, so a new `env::var` read or a renamed function fails here before it fails in Azure.
 
+#[path = "support/template.rs"]
+mod template;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use template::{bicep_code, bicep_text};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -35,64 +39,27 @@ fn files_with_extension(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// All Bicep code under infra/ (comments removed), concatenated.
-fn bicep_text() -> String {
-    let mut files = Vec::new();
-    files_with_extension(&repo().join("infra"), "bicep", &mut files);
-    assert!(!files.is_empty(), "no Bicep files under infra/");
-    files.iter().map(|f| bicep_code(f)).collect::<Vec<_>>().join("\n")
-}
-
-/// One Bicep file without its comments, so a fact matched in it is said by the code, not by a
-/// comment about it.
-fn bicep_code(path: &Path) -> String {
-    strip_bicep_comments(&read(path))
-}
-
-/// Removes `// line` and `/* block */` comments, leaving string literals ('...' with `\'`
-/// escapes, and ''''multi-line'''') untouched. Line breaks are kept.
-fn strip_bicep_comments(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let rest = &chars[i..];
-        if rest.starts_with(&['\'', '\'', '\'']) {
-            let end = (i + 3..chars.len().saturating_sub(2))
-                .find(|&j| chars[j..].starts_with(&['\'', '\'', '\'']))
-                .map_or(chars.len(), |j| j + 3);
-            out.extend(&chars[i..end]);
-            i = end;
-        } else if rest[0] == '\'' {
-            let mut j = i + 1;
-            while j < chars.len() && chars[j] != '\'' && chars[j] != '\n' {
-                j += if chars[j] == '\\' { 2 } else { 1 };
-            }
-            let end = (j + 1).min(chars.len());
-            out.extend(&chars[i..end]);
-            i = end;
-        } else if rest.starts_with(&['/', '/']) {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if rest.starts_with(&['/', '*']) {
-            let end = (i + 2..chars.len().saturating_sub(1))
-                .find(|&j| chars[j..].starts_with(&['*', '/']))
-                .map_or(chars.len(), |j| j + 2);
-            out.extend(chars[i..end].iter().filter(|c| **c == '\n'));
-            i = end;
-        } else {
-            out.push(rest[0]);
-            i += 1;
-        }
-    }
-    out
+/// The shared reader (`tests/support/template.rs`) takes a setting only from code: one that is
+/// commented out is not set.
+#[test]
+fn app_settings_are_read_from_code_not_comments() {
+    let bicep = "appSettings: [\n  {\n    name: 'LOG_LEVEL'\n    value: 'info'\n  }\n  // {\n  //   name: 'OLD'\n  //   value: 'x'\n  // }\n  /*\n  {\n    name: 'BLOCK'\n    value: 'y'\n  }\n  */\n]\n";
+    let settings = template::app_settings_in(&template::strip_bicep_comments(bicep));
+    assert_eq!(
+        settings,
+        BTreeMap::from([("LOG_LEVEL".to_string(), "'info'".to_string())])
+    );
+    let everything = template::template_app_settings();
+    assert!(
+        everything.contains_key("AZURE_CLIENT_ID") && everything.contains_key("CONNECTOR_CONFIG"),
+        "{everything:?}"
+    );
 }
 
 #[test]
 fn bicep_comments_are_stripped_and_strings_kept() {
     let text = "a: 'https://x/y' // allowSharedKeyAccess: false\n/* httpsOnly: true\n */b: 'it\\'s // kept'\nc: \'\'\'\n// in a string\n\'\'\'\n";
-    let code = strip_bicep_comments(text);
+    let code = template::strip_bicep_comments(text);
     assert!(
         !code.contains("allowSharedKeyAccess") && !code.contains("httpsOnly"),
         "{code}"
@@ -102,22 +69,6 @@ fn bicep_comments_are_stripped_and_strings_kept() {
         "{code}"
     );
     assert_eq!(code.lines().count(), text.lines().count());
-}
-
-/// App settings in the Bicep: every `name: '<X>'` line directly followed by a `value:` line
-/// (the shape of an entry in a siteConfig.appSettings array), with that value's text.
-fn template_app_settings(bicep: &str) -> BTreeMap<String, String> {
-    let lines: Vec<&str> = bicep.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let mut settings = BTreeMap::new();
-    for pair in lines.windows(2) {
-        let (Some(name), Some(value)) = (pair[0].strip_prefix("name: '"), pair[1].strip_prefix("value: ")) else {
-            continue;
-        };
-        if let Some(name) = name.strip_suffix('\'') {
-            settings.insert(name.to_string(), value.to_string());
-        }
-    }
-    settings
 }
 
 fn is_env_name(s: &str) -> bool {
@@ -253,7 +204,7 @@ const NOT_SET_BY_TEMPLATE: &[(&str, &str)] = &[
 
 #[test]
 fn template_sets_every_setting_the_code_reads() {
-    let settings = template_app_settings(&bicep_text());
+    let settings = template::template_app_settings();
     assert!(
         settings.contains_key("AzureWebJobsStorage__accountName"),
         "the app-settings parser found nothing sensible: {settings:?}"
@@ -284,7 +235,7 @@ fn template_sets_every_setting_the_code_reads() {
 #[test]
 fn settings_hold_no_keys_and_secrets_come_from_key_vault() {
     let bicep = bicep_text();
-    let settings = template_app_settings(&bicep);
+    let settings = template::app_settings_in(&bicep);
     for secret in ["API_KEY", "CONNECTOR_CONFIG"] {
         let value = settings.get(secret).unwrap_or_else(|| panic!("{secret} is not set"));
         assert!(
@@ -708,7 +659,7 @@ fn function_bindings_match_the_issue_and_the_serve_routes() {
     assert_eq!(single_binding(&status, "http", "res")["direction"], "out");
 
     // Every %SETTING% the metadata refers to is set by the template; the connection prefix too.
-    let settings = template_app_settings(&bicep_text());
+    let settings = template::template_app_settings();
     let mut metadata = read(&repo().join("host.json"));
     for name in FUNCTIONS {
         metadata.push_str(&read(&repo().join("function").join(name).join("function.json")));

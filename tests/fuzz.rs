@@ -199,38 +199,38 @@ fn runner(cases: u32) -> TestRunner {
     TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
 }
 
-/// What one target's run reached.
+/// How many cases of one fuzz target's run reached the assertion, and how many of those the
+/// decoder accepted. (The unit tests' property counter is `src/test_util.rs`'s `Reached`, which
+/// a test binary cannot reach: it is `cfg(test)` inside the library.)
 #[derive(Debug, Default)]
-struct Reached {
+struct FuzzCaseTally {
     asserted: u32,
     accepted: u32,
 }
 
 /// Runs `target` on `input`: no panic (a panic fails the case with its message), and every
 /// reject carries a message.
-fn assert_clean(target: &str, input: &[u8], reached: &std::cell::RefCell<Reached>) -> Result<(), TestCaseError> {
+fn assert_clean(target: &str, input: &[u8], tally: &std::cell::RefCell<FuzzCaseTally>) -> Result<(), TestCaseError> {
     let result = std::panic::catch_unwind(|| fuzzing::run(target, input))
         .map_err(|_| TestCaseError::fail(format!("{target} panicked on {:?}", String::from_utf8_lossy(input))))?;
-    let mut reached = reached.borrow_mut();
-    reached.asserted += 1;
+    let mut tally = tally.borrow_mut();
+    tally.asserted += 1;
     if result.is_ok() {
-        reached.accepted += 1;
+        tally.accepted += 1;
     }
     fuzzing::check(&result).map_err(|e| TestCaseError::fail(format!("{target}: {e} on {input:?}")))
 }
 
 fn arbitrary_bytes(target: &str) {
-    let reached = std::cell::RefCell::new(Reached::default());
+    let tally = std::cell::RefCell::new(FuzzCaseTally::default());
     let strategy = proptest::collection::vec(any::<u8>(), 0..512);
-    let result = runner(BYTE_CASES).run(&strategy, |input| assert_clean(target, &input, &reached));
+    let result = runner(BYTE_CASES).run(&strategy, |input| assert_clean(target, &input, &tally));
     if let Err(e) = result {
         panic!("{target}, arbitrary bytes: {e}");
     }
-    let reached = reached.into_inner();
-    assert_eq!(
-        reached.asserted, BYTE_CASES,
-        "{target}: cases that reached the assertion"
-    );
+    let tally = tally.into_inner();
+    eprintln!("{target}: {tally:?} of {BYTE_CASES} arbitrary byte strings");
+    assert_eq!(tally.asserted, BYTE_CASES, "{target}: cases that reached the assertion");
 }
 
 /// Mutations of the fixtures; at least `min_accepted_percent` of the cases must decode (so the
@@ -243,25 +243,25 @@ fn mutated_fixtures(target: &str, min_accepted_percent: u32) {
         assert_eq!(result.is_ok(), *must_decode, "{target}: a seed: {result:?}");
     }
     let seeds: Vec<Vec<u8>> = seeds.into_iter().map(|(seed, _)| seed).collect();
-    let reached = std::cell::RefCell::new(Reached::default());
+    let tally = std::cell::RefCell::new(FuzzCaseTally::default());
     let strategy = (0..seeds.len(), proptest::collection::vec(mutation(), 1..4));
     let result = runner(MUTATION_CASES).run(&strategy, |(index, mutations)| {
         let input = mutations.iter().fold(seeds[index].clone(), apply);
-        assert_clean(target, &input, &reached)
+        assert_clean(target, &input, &tally)
     });
     if let Err(e) = result {
         panic!("{target}, mutated fixtures: {e}");
     }
-    let reached = reached.into_inner();
-    eprintln!("{target}: {reached:?} of {MUTATION_CASES} mutated fixtures");
+    let tally = tally.into_inner();
+    eprintln!("{target}: {tally:?} of {MUTATION_CASES} mutated fixtures");
     assert_eq!(
-        reached.asserted, MUTATION_CASES,
+        tally.asserted, MUTATION_CASES,
         "{target}: cases that reached the assertion"
     );
     assert!(
-        reached.accepted * 100 >= MUTATION_CASES * min_accepted_percent,
+        tally.accepted * 100 >= MUTATION_CASES * min_accepted_percent,
         "{target}: only {} of {MUTATION_CASES} mutated fixtures decoded (want {min_accepted_percent}%)",
-        reached.accepted
+        tally.accepted
     );
 }
 
@@ -315,8 +315,8 @@ fuzz_tests! {
 fn a_panicking_decoder_would_fail_the_run() {
     // The harness itself can fail: a target name the facade does not know is a reject with a
     // message, and a panic inside the run is caught and reported as a failed case.
-    let reached = std::cell::RefCell::new(Reached::default());
-    assert!(assert_clean("no_such_target", b"x", &reached).is_ok());
+    let tally = std::cell::RefCell::new(FuzzCaseTally::default());
+    assert!(assert_clean("no_such_target", b"x", &tally).is_ok());
     let panicked = std::panic::catch_unwind(|| -> Result<(), String> { panic!("boom") });
     assert!(panicked.is_err());
     let empty: Result<fuzzing::Decoded, String> = Err(" ".into());

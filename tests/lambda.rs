@@ -395,6 +395,63 @@ async fn an_asm_outage_schedules_retries_and_a_queue_outage_makes_event_grid_red
     );
 }
 
+/// Log lines written while the returned guard lives (this thread's default subscriber; the
+/// tests run on a current-thread runtime, so the handler's lines land here).
+fn capture_logs() -> (Arc<std::sync::Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = Arc::clone(&buffer);
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || LogSink(Arc::clone(&writer)))
+        .finish();
+    (buffer, tracing::subscriber::set_default(subscriber))
+}
+
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// As on the Functions path: a delivery whose every event is unreadable is acknowledged (200;
+/// Event Grid redelivering could never make it readable), and each event is logged by id.
+#[tokio::test]
+async fn a_delivery_of_only_unreadable_events_is_acknowledged_and_logged_by_event_id() {
+    let h = harness().await;
+    let mut payload = fixture("url-events.json");
+    let events = json!([
+        {"id": "evt-not-an-id", "eventType": "Microsoft.Resources.ResourceWriteSuccess", "subject": "not-an-id"},
+        {"id": "evt-no-type", "subject": pip(1)},
+    ]);
+    payload["body"] = json!(events.to_string());
+    let (logs, guard) = capture_logs();
+    let (status, _, body) = h.http(payload).await;
+    drop(guard);
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["evt-not-an-id", "evt-no-type"], "{body}");
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    for id in ids {
+        assert!(
+            logs.lines().any(|l| l.contains(id) && l.contains("cannot be read")),
+            "{id} is not logged: {logs}"
+        );
+    }
+    assert!(h.asm.journal().is_empty());
+    assert_eq!(h.azure.counts().arm_gets, 0);
+}
+
 #[tokio::test]
 async fn malformed_requests_are_400_and_unknown_routes_404() {
     let h = harness().await;

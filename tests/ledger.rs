@@ -514,7 +514,7 @@ mod rebuild_safety {
 
     use seedwatch::apply::{Applier, ApplyRequest, SystemClock};
     use seedwatch::config::Config;
-    use seedwatch::ledger::rebuild::{LedgerSync, sync_with_ledger};
+    use seedwatch::ledger::rebuild::{LedgerSync, RebuildOptions, rebuild, sync_with_ledger};
     use seedwatch::ledger::{Expect, Ledger, keys};
     use seedwatch::resource::{Resource, ResourceId};
     use seedwatch::seed::Seed;
@@ -684,5 +684,43 @@ mod rebuild_safety {
             record.as_ref().is_none_or(|r| !r.value.asm.held),
             "the ledger says ASM holds a seed it does not: {record:?}"
         );
+    }
+
+    /// 12.7 (b), the tie: an apply that recorded ASM's state in the millisecond the listing was
+    /// requested may have written ASM after the listing answered. Its state stands, as an
+    /// owner read in the sweep's snapshot millisecond does.
+    #[tokio::test]
+    async fn an_apply_recorded_in_the_listings_millisecond_is_not_overridden() {
+        let ledger: Arc<dyn Ledger> = Arc::new(seedwatch::ledger::memory::MemoryLedger::new());
+        let w = world(ledger.clone(), &[1]);
+        sync(&w.azure, &w.asm, ledger.as_ref()).await;
+        // A second sync lists the seed as held: the report the rebuild works from.
+        let report = sync(&w.azure, &w.asm, ledger.as_ref()).await.report;
+        assert!(report.asm_holds(&seed(1)));
+
+        // An apply deleted the seed and recorded it in the listing's millisecond.
+        let current = ledger.seed(&seed(1)).await.unwrap().expect("recorded");
+        let mut record = current.value.clone();
+        record.asm.held = false;
+        record.asm.id = None;
+        record.asm.at_ms = report.listed_at_ms;
+        ledger
+            .put_seed(&record, &Expect::Version(current.version))
+            .await
+            .unwrap();
+
+        let options = RebuildOptions {
+            completeness: &report.completeness,
+            seed_tag: sim::TAG,
+            sweep_started_ms: report.listed_at_ms,
+            graph_lag: std::time::Duration::ZERO,
+            now_ms: report.listed_at_ms,
+            lease: std::time::Duration::from_secs(60),
+            tombstone_ttl: std::time::Duration::from_secs(86_400),
+        };
+        let rebuilt = rebuild(ledger.as_ref(), &report, &options).await.unwrap();
+        assert_eq!(rebuilt.seeds_newer, 1, "{rebuilt:?}");
+        let after = ledger.seed(&seed(1)).await.unwrap().expect("recorded");
+        assert!(!after.value.asm.held, "the listing overrode the apply: {after:?}");
     }
 }

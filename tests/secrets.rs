@@ -7,6 +7,8 @@ mod cli;
 mod fake_asm;
 #[path = "support/fake_azure.rs"]
 mod fake_azure;
+#[path = "support/host_emulator.rs"]
+mod host_emulator;
 
 use base64::Engine;
 use fake_asm::{FakeAsm, Fault, Route};
@@ -109,4 +111,81 @@ async fn no_form_of_the_key_reaches_stdout_or_stderr() {
             }
         }
     }
+}
+
+/// The same echoes through `seedwatch serve`, as the Functions host runs it: no piece of the key
+/// reaches an invocation's `Logs` (which the host writes to Application Insights), stdout or
+/// stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_form_of_the_key_reaches_the_handler_logs_stdout_or_stderr() {
+    let azure = FakeAzure::start().await;
+    let asm = FakeAsm::start(KEY).await;
+    asm.add_scan(SCAN);
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = env(&asm, &azure);
+    settings[0].1 += &format!(
+        "ledger:\n  kind: local\n  path: {}\n",
+        dir.path().join("ledger.redb").display()
+    );
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let host = host_emulator::HostEmulator::start(&pairs).await;
+
+    let mut cases = Vec::new();
+    for (form_name, form) in key_forms() {
+        for padding in [0, 276] {
+            for code in [Some("BAD_SEED".to_string()), None] {
+                cases.push((
+                    form_name,
+                    format!("{}invalid key {form} given", "x".repeat(padding)),
+                    code,
+                ));
+            }
+        }
+    }
+    // One resource per case: a refused seed is remembered, and not sent again for that resource.
+    let estate = (0..cases.len())
+        .map(|n| fake_azure::public_ip(&pip(n), &format!("203.0.113.{}", n + 1)))
+        .collect();
+    azure.load(estate);
+
+    let mut logs = Vec::new();
+    for (n, (form_name, message, code)) in cases.iter().enumerate() {
+        asm.fail_next(
+            Route::Add,
+            1,
+            Fault::BadRequest {
+                code: code.clone(),
+                message: message.clone(),
+            },
+        );
+        let event = host_emulator::resources_event("Microsoft.Resources.ResourceWriteSuccess", &pip(n));
+        let response = host
+            .invoke(
+                "resource-events",
+                &host_emulator::event_invocation(&event),
+                &format!("inv-{n}"),
+                false,
+            )
+            .await;
+        response.assert_host_readable();
+        let text = format!("{}\n{}", response.logs_text(), response.body);
+        if let Some(piece) = leaks(&text) {
+            panic!("{form_name} (code {code:?}) leaked {piece:?} into the invocation's answer: {text}");
+        }
+        logs.push(text);
+    }
+    assert!(asm.seed_names(SCAN).is_empty(), "every add was refused");
+    let (stdout, stderr) = host.terminate_and_collect_output().await;
+    let output = format!("{}\n{}\n{}", logs.join("\n"), stdout.join("\n"), stderr.join("\n"));
+    assert!(
+        output.contains("invalid key"),
+        "the refusals were quoted, so the check looked at them: {output}"
+    );
+    if let Some(piece) = leaks(&output) {
+        panic!("the handler leaked {piece:?}: {output}");
+    }
+}
+
+fn pip(n: usize) -> String {
+    format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip-{n}")
 }

@@ -4,9 +4,11 @@
 //! transport differs.
 //!
 //! Status codes towards Event Grid (which retries 5xx and timeouts, and drops or dead-letters
-//! 400/401/403/413 at once): 200 when every change was applied, acknowledged, or had its retry
-//! queued; 500 only when a change could not be applied nor queued (or the engines cannot be
-//! built), so Event Grid delivers again; 400 only for a body that is unusable as a whole.
+//! 400/401/403/413 at once): 200 when every change was applied, acknowledged (an event that
+//! cannot be read is acknowledged and logged with its id, as the Functions path does), or had
+//! its retry queued; 500 only when a change could not be applied nor queued (or the engines
+//! cannot be built), so Event Grid delivers again; 400 only for a body that is unusable as a
+//! whole (not JSON, not events).
 
 use std::sync::Arc;
 
@@ -185,38 +187,28 @@ impl LambdaApp {
             }
             Ok(Delivery::Events(events)) => events,
         };
-        // Read every event first; one bad event is logged and skipped (redelivery cannot fix it,
-        // and a 400 would drop the good events of the batch with it).
+        // Read every event first. An unreadable event is acknowledged and logged with its id,
+        // as the Functions path does: redelivery cannot make it readable, and a failure would
+        // have Event Grid drop or redeliver the good events of the batch with it. So a delivery
+        // of only unreadable events is a 200 too.
         let mut changes = Vec::new();
         let mut ignored = Vec::new();
         let mut rejected_events = Vec::new();
         let total = events.len();
         for value in &events {
-            let event = match ResourceEvent::parse(value) {
-                Ok(event) => event,
+            let read = ResourceEvent::parse(value).and_then(|event| event.disposition().map(|d| (event, d)));
+            match read {
                 Err(e) => {
-                    tracing::error!(error = %e, "event skipped: it cannot be read");
-                    rejected_events.push(json!({"error": e.to_string()}));
-                    continue;
+                    let event_id = unreadable_event_id(value);
+                    tracing::error!(event_id, error = %e, "event acknowledged, not processed: it cannot be read");
+                    rejected_events.push(json!({"id": event_id, "error": e.to_string()}));
                 }
-            };
-            match event.disposition() {
-                Err(e) => {
-                    tracing::error!(event_id = %event.id, error = %e, "event skipped: it cannot be read");
-                    rejected_events.push(json!({"id": event.id, "error": e.to_string()}));
-                }
-                Ok(Disposition::Ignore { reason }) => {
+                Ok((event, Disposition::Ignore { reason })) => {
                     tracing::info!(event_id = %event.id, event_type = %event.event_type, reason, "event acknowledged, not processed");
                     ignored.push(json!({"id": event.id, "reason": reason}));
                 }
-                Ok(Disposition::Apply(change)) => changes.push((event, change)),
+                Ok((event, Disposition::Apply(change))) => changes.push((event, change)),
             }
-        }
-        if total > 0 && rejected_events.len() == total {
-            return UrlResponse::json(
-                400,
-                json!({"error": "no event in the delivery can be read", "rejected": rejected_events}),
-            );
         }
         let mut body = json!({"events": total, "ignored": ignored, "rejected": rejected_events, "results": []});
         if changes.is_empty() {
@@ -348,6 +340,15 @@ fn rejected(status: u16, message: String) -> UrlResponse {
         status,
         Value::Object(Map::from_iter([("error".to_string(), message.into())])),
     )
+}
+
+/// The id of an event that could not be read, for the log line; `(no id)` when it has none.
+fn unreadable_event_id(value: &Value) -> String {
+    match value.get("id") {
+        Some(Value::String(id)) if !id.trim().is_empty() => id.chars().take(200).collect(),
+        Some(Value::Number(id)) => id.to_string(),
+        _ => "(no id)".to_string(),
+    }
 }
 
 #[cfg(test)]

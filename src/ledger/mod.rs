@@ -28,6 +28,7 @@ pub mod rebuild;
 mod records;
 pub mod refused;
 pub mod table;
+mod table_failure;
 
 use async_trait::async_trait;
 

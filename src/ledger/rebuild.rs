@@ -207,8 +207,10 @@ pub async fn rebuild(
         }
         let mut record = current.value.clone();
         record.intent = None;
-        // An apply that wrote ASM after the listing knows better than the listing.
-        if current.value.asm.at_ms <= report.listed_at_ms {
+        // An apply that wrote ASM after the listing knows better than the listing. One recorded
+        // in the millisecond the listing was requested may have written after the listing
+        // answered: the tie goes to the apply, as it does for owners (`seen_at_ms >= snapshot`).
+        if current.value.asm.at_ms < report.listed_at_ms {
             let held = report.asm_holds(&seed);
             let state = AsmState {
                 held,

@@ -17,6 +17,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+use super::table_failure::failure;
 use super::{Expect, Ledger, LedgerError, Partitions, RawEntity, Scan, Version};
 use crate::azure::TokenSource;
 use crate::http::RetryPolicy;
@@ -93,6 +94,14 @@ impl TableLedger {
         self
     }
 
+    /// The account key an answer might echo, when requests are signed with one.
+    fn secret(&self) -> Option<&Secret> {
+        match &self.auth {
+            TableAuth::SharedKey { key, .. } => Some(key),
+            TableAuth::Bearer(_) => None,
+        }
+    }
+
     async fn create_table(&self) -> Result<(), LedgerError> {
         let body = serde_json::json!({ "TableName": self.table }).to_string();
         let response = self
@@ -108,7 +117,7 @@ impl TableLedger {
         if status.is_success() {
             return Ok(());
         }
-        let failure = failure(response, &self.describe()).await;
+        let failure = failure(response, &self.describe(), self.secret()).await;
         match failure {
             LedgerError::Http { status: 409, .. } => Ok(()),
             other => Err(other),
@@ -267,7 +276,7 @@ impl TableLedger {
     }
 }
 
-fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+pub(super) fn header(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
         .get(name)
@@ -282,31 +291,6 @@ fn etag(response: &reqwest::Response, what: &str) -> Result<Version, LedgerError
             key: what.to_string(),
             message: "the response carries no ETag".into(),
         })
-}
-
-/// Turns an error response into a [`LedgerError`]; 409 and 412 are conflicts.
-async fn failure(response: reqwest::Response, backend: &str) -> LedgerError {
-    let status = response.status().as_u16();
-    let header_code = header(&response, "x-ms-error-code");
-    let text = response.text().await.unwrap_or_default();
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let error = &body["odata.error"];
-    let code = header_code
-        .or_else(|| error["code"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    let message = error["message"]["value"]
-        .as_str()
-        .and_then(|m| m.lines().next())
-        .unwrap_or("")
-        .chars()
-        .take(300)
-        .collect();
-    LedgerError::Http {
-        backend: backend.to_string(),
-        status,
-        code,
-        message,
-    }
 }
 
 fn conflict_or(error: LedgerError, key: &str) -> LedgerError {
@@ -358,13 +342,13 @@ impl Ledger for TableLedger {
                 Ok(Some((Self::entity_data(&entity, row)?, version)))
             }
             StatusCode::NOT_FOUND => {
-                let error = failure(response, &self.describe()).await;
+                let error = failure(response, &self.describe(), self.secret()).await;
                 match &error {
                     LedgerError::Http { code, .. } if code == "TableNotFound" => Err(error),
                     _ => Ok(None),
                 }
             }
-            _ => Err(failure(response, &self.describe()).await),
+            _ => Err(failure(response, &self.describe(), self.secret()).await),
         }
     }
 
@@ -389,7 +373,7 @@ impl Ledger for TableLedger {
         if response.status().is_success() {
             return etag(&response, row);
         }
-        let error = failure(response, &self.describe()).await;
+        let error = failure(response, &self.describe(), self.secret()).await;
         Err(match (&error, expect) {
             // Replacing an entity someone deleted meanwhile: a conflict too.
             (LedgerError::Http { status: 404, code, .. }, Expect::Version(_)) if code != "TableNotFound" => {
@@ -408,7 +392,7 @@ impl Ledger for TableLedger {
         if response.status().is_success() {
             return Ok(());
         }
-        match failure(response, &self.describe()).await {
+        match failure(response, &self.describe(), self.secret()).await {
             LedgerError::Http { status: 404, code, .. } if code != "TableNotFound" => Ok(()),
             other => Err(conflict_or(other, row)),
         }
@@ -436,7 +420,7 @@ impl Ledger for TableLedger {
             }
             let response = self.send(Method::GET, &path, &query, None, &[]).await?;
             if !response.status().is_success() {
-                return Err(failure(response, &self.describe()).await);
+                return Err(failure(response, &self.describe(), self.secret()).await);
             }
             let next_partition = header(&response, "x-ms-continuation-NextPartitionKey");
             let next_row = header(&response, "x-ms-continuation-NextRowKey");

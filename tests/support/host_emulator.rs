@@ -27,6 +27,8 @@ pub struct HostEmulator {
     pub cold_start: Duration,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The tasks reading stdout and stderr; they end when the process closes its streams.
+    collectors: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// What the handler answered to one invocation.
@@ -122,8 +124,10 @@ impl HostEmulator {
         let mut child = command.spawn().expect("spawn seedwatch serve");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        collect_lines(child.stdout.take().expect("stdout"), Arc::clone(&stdout));
-        collect_lines(child.stderr.take().expect("stderr"), Arc::clone(&stderr));
+        let collectors = vec![
+            collect_lines(child.stdout.take().expect("stdout"), Arc::clone(&stdout)),
+            collect_lines(child.stderr.take().expect("stderr"), Arc::clone(&stderr)),
+        ];
         loop {
             if probe(port).await {
                 break;
@@ -146,6 +150,7 @@ impl HostEmulator {
             cold_start: started.elapsed(),
             stdout,
             stderr,
+            collectors,
         }
     }
 
@@ -270,6 +275,23 @@ impl HostEmulator {
 
     /// Sends SIGTERM, as the host does when it stops the worker, and waits for the exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
+        self.stop().await
+    }
+
+    /// Terminates the process and returns everything it wrote: (stdout lines, stderr lines),
+    /// read to the end of both streams.
+    pub async fn terminate_and_collect_output(mut self) -> (Vec<String>, Vec<String>) {
+        self.stop().await;
+        for collector in std::mem::take(&mut self.collectors) {
+            tokio::time::timeout(Duration::from_secs(10), collector)
+                .await
+                .expect("the output streams closed within 10 s of the exit")
+                .expect("collector");
+        }
+        (self.stdout_lines(), self.stderr_lines())
+    }
+
+    async fn stop(&mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
                 .arg("-TERM")
@@ -283,13 +305,16 @@ impl HostEmulator {
     }
 }
 
-fn collect_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(stream: R, into: Arc<Mutex<Vec<String>>>) {
+fn collect_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    stream: R,
+    into: Arc<Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             into.lock().unwrap().push(line);
         }
-    });
+    })
 }
 
 /// Readiness as the host sees it: any HTTP answer to `GET /`; a socket error means not ready.
