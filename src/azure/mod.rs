@@ -19,6 +19,7 @@ pub mod progress;
 pub mod token_cache;
 
 mod reads;
+mod sweep;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use async_trait::async_trait;
 
 pub use live::{LiveAzure, ScopeSettings};
 pub use owner::{Owner, owner_of};
+pub use sweep::ExtractedPart;
 
 use crate::check::{EnabledChecks, ServiceCheck};
 use crate::resource::{Resource, ResourceId};
@@ -133,6 +135,16 @@ pub struct Sweep {
     pub report: CompletenessReport,
 }
 
+/// A whole-estate read, extracted as it was read: the bodies are gone, what is kept is what
+/// the reconcile needs (contributions with provenance, warnings, completeness).
+#[derive(Debug, Clone, Default)]
+pub struct ExtractedSweep {
+    pub extraction: crate::extract::Extraction,
+    pub report: CompletenessReport,
+    /// Resources the sweep read (and extracted).
+    pub resources_read: usize,
+}
+
 /// The result of reading one owner resource.
 #[derive(Debug, Clone)]
 pub enum OwnerRead {
@@ -195,6 +207,23 @@ impl SweepProgress for NoProgress {}
 pub trait AzureReader: Send + Sync {
     /// Reads every resource the enabled checks need, with a completeness report.
     async fn sweep(&self, checks: &EnabledChecks, progress: &dyn SweepProgress) -> Result<Sweep, AzureError>;
+
+    /// The same read, extracted: what the reconcile uses. The default extracts a whole
+    /// [`Sweep`]; the live reader extracts each page as it arrives and keeps no body, so its
+    /// memory grows with the seeds, not with the estate.
+    async fn sweep_extracted(
+        &self,
+        checks: &EnabledChecks,
+        progress: &dyn SweepProgress,
+    ) -> Result<ExtractedSweep, AzureError> {
+        let sweep = self.sweep(checks, progress).await?;
+        let extraction = crate::extract::extract_resources(&sweep.resources, checks);
+        Ok(ExtractedSweep {
+            extraction,
+            report: sweep.report,
+            resources_read: sweep.resources.len(),
+        })
+    }
 
     /// Reads one owner (one ARM GET, plus companion reads its type needs).
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError>;

@@ -151,12 +151,11 @@ impl SyncEngine {
         let mut failed_changes =
             crate::ledger::rebuild::read_failed_changes(self.ledger.as_deref(), &mut ledger_warnings).await;
         let sweep = reader
-            .sweep(&config.azure.checks, &NoSyncProgress)
+            .sweep_extracted(&config.azure.checks, &NoSyncProgress)
             .await
             .map_err(|e| sync_error(e.into()))?;
-        let mut extraction = crate::extract::extract_resources(&sweep.resources, &config.azure.checks);
-        let resources_read = sweep.resources.len();
-        drop(sweep.resources);
+        let mut extraction = sweep.extraction;
+        let resources_read = sweep.resources_read;
         let mut completeness = sweep.report;
         completeness.incomplete.extend(extra_incomplete);
         if let Some(ledger) = &self.ledger {
