@@ -233,6 +233,12 @@ impl AzureReader for LiveAzure {
         })
     }
 
+    async fn subscriptions_in_scope(&self) -> Result<Option<Vec<String>>, AzureError> {
+        let mut report = CompletenessReport::default();
+        let subscriptions = self.resolve_scope(&mut report).await?;
+        Ok((!report.scope_unknown).then_some(subscriptions))
+    }
+
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError> {
         self.read_one_owner(owner).await
     }

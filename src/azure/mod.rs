@@ -225,6 +225,12 @@ pub trait AzureReader: Send + Sync {
         })
     }
 
+    /// The subscriptions a sweep would read (the allow and deny lists applied), or `None` when
+    /// the reader cannot tell: what decides whether the timer reconcile fans out.
+    async fn subscriptions_in_scope(&self) -> Result<Option<Vec<String>>, AzureError> {
+        Ok(None)
+    }
+
     /// Reads one owner (one ARM GET, plus companion reads its type needs).
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError>;
 }

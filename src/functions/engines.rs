@@ -69,27 +69,41 @@ impl SyncEngine {
     /// One subscription: the sweep is narrowed to it, and every other subscription is marked
     /// as not read, so no seed another subscription may contribute is deleted.
     async fn subscription(&self, subscription: &str, dry_run: bool) -> Result<Value, WorkError> {
+        let what = format!("resync of subscription {subscription}");
+        self.narrowed(&[subscription.to_string()], &what, dry_run).await
+    }
+
+    /// A sweep narrowed to `subscriptions` (each within the configured scope), with an entry
+    /// "every other subscription: not part of this {what}" in the completeness report.
+    pub(super) async fn narrowed(
+        &self,
+        subscriptions: &[String],
+        what: &str,
+        dry_run: bool,
+    ) -> Result<Value, WorkError> {
         let azure = &self.config.azure;
-        let allowed =
-            azure.subscriptions.is_empty() || azure.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
-        let excluded = azure
-            .exclude_subscriptions
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(subscription));
-        if !allowed || excluded {
-            return Err(WorkError::permanent(format!(
-                "subscription {subscription} is outside the configured scope (azure.subscriptions / azure.exclude_subscriptions)"
-            )));
+        for subscription in subscriptions {
+            let allowed = azure.subscriptions.is_empty()
+                || azure.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
+            let excluded = azure
+                .exclude_subscriptions
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(subscription));
+            if !allowed || excluded {
+                return Err(WorkError::permanent(format!(
+                    "subscription {subscription} is outside the configured scope (azure.subscriptions / azure.exclude_subscriptions)"
+                )));
+            }
         }
         let mut narrowed = self.config.clone();
-        narrowed.azure.subscriptions = vec![subscription.to_string()];
+        narrowed.azure.subscriptions = subscriptions.to_vec();
         narrowed.azure.management_groups.clear();
         let reader = (self.readers)(&narrowed);
         let others = IncompleteScope {
             subscription: "(every other subscription)".into(),
             check: None,
             why: Incomplete::Failed {
-                message: format!("not part of this resync of subscription {subscription}"),
+                message: format!("not part of this {what}"),
             },
         };
         self.run(&narrowed, reader.as_ref(), Some(others), dry_run).await
@@ -245,7 +259,8 @@ impl Reconciler for SyncReconciler {
     async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
         let engine = Arc::clone(&self.0);
         let trigger = crate::health::record::current_trigger();
-        let recorded = !matches!(scope, Scope::Resource(_));
+        // A batch reports to its fanned-out run's record instead.
+        let recorded = !matches!(scope, Scope::Resource(_) | Scope::Batch(_));
         let run = crate::health::record::begin(
             self.0.ledger.clone().filter(|_| recorded),
             trigger,
@@ -278,6 +293,18 @@ impl Reconciler for SyncReconciler {
     fn status_source(&self) -> Option<crate::health::status::StatusSource> {
         Some(self.0.status_source())
     }
+
+    async fn fanout(&self) -> Result<Option<Vec<Vec<String>>>, WorkError> {
+        self.0.fanout_batches().await
+    }
+
+    async fn fanout_started(&self, batches: u32) -> Option<String> {
+        self.start_fanout(batches).await
+    }
+
+    async fn batch_reported(&self, batch: &super::ports::Batch, outcome: Result<&Value, &str>) {
+        self.report_batch(batch, outcome).await
+    }
 }
 
 impl SyncEngine {
@@ -286,6 +313,7 @@ impl SyncEngine {
         match scope {
             Scope::All => self.all(dry_run).await,
             Scope::Subscription(id) => self.subscription(id, dry_run).await,
+            Scope::Batch(batch) => self.batch(batch, dry_run).await,
             Scope::Resource(id) if dry_run => self.resource(id).await,
             Scope::Resource(_) => Err(WorkError::permanent(
                 "a resync of one resource goes through the apply path, not the reconcile",
@@ -403,7 +431,7 @@ fn event_time_ms(text: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-fn azure_error(e: AzureError) -> WorkError {
+pub(super) fn azure_error(e: AzureError) -> WorkError {
     WorkError {
         transient: e.is_transient(),
         message: e.to_string(),

@@ -17,6 +17,7 @@
 
 pub mod breaker;
 pub mod failures;
+pub mod fanout;
 pub mod history;
 pub mod keys;
 pub mod lag;
