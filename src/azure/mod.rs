@@ -16,6 +16,7 @@ pub mod graph;
 pub mod live;
 pub mod owner;
 pub mod progress;
+pub mod quota;
 pub mod token_cache;
 
 mod reads;
@@ -280,7 +281,17 @@ pub fn live_from_config(
     tokens: Arc<dyn TokenSource>,
     tuning: arm::Tuning,
 ) -> LiveAzure {
-    let arm = arm::Arm::new(
+    live_sharing_graph_quota(config, tokens, tuning, None)
+}
+
+/// The live reader, its Resource Graph queries also paced by a quota every instance shares.
+pub fn live_sharing_graph_quota(
+    config: &crate::config::Config,
+    tokens: Arc<dyn TokenSource>,
+    tuning: arm::Tuning,
+    gate: Option<Arc<dyn quota::GraphQuotaGate>>,
+) -> LiveAzure {
+    let mut arm = arm::Arm::new(
         crate::http::client(config.http.timeout),
         &config.azure.resource_manager,
         config.azure.cloud.management_scope(),
@@ -288,5 +299,8 @@ pub fn live_from_config(
         crate::http::RetryPolicy::from_settings(&config.http),
         tuning,
     );
+    if let Some(gate) = gate {
+        arm = arm.with_graph_gate(gate);
+    }
     LiveAzure::new(Arc::new(arm), ScopeSettings::from_settings(&config.azure))
 }

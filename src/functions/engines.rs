@@ -49,11 +49,18 @@ impl SyncEngine {
         ledger: Option<Arc<dyn Ledger>>,
     ) -> SyncEngine {
         let status_tokens = tokens.clone();
+        // Resource Graph's quota is per user: the batches of a fanned-out run, on any instance,
+        // share it through the ledger.
+        let gate = ledger.clone().map(|ledger| {
+            Arc::new(crate::ledger::graph_quota::LedgerGraphQuota::new(ledger))
+                as Arc<dyn crate::azure::quota::GraphQuotaGate>
+        });
         let readers: ReaderFactory = Arc::new(move |config: &Config| {
-            Arc::new(crate::azure::live_from_config(
+            Arc::new(crate::azure::live_sharing_graph_quota(
                 config,
                 tokens.clone(),
                 crate::azure::arm::Tuning::default(),
+                gate.clone(),
             )) as Arc<dyn AzureReader>
         });
         SyncEngine {
