@@ -74,6 +74,14 @@ impl ExtractedPart {
     pub fn finish(self) -> (Extraction, usize) {
         let ExtractedPart { facts, outcomes, rows } = self;
         let mut out = Extraction::default();
+        let mut holds = |fact: &crate::extract::Fact| facts.holds(fact);
+        let (contributions, warnings) = outcomes.iter().fold((0, 0), |(c, w), outcome| {
+            let one = outcome.resolved(&mut holds);
+            (c + one.contributions.len(), w + one.warnings.len())
+        });
+        // Sized once: a million contributions do not double their way there.
+        out.contributions.reserve_exact(contributions);
+        out.warnings.reserve_exact(warnings);
         for outcome in outcomes {
             let one = outcome.resolve(&mut |fact| facts.holds(fact));
             out.contributions.extend(one.contributions);
@@ -86,7 +94,8 @@ impl ExtractedPart {
 impl Part for ExtractedPart {
     fn push(&mut self, resource: Resource) {
         self.rows += 1;
-        let outcome = self.facts.push_extraction(&resource);
+        let mut outcome = self.facts.push_extraction(&resource);
+        shrink(&mut outcome);
         let empty = matches!(&outcome, Outcome::Known(e) if e.contributions.is_empty() && e.warnings.is_empty());
         if !empty {
             self.outcomes.push(outcome);
@@ -99,6 +108,21 @@ impl Part for ExtractedPart {
         self.facts.absorb(other.facts);
         self.outcomes.extend(other.outcomes);
         self.rows += other.rows;
+    }
+}
+
+/// Drops the spare capacity of an outcome's vectors: most resources contribute one or two
+/// seeds, and a vector grown by pushes holds room for four.
+fn shrink(outcome: &mut Outcome<Extraction>) {
+    match outcome {
+        Outcome::Known(extraction) => {
+            extraction.contributions.shrink_to_fit();
+            extraction.warnings.shrink_to_fit();
+        }
+        Outcome::Depends { if_false, if_true, .. } => {
+            shrink(if_false);
+            shrink(if_true);
+        }
     }
 }
 

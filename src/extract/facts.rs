@@ -134,6 +134,21 @@ pub enum Outcome<T = ItemSeeds> {
 }
 
 impl<T> Outcome<T> {
+    /// The contribution under the facts of the whole input, borrowed.
+    pub fn resolved(&self, holds: &mut impl FnMut(&Fact) -> bool) -> &T {
+        let mut current = self;
+        loop {
+            match current {
+                Outcome::Known(seeds) => return seeds,
+                Outcome::Depends {
+                    fact,
+                    if_false,
+                    if_true,
+                } => current = if holds(fact) { if_true } else { if_false },
+            }
+        }
+    }
+
     /// The contribution under the facts of the whole input (`holds` says whether a fact does).
     pub fn resolve(self, holds: &mut impl FnMut(&Fact) -> bool) -> T {
         let mut current = self;
