@@ -142,7 +142,35 @@ impl Runner {
 
 #[cfg(test)]
 mod tests {
-    use super::batches;
+    use super::{Batch, RetryJob, Scope, batches, retry_job};
+
+    #[test]
+    fn a_batch_is_retried_as_the_same_batch() {
+        let batch = Batch {
+            run: "r-000000000001000-abcd1234".into(),
+            index: 2,
+            count: 10,
+            subscriptions: vec!["s1".into(), "s2".into()],
+        };
+        let job = retry_job(&Scope::Batch(batch), 3);
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(text.contains("\"kind\":\"batch\""), "{text}");
+        let back: RetryJob = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, job);
+        let RetryJob::Batch {
+            batch,
+            batches,
+            subscriptions,
+            attempt,
+            ..
+        } = back
+        else {
+            panic!("not a batch job: {text}");
+        };
+        assert_eq!((batch, batches, subscriptions.len(), attempt), (2, 10, 2, 3));
+        // Other scopes keep their resync job.
+        assert!(matches!(retry_job(&Scope::All, 1), RetryJob::Resync { .. }));
+    }
 
     #[test]
     fn fans_out_only_above_the_threshold() {
