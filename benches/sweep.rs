@@ -17,6 +17,11 @@
 //! The fake runs in a child process (this binary again, with `SEEDWATCH_BENCH_FAKE` set) so the
 //! peak memory measured is the sweep's own.
 //!
+//! The sweep is the reconcile's (`AzureReader::sweep_extracted`: each page extracted as it
+//! arrives, no body kept); `SWEEP_KEEP_BODIES=1` measures `AzureReader::sweep` (every resource's
+//! body kept) for comparison. The rows per table for the bound come from the fake (it knows the
+//! estate), so the parent never holds the estate.
+//!
 //! `cargo bench --bench sweep` (env: `SWEEP_RESOURCES`, `SWEEP_SUBSCRIPTIONS`, `SWEEP_PAGE_MS`,
 //! `SWEEP_NO_ARM_CHILDREN` to read Resource Graph alone, `SWEEP_GRAPH_QUOTA=off` for a fake
 //! without the Resource Graph quota).
@@ -37,7 +42,6 @@ use seedwatch::azure::catalog::{self, Source};
 use seedwatch::azure::{AzureReader, NoProgress, StaticToken, TokenSource, live_from_config};
 use seedwatch::check::EnabledChecks;
 use seedwatch::config::Config;
-use seedwatch::resource::Resource;
 use seedwatch::secret::Secret;
 
 const FAKE_ENV: &str = "SEEDWATCH_BENCH_FAKE";
@@ -62,7 +66,9 @@ fn serve_fake(resources: usize, subscriptions: usize, page_latency: Duration) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let fake = fake_azure::FakeAzure::start().await;
-        fake.load(fake_azure::generate_estate(subscriptions, resources, 42));
+        let estate = fake_azure::generate_estate(subscriptions, resources, 42);
+        let rows = rows_per_table(&estate);
+        fake.load(estate);
         fake.set_page_latency(page_latency);
         if quota_on() {
             fake.set_graph_quota(GRAPH_QUOTA, GRAPH_WINDOW);
@@ -72,6 +78,7 @@ fn serve_fake(resources: usize, subscriptions: usize, page_latency: Duration) {
         }
         println!("{}", fake.base_url());
         println!("{}", fake.arm_token_minted_for_test());
+        println!("{}", serde_json::to_string(&rows).expect("rows"));
         std::io::stdout().flush().expect("flush");
         tokio::task::spawn_blocking(|| {
             let mut sink = Vec::new();
@@ -85,6 +92,22 @@ fn serve_fake(resources: usize, subscriptions: usize, page_latency: Duration) {
             c.graph_pages, c.arm_gets, c.subscription_lists, c.throttled
         );
     });
+}
+
+/// Rows per Resource Graph table of an estate (what the bound's pages come from).
+fn rows_per_table(estate: &[serde_json::Value]) -> BTreeMap<&'static str, u64> {
+    let mut rows: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for resource in estate {
+        let arm_type = resource["type"].as_str().unwrap_or_default().to_ascii_lowercase();
+        let table = match catalog::lookup(&arm_type).map(|t| t.source) {
+            Some(Source::Resources) => "resources",
+            Some(Source::DnsResources) => "dnsresources",
+            Some(Source::ComputeResources) => "computeresources",
+            _ => continue,
+        };
+        *rows.entry(table).or_default() += 1;
+    }
+    rows
 }
 
 fn peak_rss_mb() -> f64 {
@@ -120,6 +143,9 @@ fn main() {
     let mut token = String::new();
     stdout.read_line(&mut token).expect("fake token");
     let token = token.trim().to_string();
+    let mut rows_line = String::new();
+    stdout.read_line(&mut rows_line).expect("fake rows per table");
+    let rows: BTreeMap<String, u64> = serde_json::from_str(rows_line.trim()).expect("rows per table");
 
     let yaml = serde_json::json!({"azure": {"endpoints": {"resource_manager": base}}});
     let config =
@@ -127,7 +153,8 @@ fn main() {
     let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(token)));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let baseline_mb = peak_rss_mb();
-    let (elapsed, sweep, live) = runtime.block_on(async {
+    let keep_bodies = std::env::var_os("SWEEP_KEEP_BODIES").is_some();
+    let (elapsed, read, complete, live) = runtime.block_on(async {
         let live = live_from_config(&config, tokens, Tuning::default());
         let started = Instant::now();
         let mut checks = EnabledChecks::all();
@@ -136,8 +163,19 @@ fn main() {
             checks.set(seedwatch::check::ServiceCheck::FrontDoorAfd, false);
             checks.set(seedwatch::check::ServiceCheck::StorageStaticWebsites, false);
         }
-        let sweep = live.sweep(&checks, &NoProgress).await.expect("sweep");
-        (started.elapsed(), sweep, live)
+        let (read, complete) = if keep_bodies {
+            let sweep = live.sweep(&checks, &NoProgress).await.expect("sweep");
+            (sweep.resources.len(), sweep.report.is_fully_complete())
+        } else {
+            let sweep = live.sweep_extracted(&checks, &NoProgress).await.expect("sweep");
+            println!(
+                "  kept: {} contributions, {} warnings",
+                sweep.extraction.contributions.len(),
+                sweep.extraction.warnings.len()
+            );
+            (sweep.resources_read, sweep.report.is_fully_complete())
+        };
+        (started.elapsed(), read, complete, live)
     });
     let peak_mb = peak_rss_mb();
     let pages = live.arm().counters.graph_pages.load(Ordering::Relaxed);
@@ -145,16 +183,19 @@ fn main() {
     let throttled = live.arm().counters.throttled.load(Ordering::Relaxed);
     drop(child.stdin.take());
     let _ = child.wait();
-    let bound = Bound::of(&sweep.resources, page_latency, subscriptions, arm);
+    let bound = Bound::of(&rows, page_latency, subscriptions, arm);
 
     println!(
         "sweep bench: {resources} resources in {subscriptions} subscriptions, {page_latency:?} per Resource Graph page, Resource Graph quota {}",
         if quota_on() { "on (15 per 5 s)" } else { "off" }
     );
     println!(
-        "  read {} resources, fully complete: {}",
-        sweep.resources.len(),
-        sweep.report.is_fully_complete()
+        "  read {read} resources ({}), fully complete: {complete}",
+        if keep_bodies {
+            "bodies kept: AzureReader::sweep"
+        } else {
+            "extracted page by page: AzureReader::sweep_extracted"
+        }
     );
     println!("  wall time {:.3} s", elapsed.as_secs_f64());
     bound.print(elapsed);
@@ -166,7 +207,7 @@ fn main() {
 
 /// The lower bound's terms, from the rows each Resource Graph table holds.
 struct Bound {
-    pages_per_table: BTreeMap<&'static str, u64>,
+    pages_per_table: BTreeMap<String, u64>,
     critical_path: Duration,
     chains: Duration,
     graph_quota: Duration,
@@ -174,21 +215,11 @@ struct Bound {
 }
 
 impl Bound {
-    fn of(resources: &[Resource], page_latency: Duration, subscriptions: usize, arm_reads: u64) -> Bound {
+    fn of(rows: &BTreeMap<String, u64>, page_latency: Duration, subscriptions: usize, arm_reads: u64) -> Bound {
         let tuning = Tuning::default();
-        let mut rows: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for resource in resources {
-            let table = match catalog::lookup(&resource.arm_type).map(|t| t.source) {
-                Some(Source::Resources) => "resources",
-                Some(Source::DnsResources) => "dnsresources",
-                Some(Source::ComputeResources) => "computeresources",
-                _ => continue,
-            };
-            *rows.entry(table).or_default() += 1;
-        }
         let page = u64::from(tuning.page_size);
-        let pages_per_table: BTreeMap<&'static str, u64> =
-            rows.into_iter().map(|(t, n)| (t, n.div_ceil(page).max(1))).collect();
+        let pages_per_table: BTreeMap<String, u64> =
+            rows.iter().map(|(t, n)| (t.clone(), n.div_ceil(page).max(1))).collect();
         let total: u64 = pages_per_table.values().sum();
         let longest = pages_per_table.values().copied().max().unwrap_or(0);
         let in_flight = tuning.concurrent_queries.max(1) as u64;

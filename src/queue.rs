@@ -56,6 +56,17 @@ pub enum RetryJob {
         #[serde(default)]
         attempt: u32,
     },
+    /// One batch of subscriptions of a timer reconcile fanned out across instances.
+    Batch {
+        /// The fanned-out run's history row: every batch reports to it.
+        run: String,
+        /// 0-based index of this batch, of `batches`.
+        batch: u32,
+        batches: u32,
+        subscriptions: Vec<String>,
+        #[serde(default)]
+        attempt: u32,
+    },
 }
 
 impl RetryJob {
@@ -63,6 +74,7 @@ impl RetryJob {
         match self {
             RetryJob::Apply { .. } => "retry",
             RetryJob::Resync { .. } => "resync",
+            RetryJob::Batch { .. } => "batch",
         }
     }
 }
@@ -315,7 +327,9 @@ impl RetryQueue {
     /// Schedules `job` after the backoff for its attempt.
     pub async fn schedule(&self, job: &RetryJob, correlation_id: Option<&str>) -> Result<Sent, QueueError> {
         let attempt = match job {
-            RetryJob::Apply { attempt, .. } | RetryJob::Resync { attempt, .. } => *attempt,
+            RetryJob::Apply { attempt, .. } | RetryJob::Resync { attempt, .. } | RetryJob::Batch { attempt, .. } => {
+                *attempt
+            }
         };
         let delay = backoff(attempt.max(1), &self.settings, &mut rand::rng());
         self.send(job, Some(SystemTime::now() + delay), correlation_id).await

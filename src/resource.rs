@@ -8,15 +8,31 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// An ARM resource id. Equality, ordering and hashing ignore case.
+///
+/// Both spellings are shared on clone: every seed a resource contributes names its owner, and
+/// a sweep keeps millions of them (one allocation per resource, not per contribution; the key
+/// is the original itself when the id is already lower case).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ResourceId {
-    original: String,
-    key: String,
+    original: Arc<str>,
+    key: Arc<str>,
+}
+
+/// The id and its lower-cased key, sharing one allocation when they are equal.
+fn spellings(id: &str) -> (Arc<str>, Arc<str>) {
+    let original: Arc<str> = Arc::from(id);
+    if id.bytes().any(|b| b.is_ascii_uppercase()) {
+        (original, Arc::from(id.to_ascii_lowercase()))
+    } else {
+        (original.clone(), original)
+    }
 }
 
 /// Why a text is not an ARM resource id. Every variant names what was wrong and where.
@@ -82,10 +98,8 @@ impl ResourceId {
         let trimmed = raw.trim();
         let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
         check_grammar(trimmed)?;
-        Ok(ResourceId {
-            original: trimmed.to_string(),
-            key: trimmed.to_ascii_lowercase(),
-        })
+        let (original, key) = spellings(trimmed);
+        Ok(ResourceId { original, key })
     }
 
     /// The id as Azure spelled it.
@@ -131,10 +145,10 @@ impl ResourceId {
             offset += part.len();
         }
         match cut {
-            Some(at) => ResourceId {
-                original: self.original[..at].to_string(),
-                key: self.key[..at].to_string(),
-            },
+            Some(at) => {
+                let (original, key) = spellings(&self.original[..at]);
+                ResourceId { original, key }
+            }
             None => self.clone(),
         }
     }
@@ -185,7 +199,7 @@ impl ResourceId {
     /// Whether `self` is `other` or lies below it.
     pub fn is_within(&self, other: &ResourceId) -> bool {
         self.key == other.key
-            || (self.key.starts_with(&other.key) && self.key.as_bytes().get(other.key.len()) == Some(&b'/'))
+            || (self.key.starts_with(&*other.key) && self.key.as_bytes().get(other.key.len()) == Some(&b'/'))
     }
 }
 
@@ -363,7 +377,7 @@ impl TryFrom<String> for ResourceId {
 }
 impl From<ResourceId> for String {
     fn from(value: ResourceId) -> String {
-        value.original
+        value.original.to_string()
     }
 }
 

@@ -263,12 +263,12 @@ pub async fn check_and_sweep(
     asm.check_scan().await?;
 
     progress.phase(Phase::Sweeping);
-    let sweep = azure.sweep(&config.azure.checks, progress).await?;
-    let extraction = crate::extract::extract_resources(&sweep.resources, &config.azure.checks);
+    // Extracted as it is read: no resource body outlives its page.
+    let sweep = azure.sweep_extracted(&config.azure.checks, progress).await?;
     Ok(Swept {
         completeness: sweep.report,
-        extraction,
-        resources_read: sweep.resources.len(),
+        extraction: sweep.extraction,
+        resources_read: sweep.resources_read,
     })
 }
 

@@ -253,6 +253,8 @@ pub struct Arm {
     pub tuning: Tuning,
     pacer: Pacer,
     pub counters: Counters,
+    /// Resource Graph's quota as every instance shares it (`None`: this process's pacing only).
+    graph_gate: Option<Arc<dyn super::quota::GraphQuotaGate>>,
 }
 
 impl Arm {
@@ -273,7 +275,14 @@ impl Arm {
             tuning,
             pacer: Pacer::default(),
             counters: Counters::default(),
+            graph_gate: None,
         }
+    }
+
+    /// Consults `gate` before each Resource Graph query and tells it the quota headers.
+    pub fn with_graph_gate(mut self, gate: Arc<dyn super::quota::GraphQuotaGate>) -> Arm {
+        self.graph_gate = Some(gate);
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -352,6 +361,9 @@ impl Arm {
         let mut throttles = 0u32;
         loop {
             self.pacer.wait(&bucket).await;
+            if let (Bucket::Graph, Some(gate)) = (&bucket, &self.graph_gate) {
+                gate.acquire().await;
+            }
             let token = self.tokens.bearer(&self.scope).await?;
             let mut request = self.http.request(method.clone(), url).bearer_auth(token.expose());
             if let Some(body) = body {
@@ -384,6 +396,15 @@ impl Arm {
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             self.pace_from_headers(&bucket, &headers);
+            if let (Bucket::Graph, Some(gate)) = (&bucket, &self.graph_gate)
+                && let Some(remaining) = headers
+                    .get("x-ms-user-quota-remaining")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                && let Some(reset) = quota_reset(&headers)
+            {
+                gate.observe(remaining, reset).await;
+            }
             let body = match response.bytes().await {
                 Ok(b) => b,
                 Err(e) => {

@@ -1,24 +1,23 @@
 //! The live [`AzureReader`]: scope resolution, Resource Graph sweeps with ARM reads for the
 //! children Resource Graph does not hold, and single-owner ARM reads.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use serde_json::Value;
 
 use super::arm::{Arm, bucket_for};
-use super::catalog::{self, SUBSCRIPTIONS_API_VERSION, Source};
+use super::catalog::SUBSCRIPTIONS_API_VERSION;
 use super::graph::{self, Scope};
-use super::reads::{ChildOutcome, ChildRead};
+use super::sweep::ExtractedPart;
 use super::{
-    AzureError, AzureReader, CompletenessReport, Incomplete, IncompleteScope, OwnerRead, Sweep, SweepProgress,
+    AzureError, AzureReader, CompletenessReport, ExtractedSweep, Incomplete, IncompleteScope, OwnerRead, Sweep,
+    SweepProgress,
 };
 use crate::check::{EnabledChecks, ServiceCheck};
 use crate::config::AzureSettings;
-use crate::resource::{Resource, ResourceId};
+use crate::resource::ResourceId;
 
 /// Which subscriptions to read (from `azure.*` settings).
 #[derive(Debug, Clone, Default)]
@@ -141,7 +140,7 @@ impl LiveAzure {
 
     /// The subscriptions in scope, with the allow and deny lists applied; subscriptions the
     /// allow list names but the identity cannot see go to the report.
-    async fn resolve_scope(&self, report: &mut CompletenessReport) -> Result<Vec<String>, AzureError> {
+    pub(super) async fn resolve_scope(&self, report: &mut CompletenessReport) -> Result<Vec<String>, AzureError> {
         let listed = if self.scope.management_groups.is_empty() {
             self.list_subscriptions().await
         } else {
@@ -217,227 +216,40 @@ impl LiveAzure {
         }
         Ok(in_scope)
     }
-
-    async fn run_sweep(&self, checks: &EnabledChecks, progress: &dyn SweepProgress) -> Result<Sweep, AzureError> {
-        let mut report = CompletenessReport::default();
-        let subscriptions = self.resolve_scope(&mut report).await?;
-        report.subscriptions = subscriptions.clone();
-        progress.subscriptions_found(subscriptions.len());
-        let unreadable: HashSet<String> = report
-            .incomplete
-            .iter()
-            .filter(|i| i.check.is_none())
-            .map(|i| i.subscription.to_ascii_lowercase())
-            .collect();
-        let readable: Vec<String> = subscriptions
-            .into_iter()
-            .filter(|s| !unreadable.contains(&s.to_ascii_lowercase()))
-            .collect();
-
-        let mut jobs = VecDeque::new();
-        for source in [Source::Resources, Source::DnsResources, Source::ComputeResources] {
-            let types = catalog::graph_types(checks, source);
-            if types.is_empty() {
-                continue;
-            }
-            let table = match source {
-                Source::DnsResources => "dnsresources",
-                Source::ComputeResources => "computeresources",
-                _ => "resources",
-            };
-            let query = Arc::new(graph::rows_query(table, &types));
-            for batch in readable.chunks(self.arm.tuning.subscriptions_per_query.max(1)) {
-                jobs.push_back(Job {
-                    source,
-                    table,
-                    query: query.clone(),
-                    subscriptions: batch.to_vec(),
-                });
-            }
-        }
-
-        let (child_tx, child_rx) = tokio::sync::mpsc::unbounded_channel::<ChildRead>();
-        let children: Mutex<Vec<ChildOutcome>> = Mutex::new(Vec::new());
-        let mut parts: Vec<Vec<Resource>> = Vec::new();
-        let graph_work = async {
-            let child_tx = child_tx;
-            let mut running = FuturesUnordered::new();
-            loop {
-                while running.len() < self.arm.tuning.concurrent_queries.max(1)
-                    && let Some(job) = jobs.pop_front()
-                {
-                    running.push(self.run_job(job, checks, progress, &child_tx));
-                }
-                let Some((job, result)) = running.next().await else {
-                    break;
-                };
-                match result {
-                    Ok(rows) => parts.push(rows),
-                    Err(AzureError::Http { status: 403, .. }) if job.subscriptions.len() > 1 => {
-                        // Find the subscription(s) we may not read by halving the batch.
-                        let mid = job.subscriptions.len() / 2;
-                        let (a, b) = job.subscriptions.split_at(mid);
-                        for half in [a, b] {
-                            jobs.push_back(Job {
-                                subscriptions: half.to_vec(),
-                                ..job.clone()
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(table = job.table, subscriptions = job.subscriptions.len(), error = %e, "Resource Graph query failed");
-                        for sub in &job.subscriptions {
-                            for check in catalog::checks_in(checks, job.source) {
-                                report.incomplete.push(IncompleteScope {
-                                    subscription: sub.clone(),
-                                    check: Some(check),
-                                    why: incomplete_from(&e, sub),
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        let child_work = async {
-            let mut rx = child_rx;
-            futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-                .for_each_concurrent(self.arm.tuning.concurrent_arm_reads.max(1), |read| async {
-                    let outcome = self.read_child(read).await;
-                    if let Ok(mut all) = children.lock() {
-                        all.push(outcome);
-                    }
-                })
-                .await;
-        };
-        tokio::join!(graph_work, child_work);
-
-        // Children count only for parents that ended up in the sweep (a batch split after a
-        // 403 may have asked for some twice, or for a parent whose batch then failed).
-        // The largest part grows once to the exact size; the others move into it.
-        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        let total: usize = parts.iter().map(Vec::len).sum();
-        let mut parts = parts.into_iter();
-        let mut resources = parts.next().unwrap_or_default();
-        let child_count: usize = children
-            .lock()
-            .map(|all| all.iter().map(|c| c.result.as_ref().map_or(0, Vec::len)).sum())
-            .unwrap_or(0);
-        resources.reserve_exact(total - resources.len() + child_count);
-        for part in parts {
-            resources.extend(part);
-        }
-        let with_children: HashSet<ResourceId> = children
-            .lock()
-            .map(|all| all.iter().map(|c| c.parent.clone()).collect())
-            .unwrap_or_default();
-        let parents: HashSet<ResourceId> = resources
-            .iter()
-            .filter(|r| with_children.contains(&r.id))
-            .map(|r| r.id.clone())
-            .collect();
-        drop(with_children);
-        let mut seen_children: HashSet<ResourceId> = HashSet::new();
-        for outcome in children.into_inner().unwrap_or_default() {
-            if !parents.contains(&outcome.parent) {
-                continue;
-            }
-            match outcome.result {
-                Ok(found) => {
-                    for child in found {
-                        if seen_children.insert(child.id.clone()) {
-                            resources.push(child);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let sub = outcome.parent.subscription_id().to_string();
-                    let why = incomplete_from(&e, &sub);
-                    if !report
-                        .incomplete
-                        .iter()
-                        .any(|i| i.subscription.eq_ignore_ascii_case(&sub) && i.check == Some(outcome.check))
-                    {
-                        report.incomplete.push(IncompleteScope {
-                            subscription: sub,
-                            check: Some(outcome.check),
-                            why,
-                        });
-                    }
-                }
-            }
-        }
-        // CDN profiles were read only to find AFD custom domains.
-        resources.retain(|r| catalog::lookup(&r.arm_type).is_none_or(|t| !t.checks.is_empty()));
-        collapse(&mut report, checks);
-        Ok(Sweep { resources, report })
-    }
-
-    /// One query chain; returns the job so the caller can split it after a 403.
-    async fn run_job<'a>(
-        &'a self,
-        job: Job,
-        checks: &'a EnabledChecks,
-        progress: &'a dyn SweepProgress,
-        child_tx: &'a tokio::sync::mpsc::UnboundedSender<ChildRead>,
-    ) -> (Job, Result<Vec<Resource>, AzureError>) {
-        let what = format!(
-            "Resource Graph ({} over {} subscription{})",
-            job.table,
-            job.subscriptions.len(),
-            if job.subscriptions.len() == 1 { "" } else { "s" }
-        );
-        let scope = Scope::Subscriptions(job.subscriptions.clone());
-        let afd = checks.is_on(ServiceCheck::FrontDoorAfd);
-        let storage = checks.is_on(ServiceCheck::StorageStaticWebsites);
-        let mut rows_out = Vec::new();
-        let result = graph::query_pages(&self.arm, &scope, &job.query, &what, |rows, total| {
-            progress.page_read(rows.len());
-            if rows_out.capacity() == 0
-                && let Some(total) = total
-            {
-                // Announced by Resource Graph; capped so a bogus value cannot exhaust memory.
-                rows_out.reserve_exact((total as usize).min(2_000_000));
-            }
-            for row in rows {
-                match Resource::from_json(row) {
-                    Ok(resource) => {
-                        if afd
-                            && resource.arm_type == "microsoft.cdn/profiles"
-                            && catalog::is_front_door_profile(resource.kind.as_deref(), &resource.sku)
-                        {
-                            let _ = child_tx.send(ChildRead::AfdCustomDomains(resource.id.clone()));
-                        } else if storage && resource.arm_type == "microsoft.storage/storageaccounts" {
-                            let _ = child_tx.send(ChildRead::BlobServices(resource.id.clone()));
-                        }
-                        rows_out.push(resource);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "skipping a Resource Graph row"),
-                }
-            }
-        })
-        .await;
-        (job, result.map(|()| rows_out))
-    }
 }
 
 #[async_trait]
 impl AzureReader for LiveAzure {
     async fn sweep(&self, checks: &EnabledChecks, progress: &dyn SweepProgress) -> Result<Sweep, AzureError> {
-        self.run_sweep(checks, progress).await
+        let (resources, report) = self.sweep_into(checks, progress, &Vec::new).await?;
+        Ok(Sweep { resources, report })
+    }
+
+    async fn sweep_extracted(
+        &self,
+        checks: &EnabledChecks,
+        progress: &dyn SweepProgress,
+    ) -> Result<ExtractedSweep, AzureError> {
+        let (part, report) = self
+            .sweep_into(checks, progress, &|| ExtractedPart::new(checks))
+            .await?;
+        let (extraction, resources_read) = part.finish();
+        Ok(ExtractedSweep {
+            extraction,
+            report,
+            resources_read,
+        })
+    }
+
+    async fn subscriptions_in_scope(&self) -> Result<Option<Vec<String>>, AzureError> {
+        let mut report = CompletenessReport::default();
+        let subscriptions = self.resolve_scope(&mut report).await?;
+        Ok((!report.scope_unknown).then_some(subscriptions))
     }
 
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError> {
         self.read_one_owner(owner).await
     }
-}
-
-#[derive(Debug, Clone)]
-struct Job {
-    source: Source,
-    table: &'static str,
-    query: Arc<String>,
-    subscriptions: Vec<String>,
 }
 
 /// The message that tells an operator what to grant.
@@ -477,7 +289,7 @@ pub fn incomplete_from(error: &AzureError, subscription: &str) -> Incomplete {
 }
 
 /// One entry per subscription when every enabled check of it failed for the same reason.
-fn collapse(report: &mut CompletenessReport, checks: &EnabledChecks) {
+pub(super) fn collapse(report: &mut CompletenessReport, checks: &EnabledChecks) {
     let enabled: Vec<ServiceCheck> = checks.enabled().collect();
     let mut by_sub: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, entry) in report.incomplete.iter().enumerate() {

@@ -16,11 +16,13 @@ pub mod graph;
 pub mod live;
 pub mod owner;
 pub mod progress;
+pub mod quota;
 pub mod tenants;
 mod tenants_sweep;
 pub mod token_cache;
 
 mod reads;
+mod sweep;
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ use async_trait::async_trait;
 
 pub use live::{LiveAzure, ScopeSettings};
 pub use owner::{Owner, owner_of};
+pub use sweep::ExtractedPart;
 
 use crate::check::{EnabledChecks, ServiceCheck};
 use crate::resource::{Resource, ResourceId};
@@ -178,6 +181,16 @@ pub struct Sweep {
     pub report: CompletenessReport,
 }
 
+/// A whole-estate read, extracted as it was read: the bodies are gone, what is kept is what
+/// the reconcile needs (contributions with provenance, warnings, completeness).
+#[derive(Debug, Clone, Default)]
+pub struct ExtractedSweep {
+    pub extraction: crate::extract::Extraction,
+    pub report: CompletenessReport,
+    /// Resources the sweep read (and extracted).
+    pub resources_read: usize,
+}
+
 /// The result of reading one owner resource.
 #[derive(Debug, Clone)]
 pub enum OwnerRead {
@@ -244,6 +257,29 @@ pub trait AzureReader: Send + Sync {
     /// Reads every resource the enabled checks need, with a completeness report.
     async fn sweep(&self, checks: &EnabledChecks, progress: &dyn SweepProgress) -> Result<Sweep, AzureError>;
 
+    /// The same read, extracted: what the reconcile uses. The default extracts a whole
+    /// [`Sweep`]; the live reader extracts each page as it arrives and keeps no body, so its
+    /// memory grows with the seeds, not with the estate.
+    async fn sweep_extracted(
+        &self,
+        checks: &EnabledChecks,
+        progress: &dyn SweepProgress,
+    ) -> Result<ExtractedSweep, AzureError> {
+        let sweep = self.sweep(checks, progress).await?;
+        let extraction = crate::extract::extract_resources(&sweep.resources, checks);
+        Ok(ExtractedSweep {
+            extraction,
+            report: sweep.report,
+            resources_read: sweep.resources.len(),
+        })
+    }
+
+    /// The subscriptions a sweep would read (the allow and deny lists applied), or `None` when
+    /// the reader cannot tell: what decides whether the timer reconcile fans out.
+    async fn subscriptions_in_scope(&self) -> Result<Option<Vec<String>>, AzureError> {
+        Ok(None)
+    }
+
     /// Reads one owner (one ARM GET, plus companion reads its type needs).
     async fn read_owner(&self, owner: &ResourceId) -> Result<OwnerRead, AzureError>;
 
@@ -299,7 +335,17 @@ pub fn live_from_config(
     tokens: Arc<dyn TokenSource>,
     tuning: arm::Tuning,
 ) -> LiveAzure {
-    let arm = arm::Arm::new(
+    live_sharing_graph_quota(config, tokens, tuning, None)
+}
+
+/// The live reader, its Resource Graph queries also paced by a quota every instance shares.
+pub fn live_sharing_graph_quota(
+    config: &crate::config::Config,
+    tokens: Arc<dyn TokenSource>,
+    tuning: arm::Tuning,
+    gate: Option<Arc<dyn quota::GraphQuotaGate>>,
+) -> LiveAzure {
+    let mut arm = arm::Arm::new(
         crate::http::client(config.http.timeout),
         &config.azure.resource_manager,
         config.azure.cloud.management_scope(),
@@ -307,5 +353,8 @@ pub fn live_from_config(
         crate::http::RetryPolicy::from_settings(&config.http),
         tuning,
     );
+    if let Some(gate) = gate {
+        arm = arm.with_graph_gate(gate);
+    }
     LiveAzure::new(Arc::new(arm), ScopeSettings::from_settings(&config.azure))
 }

@@ -224,6 +224,11 @@ pub struct SyncSettings {
     /// How far Resource Graph may lag behind ARM (`sync.graph_lag`): an owner the ledger read
     /// this long before a sweep started, or later, is taken from the ledger, not the sweep.
     pub graph_lag: Duration,
+    /// Above this many subscriptions in scope (`sync.fanout_threshold`, default 50), the timer
+    /// reconcile fans out: one retry-queue job per batch of subscriptions.
+    pub fanout_threshold: u32,
+    /// Subscriptions per fanned-out job (`sync.fanout_batch`, default 20).
+    pub fanout_batch: u32,
 }
 
 /// The default `sync.graph_lag`: Resource Graph indexes changes seconds to minutes after ARM.
@@ -421,6 +426,8 @@ impl Config {
         let other_connectors = schema::other_connectors(root, origin, &r, &mut warnings)?;
         let shared_tag = r.bool("sync.shared_tag")?.unwrap_or(false) || !other_connectors.is_empty();
         let graph_lag = r.duration_or_zero("sync.graph_lag", DEFAULT_GRAPH_LAG)?;
+        let fanout_threshold = r.nonzero_or("sync.fanout_threshold", 50)?;
+        let fanout_batch = r.nonzero_or("sync.fanout_batch", 20)?;
 
         let http = HttpSettings {
             retry_count: r.nonzero_or("http.retry_count", 4)?,
@@ -490,6 +497,8 @@ impl Config {
                 max_delete_fraction,
                 shared_tag,
                 graph_lag,
+                fanout_threshold,
+                fanout_batch,
             },
             ledger: LedgerSettings {
                 kind: ledger_kind,

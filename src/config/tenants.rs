@@ -287,15 +287,28 @@ impl TenantConnection {
 /// Narrows the settings to one subscription (a subscription resync): the single connection's
 /// scope, or each connection that may read it; `false` when none may.
 pub fn narrow_to_subscription(azure: &mut AzureSettings, subscription: &str) -> bool {
+    narrow_to_subscriptions(azure, &[subscription.to_string()])
+}
+
+/// Narrows the settings to `subscriptions` (a resync, or one batch of a fanned-out reconcile):
+/// the single connection's scope, or each connection that may read one of them, limited to
+/// those; `false` when one of them no connection may read.
+pub fn narrow_to_subscriptions(azure: &mut AzureSettings, subscriptions: &[String]) -> bool {
     if azure.tenants.is_empty() {
-        azure.subscriptions = vec![subscription.to_string()];
+        azure.subscriptions = subscriptions.to_vec();
         azure.management_groups.clear();
         return true;
     }
-    azure.tenants.retain(|c| c.may_read(subscription));
+    if !subscriptions
+        .iter()
+        .all(|s| azure.tenants.iter().any(|c| c.may_read(s)))
+    {
+        return false;
+    }
+    azure.tenants.retain(|c| subscriptions.iter().any(|s| c.may_read(s)));
     for c in &mut azure.tenants {
-        c.subscriptions = vec![subscription.to_string()];
+        c.subscriptions = subscriptions.iter().filter(|s| c.may_read(s)).cloned().collect();
         c.management_groups.clear();
     }
-    !azure.tenants.is_empty()
+    true
 }

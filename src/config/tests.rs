@@ -104,6 +104,10 @@ fn an_enabled_aws_or_gcp_block_means_the_tag_is_shared() {
     let config = load_yaml("sync:\n  shared_tag: true\n  graph_lag: 90s\n", &[]).unwrap();
     assert!(config.sync.shared_tag);
     assert_eq!(config.sync.graph_lag, Duration::from_secs(90));
+    assert_eq!((config.sync.fanout_threshold, config.sync.fanout_batch), (50, 20));
+    let config = load_yaml("sync:\n  fanout_threshold: 10\n  fanout_batch: 5\n", &[]).unwrap();
+    assert_eq!((config.sync.fanout_threshold, config.sync.fanout_batch), (10, 5));
+    assert!(load_yaml("sync:\n  fanout_batch: lots\n", &[]).is_err());
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     let err = load_yaml("sync:\n  graph_lag: soon\n", &[]).unwrap_err();
     assert!(err.to_string().contains("sync.graph_lag"), "{err}");

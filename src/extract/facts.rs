@@ -121,20 +121,36 @@ impl ItemSeeds {
     }
 }
 
-/// A resource's contribution, possibly depending on facts not known when it was read.
+/// A resource's contribution, possibly depending on facts not known when it was read: its
+/// seeds ([`ItemSeeds`], for plans) or its whole extraction (with provenance, for sweeps).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Known(ItemSeeds),
+pub enum Outcome<T = ItemSeeds> {
+    Known(T),
     Depends {
         fact: Fact,
-        if_false: Box<Outcome>,
-        if_true: Box<Outcome>,
+        if_false: Box<Outcome<T>>,
+        if_true: Box<Outcome<T>>,
     },
 }
 
-impl Outcome {
+impl<T> Outcome<T> {
+    /// The contribution under the facts of the whole input, borrowed.
+    pub fn resolved(&self, holds: &mut impl FnMut(&Fact) -> bool) -> &T {
+        let mut current = self;
+        loop {
+            match current {
+                Outcome::Known(seeds) => return seeds,
+                Outcome::Depends {
+                    fact,
+                    if_false,
+                    if_true,
+                } => current = if holds(fact) { if_true } else { if_false },
+            }
+        }
+    }
+
     /// The contribution under the facts of the whole input (`holds` says whether a fact does).
-    pub fn resolve(self, holds: &mut impl FnMut(&Fact) -> bool) -> ItemSeeds {
+    pub fn resolve(self, holds: &mut impl FnMut(&Fact) -> bool) -> T {
         let mut current = self;
         loop {
             match current {
@@ -170,12 +186,26 @@ impl FactStream {
     pub fn push(&mut self, resource: &Resource) -> Outcome {
         self.context.learn(resource);
         let (run, open) = self.run(resource, Vec::new());
-        self.explore(resource, Vec::new(), run, open)
+        self.explore(resource, Vec::new(), run, open, &ItemSeeds::from_extraction)
+    }
+
+    /// As [`FactStream::push`], keeping the whole extraction (contributions with their check
+    /// and property path, warnings) rather than the seeds alone.
+    pub fn push_extraction(&mut self, resource: &Resource) -> Outcome<Extraction> {
+        self.context.learn(resource);
+        let (run, open) = self.run(resource, Vec::new());
+        self.explore(resource, Vec::new(), run, open, &|extraction| extraction)
     }
 
     /// Whether a fact holds for the input pushed so far.
     pub fn holds(&self, fact: &Fact) -> bool {
         self.context.knows(fact)
+    }
+
+    /// Learns every fact `other` learned (its input joins this one's).
+    pub fn absorb(&mut self, other: FactStream) {
+        self.context.private_zones.extend(other.context.private_zones);
+        self.context.static_websites.extend(other.context.static_websites);
     }
 
     /// Extracts once under `assumed` answers; returns the result and the facts answered "no"
@@ -198,16 +228,17 @@ impl FactStream {
 
     /// The decision tree over the open facts. The run at hand already answered every open fact
     /// "no", so it is the "no" branch of its first open fact; only "yes" branches run again.
-    fn explore(
+    fn explore<T>(
         &mut self,
         resource: &Resource,
         assumed: Vec<(Fact, bool)>,
         run: Extraction,
         mut open: Vec<Fact>,
-    ) -> Outcome {
+        keep: &impl Fn(Extraction) -> T,
+    ) -> Outcome<T> {
         open.retain(|fact| !assumed.iter().any(|(f, _)| f == fact));
         if open.is_empty() {
-            return Outcome::Known(ItemSeeds::from_extraction(run));
+            return Outcome::Known(keep(run));
         }
         let fact = open.remove(0);
         let mut yes = assumed.clone();
@@ -215,8 +246,8 @@ impl FactStream {
         let mut no = assumed;
         no.push((fact.clone(), false));
         let (yes_run, yes_open) = self.run(resource, yes.clone());
-        let if_true = self.explore(resource, yes, yes_run, yes_open);
-        let if_false = self.explore(resource, no, run, open);
+        let if_true = self.explore(resource, yes, yes_run, yes_open, keep);
+        let if_false = self.explore(resource, no, run, open, keep);
         Outcome::Depends {
             fact,
             if_false: Box::new(if_false),

@@ -49,8 +49,24 @@ impl SyncEngine {
         ledger: Option<Arc<dyn Ledger>>,
     ) -> SyncEngine {
         let status_tokens = tokens.clone();
+        // Resource Graph's quota is per user: the batches of a fanned-out run, on any instance,
+        // share it through the ledger.
+        let gate = ledger.clone().map(|ledger| {
+            Arc::new(crate::ledger::graph_quota::LedgerGraphQuota::new(ledger))
+                as Arc<dyn crate::azure::quota::GraphQuotaGate>
+        });
         let readers: ReaderFactory = Arc::new(move |config: &Config| {
-            crate::azure::tenants::reader_from_config(config, tokens.clone(), &crate::config::ProcessEnv)
+            if config.azure.tenants.is_empty() {
+                Arc::new(crate::azure::live_sharing_graph_quota(
+                    config,
+                    tokens.clone(),
+                    crate::azure::arm::Tuning::default(),
+                    gate.clone(),
+                )) as Arc<dyn AzureReader>
+            } else {
+                // Each connection signs in as its own identity, which has a quota of its own.
+                crate::azure::tenants::reader_from_config(config, tokens.clone(), &crate::config::ProcessEnv)
+            }
         });
         SyncEngine {
             azure: readers(&config),
@@ -65,26 +81,43 @@ impl SyncEngine {
     /// One subscription: the sweep is narrowed to it, and every other subscription is marked
     /// as not read, so no seed another subscription may contribute is deleted.
     async fn subscription(&self, subscription: &str, dry_run: bool) -> Result<Value, WorkError> {
+        let what = format!("resync of subscription {subscription}");
+        self.narrowed(&[subscription.to_string()], &what, dry_run).await
+    }
+
+    /// A sweep narrowed to `subscriptions` (each within the configured scope), with an entry
+    /// "every other subscription: not part of this {what}" in the completeness report.
+    pub(super) async fn narrowed(
+        &self,
+        subscriptions: &[String],
+        what: &str,
+        dry_run: bool,
+    ) -> Result<Value, WorkError> {
         let azure = &self.config.azure;
-        let allowed =
-            azure.subscriptions.is_empty() || azure.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
-        let excluded = azure
-            .exclude_subscriptions
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(subscription));
+        for subscription in subscriptions {
+            let allowed = azure.subscriptions.is_empty()
+                || azure.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
+            let excluded = azure
+                .exclude_subscriptions
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(subscription));
+            if !allowed || excluded {
+                return Err(outside_scope(subscription));
+            }
+        }
         let mut narrowed = self.config.clone();
-        let covered = crate::config::tenants::narrow_to_subscription(&mut narrowed.azure, subscription);
-        if !allowed || excluded || !covered {
-            return Err(WorkError::permanent(format!(
-                "subscription {subscription} is outside the configured scope (azure.subscriptions / azure.exclude_subscriptions / azure.tenants)"
-            )));
+        if !crate::config::tenants::narrow_to_subscriptions(&mut narrowed.azure, subscriptions) {
+            let uncovered = subscriptions
+                .iter()
+                .find(|s| !self.config.azure.tenants.iter().any(|c| c.may_read(s)));
+            return Err(outside_scope(uncovered.map(String::as_str).unwrap_or("(none)")));
         }
         let reader = (self.readers)(&narrowed);
         let others = IncompleteScope {
             subscription: "(every other subscription)".into(),
             check: None,
             why: Incomplete::Failed {
-                message: format!("not part of this resync of subscription {subscription}"),
+                message: format!("not part of this {what}"),
             },
         };
         self.run(&narrowed, reader.as_ref(), Some(others), dry_run).await
@@ -146,12 +179,11 @@ impl SyncEngine {
         let mut failed_changes =
             crate::ledger::rebuild::read_failed_changes(self.ledger.as_deref(), &mut ledger_warnings).await;
         let sweep = reader
-            .sweep(&config.azure.checks, &NoSyncProgress)
+            .sweep_extracted(&config.azure.checks, &NoSyncProgress)
             .await
             .map_err(|e| sync_error(e.into()))?;
-        let mut extraction = crate::extract::extract_resources(&sweep.resources, &config.azure.checks);
-        let resources_read = sweep.resources.len();
-        drop(sweep.resources);
+        let mut extraction = sweep.extraction;
+        let resources_read = sweep.resources_read;
         let mut completeness = sweep.report;
         completeness.incomplete.extend(extra_incomplete);
         if let Some(ledger) = &self.ledger {
@@ -241,7 +273,8 @@ impl Reconciler for SyncReconciler {
     async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
         let engine = Arc::clone(&self.0);
         let trigger = crate::health::record::current_trigger();
-        let recorded = !matches!(scope, Scope::Resource(_));
+        // A batch reports to its fanned-out run's record instead.
+        let recorded = !matches!(scope, Scope::Resource(_) | Scope::Batch(_));
         let run = crate::health::record::begin(
             self.0.ledger.clone().filter(|_| recorded),
             trigger,
@@ -274,6 +307,18 @@ impl Reconciler for SyncReconciler {
     fn status_source(&self) -> Option<crate::health::status::StatusSource> {
         Some(self.0.status_source())
     }
+
+    async fn fanout(&self) -> Result<Option<Vec<Vec<String>>>, WorkError> {
+        self.0.fanout_batches().await
+    }
+
+    async fn fanout_started(&self, batches: u32) -> Option<String> {
+        self.start_fanout(batches).await
+    }
+
+    async fn batch_reported(&self, batch: &super::ports::Batch, outcome: Result<&Value, &str>) {
+        self.report_batch(batch, outcome).await
+    }
 }
 
 impl SyncEngine {
@@ -282,6 +327,7 @@ impl SyncEngine {
         match scope {
             Scope::All => self.all(dry_run).await,
             Scope::Subscription(id) => self.subscription(id, dry_run).await,
+            Scope::Batch(batch) => self.batch(batch, dry_run).await,
             Scope::Resource(id) if dry_run => self.resource(id).await,
             Scope::Resource(_) => Err(WorkError::permanent(
                 "a resync of one resource goes through the apply path, not the reconcile",
@@ -410,7 +456,7 @@ fn event_time_ms(text: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-fn azure_error(e: AzureError) -> WorkError {
+pub(super) fn azure_error(e: AzureError) -> WorkError {
     WorkError {
         transient: e.is_transient(),
         message: e.to_string(),
@@ -435,4 +481,10 @@ impl SyncEngine {
             tokens: self.tokens.clone(),
         }
     }
+}
+
+fn outside_scope(subscription: &str) -> WorkError {
+    WorkError::permanent(format!(
+        "subscription {subscription} is outside the configured scope (azure.subscriptions / azure.exclude_subscriptions / azure.tenants)"
+    ))
 }

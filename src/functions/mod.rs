@@ -15,6 +15,7 @@ pub mod coalesce;
 pub mod engines;
 pub mod envelope;
 pub mod events;
+pub mod fanout;
 pub mod limits;
 pub mod logging;
 pub mod ports;

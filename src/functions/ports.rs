@@ -54,6 +54,19 @@ pub enum Scope {
     All,
     Subscription(String),
     Resource(ResourceId),
+    /// One batch of a fanned-out timer reconcile.
+    Batch(Batch),
+}
+
+/// A batch of subscriptions of a fanned-out run: reconciled with every other subscription
+/// marked as not read, and reported to the run's shared history record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The run's history row.
+    pub run: String,
+    pub index: u32,
+    pub count: u32,
+    pub subscriptions: Vec<String>,
 }
 
 impl Scope {
@@ -62,13 +75,14 @@ impl Scope {
             Scope::All => "all",
             Scope::Subscription(_) => "subscription",
             Scope::Resource(_) => "resource",
+            Scope::Batch(_) => "batch",
         }
     }
 
     /// The subscription or resource id, if the scope has one.
     pub fn id(&self) -> Option<&str> {
         match self {
-            Scope::All => None,
+            Scope::All | Scope::Batch(_) => None,
             Scope::Subscription(id) => Some(id),
             Scope::Resource(id) => Some(id.as_str()),
         }
@@ -86,5 +100,23 @@ pub trait Reconciler: Send + Sync {
     /// without them (tests).
     fn status_source(&self) -> Option<crate::health::status::StatusSource> {
         None
+    }
+
+    /// The batches of subscriptions a timer reconcile fans out to, or `None` to run it in
+    /// this invocation (the estate is small, or the engine cannot tell).
+    async fn fanout(&self) -> Result<Option<Vec<Vec<String>>>, WorkError> {
+        Ok(None)
+    }
+
+    /// Records the start of a run fanned out to `batches` jobs; returns the run's id for the
+    /// jobs (`None` without a run history).
+    async fn fanout_started(&self, batches: u32) -> Option<String> {
+        let _ = batches;
+        None
+    }
+
+    /// A batch's final outcome: its summary, or the error it gave up on. Must not fail.
+    async fn batch_reported(&self, batch: &Batch, outcome: Result<&Value, &str>) {
+        let _ = (batch, outcome);
     }
 }

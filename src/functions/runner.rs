@@ -119,7 +119,7 @@ pub enum RunOutcome {
 }
 
 pub struct Runner {
-    services: Arc<Services>,
+    pub(super) services: Arc<Services>,
     coalescer: Arc<Coalescer<ApplyOutcome>>,
 }
 
@@ -275,20 +275,47 @@ impl Runner {
                 };
                 Ok(self.reconcile_or_retry(&scope, attempt).await)
             }
+            RetryJob::Batch {
+                run,
+                batch,
+                batches,
+                subscriptions,
+                attempt,
+            } => {
+                let scope = Scope::Batch(super::ports::Batch {
+                    run,
+                    index: batch,
+                    count: batches,
+                    subscriptions,
+                });
+                Ok(self.reconcile_or_retry(&scope, attempt).await)
+            }
         }
     }
 
     /// A full (non-dry-run) reconcile of `scope`; a passing failure is retried through the
     /// queue as a resync job.
     pub async fn reconcile_or_retry(&self, scope: &Scope, attempt: u32) -> RunOutcome {
+        let outcome = self.reconcile_once_or_retry(scope, attempt).await;
+        if let Scope::Batch(batch) = scope {
+            // A batch's final outcome (not a retry scheduled) goes to its run's record.
+            let reconciler = &self.services.reconciler;
+            match &outcome {
+                RunOutcome::Done { summary } => reconciler.batch_reported(batch, Ok(summary)).await,
+                RunOutcome::Dropped { cause } | RunOutcome::Failed { cause } => {
+                    reconciler.batch_reported(batch, Err(cause)).await
+                }
+                RunOutcome::Queued { .. } => {}
+            }
+        }
+        outcome
+    }
+
+    async fn reconcile_once_or_retry(&self, scope: &Scope, attempt: u32) -> RunOutcome {
         match self.services.reconciler.reconcile(scope, false).await {
             Ok(summary) => RunOutcome::Done { summary },
             Err(e) if e.transient && attempt < self.services.max_attempts => {
-                let job = RetryJob::Resync {
-                    scope: scope.name().into(),
-                    id: scope.id().map(str::to_string),
-                    attempt: attempt + 1,
-                };
+                let job = super::fanout::retry_job(scope, attempt + 1);
                 match &self.services.queue {
                     Some(queue) => match queue.schedule(&job, None).await {
                         Ok(sent) => {

@@ -360,7 +360,7 @@ async fn reconcile(State(state): State<AppState>, body: Bytes) -> Response {
         Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
     let mut response = InvocationResponse::new();
-    let run = runner.reconcile_or_retry(&Scope::All, 0);
+    let run = runner.timer_reconcile();
     match crate::health::record::TRIGGER.scope("timer", run).await {
         RunOutcome::Done { summary } => {
             tracing::info!(summary = %summary, "reconcile done");

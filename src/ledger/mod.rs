@@ -17,6 +17,8 @@
 
 pub mod breaker;
 pub mod failures;
+pub mod fanout;
+pub mod graph_quota;
 pub mod history;
 pub mod keys;
 pub mod lag;
