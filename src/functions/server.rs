@@ -289,13 +289,19 @@ fn unreadable_event_id(value: &Value) -> String {
     id.unwrap_or_else(|| "(no id)".to_string())
 }
 
+/// The invocation and its `binding` input as an object, or what was wrong with either.
+fn invocation_input(
+    body: &[u8],
+    binding: &str,
+) -> Result<(Invocation, serde_json::Map<String, Value>), super::envelope::EnvelopeError> {
+    let invocation = Invocation::parse(body)?;
+    let input = invocation.input_object(binding)?;
+    Ok((invocation, input))
+}
+
 async fn retry(State(state): State<AppState>, body: Bytes) -> Response {
-    let invocation = match Invocation::parse(&body) {
-        Ok(i) => i,
-        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let object = match invocation.input_object(bindings::MESSAGE) {
-        Ok(o) => o,
+    let (invocation, object) = match invocation_input(&body, bindings::MESSAGE) {
+        Ok(decoded) => decoded,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
     };
     if crate::health::queue_probe::is_probe(&object) {
@@ -377,12 +383,8 @@ async fn reconcile(State(state): State<AppState>, body: Bytes) -> Response {
 }
 
 async fn resync(State(state): State<AppState>, body: Bytes) -> Response {
-    let invocation = match Invocation::parse(&body) {
-        Ok(i) => i,
-        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let request = match invocation.input_object(bindings::REQUEST) {
-        Ok(r) => r,
+    let (_, request) = match invocation_input(&body, bindings::REQUEST) {
+        Ok(decoded) => decoded,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let mut response = InvocationResponse::new();
@@ -449,12 +451,8 @@ async fn run_resync(runner: &Runner, scope: &Scope, dry_run: bool) -> (u16, Valu
 
 /// The `status` function: the connector state as JSON, or the page for `Accept: text/html`.
 async fn status(State(state): State<AppState>, body: Bytes) -> Response {
-    let invocation = match Invocation::parse(&body) {
-        Ok(i) => i,
-        Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let request = match invocation.input_object(bindings::REQUEST) {
-        Ok(r) => r,
+    let (_, request) = match invocation_input(&body, bindings::REQUEST) {
+        Ok(decoded) => decoded,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let (inputs, decision) = super::status::current(&state).await;
