@@ -185,24 +185,10 @@ impl HostEmulator {
     /// wait between attempts).
     pub async fn deliver_event_grid(&self, events: &[Value], invocation: &str, max_attempts: u32) -> Redelivery {
         let body = event_invocation(&Value::Array(events.to_vec()));
-        let mut responses = Vec::new();
-        for attempt in 1..=max_attempts {
-            let response = self
-                .invoke("resource-events", &body, &format!("{invocation}-try{attempt}"), false)
-                .await;
-            let done = (200..300).contains(&response.status);
-            responses.push(response);
-            if done {
-                return Redelivery {
-                    responses,
-                    dead_lettered: false,
-                };
-            }
-        }
-        Redelivery {
-            responses,
-            dead_lettered: true,
-        }
+        self.redeliver(max_attempts, |attempt| {
+            ("resource-events", body.clone(), format!("{invocation}-try{attempt}"))
+        })
+        .await
     }
 
     /// Delivers a Service Bus message as the host does: `DeliveryCount` starts at 1 and grows
@@ -210,12 +196,20 @@ impl HostEmulator {
     /// goes to the dead-letter queue
     /// (https://learn.microsoft.com/azure/service-bus-messaging/service-bus-dead-letter-queues).
     pub async fn deliver_message(&self, body_text: &str, message_id: &str, max_delivery_count: u32) -> Redelivery {
-        let mut responses = Vec::new();
-        for delivery_count in 1..=max_delivery_count {
+        self.redeliver(max_delivery_count, |delivery_count| {
             let invocation = servicebus_invocation(body_text, message_id, delivery_count);
-            let response = self
-                .invoke("retry", &invocation, &format!("{message_id}-d{delivery_count}"), false)
-                .await;
+            ("retry", invocation, format!("{message_id}-d{delivery_count}"))
+        })
+        .await
+    }
+
+    /// Invokes up to `max_attempts` times until an answer is 2xx; `attempt(n)` gives the
+    /// function, the invocation and its id for the n-th attempt (from 1).
+    async fn redeliver(&self, max_attempts: u32, attempt: impl Fn(u32) -> (&'static str, Value, String)) -> Redelivery {
+        let mut responses = Vec::new();
+        for n in 1..=max_attempts {
+            let (function, body, id) = attempt(n);
+            let response = self.invoke(function, &body, &id, false).await;
             let done = (200..300).contains(&response.status);
             responses.push(response);
             if done {
