@@ -19,15 +19,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use seedwatch::apply::{Applier, ApplyRequest};
-use seedwatch::asm::{AddOutcome, AsmApi, AsmError, AsmSeed, DeleteOutcome};
-use seedwatch::azure::{AzureError, AzureReader, OwnerRead, Sweep, SweepProgress};
-use seedwatch::check::EnabledChecks;
+use seedwatch::adapters::asm::{AddOutcome, AsmApi, AsmError, AsmSeed, DeleteOutcome};
+use seedwatch::adapters::azure::{AzureError, AzureReader, OwnerRead, Sweep, SweepProgress};
+use seedwatch::adapters::store::local::LocalLedger;
+use seedwatch::domain::check::EnabledChecks;
+use seedwatch::domain::resource::{Resource, ResourceId};
+use seedwatch::domain::seed::Seed;
+use seedwatch::engine::apply::{Applier, ApplyRequest};
 use seedwatch::ledger::Ledger;
-use seedwatch::ledger::local::LocalLedger;
 use seedwatch::ledger::memory::MemoryLedger;
-use seedwatch::resource::{Resource, ResourceId};
-use seedwatch::seed::Seed;
 use serde_json::json;
 
 const RESOURCES: usize = 1_000;

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use seedwatch::check::EnabledChecks;
-use seedwatch::estate::read_estate_for_extraction;
-use seedwatch::extract::extract_resources;
-use seedwatch::plan::Plan;
+use seedwatch::domain::check::EnabledChecks;
+use seedwatch::domain::estate::read_estate_for_extraction;
+use seedwatch::domain::extract::extract_resources;
+use seedwatch::domain::plan::Plan;
 use serde_json::Value;
 
 const CHILD_ENV: &str = "SEEDWATCH_BENCH_ESTATE";

@@ -37,10 +37,10 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 
-use seedwatch::functions::events::Change;
-use seedwatch::functions::ports::{Applier, Reconciler, Scope, WorkError};
-use seedwatch::functions::runner::{Services, Tuning};
-use seedwatch::functions::server::{AppState, ServicesFactory};
+use seedwatch::app::ports::{Applier, Reconciler, Scope, WorkError};
+use seedwatch::app::runner::{Services, Tuning};
+use seedwatch::domain::change::Change;
+use seedwatch::transport::functions::server::{AppState, ServicesFactory};
 
 const ARM_LATENCY: Duration = Duration::from_millis(5);
 
@@ -446,9 +446,13 @@ async fn in_process_burst(burst: Burst, window: Duration) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let handler = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(seedwatch::functions::server::serve(listener, state, async move {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(seedwatch::transport::functions::server::serve(
+        listener,
+        state,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let sent = send_all(
         &handler,
         burst,

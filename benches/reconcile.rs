@@ -7,10 +7,10 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use seedwatch::asm::AsmSeed;
-use seedwatch::azure::{CompletenessReport, Incomplete, IncompleteScope};
-use seedwatch::reconcile::{Inputs, Provenance, Rules, Scope, reconcile};
-use seedwatch::seed::{Seed, SeedKind};
+use seedwatch::adapters::asm::AsmSeed;
+use seedwatch::adapters::azure::{CompletenessReport, Incomplete, IncompleteScope};
+use seedwatch::domain::reconcile::{Inputs, Provenance, Rules, Scope, reconcile};
+use seedwatch::domain::seed::{Seed, SeedKind};
 
 const SEEDS: usize = 100_000;
 
@@ -58,7 +58,7 @@ fn main() {
             let seed = Seed::from_host_value(&name(i)).expect("valid name");
             let scope = Scope {
                 subscription: subs[i % 20].clone(),
-                check: seedwatch::check::ServiceCheck::DnsRecords,
+                check: seedwatch::domain::check::ServiceCheck::DnsRecords,
             };
             (seed, vec![scope])
         })

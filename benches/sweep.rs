@@ -36,12 +36,12 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use seedwatch::azure::arm::Tuning;
-use seedwatch::azure::catalog::{self, Source};
-use seedwatch::azure::{AzureReader, NoProgress, StaticToken, TokenSource, live_from_config};
-use seedwatch::check::EnabledChecks;
+use seedwatch::adapters::azure::arm::Tuning;
+use seedwatch::adapters::azure::catalog::{self, Source};
+use seedwatch::adapters::azure::{AzureReader, NoProgress, StaticToken, TokenSource, live_from_config};
 use seedwatch::config::Config;
-use seedwatch::secret::Secret;
+use seedwatch::domain::check::EnabledChecks;
+use seedwatch::domain::secret::Secret;
 
 const FAKE_ENV: &str = "SEEDWATCH_BENCH_FAKE";
 
@@ -159,8 +159,8 @@ fn main() {
         let mut checks = EnabledChecks::all();
         if std::env::var_os("SWEEP_NO_ARM_CHILDREN").is_some() {
             // Resource Graph alone: no AFD custom domain or blobServices reads.
-            checks.set(seedwatch::check::ServiceCheck::FrontDoorAfd, false);
-            checks.set(seedwatch::check::ServiceCheck::StorageStaticWebsites, false);
+            checks.set(seedwatch::domain::check::ServiceCheck::FrontDoorAfd, false);
+            checks.set(seedwatch::domain::check::ServiceCheck::StorageStaticWebsites, false);
         }
         let (read, complete) = if keep_bodies {
             let sweep = live.sweep(&checks, &NoProgress).await.expect("sweep");

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use base64::Engine;
 use serde_json::Value;
 
-use crate::azure::arm::{Reply, error_message, parse_timespan};
-use crate::check::EnabledChecks;
+use crate::adapters::azure::arm::{Reply, error_message, parse_timespan};
 use crate::config::{Config, LoadOptions};
-use crate::functions::envelope::{Invocation, decode_object};
-use crate::functions::events::{Disposition, ResourceEvent, event_values};
-use crate::functions::resync::parse_request;
-use crate::functions::server::bindings;
-use crate::resource::{Resource, ResourceId};
+use crate::domain::check::EnabledChecks;
+use crate::domain::resource::{Resource, ResourceId};
+use crate::transport::events::{Disposition, ResourceEvent, event_values};
+use crate::transport::functions::envelope::{Invocation, decode_object};
+use crate::transport::functions::server::bindings;
+use crate::transport::resync::parse_request;
 
 /// What one input decoded to: how many items were accepted, and the message of every item that
 /// was rejected while the rest went on (an event of a batch, an estate item, a certificate).
@@ -133,7 +133,7 @@ pub fn resync(bytes: &[u8]) -> Result<Decoded, String> {
 pub fn retry_message(bytes: &[u8]) -> Result<Decoded, String> {
     let value = json(bytes)?;
     let object = decode_object(&value).ok_or_else(|| "the message is not a JSON object".to_string())?;
-    let job: crate::queue::RetryJob =
+    let job: crate::adapters::servicebus::RetryJob =
         serde_json::from_value(Value::Object(object)).map_err(|e| format!("not a seedwatch job: {e}"))?;
     let _ = job.label();
     Ok(Decoded {
@@ -165,7 +165,7 @@ pub fn arm_answer(bytes: &[u8]) -> Result<Decoded, String> {
 
 /// A Resource Graph page (`objectArray` rows), each row a resource, through extraction.
 pub fn graph_page(bytes: &[u8]) -> Result<Decoded, String> {
-    let rows = crate::azure::graph::parse_rows(bytes, "fuzz").map_err(|e| e.to_string())?;
+    let rows = crate::adapters::azure::graph::parse_rows(bytes, "fuzz").map_err(|e| e.to_string())?;
     extract_all(rows)
 }
 
@@ -178,7 +178,7 @@ fn extract_all(items: Vec<Value>) -> Result<Decoded, String> {
             Err(e) => decoded.reject(e),
         }
     }
-    let extraction = crate::extract::extract_resources(&resources, &EnabledChecks::all());
+    let extraction = crate::domain::extract::extract_resources(&resources, &EnabledChecks::all());
     decoded.accepted = extraction.contributions.len();
     for warning in &extraction.warnings {
         decoded.reject(&warning.message);
@@ -188,7 +188,7 @@ fn extract_all(items: Vec<Value>) -> Result<Decoded, String> {
 
 /// An ASM seed listing, every seed normalised as a reconcile does.
 pub fn asm_answer(bytes: &[u8]) -> Result<Decoded, String> {
-    let seeds = crate::asm::client::parse_seed_list(bytes)?;
+    let seeds = crate::adapters::asm::client::parse_seed_list(bytes)?;
     let mut decoded = Decoded::default();
     for seed in &seeds {
         match seed.normalised() {
@@ -205,7 +205,7 @@ pub fn table_entity(bytes: &[u8]) -> Result<Decoded, String> {
     let Value::Object(entity) = json(bytes)? else {
         return Err("entity is not a JSON object".into());
     };
-    let data = crate::ledger::table::TableLedger::entity_data(&entity, "fuzz").map_err(|e| e.to_string())?;
+    let data = crate::adapters::store::table::TableLedger::entity_data(&entity, "fuzz").map_err(|e| e.to_string())?;
     let mut decoded = Decoded::default();
     let mut count = |result: Result<(), String>| match result {
         Ok(()) => decoded.accepted += 1,
@@ -226,12 +226,12 @@ fn record<T: serde::de::DeserializeOwned>(data: &str) -> Result<(), String> {
 
 /// An estate file (`az graph query` output, JSON, UTF-8 or UTF-16), through extraction.
 pub fn estate(bytes: &[u8]) -> Result<Decoded, String> {
-    let estate = crate::estate::parse_estate(bytes, "fuzz.json").map_err(|e| e.to_string())?;
+    let estate = crate::domain::estate::parse_estate(bytes, "fuzz.json").map_err(|e| e.to_string())?;
     let mut decoded = Decoded::default();
     for warning in &estate.warnings {
         decoded.reject(&warning.message);
     }
-    let extraction = crate::extract::extract_resources(&estate.resources, &EnabledChecks::all());
+    let extraction = crate::domain::extract::extract_resources(&estate.resources, &EnabledChecks::all());
     decoded.accepted = extraction.contributions.len();
     for warning in &extraction.warnings {
         decoded.reject(&warning.message);
@@ -265,7 +265,7 @@ pub fn cert_der(bytes: &[u8]) -> Result<Decoded, String> {
 }
 
 fn certificates(text: &str) -> Result<Decoded, String> {
-    let names = crate::extract::certificate_names(text).map_err(|e| e.to_string())?;
+    let names = crate::domain::extract::certificate_names(text).map_err(|e| e.to_string())?;
     Ok(Decoded {
         accepted: names.names.len(),
         rejects: names.errors.iter().map(ToString::to_string).collect(),
@@ -293,7 +293,7 @@ pub fn resource_id(bytes: &[u8]) -> Result<Decoded, String> {
         let _ = id.is_within(&p);
         parent = p.parent();
     }
-    let _ = crate::azure::owner_of(&id);
+    let _ = crate::domain::owner::owner_of(&id);
     Ok(Decoded {
         accepted: 1,
         rejects: Vec::new(),

@@ -1,36 +1,25 @@
 //! seedwatch keeps Hexiosec ASM seeds in step with an Azure estate.
 //!
-//! Layout (see `docs/ARCHITECTURE.md`):
-//! - the pure core: [`seed`], [`resource`], [`check`], [`extract`], [`plan`], [`reconcile`]
-//!   — no I/O;
-//! - adapters behind small traits: [`azure`] (ARM, Resource Graph, credentials), [`asm`]
-//!   (Hexiosec), [`ledger`] (Table Storage, redb), [`queue`] (Service Bus);
-//! - engines over those traits: [`sync`] (the full reconcile) and [`apply`] (one resource);
-//! - thin entry points: [`cli`], [`functions`] (the custom handler) and, with the `lambda`
-//!   feature, `lambda`.
+//! Layers, bottom to top (see `docs/ARCHITECTURE.md`); a module imports only from its own layer
+//! or the layers below it, and `tests/it/layers.rs` keeps it so:
+//! - [`domain`]: the pure core (seeds, resources, checks, extraction, plans, reconcile): no I/O;
+//! - [`config`]: the typed configuration;
+//! - [`ledger`]: the provenance ledger's records and rules over a store;
+//! - [`adapters`]: I/O behind small traits: HTTP, Azure, ASM, Service Bus, the ledger stores;
+//! - [`engine`]: the reconcile and the per-resource apply over those traits;
+//! - [`app`]: the composition root and the transport-neutral service (runner, coalescing,
+//!   health);
+//! - [`transport`]: the entry points: CLI, the Functions custom handler and, with the `lambda`
+//!   feature, AWS Lambda.
 
-pub mod apply;
-pub mod asm;
-pub mod azure;
-pub mod check;
-pub mod cli;
+pub mod adapters;
+pub mod app;
 pub mod config;
-pub mod estate;
-pub mod extract;
-pub mod functions;
+pub mod domain;
+pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod health;
-pub mod http;
-#[cfg(feature = "lambda")]
-pub mod lambda;
 pub mod ledger;
-pub mod plan;
-pub mod queue;
-pub mod reconcile;
-pub mod resource;
-pub mod secret;
-pub mod seed;
-pub mod sync;
 #[cfg(test)]
 mod test_util;
+pub mod transport;

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    seedwatch::cli::main()
+    seedwatch::transport::cli::main()
 }

@@ -54,12 +54,12 @@ impl QuietWorld {
     }
 
     /// An applier over this world, with the simulation's clock and extractor.
-    fn applier(&self) -> seedwatch::apply::Applier {
-        let mut applier = seedwatch::apply::Applier::new(
+    fn applier(&self) -> seedwatch::engine::apply::Applier {
+        let mut applier = seedwatch::engine::apply::Applier::new(
             self.azure.clone(),
             self.asm.clone(),
             self.ledger.clone(),
-            seedwatch::check::EnabledChecks::all(),
+            seedwatch::domain::check::EnabledChecks::all(),
             sim::TAG.to_string(),
         );
         applier.clock = self.clock.clone();
@@ -108,17 +108,17 @@ fn simulation_on_the_table_backend() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let table = seedwatch::ledger::table::TableLedger::connect(
-            seedwatch::http::client(std::time::Duration::from_secs(30)),
+        let table = seedwatch::adapters::store::table::TableLedger::connect(
+            seedwatch::adapters::http::client(std::time::Duration::from_secs(30)),
             &endpoint,
             &format!("sim{}", uuid::Uuid::new_v4().simple()),
-            seedwatch::ledger::table::TableAuth::SharedKey {
+            seedwatch::adapters::store::table::TableAuth::SharedKey {
                 account: "devstoreaccount1".into(),
-                key: seedwatch::secret::Secret::new(
+                key: seedwatch::domain::secret::Secret::new(
                     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
                 ),
             },
-            seedwatch::http::RetryPolicy {
+            seedwatch::adapters::http::RetryPolicy {
                 count: 2,
                 base: std::time::Duration::from_millis(50),
                 max: std::time::Duration::from_millis(200),
@@ -141,11 +141,11 @@ fn simulation_on_the_table_backend() {
 /// (simulation seed 3779128790: a stale `present` membership nobody ever withdrew).
 #[tokio::test]
 async fn a_withdrawal_before_the_record_exists_outranks_an_older_generation() {
-    use seedwatch::check::ServiceCheck;
+    use seedwatch::domain::check::ServiceCheck;
     use seedwatch::ledger::Ledger;
     let ledger = MemoryLedger::new();
-    let seed = seedwatch::seed::Seed::from_host_value("h13.sim.example.com").unwrap();
-    let owner = seedwatch::resource::ResourceId::parse(
+    let seed = seedwatch::domain::seed::Seed::from_host_value("h13.sim.example.com").unwrap();
+    let owner = seedwatch::domain::resource::ResourceId::parse(
         "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/dnszones/z1.example.com",
     )
     .unwrap();
@@ -178,18 +178,18 @@ async fn a_withdrawal_before_the_record_exists_outranks_an_older_generation() {
 /// to seeds it no longer had).
 #[tokio::test]
 async fn a_body_older_than_a_duplicate_read_is_stale() {
-    use seedwatch::apply::{ApplyRequest, Clock};
+    use seedwatch::engine::apply::{ApplyRequest, Clock};
 
     let estate = Arc::new(sim::Estate::default());
     let world = QuietWorld::new(estate.clone(), Arc::new(MemoryLedger::new()));
     let (applier, ledger, asm, clock) = (world.applier(), &world.ledger, &world.asm, &world.clock);
-    let id = seedwatch::resource::ResourceId::parse(
+    let id = seedwatch::domain::resource::ResourceId::parse(
         "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip0",
     )
     .unwrap();
     let body = |seeds: &[&str]| serde_json::json!({"id": id.as_str(), "properties": {"seeds": seeds}});
     let put = |seeds: &[&str]| {
-        let resource = seedwatch::resource::Resource::from_json(body(seeds)).unwrap();
+        let resource = seedwatch::domain::resource::Resource::from_json(body(seeds)).unwrap();
         estate.resources.lock().unwrap().insert(id.clone(), resource);
     };
 
@@ -215,12 +215,12 @@ async fn a_body_older_than_a_duplicate_read_is_stale() {
 /// it). Here a delete with no intent behind it, then the re-add.
 #[tokio::test]
 async fn the_simulation_fails_a_wrong_delete_even_if_the_seed_is_added_back() {
-    use seedwatch::asm::AsmApi;
+    use seedwatch::adapters::asm::AsmApi;
     let world = QuietWorld::new(Arc::new(sim::Estate::default()), Arc::new(MemoryLedger::new()));
     world.asm.insert("h1.sim.example.com", &[sim::TAG]);
     let id = world.asm.seeds.lock().unwrap().keys().next().unwrap().clone();
     world.asm.delete_seed(&id).await.unwrap();
-    let seed = seedwatch::seed::Seed::from_host_value("h1.sim.example.com").unwrap();
+    let seed = seedwatch::domain::seed::Seed::from_host_value("h1.sim.example.com").unwrap();
     world.asm.add_seed(&seed, &[sim::TAG.to_string()]).await.unwrap();
     assert_eq!(world.asm.names(true).len(), 1, "added back");
     let violations = world.asm.violations.lock().unwrap().clone();
@@ -235,7 +235,7 @@ async fn the_simulation_fails_a_wrong_delete_even_if_the_seed_is_added_back() {
 /// recorded and no delete is ever sent (the simulated ASM counts any delete as a violation).
 #[tokio::test]
 async fn with_delete_stale_seeds_false_no_delete_is_sent() {
-    use seedwatch::apply::ApplyRequest;
+    use seedwatch::engine::apply::ApplyRequest;
     let estate = Arc::new(sim::Estate::default());
     let world = QuietWorld::new(estate.clone(), Arc::new(MemoryLedger::new()));
     world
@@ -244,11 +244,11 @@ async fn with_delete_stale_seeds_false_no_delete_is_sent() {
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let mut applier = world.applier();
     applier.options.delete_stale_seeds = false;
-    let id = seedwatch::resource::ResourceId::parse(
+    let id = seedwatch::domain::resource::ResourceId::parse(
         "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/pip0",
     )
     .unwrap();
-    let resource = seedwatch::resource::Resource::from_json(
+    let resource = seedwatch::domain::resource::Resource::from_json(
         serde_json::json!({"id": id.as_str(), "properties": {"seeds": ["h2.sim.example.com"]}}),
     )
     .unwrap();
@@ -265,7 +265,7 @@ async fn with_delete_stale_seeds_false_no_delete_is_sent() {
     assert!(report.deleted.is_empty());
     assert_eq!(report.kept.len(), 1, "{report:?}");
     assert_eq!(world.asm.names(true).len(), 1);
-    let seed = seedwatch::seed::Seed::from_host_value("h2.sim.example.com").unwrap();
+    let seed = seedwatch::domain::seed::Seed::from_host_value("h2.sim.example.com").unwrap();
     let record = world.ledger.seed(&seed).await.unwrap().unwrap();
     assert!(
         !record.value.is_wanted(),
@@ -281,11 +281,11 @@ async fn with_delete_stale_seeds_false_no_delete_is_sent() {
 /// The zone's first owner write is held until the group's delete has finished.
 #[tokio::test]
 async fn a_body_committed_after_its_resource_group_delete_listed_its_owners_is_read_again() {
-    use seedwatch::apply::{ApplyRequest, Clock};
+    use seedwatch::domain::resource::ResourceId;
+    use seedwatch::domain::seed::Seed;
+    use seedwatch::engine::apply::{ApplyRequest, Clock};
     use seedwatch::ledger::Ledger;
     use seedwatch::ledger::keys::owner_key;
-    use seedwatch::resource::ResourceId;
-    use seedwatch::seed::Seed;
 
     let group = ResourceId::parse("/subscriptions/s/resourceGroups/rg").unwrap();
     let zone =
@@ -689,8 +689,9 @@ mod e2e {
         assert_eq!(w.tagged(), set(&["203.0.113.1", "203.0.113.2"]));
 
         let ledger =
-            seedwatch::ledger::local::LocalLedger::open(&w.dir.path().join(".seedwatch").join("ledger.redb")).unwrap();
-        let id = seedwatch::resource::ResourceId::parse(&pip_id("rg-3", "pip-3")).unwrap();
+            seedwatch::adapters::store::local::LocalLedger::open(&w.dir.path().join(".seedwatch").join("ledger.redb"))
+                .unwrap();
+        let id = seedwatch::domain::resource::ResourceId::parse(&pip_id("rg-3", "pip-3")).unwrap();
         let owner = ledger.owner(&id).await.unwrap().expect("the owner record");
         assert!(owner.value.deleted, "the sync revived the owner: {:?}", owner.value);
     }

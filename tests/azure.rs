@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use azure_reader::*;
 use fake_azure::FakeAzure;
-use seedwatch::azure::arm::Tuning;
-use seedwatch::azure::{AzureError, AzureReader, Incomplete, NoProgress, OwnerRead, credential, live_from_config};
-use seedwatch::check::{EnabledChecks, ServiceCheck};
+use seedwatch::adapters::azure::arm::Tuning;
+use seedwatch::adapters::azure::{
+    AzureError, AzureReader, Incomplete, NoProgress, OwnerRead, credential, live_from_config,
+};
 use seedwatch::config::CredentialKind;
-use seedwatch::resource::ResourceId;
+use seedwatch::domain::check::{EnabledChecks, ServiceCheck};
+use seedwatch::domain::resource::ResourceId;
 use serde_json::json;
 
 #[tokio::test]

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use azure_reader::*;
 use fake_azure::FakeAzure;
-use seedwatch::azure::arm::Tuning;
-use seedwatch::azure::{AzureReader, NoProgress, OwnerRead};
-use seedwatch::check::{EnabledChecks, ServiceCheck};
-use seedwatch::resource::ResourceId;
+use seedwatch::adapters::azure::arm::Tuning;
+use seedwatch::adapters::azure::{AzureReader, NoProgress, OwnerRead};
+use seedwatch::domain::check::{EnabledChecks, ServiceCheck};
+use seedwatch::domain::resource::ResourceId;
 use serde_json::{Value, json};
 
 /// A plain HTTP client to the loopback fake (no proxy).

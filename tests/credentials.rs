@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::encoding::AsDer;
 use base64::Engine as _;
 use fake_entra::{BlackHole, FakeEntra};
-use seedwatch::azure::certificate::ClientCertificate;
-use seedwatch::azure::credential::{self, CredentialOptions};
+use seedwatch::adapters::azure::certificate::ClientCertificate;
+use seedwatch::adapters::azure::credential::{self, CredentialOptions};
 use seedwatch::config::Config;
-use seedwatch::secret::Secret;
+use seedwatch::domain::secret::Secret;
 use serde_json::{Value, json};
 
 const TENANT: &str = "72f988bf-0000-4000-8000-000000000001";
@@ -276,7 +276,7 @@ async fn the_fake_authority_checks_the_signature_against_the_named_certificate()
     let attacker = AppCert::new("attacker");
     let dir = tempfile::tempdir().unwrap();
     let vars = env(&[("SSL_CERT_FILE", entra.write_ca_bundle(dir.path()).to_str().unwrap())]);
-    let http = seedwatch::http::try_client(Duration::from_secs(20), &vars).unwrap();
+    let http = seedwatch::adapters::http::try_client(Duration::from_secs(20), &vars).unwrap();
     let endpoint = format!("{}/{TENANT}/oauth2/v2.0/token", entra.authority());
     let post = |assertion: String| {
         let body = url::form_urlencoded::Serializer::new(String::new())

@@ -513,7 +513,10 @@ fn event_filter_covers_every_tracked_type_without_overlap() {
             assert!(!a.starts_with(&b) && !b.starts_with(&a), "{a} and {b} overlap");
         }
     }
-    let owners: Vec<&str> = seedwatch::extract::registry().iter().map(|e| e.arm_type).collect();
+    let owners: Vec<&str> = seedwatch::domain::extract::registry()
+        .iter()
+        .map(|e| e.arm_type)
+        .collect();
     assert!(owners.len() >= 25, "the extractor registry looks empty: {owners:?}");
     let skipped: BTreeSet<&str> = NOT_EVENT_TRACKED.iter().map(|(t, _)| *t).collect();
     for arm_type in &skipped {
@@ -602,8 +605,8 @@ fn single_binding<'a>(function: &'a Value, binding_type: &str, name: &str) -> &'
 /// handler's source.
 fn serve_routes() -> BTreeSet<String> {
     let mut files = Vec::new();
-    files_with_extension(&repo().join("src/functions"), "rs", &mut files);
-    files.push(repo().join("src/cli/serve.rs"));
+    files_with_extension(&repo().join("src/transport/functions"), "rs", &mut files);
+    files.push(repo().join("src/transport/cli/serve.rs"));
     let mut routes = BTreeSet::new();
     for file in files.iter().filter(|f| f.is_file()) {
         let text = read(file);

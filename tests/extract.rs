@@ -2,9 +2,9 @@
 //! with their expected seeds, their exposure negatives, certificates and bad input.
 
 use base64::Engine;
-use seedwatch::check::{EnabledChecks, ServiceCheck};
-use seedwatch::extract::{Extraction, extract_resources};
-use seedwatch::resource::Resource;
+use seedwatch::domain::check::{EnabledChecks, ServiceCheck};
+use seedwatch::domain::extract::{Extraction, extract_resources};
+use seedwatch::domain::resource::Resource;
 use serde_json::{Value, json};
 
 const SUB: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups";
@@ -353,7 +353,7 @@ fn a_bad_certificate_inside_a_bundle_costs_only_itself() {
     let blob = tlv(0x30, &content_info);
     let data = base64::engine::general_purpose::STANDARD.encode(blob);
 
-    let names = seedwatch::extract::certificate_names(&data).unwrap();
+    let names = seedwatch::domain::extract::certificate_names(&data).unwrap();
     assert_eq!(names.names, ["legacy.contoso.com"]);
     assert_eq!(names.errors.len(), 1);
 
@@ -923,9 +923,10 @@ fn container_instances_with_public_addresses_only() {
 
 #[test]
 fn every_check_can_be_turned_off() {
-    let estate =
-        seedwatch::estate::read_estate(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estate.json"))
-            .unwrap();
+    let estate = seedwatch::domain::estate::read_estate(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estate.json"),
+    )
+    .unwrap();
     let all = extract_resources(&estate.resources, &EnabledChecks::all());
     for check in ServiceCheck::ALL {
         assert!(

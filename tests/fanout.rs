@@ -17,13 +17,13 @@ use std::sync::Arc;
 use fake_asm::FakeAsm;
 use fake_azure::FakeAzure;
 use futures::StreamExt;
-use seedwatch::asm::AsmClient;
+use seedwatch::adapters::asm::AsmClient;
+use seedwatch::app::engines::{SyncEngine, SyncReconciler};
+use seedwatch::app::ports::{Batch, Reconciler, Scope};
 use seedwatch::config::Config;
-use seedwatch::functions::engines::{SyncEngine, SyncReconciler};
-use seedwatch::functions::ports::{Batch, Reconciler, Scope};
+use seedwatch::domain::secret::Secret;
 use seedwatch::ledger::history::{self, RunResult};
 use seedwatch::ledger::memory::MemoryLedger;
-use seedwatch::secret::Secret;
 use serde_json::{Value, json};
 
 const KEY: &str = "fanout-test-key-never-printed";

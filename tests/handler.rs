@@ -22,10 +22,10 @@ use handler_world::*;
 use host_emulator::*;
 use serde_json::{Value, json};
 
-use seedwatch::azure::StaticToken;
-use seedwatch::functions::events::ChangeKind;
-use seedwatch::queue::{QueueAuth, QueueError, QueueTarget, RetryJob, RetryQueue};
-use seedwatch::secret::Secret;
+use seedwatch::adapters::azure::StaticToken;
+use seedwatch::adapters::servicebus::{QueueAuth, QueueError, QueueTarget, RetryJob, RetryQueue};
+use seedwatch::domain::change::ChangeKind;
+use seedwatch::domain::secret::Secret;
 
 #[tokio::test]
 async fn the_binary_answers_readiness_and_acknowledges_events_it_does_not_act_on() {
@@ -436,7 +436,7 @@ async fn the_fake_drops_a_reused_message_id_within_the_window() {
     queue.send(&apply_job(1), None, None).await.unwrap();
     let first = sb.journal()[0].clone();
     let client = reqwest::Client::new();
-    let token = seedwatch::queue::sas_token(
+    let token = seedwatch::adapters::servicebus::sas_token(
         &format!("{}/{QUEUE}", sb.base_url()),
         "send",
         &Secret::new(SAS_KEY),

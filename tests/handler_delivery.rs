@@ -25,8 +25,8 @@ use host_emulator::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use seedwatch::functions::limits::Limits;
-use seedwatch::functions::server::{AppState, ServicesFactory, router};
+use seedwatch::transport::functions::limits::Limits;
+use seedwatch::transport::functions::server::{AppState, ServicesFactory, router};
 
 /// Event Grid's retry budget for one delivery (30 attempts over 24 hours).
 const EVENT_GRID_ATTEMPTS: u32 = 30;
@@ -287,7 +287,7 @@ async fn headers_that_trickle_in_are_cut_off_too() {
     let port = listener.local_addr().unwrap().port();
     let state = AppState::with_limits(no_services(), limits);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(seedwatch::functions::server::serve(listener, state, async {
+    let server = tokio::spawn(seedwatch::transport::functions::server::serve(listener, state, async {
         let _ = stopped.await;
     }));
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();

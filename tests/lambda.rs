@@ -30,12 +30,12 @@ use futures::FutureExt;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
-use seedwatch::azure::{AzureReader, StaticToken, TokenSource, live_from_config};
+use seedwatch::adapters::azure::{AzureReader, StaticToken, TokenSource, live_from_config};
 use seedwatch::config::Config;
-use seedwatch::functions::server::{AppState, ServicesFactory};
-use seedwatch::lambda::handler::LambdaApp;
-use seedwatch::lambda::webhook::WebhookSecret;
-use seedwatch::secret::Secret;
+use seedwatch::domain::secret::Secret;
+use seedwatch::transport::functions::server::{AppState, ServicesFactory};
+use seedwatch::transport::lambda::handler::LambdaApp;
+use seedwatch::transport::lambda::webhook::WebhookSecret;
 
 /// The secret the fixtures carry (a test value, in `?code=` or `x-seedwatch-secret`).
 const SECRET: &str = "fixture-secret-7c1e4a9b2d6f8e30";
@@ -131,8 +131,9 @@ async fn harness_with(secret: Result<WebhookSecret, String>, scan_exists: bool) 
                 let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(Secret::new(arm_token.clone())));
                 let reader: Arc<dyn AzureReader> =
                     Arc::new(live_from_config(&config, tokens.clone(), Default::default()));
-                let mut services = seedwatch::cli::serve::services_with_azure(config, &env, (reader, tokens)).await?;
-                services.tuning = seedwatch::lambda::tuning(services.tuning);
+                let mut services =
+                    seedwatch::transport::cli::serve::services_with_azure(config, &env, (reader, tokens)).await?;
+                services.tuning = seedwatch::transport::lambda::tuning(services.tuning);
                 Ok(services)
             }
             .boxed()

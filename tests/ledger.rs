@@ -7,18 +7,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
-use seedwatch::check::ServiceCheck;
+use seedwatch::adapters::http::RetryPolicy;
+use seedwatch::adapters::store::local::LocalLedger;
+use seedwatch::adapters::store::table::{TableAuth, TableLedger};
 use seedwatch::config::{Config, env};
-use seedwatch::http::RetryPolicy;
-use seedwatch::ledger::local::LocalLedger;
+use seedwatch::domain::check::ServiceCheck;
+use seedwatch::domain::resource::ResourceId;
+use seedwatch::domain::secret::Secret;
+use seedwatch::domain::seed::Seed;
 use seedwatch::ledger::memory::MemoryLedger;
-use seedwatch::ledger::table::{TableAuth, TableLedger};
 use seedwatch::ledger::{
     Expect, FailedChange, FailedChangeKind, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, seeds_hash,
 };
-use seedwatch::resource::ResourceId;
-use seedwatch::secret::Secret;
-use seedwatch::seed::Seed;
 
 const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
@@ -44,7 +44,7 @@ fn retry() -> RetryPolicy {
 
 async fn table_ledger() -> TableLedger {
     TableLedger::connect(
-        seedwatch::http::client(std::time::Duration::from_secs(30)),
+        seedwatch::adapters::http::client(std::time::Duration::from_secs(30)),
         &azurite(),
         &fresh_table(),
         TableAuth::SharedKey {
@@ -353,7 +353,7 @@ async fn table_backend_opens_from_a_connection_string_and_creates_its_table() {
     )]
     .into();
     let config = Config::from_value(&yaml, "test", &vars).unwrap();
-    let ledger = seedwatch::ledger::open(&config, &vars, None).await.unwrap();
+    let ledger = seedwatch::adapters::store::open(&config, &vars, None).await.unwrap();
     assert!(ledger.describe().contains(&table));
     assert!(!ledger.describe().contains(DEV_KEY));
     ledger
@@ -361,7 +361,7 @@ async fn table_backend_opens_from_a_connection_string_and_creates_its_table() {
         .await
         .unwrap();
     // Opening again finds the existing table (409 TableAlreadyExists is fine).
-    let again = seedwatch::ledger::open(&config, &vars, None).await.unwrap();
+    let again = seedwatch::adapters::store::open(&config, &vars, None).await.unwrap();
     assert_eq!(again.all_owners().await.unwrap().len(), 1);
 
     // A wrong key is an authentication error that does not echo the key.
@@ -374,7 +374,7 @@ async fn table_backend_opens_from_a_connection_string_and_creates_its_table() {
         ),
     )]
     .into();
-    let err = match seedwatch::ledger::open(&config, &bad_vars, None).await {
+    let err = match seedwatch::adapters::store::open(&config, &bad_vars, None).await {
         Err(e) => e.to_string(),
         Ok(_) => panic!("a wrong key must be rejected"),
     };
@@ -477,7 +477,7 @@ async fn empty_pages_with_a_continuation_are_followed() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let ledger = TableLedger::connect(
-        seedwatch::http::client(std::time::Duration::from_secs(5)),
+        seedwatch::adapters::http::client(std::time::Duration::from_secs(5)),
         &format!("http://{addr}/acct"),
         "seeds",
         TableAuth::SharedKey {
@@ -512,13 +512,13 @@ mod sim;
 mod rebuild_safety {
     use std::sync::Arc;
 
-    use seedwatch::apply::{Applier, ApplyRequest, SystemClock};
     use seedwatch::config::Config;
-    use seedwatch::ledger::rebuild::{LedgerSync, RebuildOptions, rebuild, sync_with_ledger};
+    use seedwatch::domain::resource::{Resource, ResourceId};
+    use seedwatch::domain::seed::Seed;
+    use seedwatch::engine::apply::{Applier, ApplyRequest, SystemClock};
+    use seedwatch::engine::rebuild::{LedgerSync, RebuildOptions, rebuild, sync_with_ledger};
+    use seedwatch::engine::sync::{NoSyncProgress, SyncOptions};
     use seedwatch::ledger::{Expect, Ledger, keys};
-    use seedwatch::resource::{Resource, ResourceId};
-    use seedwatch::seed::Seed;
-    use seedwatch::sync::{NoSyncProgress, SyncOptions};
     use serde_json::json;
 
     use super::gated_ledger::GatedLedger;
@@ -598,7 +598,7 @@ mod rebuild_safety {
             w.azure.clone(),
             w.asm.clone(),
             ledger,
-            seedwatch::check::EnabledChecks::all(),
+            seedwatch::domain::check::EnabledChecks::all(),
             sim::TAG.to_string(),
         );
         applier.clock = Arc::new(SystemClock);

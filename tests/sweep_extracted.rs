@@ -7,9 +7,9 @@ mod azure_reader;
 mod fake_azure;
 
 use azure_reader::*;
-use seedwatch::azure::{AzureReader, NoProgress};
-use seedwatch::check::EnabledChecks;
-use seedwatch::extract::{Contribution, Extraction, extract_resources};
+use seedwatch::adapters::azure::{AzureReader, NoProgress};
+use seedwatch::domain::check::EnabledChecks;
+use seedwatch::domain::extract::{Contribution, Extraction, extract_resources};
 use serde_json::json;
 
 /// Contributions and warnings in a stable order (query chains finish in any order).

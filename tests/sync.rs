@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use fake_asm::{FakeAsm, Fault, ListShape, Route};
-use seedwatch::asm::{AddOutcome, AsmApi, AsmClient, AsmError, DeleteOutcome};
-use seedwatch::azure::{
+use seedwatch::adapters::asm::{AddOutcome, AsmApi, AsmClient, AsmError, DeleteOutcome};
+use seedwatch::adapters::azure::{
     AzureError, AzureReader, CompletenessReport, Incomplete, IncompleteScope, OwnerRead, Sweep, SweepProgress,
 };
-use seedwatch::check::{EnabledChecks, ServiceCheck};
 use seedwatch::config::{Config, HttpSettings};
-use seedwatch::extract::{Contribution, Extraction};
-use seedwatch::reconcile::SkipReason;
-use seedwatch::resource::ResourceId;
-use seedwatch::secret::Secret;
-use seedwatch::seed::Seed;
-use seedwatch::sync::{NoSyncProgress, SyncError, SyncOptions, WriteResult, reconcile_and_apply, run_sync};
+use seedwatch::domain::check::{EnabledChecks, ServiceCheck};
+use seedwatch::domain::extract::{Contribution, Extraction};
+use seedwatch::domain::reconcile::SkipReason;
+use seedwatch::domain::resource::ResourceId;
+use seedwatch::domain::secret::Secret;
+use seedwatch::domain::seed::Seed;
+use seedwatch::engine::sync::{NoSyncProgress, SyncError, SyncOptions, WriteResult, reconcile_and_apply, run_sync};
 
 const KEY: &str = "test-key-7f3a9c-never-printed";
 const SCAN: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
@@ -141,7 +141,7 @@ async fn client_lists_every_listing_shape() {
         seeds.sort_by(|a, b| a.name.cmp(&b.name));
         assert_eq!(seeds.len(), 2, "{shape:?}");
         assert_eq!(seeds[0].name, "203.0.113.5");
-        assert_eq!(seeds[0].kind, Some(seedwatch::seed::SeedKind::Ipv4));
+        assert_eq!(seeds[0].kind, Some(seedwatch::domain::seed::SeedKind::Ipv4));
         assert!(seeds[1].has_tag(TAG), "{shape:?}: {seeds:?}");
         assert!(!seeds[0].has_tag(TAG));
     }
@@ -292,7 +292,7 @@ async fn sync_once(
     names: &[&str],
     report: CompletenessReport,
     options: SyncOptions,
-) -> seedwatch::sync::SyncReport {
+) -> seedwatch::engine::sync::SyncReport {
     let c = client(asm, KEY);
     reconcile_and_apply(config, &c, report, extraction(names), options, &NoSyncProgress)
         .await

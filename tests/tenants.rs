@@ -17,11 +17,11 @@ use std::sync::Arc;
 use fake_asm::FakeAsm;
 use fake_azure::FakeAzure;
 use fake_entra::FakeEntra;
-use seedwatch::azure::tenants::reader_from_config;
-use seedwatch::azure::{AzureError, NoProgress, StaticToken};
+use seedwatch::adapters::azure::tenants::reader_from_config;
+use seedwatch::adapters::azure::{AzureError, NoProgress, StaticToken};
 use seedwatch::config::Config;
-use seedwatch::resource::ResourceId;
-use seedwatch::secret::Secret;
+use seedwatch::domain::resource::ResourceId;
+use seedwatch::domain::secret::Secret;
 use serde_json::{Value, json};
 
 const TENANT_A: &str = "aaaaaaaa-1111-4111-8111-111111111111";

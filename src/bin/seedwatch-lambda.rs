@@ -1,4 +1,4 @@
-//! `seedwatch-lambda`: seedwatch as an AWS Lambda function (see `src/lambda/` and
+//! `seedwatch-lambda`: seedwatch as an AWS Lambda function (see `src/transport/lambda/` and
 //! docs/deploy-aws.md). Thin: logging, the lazily built engines, the shared secret, then
 //! `lambda_runtime::run` over one handler.
 
@@ -9,14 +9,14 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 use seedwatch::config::{Config, LoadOptions, ProcessEnv};
-use seedwatch::functions::server::{AppState, ServicesFactory};
-use seedwatch::lambda::handler::LambdaApp;
-use seedwatch::lambda::preflight;
-use seedwatch::lambda::webhook::WebhookSecret;
+use seedwatch::transport::functions::server::{AppState, ServicesFactory};
+use seedwatch::transport::lambda::handler::LambdaApp;
+use seedwatch::transport::lambda::preflight;
+use seedwatch::transport::lambda::webhook::WebhookSecret;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    seedwatch::functions::logging::init();
+    seedwatch::transport::functions::logging::init();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "seedwatch-lambda starting");
     let factory: ServicesFactory = Arc::new(|| build().boxed());
     let state = AppState::new(factory);
@@ -33,7 +33,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 /// The configuration checked for Lambda, then the same services as `seedwatch serve`.
-async fn build() -> Result<seedwatch::functions::runner::Services, String> {
+async fn build() -> Result<seedwatch::app::runner::Services, String> {
     let options = LoadOptions {
         file: None,
         require_file: true,
@@ -47,7 +47,7 @@ async fn build() -> Result<seedwatch::functions::runner::Services, String> {
             tracing::warn!("{warning}");
         }
     }
-    let mut services = seedwatch::cli::serve::services_from_config(config, &ProcessEnv).await?;
-    services.tuning = seedwatch::lambda::tuning(services.tuning);
+    let mut services = seedwatch::transport::cli::serve::services_from_config(config, &ProcessEnv).await?;
+    services.tuning = seedwatch::transport::lambda::tuning(services.tuning);
     Ok(services)
 }

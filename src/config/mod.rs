@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::check::{EnabledChecks, ServiceCheck};
-use crate::secret::Secret;
+use crate::domain::check::{EnabledChecks, ServiceCheck};
+use crate::domain::secret::Secret;
 
 pub use duration::parse_duration;
 
@@ -201,12 +201,12 @@ pub struct AsmSettings {
     /// `asm.seed_types`: the seed types sent to ASM, spelled as the ASM API spells them
     /// (`domain`, `ipv4`, `ipv6`, `iprange`); all four by default. Seeds of another type are
     /// left out of the desired set, as a disabled service check's are.
-    pub seed_types: std::collections::BTreeSet<crate::seed::SeedKind>,
+    pub seed_types: std::collections::BTreeSet<crate::domain::seed::SeedKind>,
 }
 
 /// Every seed type, the default of `asm.seed_types`.
-pub fn all_seed_types() -> std::collections::BTreeSet<crate::seed::SeedKind> {
-    use crate::seed::SeedKind;
+pub fn all_seed_types() -> std::collections::BTreeSet<crate::domain::seed::SeedKind> {
+    use crate::domain::seed::SeedKind;
     [SeedKind::Domain, SeedKind::Ipv4, SeedKind::Ipv6, SeedKind::IpRange]
         .into_iter()
         .collect()

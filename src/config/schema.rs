@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::duration::parse_duration;
 use super::{Cloud, ConfigError, EnvSource, env};
-use crate::check::ServiceCheck;
+use crate::domain::check::ServiceCheck;
 
 /// Keys seedwatch reads, by parent path. `aws` and `gcp` are Hexiosec blocks kept for
 /// compatibility and ignored as a whole.
@@ -299,7 +299,10 @@ impl Reader<'_> {
 
 /// `asm.seed_types`: a list of ASM seed type names (any case); absent means all of them. An
 /// empty list or an unknown name is an error naming the key and the value.
-pub fn seed_types(r: &Reader, key: &str) -> Result<std::collections::BTreeSet<crate::seed::SeedKind>, ConfigError> {
+pub fn seed_types(
+    r: &Reader,
+    key: &str,
+) -> Result<std::collections::BTreeSet<crate::domain::seed::SeedKind>, ConfigError> {
     if r.get(key).is_none() {
         return Ok(super::all_seed_types());
     }
@@ -310,7 +313,7 @@ pub fn seed_types(r: &Reader, key: &str) -> Result<std::collections::BTreeSet<cr
     names
         .iter()
         .map(|name| {
-            crate::seed::SeedKind::parse_loose(name)
+            crate::domain::seed::SeedKind::parse_loose(name)
                 .ok_or_else(|| r.invalid(key, name, "expected seed types among domain, ipv4, ipv6, iprange"))
         })
         .collect()

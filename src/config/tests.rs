@@ -313,36 +313,6 @@ fn a_coalescing_window_too_long_for_the_host_is_refused() {
 }
 
 #[test]
-fn storage_and_service_bus_connection_strings_refuse_plain_http_to_other_hosts() {
-    use crate::ledger::parse_connection_string;
-    let key = "a2V5";
-    let remote = format!("AccountName=acct;AccountKey={key};TableEndpoint=http://acct.table.example.com/");
-    let err = parse_connection_string(&remote, Cloud::Public).unwrap_err().to_string();
-    assert!(
-        err.contains("TableEndpoint") && err.contains("http://acct.table.example.com") && err.contains("loopback"),
-        "{err}"
-    );
-    let protocol = format!("DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={key}");
-    let err = parse_connection_string(&protocol, Cloud::Public)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("loopback") && !err.contains(key), "{err}");
-    let local = format!("AccountName=acct;AccountKey={key};TableEndpoint=http://127.0.0.1:10002/acct");
-    assert!(parse_connection_string(&local, Cloud::Public).is_ok());
-    let bus = "Endpoint=http://bus.example.com/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0";
-    let err = crate::queue::ConnectionString::parse(bus)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(
-        err.contains("ServiceBusConnection") && err.contains("loopback") && !err.contains("c2VjcmV0"),
-        "{err}"
-    );
-    let local = "Endpoint=http://127.0.0.1:9000/;SharedAccessKeyName=send;SharedAccessKey=c2VjcmV0";
-    assert!(crate::queue::ConnectionString::parse(local).is_ok());
-}
-
-#[test]
 fn the_event_deadline_defaults_inside_event_grids_wait_and_refuses_more() {
     let config = load_yaml("scan_id: x\n", &[]).unwrap();
     assert_eq!(config.events.deadline, Duration::from_secs(20));

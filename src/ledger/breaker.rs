@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Expect, Ledger, LedgerError, keys};
+use crate::ledger::{Expect, Ledger, LedgerError, keys};
 
 /// The window the breaker counts deletes over.
 pub const WINDOW_MS: i64 = 3_600_000;

@@ -7,10 +7,10 @@
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::{FailedChange, Ledger, LedgerError, Versioned};
-use crate::azure::CompletenessReport;
-use crate::check::ServiceCheck;
-use crate::resource::ResourceId;
+use crate::domain::check::ServiceCheck;
+use crate::domain::completeness::CompletenessReport;
+use crate::domain::resource::ResourceId;
+use crate::ledger::{FailedChange, Ledger, LedgerError, Versioned};
 
 /// Entries a summary lists (and a reconcile logs one by one); the count covers them all.
 pub const SUMMARY_ENTRIES: usize = 20;
@@ -153,7 +153,7 @@ pub fn format_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::azure::{Incomplete, IncompleteScope};
+    use crate::domain::completeness::{Incomplete, IncompleteScope};
     use crate::ledger::FailedChangeKind;
     use crate::ledger::memory::MemoryLedger;
 

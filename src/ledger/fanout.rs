@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::history::{self, HISTORY_PARTITION, RunRecord, RunResult};
-use super::{Expect, Ledger, LedgerError};
+use crate::ledger::history::{self, HISTORY_PARTITION, RunRecord, RunResult};
+use crate::ledger::{Expect, Ledger, LedgerError};
 
 const FANOUT_PREFIX: &str = "x-";
 /// Attempts at a conditional update before giving up (batches reporting at the same moment).

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::keys::{key_for, prefix_end};
-use super::{Expect, Ledger, LedgerError, Partitions, Scan};
-use crate::resource::ResourceId;
+use crate::domain::resource::ResourceId;
+use crate::ledger::keys::{key_for, prefix_end};
+use crate::ledger::{Expect, Ledger, LedgerError, Partitions, Scan};
 
 /// The history's partition: distinct from owners (`o-…`), seeds (`s`) and failures (`f`).
 pub const HISTORY_PARTITION: &str = "h";

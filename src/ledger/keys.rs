@@ -12,9 +12,9 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Partitions, Scan};
-use crate::resource::ResourceId;
-use crate::seed::Seed;
+use crate::domain::resource::ResourceId;
+use crate::domain::seed::Seed;
+use crate::ledger::{Partitions, Scan};
 
 /// Encoded keys up to this length are stored as they are; longer ones become this many
 /// characters, `~` and a 32-character hash: 473 at most, inside Table Storage's 512.
@@ -29,7 +29,7 @@ pub const SEED_PARTITION: &str = "s";
 /// Every failed change lives in this partition. Distinct from [`SEED_PARTITION`], and no owner
 /// partition can equal it or start with it (those all start with [`OWNER_PARTITION_PREFIX`]).
 pub const FAILURE_PARTITION: &str = "f";
-/// The incremental path's deletion breaker: one entity (see [`super::breaker`]).
+/// The incremental path's deletion breaker: one entity (see [`crate::ledger::breaker`]).
 pub const BREAKER_PARTITION: &str = "b";
 
 /// Encodes text for use in a key (see the module docs).

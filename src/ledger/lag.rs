@@ -12,10 +12,10 @@
 
 use std::collections::BTreeSet;
 
-use super::{Ledger, LedgerError, OwnerRecord};
-use crate::azure::CompletenessReport;
-use crate::extract::{Contribution, Extraction};
-use crate::resource::ResourceId;
+use crate::domain::completeness::CompletenessReport;
+use crate::domain::extract::{Contribution, Extraction};
+use crate::domain::resource::ResourceId;
+use crate::ledger::{Ledger, LedgerError, OwnerRecord};
 
 /// Where a contribution taken from the ledger says it came from.
 pub const LEDGER_PATH: &str = "(ledger: read after the sweep's snapshot)";

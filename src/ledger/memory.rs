@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Expect, Ledger, LedgerError, RawEntity, Scan, Version};
+use crate::ledger::{Expect, Ledger, LedgerError, RawEntity, Scan, Version};
 
 /// Entities keyed by `partition \u{1} row`, so map order is (partition, row) order.
 #[derive(Default)]
@@ -43,16 +43,16 @@ pub(crate) fn split(key: &str) -> (String, String) {
 /// The composite-key range `[from, to)` a scan covers, and a check for partition prefixes.
 pub(crate) fn scan_bounds(scan: &Scan) -> (String, Option<String>) {
     match (&scan.partitions, &scan.rows) {
-        (super::Partitions::Exact(p), Some((from, to))) => (composite(p, from), Some(composite(p, to))),
-        (super::Partitions::Exact(p), None) => (format!("{p}{SEP}"), Some(format!("{p}\u{2}"))),
-        (super::Partitions::Prefix(p), _) => (p.clone(), super::keys::prefix_end(p)),
+        (crate::ledger::Partitions::Exact(p), Some((from, to))) => (composite(p, from), Some(composite(p, to))),
+        (crate::ledger::Partitions::Exact(p), None) => (format!("{p}{SEP}"), Some(format!("{p}\u{2}"))),
+        (crate::ledger::Partitions::Prefix(p), _) => (p.clone(), crate::ledger::keys::prefix_end(p)),
     }
 }
 
 pub(crate) fn scan_selects(scan: &Scan, partition: &str, row: &str) -> bool {
     let partition_ok = match &scan.partitions {
-        super::Partitions::Exact(p) => p == partition,
-        super::Partitions::Prefix(p) => partition.starts_with(p.as_str()),
+        crate::ledger::Partitions::Exact(p) => p == partition,
+        crate::ledger::Partitions::Prefix(p) => partition.starts_with(p.as_str()),
     };
     partition_ok
         && scan

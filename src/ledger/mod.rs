@@ -12,32 +12,27 @@
 //!
 //! Backends only store opaque entities under (partition, row) keys ([`Ledger`]'s required
 //! methods); the typed layer, the key encoding and the record formats live here so every backend
-//! behaves the same. Backends: [`table`] (Azure Table Storage REST), [`local`] (redb file),
-//! [`memory`] (tests and benchmarks). [`open`] picks one from `ledger.kind`.
+//! behaves the same. The backends are adapters ([`crate::adapters::store`]): Azure Table Storage
+//! REST, a local redb file, and memory for tests and benchmarks.
+//!
+//! The ledger calls neither ARM nor ASM: it is records and rules over a store.
 
 pub mod breaker;
 pub mod failures;
 pub mod fanout;
-pub mod graph_quota;
 pub mod history;
 pub mod keys;
 pub mod lag;
-pub mod local;
 pub mod memory;
-mod open;
 pub mod ops;
-pub mod rebuild;
 mod records;
 pub mod refused;
-pub mod table;
-mod table_failure;
 
 use async_trait::async_trait;
 
-use crate::resource::ResourceId;
-use crate::seed::Seed;
+use crate::domain::resource::ResourceId;
+use crate::domain::seed::Seed;
 
-pub use open::{LedgerTarget, StorageTarget, default_local_path, open, parse_connection_string, target};
 pub use records::{
     AsmState, FailedChange, FailedChangeKind, Intent, IntentAction, Membership, OwnedSeed, OwnerRecord, PendingSeed,
     SeedRecord, seeds_hash,
@@ -101,6 +96,8 @@ pub enum LedgerError {
         status: u16,
         code: String,
         message: String,
+        /// Whether the store's HTTP policy counts the status as retryable (408, 429, 5xx).
+        transient: bool,
     },
     #[error("cannot reach the ledger ({backend}): {message}")]
     Transport { backend: String, message: String },
@@ -119,7 +116,7 @@ impl LedgerError {
     pub fn is_transient(&self) -> bool {
         match self {
             LedgerError::Conflict { .. } | LedgerError::Transport { .. } => true,
-            LedgerError::Http { status, .. } => crate::http::is_retryable_status(*status),
+            LedgerError::Http { transient, .. } => *transient,
             LedgerError::Credential(_) => true,
             _ => false,
         }

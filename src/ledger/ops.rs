@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, PendingSeed, SeedRecord, Versioned, seeds_hash};
-use crate::check::ServiceCheck;
-use crate::resource::ResourceId;
-use crate::seed::Seed;
+use crate::domain::check::ServiceCheck;
+use crate::domain::resource::ResourceId;
+use crate::domain::seed::Seed;
+use crate::ledger::{
+    Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, PendingSeed, SeedRecord, Versioned, seeds_hash,
+};
 
 /// The owner record a commit writes: the next generation, the new seeds, and every seed the
 /// owner may still be listed on but no longer contributes.

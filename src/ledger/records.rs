@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::check::ServiceCheck;
-use crate::resource::ResourceId;
-use crate::seed::{Seed, SeedKind};
+use crate::domain::check::ServiceCheck;
+use crate::domain::resource::ResourceId;
+use crate::domain::seed::{Seed, SeedKind};
 
 /// A seed as stored: name and kind, normalised again on the way in.
 #[derive(Serialize, Deserialize)]

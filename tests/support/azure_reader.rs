@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fake_azure::{self, FakeAzure};
-use seedwatch::azure::arm::Tuning;
-use seedwatch::azure::{LiveAzure, TokenSource, credential, live_from_config};
+use seedwatch::adapters::azure::arm::Tuning;
+use seedwatch::adapters::azure::{LiveAzure, TokenSource, credential, live_from_config};
 use seedwatch::config::{Config, CredentialKind};
 use serde_json::{Value, json};
 
@@ -83,7 +83,7 @@ pub fn expected_ids(estate: &[Value], subs: &[&str]) -> Vec<String> {
     ids
 }
 
-pub fn swept_ids(sweep: &seedwatch::azure::Sweep) -> Vec<String> {
+pub fn swept_ids(sweep: &seedwatch::adapters::azure::Sweep) -> Vec<String> {
     let mut ids: Vec<String> = sweep.resources.iter().map(|r| r.id.key().to_string()).collect();
     ids.sort();
     ids

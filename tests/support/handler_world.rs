@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use crate::fake_servicebus::{self, FakeAuth, FakeServiceBus};
 use crate::host_emulator::*;
 use crate::{fake_asm, fake_azure};
+use seedwatch::adapters::servicebus::{QueueTarget, RetryJob, RetryQueue};
 use seedwatch::config::Config;
-use seedwatch::functions::events::ChangeKind;
-use seedwatch::queue::{QueueTarget, RetryJob, RetryQueue};
+use seedwatch::domain::change::ChangeKind;
 
 pub const PIP: &str = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Network/publicIPAddresses/pip1";
 pub const QUEUE: &str = "asm-retries";

@@ -13,14 +13,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use seedwatch::apply::{Applier, ApplyRequest, Clock, StepProbe, default_resolver};
-use seedwatch::asm::{AddOutcome, AsmApi, AsmError, AsmSeed, DeleteOutcome};
-use seedwatch::azure::{AzureError, AzureReader, CompletenessReport, OwnerRead, Sweep, SweepProgress};
-use seedwatch::check::{EnabledChecks, ServiceCheck};
-use seedwatch::extract::{Contribution, Extraction};
+use seedwatch::adapters::asm::{AddOutcome, AsmApi, AsmError, AsmSeed, DeleteOutcome};
+use seedwatch::adapters::azure::{AzureError, AzureReader, CompletenessReport, OwnerRead, Sweep, SweepProgress};
+use seedwatch::domain::check::{EnabledChecks, ServiceCheck};
+use seedwatch::domain::extract::{Contribution, Extraction};
+use seedwatch::domain::resource::{Resource, ResourceId};
+use seedwatch::domain::seed::Seed;
+use seedwatch::engine::apply::{Applier, ApplyRequest, Clock, StepProbe, default_resolver};
 use seedwatch::ledger::{Expect, IntentAction, Ledger, LedgerError, RawEntity, Scan, Version};
-use seedwatch::resource::{Resource, ResourceId};
-use seedwatch::seed::Seed;
 use serde_json::{Value, json};
 
 pub const TAG: &str = "seedwatch-sim";
@@ -309,7 +309,7 @@ pub struct Crashes {
     pub count: AtomicUsize,
 }
 impl StepProbe for Crashes {
-    fn pass(&self, _step: seedwatch::apply::Step) -> bool {
+    fn pass(&self, _step: seedwatch::engine::apply::Step) -> bool {
         if self.dice.chance(*self.rate.lock().unwrap()) {
             self.count.fetch_add(1, Ordering::Relaxed);
             false
@@ -600,29 +600,29 @@ pub async fn run(params: &SimParams, backend: Arc<dyn Ledger>) -> SimOutcome {
     .unwrap();
     let started = clock.now_ms();
     let sweep = azure
-        .sweep(&EnabledChecks::all(), &seedwatch::azure::NoProgress)
+        .sweep(&EnabledChecks::all(), &seedwatch::adapters::azure::NoProgress)
         .await
         .unwrap();
-    let provenance = seedwatch::ledger::rebuild::provenance(ledger.as_ref()).await.unwrap();
+    let provenance = seedwatch::engine::rebuild::provenance(ledger.as_ref()).await.unwrap();
     *asm.reconciling.lock().unwrap() = Some(estate.clone());
-    let report = seedwatch::sync::reconcile_and_apply(
+    let report = seedwatch::engine::sync::reconcile_and_apply(
         &config,
         asm.as_ref(),
         sweep.report.clone(),
         sim_extract(&sweep.resources, &EnabledChecks::all()),
-        seedwatch::sync::SyncOptions {
+        seedwatch::engine::sync::SyncOptions {
             dry_run: false,
             force_deletes: false,
             provenance: Some(Arc::new(provenance)),
         },
-        &seedwatch::sync::NoSyncProgress,
+        &seedwatch::engine::sync::NoSyncProgress,
     )
     .await
     .unwrap();
-    seedwatch::ledger::rebuild::rebuild(
+    seedwatch::engine::rebuild::rebuild(
         ledger.as_ref(),
         &report,
-        &seedwatch::ledger::rebuild::RebuildOptions {
+        &seedwatch::engine::rebuild::RebuildOptions {
             completeness: &sweep.report,
             seed_tag: TAG,
             sweep_started_ms: started,

@@ -1,0 +1,610 @@
+//! The ARM types seedwatch reads: api-version for ARM GETs, the service check(s) each serves,
+//! and where a full sweep finds it (a Resource Graph table, an ARM list under a parent, or a
+//! companion read beside its owner). Keys are lower-cased ARM types.
+//!
+//! The extractor registry (`crate::domain::extract`) decides which seeds a type yields; this table only
+//! says how to fetch it. Values come from azure-resources.md sections 2, 4 and 5.2.
+
+use crate::domain::check::{EnabledChecks, ServiceCheck};
+
+/// Where a full sweep reads a type from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Resource Graph table `resources`.
+    Resources,
+    /// Resource Graph table `dnsresources` (DNS record sets).
+    DnsResources,
+    /// Resource Graph table `computeresources` (VM scale set instance public IPs).
+    ComputeResources,
+    /// Not in Resource Graph: listed through ARM under its parent (AFD custom domains).
+    ArmChild,
+    /// Not in Resource Graph: read through ARM beside its owner, whose extractor uses it
+    /// (a storage account's `blobServices/default`).
+    Companion,
+}
+
+/// One type seedwatch reads.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeInfo {
+    /// Lower-cased ARM type.
+    pub arm_type: &'static str,
+    /// api-version for `GET {id}` (and lists under it).
+    pub api_version: &'static str,
+    /// The checks this type serves. Empty for a type read only to find children (CDN profiles).
+    pub checks: &'static [ServiceCheck],
+    pub source: Source,
+    /// Whether the type is an owner: a resource whose seeds are recomputed as a unit.
+    pub owner: bool,
+}
+
+use ServiceCheck as C;
+
+const fn t(
+    arm_type: &'static str,
+    api_version: &'static str,
+    checks: &'static [ServiceCheck],
+    source: Source,
+    owner: bool,
+) -> TypeInfo {
+    TypeInfo {
+        arm_type,
+        api_version,
+        checks,
+        source,
+        owner,
+    }
+}
+
+/// api-version for a CDN/AFD profile and its children.
+pub const CDN_API_VERSION: &str = "2024-09-01";
+/// api-version for `blobServices/default` that carries `staticWebsite`.
+pub const BLOB_SERVICES_API_VERSION: &str = "2025-08-01";
+/// api-version for listing subscriptions.
+pub const SUBSCRIPTIONS_API_VERSION: &str = "2022-12-01";
+/// Resource Graph api-version.
+pub const RESOURCE_GRAPH_API_VERSION: &str = "2024-04-01";
+
+/// Every type, in the policy's order.
+pub const TYPES: &[TypeInfo] = &[
+    t(
+        "microsoft.network/publicipaddresses",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::Resources,
+        true,
+    ),
+    // The scale-set instance path is served only with 2018-10-01 (operation
+    // PublicIPAddresses_GetVirtualMachineScaleSetPublicIPAddress); 2024-05-01 answers 400.
+    t(
+        "microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces/ipconfigurations/publicipaddresses",
+        "2018-10-01",
+        &[C::PublicIpAddresses],
+        Source::ComputeResources,
+        true,
+    ),
+    t(
+        "microsoft.network/publicipprefixes",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/customipprefixes",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/applicationgateways",
+        "2024-05-01",
+        &[C::ApplicationGateways, C::ApplicationGatewayCertificates],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/frontdoors",
+        "2021-06-01",
+        &[C::FrontDoorClassic],
+        Source::Resources,
+        true,
+    ),
+    t("microsoft.cdn/profiles", CDN_API_VERSION, &[], Source::Resources, false),
+    t(
+        "microsoft.cdn/profiles/afdendpoints",
+        CDN_API_VERSION,
+        &[C::FrontDoorAfd],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.cdn/profiles/customdomains",
+        CDN_API_VERSION,
+        &[C::FrontDoorAfd],
+        Source::ArmChild,
+        true,
+    ),
+    t(
+        "microsoft.network/trafficmanagerprofiles",
+        "2022-04-01",
+        &[C::TrafficManager],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones",
+        "2018-05-01",
+        &[C::DnsZones],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones/a",
+        "2018-05-01",
+        &[C::DnsRecords],
+        Source::DnsResources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones/aaaa",
+        "2018-05-01",
+        &[C::DnsRecords],
+        Source::DnsResources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones/cname",
+        "2018-05-01",
+        &[C::DnsRecords],
+        Source::DnsResources,
+        true,
+    ),
+    t(
+        "microsoft.storage/storageaccounts",
+        "2023-05-01",
+        &[C::StorageStaticWebsites],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.storage/storageaccounts/blobservices",
+        BLOB_SERVICES_API_VERSION,
+        &[C::StorageStaticWebsites],
+        Source::Companion,
+        false,
+    ),
+    t(
+        "microsoft.cdn/profiles/endpoints",
+        CDN_API_VERSION,
+        &[C::CdnEndpoints],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.web/sites",
+        "2024-04-01",
+        &[C::AppServices],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.web/sites/slots",
+        "2024-04-01",
+        &[C::AppServices],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.sql/servers",
+        "2023-08-01",
+        &[C::SqlServers],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.documentdb/databaseaccounts",
+        "2024-11-15",
+        &[C::CosmosDb],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.cache/redis",
+        "2024-11-01",
+        &[C::RedisCache],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.cache/redisenterprise",
+        "2025-04-01",
+        &[C::RedisCache],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.containerservice/managedclusters",
+        "2025-05-01",
+        &[C::Aks],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.app/containerapps",
+        "2025-01-01",
+        &[C::ContainerApps],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.containerinstance/containergroups",
+        "2023-05-01",
+        &[C::ContainerInstances],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.apimanagement/service",
+        "2024-05-01",
+        &[C::ApiManagement],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.web/staticsites",
+        "2024-04-01",
+        &[C::StaticWebApps],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.dbforpostgresql/flexibleservers",
+        "2024-08-01",
+        &[C::FlexibleServers],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.dbformysql/flexibleservers",
+        "2023-12-30",
+        &[C::FlexibleServers],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.keyvault/vaults",
+        "2024-11-01",
+        &[C::KeyVaults],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.containerregistry/registries",
+        "2025-04-01",
+        &[C::ContainerRegistries],
+        Source::Resources,
+        true,
+    ),
+];
+
+/// The entry for a type (any casing).
+pub fn lookup(arm_type: &str) -> Option<&'static TypeInfo> {
+    TYPES.iter().find(|t| t.arm_type.eq_ignore_ascii_case(arm_type))
+}
+
+/// Whether a type is an owner: its seeds are recomputed as a unit when it or a child changes.
+pub fn is_owner_type(arm_type: &str) -> bool {
+    lookup(arm_type).is_some_and(|t| t.owner)
+}
+
+/// The api-version to GET a resource of this type.
+pub fn api_version(arm_type: &str) -> Option<&'static str> {
+    lookup(arm_type).map(|t| t.api_version)
+}
+
+/// Whether a CDN profile is an Azure Front Door Standard/Premium profile (whose custom
+/// domains live under it): `kind: frontdoor` or a `*_AzureFrontDoor` SKU.
+pub fn is_front_door_profile(kind: Option<&str>, sku: &serde_json::Value) -> bool {
+    kind.is_some_and(|k| k.eq_ignore_ascii_case("frontdoor"))
+        || sku
+            .get("name")
+            .and_then(|n| n.as_str())
+            .is_some_and(|n| n.to_ascii_lowercase().ends_with("_azurefrontdoor"))
+}
+
+/// The Resource Graph types a sweep must read from `source` for the enabled checks, sorted.
+/// CDN profiles are read when AFD is on, to find the profiles whose custom domains to list.
+pub fn graph_types(checks: &EnabledChecks, source: Source) -> Vec<&'static str> {
+    let afd = checks.is_on(C::FrontDoorAfd);
+    let mut out: Vec<&'static str> = TYPES
+        .iter()
+        .filter(|t| t.source == source)
+        .filter(|t| t.checks.iter().any(|c| checks.is_on(*c)) || (t.checks.is_empty() && afd))
+        .map(|t| t.arm_type)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The enabled checks a Resource Graph table serves.
+pub fn checks_in(checks: &EnabledChecks, source: Source) -> Vec<ServiceCheck> {
+    let mut out: Vec<ServiceCheck> = TYPES
+        .iter()
+        .filter(|t| t.source == source)
+        .flat_map(|t| t.checks.iter().copied())
+        .filter(|c| checks.is_on(*c))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_has_a_type() {
+        for check in ServiceCheck::ALL {
+            assert!(
+                TYPES.iter().any(|t| t.checks.contains(check) && t.owner),
+                "{check} has no owner type"
+            );
+        }
+        for t in TYPES {
+            assert_eq!(t.arm_type, t.arm_type.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn the_catalog_covers_the_extractor_registry() {
+        for extractor in crate::domain::extract::registry() {
+            let entry =
+                lookup(extractor.arm_type).unwrap_or_else(|| panic!("{} not in the catalog", extractor.arm_type));
+            assert!(entry.owner, "{}", extractor.arm_type);
+            for check in extractor.checks {
+                assert!(entry.checks.contains(check), "{} {check}", extractor.arm_type);
+            }
+        }
+        for t in TYPES.iter().filter(|t| t.owner) {
+            assert!(
+                crate::domain::extract::is_owner_type(t.arm_type),
+                "{} has no extractor",
+                t.arm_type
+            );
+        }
+        for t in TYPES.iter().filter(|t| t.source == Source::Companion) {
+            assert!(crate::domain::extract::is_companion_type(t.arm_type), "{}", t.arm_type);
+        }
+    }
+
+    #[test]
+    fn graph_types_follow_the_toggles() {
+        let mut checks = EnabledChecks::all();
+        let all = graph_types(&checks, Source::Resources);
+        assert!(all.contains(&"microsoft.cdn/profiles"));
+        assert!(!all.contains(&"microsoft.network/dnszones/a"));
+        assert_eq!(
+            graph_types(&checks, Source::DnsResources),
+            vec![
+                "microsoft.network/dnszones/a",
+                "microsoft.network/dnszones/aaaa",
+                "microsoft.network/dnszones/cname"
+            ]
+        );
+        checks.set(C::FrontDoorAfd, false);
+        assert!(!graph_types(&checks, Source::Resources).contains(&"microsoft.cdn/profiles"));
+        checks.set(C::DnsRecords, false);
+        assert!(graph_types(&checks, Source::DnsResources).is_empty());
+        assert!(checks_in(&checks, Source::DnsResources).is_empty());
+    }
+
+    /// api-versions the REST API specs list for each (type, path) seedwatch GETs, copied from
+    /// the reference pages (each row's URL). A catalog version outside its row answers 400
+    /// `NoRegisteredProviderFound` in Azure.
+    const SPEC_VERSIONS: &[(&str, &[&str], &str)] = &[
+        (
+            "microsoft.network/publicipaddresses",
+            &["2024-05-01", "2024-07-01", "2025-03-01", "2025-05-01"],
+            "https://learn.microsoft.com/rest/api/virtualnetwork/public-ip-addresses/get",
+        ),
+        (
+            "microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces/ipconfigurations/publicipaddresses",
+            &["2018-10-01"],
+            "https://learn.microsoft.com/rest/api/virtualnetwork/public-ip-addresses/get-virtual-machine-scale-set-public-ip-address",
+        ),
+        (
+            "microsoft.network/publicipprefixes",
+            &["2024-05-01", "2024-07-01", "2025-03-01"],
+            "https://learn.microsoft.com/rest/api/virtualnetwork/public-ip-prefixes/get",
+        ),
+        (
+            "microsoft.network/customipprefixes",
+            &["2024-05-01", "2024-07-01", "2025-03-01"],
+            "https://learn.microsoft.com/rest/api/virtualnetwork/custom-ip-prefixes/get",
+        ),
+        (
+            "microsoft.network/applicationgateways",
+            &["2024-05-01", "2024-07-01", "2025-03-01"],
+            "https://learn.microsoft.com/rest/api/application-gateway/application-gateways/get",
+        ),
+        (
+            "microsoft.network/frontdoors",
+            &["2021-06-01"],
+            "https://learn.microsoft.com/rest/api/frontdoorservice/frontdoor/front-doors/get",
+        ),
+        (
+            "microsoft.cdn/profiles",
+            &["2024-09-01", "2025-04-15", "2025-06-01", "2025-09-01"],
+            "https://learn.microsoft.com/rest/api/frontdoor/azurefrontdoorstandardpremium/profiles/get",
+        ),
+        (
+            "microsoft.cdn/profiles/afdendpoints",
+            &["2024-09-01", "2025-04-15", "2025-06-01", "2025-09-01"],
+            "https://learn.microsoft.com/rest/api/frontdoor/azurefrontdoorstandardpremium/afd-endpoints/get",
+        ),
+        (
+            "microsoft.cdn/profiles/customdomains",
+            &["2024-09-01", "2025-04-15", "2025-06-01", "2025-09-01"],
+            "https://learn.microsoft.com/rest/api/frontdoor/azurefrontdoorstandardpremium/afd-custom-domains/list-by-profile",
+        ),
+        (
+            "microsoft.cdn/profiles/endpoints",
+            &["2024-09-01", "2025-04-15", "2025-06-01", "2025-09-01"],
+            "https://learn.microsoft.com/rest/api/cdn/endpoints/get",
+        ),
+        (
+            "microsoft.network/trafficmanagerprofiles",
+            &["2022-04-01"],
+            "https://learn.microsoft.com/rest/api/trafficmanager/profiles/get",
+        ),
+        (
+            "microsoft.network/dnszones",
+            &["2018-05-01"],
+            "https://learn.microsoft.com/rest/api/dns/zones/get",
+        ),
+        (
+            "microsoft.network/dnszones/a",
+            &["2018-05-01"],
+            "https://learn.microsoft.com/rest/api/dns/record-sets/get",
+        ),
+        (
+            "microsoft.network/dnszones/aaaa",
+            &["2018-05-01"],
+            "https://learn.microsoft.com/rest/api/dns/record-sets/get",
+        ),
+        (
+            "microsoft.network/dnszones/cname",
+            &["2018-05-01"],
+            "https://learn.microsoft.com/rest/api/dns/record-sets/get",
+        ),
+        (
+            "microsoft.storage/storageaccounts",
+            &["2023-05-01", "2024-01-01", "2025-01-01", "2025-08-01"],
+            "https://learn.microsoft.com/rest/api/storagerp/storage-accounts/get-properties",
+        ),
+        (
+            "microsoft.storage/storageaccounts/blobservices",
+            &["2025-08-01"],
+            "https://learn.microsoft.com/rest/api/storagerp/blob-services/get-service-properties",
+        ),
+        (
+            "microsoft.web/sites",
+            &["2024-04-01", "2024-11-01"],
+            "https://learn.microsoft.com/rest/api/appservice/web-apps/get",
+        ),
+        (
+            "microsoft.web/sites/slots",
+            &["2024-04-01", "2024-11-01"],
+            "https://learn.microsoft.com/rest/api/appservice/web-apps/get-slot",
+        ),
+        (
+            "microsoft.sql/servers",
+            &["2023-08-01"],
+            "https://learn.microsoft.com/rest/api/sql/servers/get",
+        ),
+        (
+            "microsoft.documentdb/databaseaccounts",
+            &["2024-11-15"],
+            "https://learn.microsoft.com/rest/api/cosmos-db-resource-provider/database-accounts/get",
+        ),
+        (
+            "microsoft.cache/redis",
+            &["2024-11-01"],
+            "https://learn.microsoft.com/rest/api/redis/redis/get",
+        ),
+        (
+            "microsoft.cache/redisenterprise",
+            &["2025-04-01"],
+            "https://learn.microsoft.com/rest/api/redis/redisenterprisecache/redis-enterprise/get",
+        ),
+        (
+            "microsoft.containerservice/managedclusters",
+            &["2024-09-01", "2025-05-01"],
+            "https://learn.microsoft.com/rest/api/aks/managed-clusters/get",
+        ),
+        (
+            "microsoft.app/containerapps",
+            &["2025-01-01"],
+            "https://learn.microsoft.com/rest/api/resource-manager/containerapps/container-apps/get",
+        ),
+        (
+            "microsoft.containerinstance/containergroups",
+            &["2023-05-01"],
+            "https://learn.microsoft.com/rest/api/container-instances/container-groups/get",
+        ),
+        (
+            "microsoft.apimanagement/service",
+            &["2024-05-01"],
+            "https://learn.microsoft.com/rest/api/apimanagement/api-management-service/get",
+        ),
+        (
+            "microsoft.web/staticsites",
+            &["2024-04-01", "2024-11-01"],
+            "https://learn.microsoft.com/rest/api/appservice/static-sites/get-static-site",
+        ),
+        (
+            "microsoft.dbforpostgresql/flexibleservers",
+            &["2024-08-01"],
+            "https://learn.microsoft.com/rest/api/postgresql/flexibleserver/servers/get",
+        ),
+        (
+            "microsoft.dbformysql/flexibleservers",
+            &["2023-12-30"],
+            "https://learn.microsoft.com/rest/api/mysql/flexibleserver/servers/get",
+        ),
+        (
+            "microsoft.keyvault/vaults",
+            &["2023-07-01", "2024-11-01"],
+            "https://learn.microsoft.com/rest/api/keyvault/keyvault/vaults/get",
+        ),
+        (
+            "microsoft.containerregistry/registries",
+            &["2023-07-01", "2025-04-01"],
+            "https://learn.microsoft.com/rest/api/containerregistry/registries/get",
+        ),
+    ];
+
+    #[test]
+    fn every_api_version_is_one_the_specs_list_for_its_path() {
+        for t in TYPES {
+            let Some((_, versions, source)) = SPEC_VERSIONS.iter().find(|(ty, _, _)| *ty == t.arm_type) else {
+                panic!(
+                    "{} has no row in SPEC_VERSIONS: copy its versions from the REST API reference",
+                    t.arm_type
+                )
+            };
+            assert!(
+                versions.contains(&t.api_version),
+                "{} uses api-version {}, which {source} does not list ({versions:?})",
+                t.arm_type,
+                t.api_version
+            );
+        }
+        assert_eq!(
+            SPEC_VERSIONS.len(),
+            TYPES.len(),
+            "a row for a type the catalog does not have"
+        );
+        for version in [CDN_API_VERSION, BLOB_SERVICES_API_VERSION] {
+            assert!(SPEC_VERSIONS.iter().any(|(_, v, _)| v.contains(&version)), "{version}");
+        }
+    }
+
+    #[test]
+    fn front_door_profiles() {
+        assert!(is_front_door_profile(Some("frontdoor"), &serde_json::Value::Null));
+        assert!(is_front_door_profile(
+            Some("cdn"),
+            &serde_json::json!({"name": "Premium_AzureFrontDoor"})
+        ));
+        assert!(!is_front_door_profile(
+            Some("cdn"),
+            &serde_json::json!({"name": "Standard_Microsoft"})
+        ));
+        assert_eq!(api_version("Microsoft.Web/sites"), Some("2024-04-01"));
+        assert!(is_owner_type("Microsoft.Network/dnsZones/CNAME"));
+        assert!(!is_owner_type("microsoft.cdn/profiles"));
+    }
+}

@@ -1,0 +1,381 @@
+//! The sweep itself: Resource Graph query chains (one per table and batch of subscriptions)
+//! with the ARM reads of the children Resource Graph lacks, collected into a [`Part`] per
+//! chain. A chain that fails is dropped whole (its scope goes to the completeness report), so
+//! what a part keeps is decided by the caller: every resource ([`Vec<Resource>`], for
+//! `AzureReader::sweep`) or only its extraction ([`ExtractedPart`], for
+//! `AzureReader::sweep_extracted`: each row is extracted as its page arrives and its body
+//! dropped, so memory grows with seeds, not with the estate).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use super::catalog::{self, Source};
+use super::graph::{self, Scope};
+use super::live::{collapse, incomplete_from};
+use super::reads::ChildRead;
+use super::{AzureError, CompletenessReport, IncompleteScope, LiveAzure, SweepProgress};
+use crate::domain::check::{EnabledChecks, ServiceCheck};
+use crate::domain::extract::{Extraction, FactStream, Outcome};
+use crate::domain::resource::{Resource, ResourceId};
+
+/// What a sweep keeps of the resources one query chain (or one child read) gave.
+pub(super) trait Part: Send + Sized {
+    fn push(&mut self, resource: Resource);
+    /// Resources pushed.
+    fn rows(&self) -> usize;
+    /// Joins another part's resources to this one's.
+    fn absorb(&mut self, other: Self);
+    /// Room for `_rows` more resources (announced by Resource Graph).
+    fn reserve(&mut self, _rows: usize) {}
+}
+
+impl Part for Vec<Resource> {
+    fn push(&mut self, resource: Resource) {
+        Vec::push(self, resource);
+    }
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn absorb(&mut self, other: Self) {
+        self.extend(other);
+    }
+    fn reserve(&mut self, rows: usize) {
+        if self.capacity() == 0 {
+            // Capped so a bogus announced total cannot exhaust memory.
+            self.reserve_exact(rows.min(2_000_000));
+        }
+    }
+}
+
+/// The extraction of resources as they arrive: the facts they state, and per resource its
+/// contributions and warnings, possibly depending on facts a later part may state (a record set
+/// whose zone is in another table, a storage account whose `blobServices/default` is read
+/// later). [`ExtractedPart::finish`] resolves them once every part is in, so the result equals
+/// `extract_resources` over every resource the sweep kept.
+pub struct ExtractedPart {
+    facts: FactStream,
+    outcomes: Vec<Outcome<Extraction>>,
+    rows: usize,
+}
+
+impl ExtractedPart {
+    pub fn new(checks: &EnabledChecks) -> ExtractedPart {
+        ExtractedPart {
+            facts: FactStream::new(checks),
+            outcomes: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    /// The extraction of every resource pushed, and how many there were.
+    pub fn finish(self) -> (Extraction, usize) {
+        let ExtractedPart { facts, outcomes, rows } = self;
+        let mut out = Extraction::default();
+        let mut holds = |fact: &crate::domain::extract::Fact| facts.holds(fact);
+        let (contributions, warnings) = outcomes.iter().fold((0, 0), |(c, w), outcome| {
+            let one = outcome.resolved(&mut holds);
+            (c + one.contributions.len(), w + one.warnings.len())
+        });
+        // Sized once: a million contributions do not double their way there.
+        out.contributions.reserve_exact(contributions);
+        out.warnings.reserve_exact(warnings);
+        for outcome in outcomes {
+            let one = outcome.resolve(&mut |fact| facts.holds(fact));
+            out.contributions.extend(one.contributions);
+            out.warnings.extend(one.warnings);
+        }
+        (out, rows)
+    }
+}
+
+impl Part for ExtractedPart {
+    fn push(&mut self, resource: Resource) {
+        self.rows += 1;
+        let mut outcome = self.facts.push_extraction(&resource);
+        shrink(&mut outcome);
+        let empty = matches!(&outcome, Outcome::Known(e) if e.contributions.is_empty() && e.warnings.is_empty());
+        if !empty {
+            self.outcomes.push(outcome);
+        }
+    }
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn absorb(&mut self, other: Self) {
+        self.facts.absorb(other.facts);
+        self.outcomes.extend(other.outcomes);
+        self.rows += other.rows;
+    }
+}
+
+/// Drops the spare capacity of an outcome's vectors: most resources contribute one or two
+/// seeds, and a vector grown by pushes holds room for four.
+fn shrink(outcome: &mut Outcome<Extraction>) {
+    match outcome {
+        Outcome::Known(extraction) => {
+            extraction.contributions.shrink_to_fit();
+            extraction.warnings.shrink_to_fit();
+        }
+        Outcome::Depends { if_false, if_true, .. } => {
+            shrink(if_false);
+            shrink(if_true);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    source: Source,
+    table: &'static str,
+    query: Arc<String>,
+    subscriptions: Vec<String>,
+}
+
+/// A chain's result: its part and the parents it asked children for.
+type JobResult<P> = Result<(P, Vec<ResourceId>), AzureError>;
+
+/// A child read's result, already collected into a part.
+struct ChildPart<P> {
+    parent: ResourceId,
+    check: ServiceCheck,
+    result: Result<P, AzureError>,
+}
+
+/// Whether a resource counts: CDN profiles are read only to find AFD custom domains.
+fn kept(resource: &Resource) -> bool {
+    catalog::lookup(&resource.arm_type).is_none_or(|t| !t.checks.is_empty())
+}
+
+impl LiveAzure {
+    /// Sweeps the scope, collecting each chain's resources into a part made by `new_part`.
+    pub(super) async fn sweep_into<P: Part>(
+        &self,
+        checks: &EnabledChecks,
+        progress: &dyn SweepProgress,
+        new_part: &(dyn Fn() -> P + Sync),
+    ) -> Result<(P, CompletenessReport), AzureError> {
+        let mut report = CompletenessReport::default();
+        let subscriptions = self.resolve_scope(&mut report).await?;
+        report.subscriptions = subscriptions.clone();
+        progress.subscriptions_found(subscriptions.len());
+        let unreadable: HashSet<String> = report
+            .incomplete
+            .iter()
+            .filter(|i| i.check.is_none())
+            .map(|i| i.subscription.to_ascii_lowercase())
+            .collect();
+        let readable: Vec<String> = subscriptions
+            .into_iter()
+            .filter(|s| !unreadable.contains(&s.to_ascii_lowercase()))
+            .collect();
+        let mut jobs = self.jobs(checks, &readable);
+
+        let (child_tx, child_rx) = tokio::sync::mpsc::unbounded_channel::<ChildRead>();
+        let children: Mutex<Vec<ChildPart<P>>> = Mutex::new(Vec::new());
+        let mut parts: Vec<P> = Vec::new();
+        let mut parents: HashSet<ResourceId> = HashSet::new();
+        let graph_work = async {
+            let child_tx = child_tx;
+            let mut running = FuturesUnordered::new();
+            loop {
+                while running.len() < self.arm.tuning.concurrent_queries.max(1)
+                    && let Some(job) = jobs.pop_front()
+                {
+                    running.push(self.run_job(job, checks, progress, &child_tx, new_part));
+                }
+                let Some((job, result)) = running.next().await else {
+                    break;
+                };
+                match result {
+                    Ok((part, asked)) => {
+                        parts.push(part);
+                        parents.extend(asked);
+                    }
+                    Err(AzureError::Http { status: 403, .. }) if job.subscriptions.len() > 1 => {
+                        // Find the subscription(s) we may not read by halving the batch.
+                        let mid = job.subscriptions.len() / 2;
+                        let (a, b) = job.subscriptions.split_at(mid);
+                        for half in [a, b] {
+                            jobs.push_back(Job {
+                                subscriptions: half.to_vec(),
+                                ..job.clone()
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(table = job.table, subscriptions = job.subscriptions.len(), error = %e, "Resource Graph query failed");
+                        for sub in &job.subscriptions {
+                            for check in catalog::checks_in(checks, job.source) {
+                                report.incomplete.push(IncompleteScope {
+                                    subscription: sub.clone(),
+                                    check: Some(check),
+                                    why: incomplete_from(&e, sub),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let child_work = async {
+            let mut rx = child_rx;
+            futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+                .for_each_concurrent(self.arm.tuning.concurrent_arm_reads.max(1), |read| async {
+                    let outcome = self.read_child(read).await;
+                    // Collected as it arrives: the child's body is dropped here.
+                    let result = outcome.result.map(|found| {
+                        let mut part = new_part();
+                        for child in found.into_iter().filter(kept) {
+                            part.push(child);
+                        }
+                        part
+                    });
+                    if let Ok(mut all) = children.lock() {
+                        all.push(ChildPart {
+                            parent: outcome.parent,
+                            check: outcome.check,
+                            result,
+                        });
+                    }
+                })
+                .await;
+        };
+        tokio::join!(graph_work, child_work);
+
+        // The largest part takes in the others.
+        parts.sort_by_key(|p| std::cmp::Reverse(p.rows()));
+        let mut parts = parts.into_iter();
+        let mut all = parts.next().unwrap_or_else(new_part);
+        for part in parts {
+            all.absorb(part);
+        }
+        self.join_children(
+            &mut all,
+            children.into_inner().unwrap_or_default(),
+            &parents,
+            &mut report,
+        );
+        collapse(&mut report, checks);
+        Ok((all, report))
+    }
+
+    /// Children count only for parents that ended up in the sweep (a batch split after a 403
+    /// may have asked for some twice, or for a parent whose batch then failed); a parent's
+    /// children are taken once. A failed child read marks its check incomplete for the
+    /// parent's subscription.
+    fn join_children<P: Part>(
+        &self,
+        all: &mut P,
+        children: Vec<ChildPart<P>>,
+        parents: &HashSet<ResourceId>,
+        report: &mut CompletenessReport,
+    ) {
+        let mut taken: HashSet<(ResourceId, ServiceCheck)> = HashSet::new();
+        for child in children {
+            if !parents.contains(&child.parent) {
+                continue;
+            }
+            match child.result {
+                Ok(part) => {
+                    if taken.insert((child.parent, child.check)) {
+                        all.absorb(part);
+                    }
+                }
+                Err(e) => {
+                    let sub = child.parent.subscription_id().to_string();
+                    let why = incomplete_from(&e, &sub);
+                    if !report
+                        .incomplete
+                        .iter()
+                        .any(|i| i.subscription.eq_ignore_ascii_case(&sub) && i.check == Some(child.check))
+                    {
+                        report.incomplete.push(IncompleteScope {
+                            subscription: sub,
+                            check: Some(child.check),
+                            why,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// One query chain per table and batch of subscriptions.
+    fn jobs(&self, checks: &EnabledChecks, readable: &[String]) -> VecDeque<Job> {
+        let mut jobs = VecDeque::new();
+        for source in [Source::Resources, Source::DnsResources, Source::ComputeResources] {
+            let types = catalog::graph_types(checks, source);
+            if types.is_empty() {
+                continue;
+            }
+            let table = match source {
+                Source::DnsResources => "dnsresources",
+                Source::ComputeResources => "computeresources",
+                _ => "resources",
+            };
+            let query = Arc::new(graph::rows_query(table, &types));
+            for batch in readable.chunks(self.arm.tuning.subscriptions_per_query.max(1)) {
+                jobs.push_back(Job {
+                    source,
+                    table,
+                    query: query.clone(),
+                    subscriptions: batch.to_vec(),
+                });
+            }
+        }
+        jobs
+    }
+
+    /// One query chain; returns the job so the caller can split it after a 403.
+    async fn run_job<'a, P: Part>(
+        &'a self,
+        job: Job,
+        checks: &'a EnabledChecks,
+        progress: &'a dyn SweepProgress,
+        child_tx: &'a tokio::sync::mpsc::UnboundedSender<ChildRead>,
+        new_part: &'a (dyn Fn() -> P + Sync),
+    ) -> (Job, JobResult<P>) {
+        let what = format!(
+            "Resource Graph ({} over {} subscription{})",
+            job.table,
+            job.subscriptions.len(),
+            if job.subscriptions.len() == 1 { "" } else { "s" }
+        );
+        let scope = Scope::Subscriptions(job.subscriptions.clone());
+        let afd = checks.is_on(ServiceCheck::FrontDoorAfd);
+        let storage = checks.is_on(ServiceCheck::StorageStaticWebsites);
+        let mut part = new_part();
+        let mut asked = Vec::new();
+        let result = graph::query_pages(&self.arm, &scope, &job.query, &what, |rows, total| {
+            progress.page_read(rows.len());
+            if let Some(total) = total {
+                part.reserve(total as usize);
+            }
+            for row in rows {
+                match Resource::from_json(row) {
+                    Ok(resource) => {
+                        if afd
+                            && resource.arm_type == "microsoft.cdn/profiles"
+                            && catalog::is_front_door_profile(resource.kind.as_deref(), &resource.sku)
+                        {
+                            asked.push(resource.id.clone());
+                            let _ = child_tx.send(ChildRead::AfdCustomDomains(resource.id.clone()));
+                        } else if storage && resource.arm_type == "microsoft.storage/storageaccounts" {
+                            asked.push(resource.id.clone());
+                            let _ = child_tx.send(ChildRead::BlobServices(resource.id.clone()));
+                        }
+                        if kept(&resource) {
+                            part.push(resource);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "skipping a Resource Graph row"),
+                }
+            }
+        })
+        .await;
+        (job, result.map(|()| (part, asked)))
+    }
+}

@@ -1,0 +1,523 @@
+//! Coalescing bursts of changes for one owner into one apply (so one ARM read).
+//!
+//! Event Grid fans a burst out as parallel invocations, often several for the same owner (a
+//! deployment writes a site, its config, its host name bindings, its tags...). Per owner key
+//! ([`Change::key`]) there is at most one apply running and at most one waiting:
+//! - a change that finds an apply *waiting* (not yet started) joins it: one read serves both;
+//! - a change dated (by its event) at least `clock_skew` before the read of the *running*
+//!   apply, or of the last one to succeed, started is already covered by that read: it takes
+//!   that apply's outcome and costs nothing (late deliveries, Event Grid's redeliveries);
+//! - any other change starts the waiting follow-up: the read may predate the change, so one
+//!   more read is needed, but only one however many join it.
+//!
+//! A waiting apply starts `window` after its first change (letting the rest of a burst join)
+//! and when one of the `concurrency` permits is free. Every caller gets the outcome of the
+//! apply that covered its change. The apply runs in its own task, so a caller that goes away
+//! does not cancel it.
+//!
+//! "Read started" is taken when the apply starts, before it reads the ledger or ARM, and only
+//! for changes without an event body (an apply that uses a body rests on the body's time, not
+//! on a read). A covered change must also not need more than the read gives: a delete is
+//! covered only by the apply of a delete, which re-checks what was below the resource.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use tokio::sync::{Semaphore, oneshot};
+use tracing::Instrument;
+
+use crate::domain::change::{Change, ChangeKind};
+use crate::domain::clock::now_ms;
+
+/// The work run for one (merged) change.
+pub type Work<O> = Arc<dyn Fn(Change) -> BoxFuture<'static, O> + Send + Sync>;
+
+/// Whether an outcome may be handed to a later change the same read covered (a success or a
+/// scheduled retry; not a failure the caller must see for itself).
+pub type Reusable<O> = fn(&O) -> bool;
+
+/// How long a finished read is remembered for changes it covers.
+const REMEMBER: Duration = Duration::from_secs(600);
+/// Submissions between two sweeps of forgotten reads.
+const PRUNE_EVERY: u64 = 4096;
+
+type Outcome<O> = Shared<BoxFuture<'static, Option<O>>>;
+
+/// The coalescer's knobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub window: Duration,
+    pub concurrency: usize,
+    pub clock_skew: Duration,
+}
+
+struct Batch<O: Clone> {
+    change: Change,
+    /// The span of the invocation that opened the batch, so the apply's log lines carry its
+    /// invocation id.
+    span: tracing::Span,
+    done: oneshot::Sender<O>,
+    outcome: Outcome<O>,
+}
+
+/// A read: when it started and whether it was the apply of a delete.
+#[derive(Clone, Copy)]
+struct Read {
+    started_ms: i64,
+    deleted: bool,
+}
+
+impl Read {
+    fn covers(&self, change: &Change, skew_ms: i64) -> bool {
+        let Some(at) = change.time_ms() else {
+            return false;
+        };
+        (change.kind == ChangeKind::Changed || self.deleted) && at.saturating_add(skew_ms) <= self.started_ms
+    }
+}
+
+struct Running<O> {
+    /// `None` when the apply does not rest on a read made at its start (it used a body).
+    read: Option<Read>,
+    outcome: Outcome<O>,
+}
+
+struct Finished<O> {
+    read: Read,
+    outcome: O,
+    at: Instant,
+}
+
+struct Slot<O: Clone> {
+    waiting: Option<Batch<O>>,
+    running: Option<Running<O>>,
+    last: Option<Finished<O>>,
+    /// A task is driving this key's batches.
+    driven: bool,
+}
+
+impl<O: Clone> Slot<O> {
+    fn new() -> Slot<O> {
+        Slot {
+            waiting: None,
+            running: None,
+            last: None,
+            driven: false,
+        }
+    }
+
+    fn forgotten(&self) -> bool {
+        !self.driven && self.last.as_ref().is_none_or(|f| f.at.elapsed() >= REMEMBER)
+    }
+}
+
+pub struct Coalescer<O: Clone + Send + Sync + 'static> {
+    slots: Mutex<HashMap<String, Slot<O>>>,
+    work: Work<O>,
+    reusable: Reusable<O>,
+    window: Duration,
+    skew_ms: i64,
+    permits: Arc<Semaphore>,
+    submitted: AtomicU64,
+    runs: AtomicU64,
+    covered: AtomicU64,
+}
+
+/// The apply's task went away without an outcome (it panicked or the runtime shut down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the apply for this resource stopped without a result")]
+pub struct Lost;
+
+enum Wait<O> {
+    On(Outcome<O>),
+    Ready(O),
+}
+
+impl<O: Clone + Send + Sync + 'static> Coalescer<O> {
+    pub fn new(work: Work<O>, reusable: Reusable<O>, settings: Settings) -> Arc<Coalescer<O>> {
+        Arc::new(Coalescer {
+            slots: Mutex::new(HashMap::new()),
+            work,
+            reusable,
+            window: settings.window,
+            skew_ms: i64::try_from(settings.clock_skew.as_millis()).unwrap_or(i64::MAX),
+            permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            submitted: AtomicU64::new(0),
+            runs: AtomicU64::new(0),
+            covered: AtomicU64::new(0),
+        })
+    }
+
+    /// Submits a change and waits for the outcome of the apply that covers it.
+    pub async fn submit(self: &Arc<Self>, change: Change) -> Result<O, Lost> {
+        let submitted = self.submitted.fetch_add(1, Ordering::Relaxed) + 1;
+        let key = change.key();
+        let wait = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            if submitted.is_multiple_of(PRUNE_EVERY) {
+                slots.retain(|_, slot| !slot.forgotten());
+            }
+            let slot = slots.entry(key.clone()).or_insert_with(Slot::new);
+            self.place(slot, change, key)
+        };
+        match wait {
+            Wait::On(outcome) => outcome.await.ok_or(Lost),
+            Wait::Ready(outcome) => Ok(outcome),
+        }
+    }
+
+    /// Joins, reuses or opens a batch for `change` (under the lock).
+    fn place(self: &Arc<Self>, slot: &mut Slot<O>, change: Change, key: String) -> Wait<O> {
+        if let Some(batch) = &mut slot.waiting {
+            batch.change.merge(change);
+            return Wait::On(batch.outcome.clone());
+        }
+        if let Some(running) = &slot.running
+            && running.read.is_some_and(|read| read.covers(&change, self.skew_ms))
+        {
+            self.covered.fetch_add(1, Ordering::Relaxed);
+            return Wait::On(running.outcome.clone());
+        }
+        if let Some(last) = &slot.last
+            && last.at.elapsed() < REMEMBER
+            && last.read.covers(&change, self.skew_ms)
+        {
+            self.covered.fetch_add(1, Ordering::Relaxed);
+            return Wait::Ready(last.outcome.clone());
+        }
+        let (batch, outcome) = new_batch(change);
+        slot.waiting = Some(batch);
+        if !slot.driven {
+            slot.driven = true;
+            let me = Arc::clone(self);
+            tokio::spawn(async move { me.drive(key).await });
+        }
+        Wait::On(outcome)
+    }
+
+    /// Runs the waiting batches of one key until none is left.
+    async fn drive(self: Arc<Self>, key: String) {
+        loop {
+            if !self.window.is_zero() {
+                tokio::time::sleep(self.window).await;
+            }
+            let Ok(_permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                return;
+            };
+            let (batch, read) = {
+                let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(slot) = slots.get_mut(&key) else {
+                    return;
+                };
+                let Some(batch) = slot.waiting.take() else {
+                    slot.driven = false;
+                    return;
+                };
+                let read = batch.change.body.is_none().then(|| Read {
+                    started_ms: now_ms(),
+                    deleted: batch.change.kind == ChangeKind::Deleted,
+                });
+                slot.running = Some(Running {
+                    read,
+                    outcome: batch.outcome.clone(),
+                });
+                (batch, read)
+            };
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            // A panicking apply must not leave the key without a driver: its callers get `Lost`
+            // and the loop goes on with whatever is waiting.
+            let run = std::panic::AssertUnwindSafe((self.work)(batch.change).instrument(batch.span)).catch_unwind();
+            let result = run.await.ok();
+            if let Some(result) = &result {
+                let _ = batch.done.send(result.clone());
+            }
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(slot) = slots.get_mut(&key) else {
+                return;
+            };
+            slot.running = None;
+            if let (Some(read), Some(outcome)) = (read, result)
+                && (self.reusable)(&outcome)
+            {
+                slot.last = Some(Finished {
+                    read,
+                    outcome,
+                    at: Instant::now(),
+                });
+            }
+            if slot.waiting.is_none() {
+                slot.driven = false;
+                return;
+            }
+        }
+    }
+
+    /// Changes submitted so far.
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(Ordering::Relaxed)
+    }
+
+    /// Applies run so far (each is one read of the resource).
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
+    /// Changes answered by a read that had already started when they arrived.
+    pub fn covered(&self) -> u64 {
+        self.covered.load(Ordering::Relaxed)
+    }
+}
+
+fn new_batch<O: Clone + Send + Sync + 'static>(change: Change) -> (Batch<O>, Outcome<O>) {
+    let (done, rx) = oneshot::channel::<O>();
+    let outcome: Outcome<O> = rx.map(Result::ok).boxed().shared();
+    (
+        Batch {
+            change,
+            span: tracing::Span::current(),
+            done,
+            outcome: outcome.clone(),
+        },
+        outcome,
+    )
+}
+
+#[cfg(test)]
+/// Paused time: sleeps advance only when every task waits, so "while the first apply runs" is
+/// exact. Event dates are relative to the wall clock, which the reads compare them with.
+mod tests {
+    use super::*;
+    use crate::domain::change::ChangeKind;
+    use crate::domain::resource::ResourceId;
+
+    const SITES: &str = "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Web/sites";
+
+    fn change(name: &str, kind: ChangeKind) -> Change {
+        Change {
+            id: ResourceId::parse(&format!("{SITES}/{name}")).unwrap(),
+            kind,
+            body: None,
+            time: None,
+        }
+    }
+
+    /// A change its event dates `offset_ms` from now.
+    fn dated(name: &str, kind: ChangeKind, offset_ms: i64) -> Change {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(offset_ms);
+        Change {
+            time: Some(at.format(&time::format_description::well_known::Rfc3339).unwrap()),
+            ..change(name, kind)
+        }
+    }
+
+    fn settings(window_ms: u64, concurrency: usize) -> Settings {
+        Settings {
+            window: Duration::from_millis(window_ms),
+            concurrency,
+            clock_skew: Duration::from_millis(500),
+        }
+    }
+
+    /// Work that records the changes it was given and answers their kind after `delay`.
+    fn counting(delay: Duration) -> (Work<ChangeKind>, Arc<Mutex<Vec<Change>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        let work: Work<ChangeKind> = Arc::new(move |ch: Change| {
+            s.lock().unwrap().push(ch.clone());
+            async move {
+                tokio::time::sleep(delay).await;
+                ch.kind
+            }
+            .boxed()
+        });
+        (work, seen)
+    }
+
+    fn always(_: &ChangeKind) -> bool {
+        true
+    }
+
+    fn spawn_submit(co: &Arc<Coalescer<ChangeKind>>, c: Change) -> tokio::task::JoinHandle<Result<ChangeKind, Lost>> {
+        let co = Arc::clone(co);
+        tokio::spawn(async move { co.submit(c).await })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_for_one_resource_is_one_apply() {
+        let (work, seen) = counting(Duration::from_millis(5));
+        let co = Coalescer::new(work, always, settings(50, 4));
+        let futs: Vec<_> = (0..20)
+            .map(|_| spawn_submit(&co, change("a", ChangeKind::Changed)))
+            .collect();
+        for f in futs {
+            assert_eq!(f.await.unwrap(), Ok(ChangeKind::Changed));
+        }
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!((co.submitted(), co.runs()), (20, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_to_an_owner_and_its_children_are_one_read_of_the_owner() {
+        let (work, seen) = counting(Duration::from_millis(1));
+        let co = Coalescer::new(work, always, settings(50, 4));
+        let futs: Vec<_> = [
+            "a",
+            "a/config/web",
+            "a/hostNameBindings/www.example.com",
+            "a/providers/Microsoft.Insights/diagnosticSettings/d",
+        ]
+        .into_iter()
+        .map(|name| spawn_submit(&co, change(name, ChangeKind::Changed)))
+        .collect();
+        for f in futs {
+            assert_eq!(f.await.unwrap(), Ok(ChangeKind::Changed));
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].id.as_str(), format!("{SITES}/a"));
+    }
+
+    type Submitted = tokio::task::JoinHandle<Result<ChangeKind, Lost>>;
+
+    /// A coalescer whose apply takes 100 ms, with the apply of a `kind` change to "a" running.
+    async fn with_a_read_running(kind: ChangeKind) -> (Arc<Coalescer<ChangeKind>>, Arc<Mutex<Vec<Change>>>, Submitted) {
+        let (work, seen) = counting(Duration::from_millis(100));
+        let co = Coalescer::new(work, always, settings(0, 4));
+        let first = spawn_submit(&co, change("a", kind));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        (co, seen, first)
+    }
+
+    async fn outcomes(submitted: Vec<Submitted>) -> Vec<ChangeKind> {
+        let mut out = Vec::new();
+        for s in submitted {
+            out.push(s.await.unwrap().unwrap());
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_during_an_apply_gets_exactly_one_follow_up() {
+        let (co, seen, first) = with_a_read_running(ChangeKind::Deleted).await;
+        // Undated, or dated after the read began: the read may predate them.
+        let mut later: Vec<_> = (0..3)
+            .map(|_| spawn_submit(&co, change("a", ChangeKind::Deleted)))
+            .collect();
+        later.push(spawn_submit(&co, dated("a", ChangeKind::Changed, 0)));
+        assert_eq!(outcomes(vec![first]).await, [ChangeKind::Deleted]);
+        assert_eq!(outcomes(later).await, [ChangeKind::Deleted; 4]);
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        // The key is free again: a new change is a new apply.
+        assert_eq!(
+            co.submit(change("a", ChangeKind::Changed)).await,
+            Ok(ChangeKind::Changed)
+        );
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(co.covered(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_dated_before_the_running_read_is_covered_by_it() {
+        let (co, seen, first) = with_a_read_running(ChangeKind::Changed).await;
+        // Happened two seconds ago, delivered late: the read that started just now saw it.
+        let late = spawn_submit(&co, dated("a", ChangeKind::Changed, -2000));
+        // Within the allowed clock skew of the read's start: not trusted.
+        let recent = spawn_submit(&co, dated("a", ChangeKind::Changed, -100));
+        assert_eq!(outcomes(vec![first, late, recent]).await, [ChangeKind::Changed; 3]);
+        let reads = seen.lock().unwrap().len();
+        assert_eq!(reads, 2, "one read plus the follow-up for the recent change");
+        assert_eq!(co.covered(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delete_is_covered_only_by_the_apply_of_a_delete() {
+        let (co, seen, first) = with_a_read_running(ChangeKind::Changed).await;
+        let delete = spawn_submit(&co, dated("a", ChangeKind::Deleted, -5000));
+        assert_eq!(
+            outcomes(vec![first, delete]).await,
+            [ChangeKind::Changed, ChangeKind::Deleted]
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        // The last read was a delete's: an older delete and an older change are both covered.
+        for kind in [ChangeKind::Deleted, ChangeKind::Changed] {
+            assert_eq!(co.submit(dated("a", kind, -5000)).await, Ok(ChangeKind::Deleted));
+        }
+        assert_eq!(seen.lock().unwrap().len(), 2);
+        assert_eq!(co.covered(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_finished_read_answers_later_deliveries_of_older_changes() {
+        let (work, seen) = counting(Duration::from_millis(1));
+        let co = Coalescer::new(work, always, settings(0, 4));
+        assert_eq!(
+            co.submit(change("a", ChangeKind::Changed)).await,
+            Ok(ChangeKind::Changed)
+        );
+        // A redelivery of a change from before that read: no second read.
+        assert_eq!(
+            co.submit(dated("a", ChangeKind::Changed, -60_000)).await,
+            Ok(ChangeKind::Changed)
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        // A change after it: read again.
+        assert_eq!(
+            co.submit(dated("a", ChangeKind::Changed, 0)).await,
+            Ok(ChangeKind::Changed)
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outcomes_that_are_not_reusable_and_body_applies_cover_nothing() {
+        let (work, seen) = counting(Duration::from_millis(1));
+        let co = Coalescer::new(work, |kind: &ChangeKind| *kind == ChangeKind::Deleted, settings(0, 4));
+        assert_eq!(
+            co.submit(change("a", ChangeKind::Changed)).await,
+            Ok(ChangeKind::Changed)
+        );
+        assert_eq!(
+            co.submit(dated("a", ChangeKind::Changed, -60_000)).await,
+            Ok(ChangeKind::Changed)
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2, "a failure is not handed on");
+
+        let (work, seen) = counting(Duration::from_millis(1));
+        let co = Coalescer::new(work, always, settings(0, 4));
+        let body = crate::domain::resource::Resource::from_json(
+            serde_json::json!({"id": format!("{SITES}/b"), "properties": {}}),
+        )
+        .unwrap();
+        let with_body = Change {
+            body: Some(Box::new(body)),
+            ..dated("b", ChangeKind::Changed, -1000)
+        };
+        assert_eq!(co.submit(with_body).await, Ok(ChangeKind::Changed));
+        assert_eq!(
+            co.submit(dated("b", ChangeKind::Changed, -60_000)).await,
+            Ok(ChangeKind::Changed)
+        );
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            2,
+            "an apply from a body made no read to cover with"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn different_resources_do_not_wait_for_each_other() {
+        let (work, seen) = counting(Duration::from_millis(1));
+        let co = Coalescer::new(work, always, settings(0, 8));
+        let futs: Vec<_> = (0..10)
+            .map(|i| spawn_submit(&co, change(&format!("s{i}"), ChangeKind::Changed)))
+            .collect();
+        for f in futs {
+            assert!(f.await.unwrap().is_ok());
+        }
+        assert_eq!(seen.lock().unwrap().len(), 10);
+    }
+}

@@ -1,0 +1,15 @@
+//! The pure core: no I/O, no clocks read behind the caller's back, no JSON beyond the resource
+//! bodies Azure hands over.
+
+pub mod change;
+pub mod check;
+pub mod clock;
+pub mod completeness;
+pub mod estate;
+pub mod extract;
+pub mod owner;
+pub mod plan;
+pub mod reconcile;
+pub mod resource;
+pub mod secret;
+pub mod seed;

@@ -1,0 +1,470 @@
+//! Rebuilding the ledger from a full reconcile, and the provenance the reconcile's guard rails
+//! ask for. A lost, new or damaged ledger is therefore never a problem: one `sync` restores it.
+//!
+//! The rebuild writes what the sweep saw, with the same compare-and-swap rules as the apply
+//! path, and steps aside where an applier is more recent: an owner read by an apply after the
+//! sweep began is left alone, and so is a seed with a live intent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::adapters::azure::CompletenessReport;
+use crate::domain::reconcile::{Provenance, Scope};
+use crate::domain::resource::ResourceId;
+use crate::domain::seed::Seed;
+use crate::engine::sync::{SyncReport, WriteKind, WriteResult};
+use crate::ledger::{AsmState, Expect, Ledger, LedgerError, OwnedSeed, OwnerRecord, SeedRecord, Versioned, ops};
+
+/// Counts of what a rebuild changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RebuildReport {
+    pub owners_written: usize,
+    pub owners_removed: usize,
+    /// Owners left alone because an apply read them after the sweep began.
+    pub owners_newer: usize,
+    pub seeds_written: usize,
+    pub seeds_removed: usize,
+    /// Seeds left alone because an apply was writing them to ASM.
+    pub seeds_busy: usize,
+    /// Seeds whose ASM state an apply recorded after the sync's listing: that state is kept.
+    pub seeds_newer: usize,
+    /// Records that no longer decode, removed (the sweep writes them afresh).
+    pub records_repaired: usize,
+}
+
+/// What the rebuild needs besides the sync report.
+pub struct RebuildOptions<'a> {
+    pub completeness: &'a CompletenessReport,
+    pub seed_tag: &'a str,
+    /// When the sweep began (Unix milliseconds).
+    pub sweep_started_ms: i64,
+    /// `sync.graph_lag`: the sweep's snapshot may be this much older than its start. An owner
+    /// the ledger read since then is left alone, and what the rebuild writes is dated then.
+    pub graph_lag: Duration,
+    pub now_ms: i64,
+    pub lease: Duration,
+    pub tombstone_ttl: Duration,
+}
+
+impl RebuildOptions<'_> {
+    /// The oldest instant the sweep's snapshot may reflect: owners read since win over it.
+    pub fn snapshot_ms(&self) -> i64 {
+        self.sweep_started_ms - self.graph_lag.as_millis() as i64
+    }
+}
+
+/// Brings the ledger in line with a finished sync: owners and their seeds from the sweep,
+/// owners no longer in a completely read scope removed, and ASM's state from the listing and
+/// the sync's writes. Idempotent.
+pub async fn rebuild(
+    ledger: &dyn Ledger,
+    report: &SyncReport,
+    options: &RebuildOptions<'_>,
+) -> Result<RebuildReport, LedgerError> {
+    let mut out = RebuildReport {
+        records_repaired: remove_unreadable(ledger).await?,
+        ..RebuildReport::default()
+    };
+    let mut estate: BTreeMap<ResourceId, Vec<OwnedSeed>> = BTreeMap::new();
+    for c in &report.extraction.contributions {
+        estate.entry(c.owner.clone()).or_default().push(OwnedSeed {
+            seed: c.seed.clone(),
+            check: c.check,
+        });
+    }
+    for seeds in estate.values_mut() {
+        seeds.sort();
+        seeds.dedup();
+    }
+    let known: BTreeMap<ResourceId, Versioned<OwnerRecord>> = ledger
+        .all_owners()
+        .await?
+        .into_iter()
+        .map(|o| (o.value.id.clone(), o))
+        .collect();
+    let ttl_ms = options.tombstone_ttl.as_millis() as i64;
+    let snapshot_ms = options.snapshot_ms();
+
+    // Owners the sweep saw.
+    for (owner, seeds) in &estate {
+        let previous = known.get(owner);
+        if previous.is_some_and(|p| p.value.seen_at_ms >= snapshot_ms) {
+            out.owners_newer += 1;
+            continue;
+        }
+        if previous.is_some_and(|p| p.value.settled && !p.value.deleted && &p.value.seeds == seeds) {
+            continue;
+        }
+        if commit_owner(
+            ledger,
+            owner,
+            previous,
+            seeds.clone(),
+            false,
+            (snapshot_ms, options.now_ms),
+            ttl_ms,
+        )
+        .await?
+        {
+            out.owners_written += 1;
+        }
+    }
+    // Owners the sweep did not see: gone, if their scopes were read completely.
+    for (owner, previous) in &known {
+        if estate.contains_key(owner) || (previous.value.deleted && previous.value.settled) {
+            continue;
+        }
+        if previous.value.seen_at_ms >= snapshot_ms {
+            out.owners_newer += 1;
+            continue;
+        }
+        let checks: BTreeSet<_> = previous.value.seeds.iter().map(|s| s.check).collect();
+        let subscription = previous.value.subscription();
+        let complete = if checks.is_empty() {
+            crate::domain::check::ServiceCheck::ALL
+                .iter()
+                .all(|c| options.completeness.is_complete(subscription, *c))
+        } else {
+            checks
+                .iter()
+                .all(|c| options.completeness.is_complete(subscription, *c))
+        };
+        if complete
+            && commit_owner(
+                ledger,
+                owner,
+                Some(previous),
+                Vec::new(),
+                true,
+                (snapshot_ms, options.now_ms),
+                ttl_ms,
+            )
+            .await?
+        {
+            out.owners_removed += 1;
+        }
+    }
+
+    // ASM's state, as the sync left it.
+    let mut ours: BTreeSet<Seed> = report
+        .listed
+        .iter()
+        .filter(|s| s.has_tag(options.seed_tag))
+        .filter_map(|s| s.normalised())
+        .collect();
+    let mut ids: BTreeMap<Seed, String> = report
+        .listed
+        .iter()
+        .filter_map(|s| s.normalised().map(|n| (n, s.id.clone())))
+        .collect();
+    let mut rejected: BTreeMap<Seed, String> = BTreeMap::new();
+    for write in &report.writes {
+        let Some(seed) = &write.normalised else { continue };
+        match (&write.action, &write.result) {
+            (WriteKind::Add, WriteResult::Added) => {
+                ours.insert(seed.clone());
+                ids.remove(seed);
+            }
+            (WriteKind::Add, WriteResult::Rejected { code, .. }) => {
+                rejected.insert(seed.clone(), code.clone());
+            }
+            (WriteKind::Delete, WriteResult::Deleted | WriteResult::AlreadyGone) => {
+                ours.remove(seed);
+                ids.remove(seed);
+            }
+            _ => {}
+        }
+    }
+    // The apply path's deletion breaker counts against what ASM holds now.
+    crate::ledger::breaker::record_tagged(ledger, ours.len(), 20).await?;
+    let mut records: BTreeMap<Seed, Versioned<SeedRecord>> = ledger
+        .all_seeds()
+        .await?
+        .into_iter()
+        .map(|s| (s.value.seed.clone(), s))
+        .collect();
+    // Seeds ASM holds with our tag but the ledger does not know: record them, so a later
+    // apply can delete them when an owner stops contributing.
+    let tracked: BTreeSet<Seed> = records.keys().cloned().collect();
+    for seed in ours.iter().filter(|s| !tracked.contains(*s) && report.asm_holds(s)) {
+        let record = SeedRecord::new(seed.clone());
+        if let Ok(version) = ledger.put_seed(&record, &Expect::Absent).await {
+            records.insert(seed.clone(), Versioned { value: record, version });
+        }
+    }
+    let lease_ms = options.lease.as_millis() as i64;
+    for (seed, current) in records {
+        if current
+            .value
+            .intent
+            .as_ref()
+            .is_some_and(|i| options.now_ms - i.at_ms < lease_ms)
+        {
+            out.seeds_busy += 1;
+            continue;
+        }
+        let mut record = current.value.clone();
+        record.intent = None;
+        // An apply that wrote ASM after the listing knows better than the listing. One recorded
+        // in the millisecond the listing was requested may have written after the listing
+        // answered: the tie goes to the apply, as it does for owners (`seen_at_ms >= snapshot`).
+        if current.value.asm.at_ms < report.listed_at_ms {
+            let held = report.asm_holds(&seed);
+            let state = AsmState {
+                held,
+                ours: held && ours.contains(&seed),
+                id: if held { ids.get(&seed).cloned() } else { None },
+                rejected: rejected.get(&seed).cloned(),
+                at_ms: current.value.asm.at_ms,
+            };
+            if state != current.value.asm {
+                record.asm = AsmState {
+                    at_ms: report.listed_at_ms,
+                    ..state
+                };
+            }
+        } else {
+            out.seeds_newer += 1;
+        }
+        record.prune_tombstones(options.now_ms - ttl_ms);
+        if record == current.value {
+            continue;
+        }
+        let result = if record.is_empty() {
+            ledger
+                .delete_seed(&seed, Some(&current.version))
+                .await
+                .map(|_| out.seeds_removed += 1)
+        } else {
+            ledger
+                .put_seed(&record, &Expect::Version(current.version))
+                .await
+                .map(|_| out.seeds_written += 1)
+        };
+        match result {
+            Ok(()) | Err(LedgerError::Conflict { .. }) => {} // an applier got there first
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the owner and seed records that no longer decode (a seed name that stopped
+/// normalising, a format change), each at the version read, with a warning: the sweep writes
+/// what they stood for afresh. Returns how many went.
+async fn remove_unreadable(ledger: &dyn Ledger) -> Result<usize, LedgerError> {
+    let (_, bad_owners) = ledger.all_owners_readable().await?;
+    let (_, bad_seeds) = ledger.all_seeds_readable().await?;
+    let mut removed = 0;
+    for bad in bad_owners.iter().chain(&bad_seeds) {
+        tracing::warn!(partition = %bad.partition, row = %bad.row, "{}; removed, the rebuild writes it afresh", bad.message);
+        match ledger.delete_raw(&bad.partition, &bad.row, Some(&bad.version)).await {
+            Ok(()) => removed += 1,
+            Err(LedgerError::Conflict { .. }) => {} // rewritten meanwhile: no longer ours to judge
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+/// Commits a read of `owner` and writes its memberships. `false` when an applier committed in
+/// between (its read is newer: it wins).
+async fn commit_owner(
+    ledger: &dyn Ledger,
+    owner: &ResourceId,
+    previous: Option<&Versioned<OwnerRecord>>,
+    seeds: Vec<OwnedSeed>,
+    gone: bool,
+    (seen_at_ms, now_ms): (i64, i64),
+    ttl_ms: i64,
+) -> Result<bool, LedgerError> {
+    // Dated when the sweep's snapshot may have been taken, not now: an apply that reads the
+    // owner after that is newer than this record.
+    let record = ops::next_record(owner, previous.map(|p| &p.value), seeds, gone, seen_at_ms);
+    let expect = match previous {
+        Some(p) => Expect::Version(p.version.clone()),
+        None => Expect::Absent,
+    };
+    let version = match ledger.put_owner(&record, &expect).await {
+        Ok(v) => v,
+        Err(LedgerError::Conflict { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    for (seed, checks) in ops::membership_changes(&record) {
+        ops::set_membership(
+            ledger,
+            &seed,
+            &record.id,
+            record.generation,
+            checks,
+            &|| now_ms,
+            ttl_ms,
+            20,
+        )
+        .await?;
+    }
+    let mut settled = record;
+    settled.pending_removal.clear();
+    settled.settled = true;
+    match ledger.put_owner(&settled, &Expect::Version(version)).await {
+        Ok(_) | Err(LedgerError::Conflict { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Where each seed came from, from the ledger: every (subscription, check) of every owner that
+/// contributes or contributed it (tombstones included, until they expire). For the reconcile's
+/// guard rails ([`crate::engine::sync::SyncOptions::provenance`]).
+pub async fn provenance(ledger: &dyn Ledger) -> Result<Provenance, LedgerError> {
+    let mut out = Provenance::new();
+    for record in ledger.all_seeds().await? {
+        let mut scopes: BTreeSet<Scope> = BTreeSet::new();
+        for membership in record.value.owners.values() {
+            for check in &membership.checks {
+                scopes.insert(Scope {
+                    subscription: membership.owner.subscription_id().to_ascii_lowercase(),
+                    check: *check,
+                });
+            }
+        }
+        if !scopes.is_empty() {
+            out.insert(record.value.seed, scopes.into_iter().collect());
+        }
+    }
+    Ok(out)
+}
+
+/// A full reconcile with the ledger around it.
+#[derive(Debug)]
+pub struct LedgerSync {
+    pub report: crate::engine::sync::SyncReport,
+    /// What the rebuild changed (`None` in a dry run or without a ledger).
+    pub rebuild: Option<RebuildReport>,
+    /// Ledger trouble: the reconcile still ran, the ledger is repaired by the next one.
+    pub ledger_warnings: Vec<String>,
+    /// Changes the handler gave up on, read before the sweep, and those this run cleared.
+    pub failed_changes: crate::ledger::failures::FailedChanges,
+}
+
+/// Runs [`crate::engine::sync::run_sync`] with the ledger: the ledger's provenance feeds the guard
+/// rails, owners the ledger read after the sweep's snapshot could reflect replace the sweep's
+/// view of them ([`crate::ledger::lag`]), the failed changes recorded by the handler are read before the sweep, and after a
+/// real run the ledger is rebuilt from the result and, when every write was applied, the
+/// failed changes the sweep covered are cleared. Ledger failures never stop the reconcile;
+/// they come back as warnings.
+pub async fn sync_with_ledger(
+    config: &crate::config::Config,
+    azure: &dyn crate::adapters::azure::AzureReader,
+    asm: &dyn crate::adapters::asm::AsmApi,
+    ledger: Option<&dyn Ledger>,
+    mut options: crate::engine::sync::SyncOptions,
+    progress: &dyn crate::engine::sync::SyncProgress,
+) -> Result<LedgerSync, crate::engine::sync::SyncError> {
+    use crate::engine::apply::{Clock, SystemClock};
+    let mut ledger_warnings = Vec::new();
+    if let Some(ledger) = ledger
+        && options.provenance.is_none()
+    {
+        match provenance(ledger).await {
+            Ok(p) => options.provenance = Some(std::sync::Arc::new(p)),
+            Err(e) => ledger_warnings.push(format!("ledger provenance unavailable: {e}")),
+        }
+    }
+    let mut failed_changes = read_failed_changes(ledger, &mut ledger_warnings).await;
+    let dry_run = options.dry_run;
+    let started = SystemClock.now_ms();
+    // Seeds ASM refused within the last day are not sent again (`refused.rs`).
+    let remembering = ledger.map(|ledger| crate::engine::refused::RememberRefusals {
+        inner: asm,
+        ledger,
+        clock: &SystemClock,
+    });
+    let asm: &dyn crate::adapters::asm::AsmApi = match &remembering {
+        Some(remembering) => remembering,
+        None => asm,
+    };
+    let mut swept = crate::engine::sync::check_and_sweep(config, azure, asm, progress).await?;
+    if let Some(ledger) = ledger {
+        let since = started - config.sync.graph_lag.as_millis() as i64;
+        if let Err(e) =
+            crate::ledger::lag::apply_graph_lag(ledger, &mut swept.extraction, &swept.completeness, since).await
+        {
+            ledger_warnings.push(format!(
+                "ledger unavailable for owners read after the sweep's snapshot (Resource Graph lag): {e}"
+            ));
+        }
+    }
+    let mut report =
+        crate::engine::sync::reconcile_and_apply(config, asm, swept.completeness, swept.extraction, options, progress)
+            .await?;
+    report.resources_read = swept.resources_read;
+    let mut rebuilt = None;
+    if let Some(ledger) = ledger
+        && !dry_run
+    {
+        let defaults = crate::engine::apply::ApplyOptions::default();
+        let rebuild_options = RebuildOptions {
+            completeness: &report.completeness,
+            seed_tag: &config.seed_tag,
+            sweep_started_ms: started,
+            graph_lag: config.sync.graph_lag,
+            now_ms: SystemClock.now_ms(),
+            lease: defaults.lease,
+            tombstone_ttl: defaults.tombstone_ttl,
+        };
+        match rebuild(ledger, &report, &rebuild_options).await {
+            Ok(r) => {
+                rebuilt = Some(r);
+                clear_failed_changes(ledger, &mut failed_changes, &report, &mut ledger_warnings).await;
+            }
+            Err(e) => ledger_warnings.push(format!("ledger rebuild failed (the next reconcile retries): {e}")),
+        }
+    }
+    for warning in &ledger_warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(LedgerSync {
+        report,
+        rebuild: rebuilt,
+        ledger_warnings,
+        failed_changes,
+    })
+}
+
+/// The failed changes recorded so far (none without a ledger; a read error is a warning).
+/// Read before the sweep begins, so the sweep is newer than each of them.
+pub async fn read_failed_changes(
+    ledger: Option<&dyn Ledger>,
+    warnings: &mut Vec<String>,
+) -> crate::ledger::failures::FailedChanges {
+    let Some(ledger) = ledger else {
+        return Default::default();
+    };
+    match crate::ledger::failures::FailedChanges::read(ledger).await {
+        Ok(found) => found,
+        Err(e) => {
+            warnings.push(format!("failed changes unavailable: {e}"));
+            Default::default()
+        }
+    }
+}
+
+/// After a real run whose ledger rebuild succeeded: clears the failed changes the sweep covered,
+/// if every write was applied (otherwise they stay for the next reconcile).
+pub async fn clear_failed_changes(
+    ledger: &dyn Ledger,
+    failed_changes: &mut crate::ledger::failures::FailedChanges,
+    report: &SyncReport,
+    warnings: &mut Vec<String>,
+) {
+    if failed_changes.found.is_empty() || report.dry_run || !report.all_applied() {
+        return;
+    }
+    if let Err(e) = failed_changes.clear_covered(ledger, &report.completeness).await {
+        warnings.push(format!(
+            "clearing failed changes failed (the next reconcile retries): {e}"
+        ));
+    }
+}

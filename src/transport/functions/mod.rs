@@ -1,0 +1,13 @@
+//! The Azure Functions custom handler (`seedwatch serve`): the host's invocation protocol and
+//! the five functions — `reconcile` (timer), `resource-events` (Event Grid), `resync` (HTTP),
+//! `retry` (Service Bus) and `status` (HTTP).
+//!
+//! - [`envelope`]: decoding the host's `{"Data","Metadata"}` and encoding responses;
+//! - [`server`]: the axum routes; [`status`]: the status function; [`limits`]: body size and read time per request;
+//!   [`logging`]: JSON log lines.
+
+pub mod envelope;
+pub mod limits;
+pub mod logging;
+pub mod server;
+pub mod status;

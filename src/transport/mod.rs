@@ -1,0 +1,10 @@
+//! The entry points: decode, call the app, encode. [`cli`], the Azure Functions custom handler
+//! ([`functions`]) and, with the `lambda` feature, AWS Lambda. [`events`] and [`resync`] decode
+//! what both handlers receive.
+
+pub mod cli;
+pub mod events;
+pub mod functions;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+pub mod resync;

@@ -1,0 +1,147 @@
+//! The layers of `src/` point downward only: a module imports from its own layer or the layers
+//! below it (the order is in `src/lib.rs` and docs/ARCHITECTURE.md). This reads every `crate::`
+//! path under `src/` and fails naming each import of a layer above.
+
+use std::path::{Path, PathBuf};
+
+/// Bottom to top.
+const LAYERS: [&str; 7] = ["domain", "config", "ledger", "adapters", "engine", "app", "transport"];
+
+fn rank(layer: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| *l == layer)
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The layer a file under `src/` belongs to; `None` for the crate root, the binaries and the
+/// fuzzing entry points, which may use every layer.
+fn layer_of(src: &Path, file: &Path) -> Option<String> {
+    let relative = file.strip_prefix(src).ok()?;
+    let first = relative.components().next()?.as_os_str().to_str()?;
+    let name = first.strip_suffix(".rs").unwrap_or(first);
+    rank(name).map(|_| name.to_string())
+}
+
+/// The top-level modules a line of code names through `crate::`, including each member of a
+/// `crate::{a::x, b::y}` group.
+fn crate_modules(code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        let after = &rest[at + "crate::".len()..];
+        if let Some(group) = after.strip_prefix('{') {
+            let inner = group.split('}').next().unwrap_or_default();
+            for member in inner.split(',') {
+                found.push(first_segment(member.trim()));
+            }
+        } else {
+            found.push(first_segment(after));
+        }
+        rest = after;
+    }
+    found.retain(|m| !m.is_empty());
+    found
+}
+
+fn first_segment(path: &str) -> String {
+    path.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
+}
+
+/// Code without `//` comments; a multi-line `use crate::{...}` is joined into one line so its
+/// members are seen together.
+fn code_lines(text: &str) -> Vec<(usize, String)> {
+    let mut lines = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (n, raw) in text.lines().enumerate() {
+        let code = raw.split("//").next().unwrap_or_default();
+        if let Some((start, mut joined)) = pending.take() {
+            joined.push_str(code);
+            if code.contains('}') {
+                lines.push((start, joined));
+            } else {
+                pending = Some((start, joined));
+            }
+        } else if code.contains("crate::{") && !code.contains('}') {
+            pending = Some((n + 1, code.to_string()));
+        } else {
+            lines.push((n + 1, code.to_string()));
+        }
+    }
+    lines
+}
+
+fn violations(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files.sort();
+    let mut found = Vec::new();
+    for file in &files {
+        let Some(layer) = layer_of(src, file) else { continue };
+        let own = rank(&layer).expect("a known layer");
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for (line, code) in code_lines(&text) {
+            for module in crate_modules(&code) {
+                match rank(&module) {
+                    Some(theirs) if theirs > own => found.push(format!(
+                        "{}:{line}: layer `{layer}` imports `{module}`, a layer above it",
+                        file.strip_prefix(src).unwrap_or(file).display()
+                    )),
+                    Some(_) => {}
+                    None if module == "test_util" || module == "fuzzing" && layer == "transport" => {}
+                    None => found.push(format!(
+                        "{}:{line}: `crate::{module}` is outside the layers {LAYERS:?}",
+                        file.strip_prefix(src).unwrap_or(file).display()
+                    )),
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_layer_imports_only_its_own_or_lower_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let found = violations(&src);
+    assert!(
+        found.is_empty(),
+        "{} imports point upward:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_an_upward_import_and_a_group() {
+    assert_eq!(crate_modules("use crate::engine::sync::run;"), ["engine"]);
+    assert_eq!(
+        crate_modules("use crate::{domain::seed::Seed, app::runner};"),
+        ["domain", "app"]
+    );
+    let joined = code_lines("use crate::{\n    ledger::x,\n    adapters::y,\n};\n// crate::app in a comment");
+    assert_eq!(crate_modules(&joined[0].1), ["ledger", "adapters"]);
+    assert!(joined.iter().all(|(_, code)| !code.contains("app")));
+    let dir = std::env::temp_dir().join(format!("seedwatch-layers-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("ledger")).expect("temp dir");
+    std::fs::write(
+        dir.join("ledger/x.rs"),
+        "use crate::adapters::azure::Arm;\nuse crate::domain::seed::Seed;\n",
+    )
+    .expect("temp file");
+    let found = violations(&dir);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("ledger/x.rs:1: layer `ledger` imports `adapters`"),
+        "{found:?}"
+    );
+}
