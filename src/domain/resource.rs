@@ -1,9 +1,10 @@
 //! Azure resources as seedwatch sees them: an id, a lower-cased type and the untyped JSON body.
 //!
 //! Resource ids and types differ in casing between ARM, Resource Graph and Event Grid, so every
-//! comparison goes through [`ResourceId::key`] (lower case) while the original spelling is kept
-//! for display.
+//! comparison ignores ASCII case ([`ResourceId::key`] is the lower-cased id) while the original
+//! spelling is kept for display.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -15,24 +16,22 @@ use serde_json::Value;
 
 /// An ARM resource id. Equality, ordering and hashing ignore case.
 ///
-/// Both spellings are shared on clone: every seed a resource contributes names its owner, and
-/// a sweep keeps millions of them (one allocation per resource, not per contribution; the key
-/// is the original itself when the id is already lower case).
+/// Only the original spelling is stored, shared on clone: every seed a resource contributes
+/// names its owner, and a sweep keeps millions of them (one allocation per resource, not per
+/// contribution, and no second lower-cased copy: comparisons fold case as they go).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ResourceId {
     original: Arc<str>,
-    key: Arc<str>,
 }
 
-/// The id and its lower-cased key, sharing one allocation when they are equal.
-fn spellings(id: &str) -> (Arc<str>, Arc<str>) {
-    let original: Arc<str> = Arc::from(id);
-    if id.bytes().any(|b| b.is_ascii_uppercase()) {
-        (original, Arc::from(id.to_ascii_lowercase()))
-    } else {
-        (original.clone(), original)
-    }
+fn from_spelling(id: &str) -> ResourceId {
+    ResourceId { original: Arc::from(id) }
+}
+
+/// The bytes of an id with ASCII case folded, for comparisons that allocate nothing.
+fn folded(id: &str) -> impl Iterator<Item = u8> + '_ {
+    id.bytes().map(|b| b.to_ascii_lowercase())
 }
 
 /// Why a text is not an ARM resource id. Every variant names what was wrong and where.
@@ -98,8 +97,7 @@ impl ResourceId {
         let trimmed = raw.trim();
         let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
         check_grammar(trimmed)?;
-        let (original, key) = spellings(trimmed);
-        Ok(ResourceId { original, key })
+        Ok(from_spelling(trimmed))
     }
 
     /// The id as Azure spelled it.
@@ -107,9 +105,13 @@ impl ResourceId {
         &self.original
     }
 
-    /// The lower-cased id used for every comparison.
-    pub fn key(&self) -> &str {
-        &self.key
+    /// The lower-cased id (ledger keys, fact keys). Borrowed when the id is already lower case.
+    pub fn key(&self) -> Cow<'_, str> {
+        if self.original.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(self.original.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(&self.original)
+        }
     }
 
     fn segments(&self) -> Vec<&str> {
@@ -134,7 +136,8 @@ impl ResourceId {
         let mut found = 0;
         let mut cut = None;
         let mut offset = 0;
-        for part in self.key.split_inclusive('/') {
+        let key = self.key();
+        for part in key.split_inclusive('/') {
             if part == "providers/" {
                 found += 1;
                 if found == 2 {
@@ -145,10 +148,7 @@ impl ResourceId {
             offset += part.len();
         }
         match cut {
-            Some(at) => {
-                let (original, key) = spellings(&self.original[..at]);
-                ResourceId { original, key }
-            }
+            Some(at) => from_spelling(&self.original[..at]),
             None => self.clone(),
         }
     }
@@ -156,7 +156,8 @@ impl ResourceId {
     /// The ARM type, lower case (`microsoft.network/dnszones/a`); `microsoft.resources/subscriptions`
     /// and `microsoft.resources/resourcegroups` for the containers.
     pub fn arm_type(&self) -> String {
-        let segments: Vec<&str> = self.key.split('/').filter(|s| !s.is_empty()).collect();
+        let key = self.key();
+        let segments: Vec<&str> = key.split('/').filter(|s| !s.is_empty()).collect();
         let Some(pos) = segments.iter().position(|s| *s == "providers") else {
             return if segments.len() >= 4 {
                 "microsoft.resources/resourcegroups".into()
@@ -198,8 +199,10 @@ impl ResourceId {
 
     /// Whether `self` is `other` or lies below it.
     pub fn is_within(&self, other: &ResourceId) -> bool {
-        self.key == other.key
-            || (self.key.starts_with(&*other.key) && self.key.as_bytes().get(other.key.len()) == Some(&b'/'))
+        let (mine, theirs) = (self.original.as_bytes(), other.original.as_bytes());
+        mine.len() >= theirs.len()
+            && mine[..theirs.len()].eq_ignore_ascii_case(theirs)
+            && (mine.len() == theirs.len() || mine[theirs.len()] == b'/')
     }
 }
 
@@ -340,13 +343,22 @@ fn shape(id: &str, message: &str) -> ResourceIdError {
 
 impl PartialEq for ResourceId {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+        self.original.eq_ignore_ascii_case(&other.original)
     }
 }
 impl Eq for ResourceId {}
 impl Hash for ResourceId {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key.hash(state);
+        // The lower-cased bytes in fixed-size blocks, then a terminator as `str` hashes: equal
+        // ids (ignoring case) feed the hasher the same calls.
+        let mut block = [0u8; 64];
+        for chunk in self.original.as_bytes().chunks(block.len()) {
+            let folded = &mut block[..chunk.len()];
+            folded.copy_from_slice(chunk);
+            folded.make_ascii_lowercase();
+            state.write(folded);
+        }
+        state.write_u8(0xff);
     }
 }
 impl PartialOrd for ResourceId {
@@ -356,7 +368,7 @@ impl PartialOrd for ResourceId {
 }
 impl Ord for ResourceId {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key.cmp(&other.key)
+        folded(&self.original).cmp(folded(&other.original))
     }
 }
 impl fmt::Display for ResourceId {

@@ -225,7 +225,7 @@ pub async fn last_event_ms(ledger: &dyn Ledger) -> Result<Option<i64>, LedgerErr
 }
 
 fn retry_row(id: &ResourceId) -> String {
-    format!("{RETRY_PREFIX}{}", key_for(id.key()))
+    format!("{RETRY_PREFIX}{}", key_for(&id.key()))
 }
 
 /// Marks a retry pending for `id`, keeping the time of the first one (an existing mark wins).

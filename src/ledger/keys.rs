@@ -75,7 +75,7 @@ fn owner_partition(id: &ResourceId) -> String {
 
 /// (partition, row) of an owner record.
 pub fn owner_key(id: &ResourceId) -> (String, String) {
-    (owner_partition(id), key_for(id.key()))
+    (owner_partition(id), key_for(&id.key()))
 }
 
 /// (partition, row) of a seed record.
@@ -88,7 +88,7 @@ pub fn seed_key(seed: &Seed) -> (String, String) {
 
 /// (partition, row) of a failed change: the row is the resource id, encoded like an owner's.
 pub fn failure_key(id: &ResourceId) -> (String, String) {
-    (FAILURE_PARTITION.to_string(), key_for(id.key()))
+    (FAILURE_PARTITION.to_string(), key_for(&id.key()))
 }
 
 /// (partition, row) of the deletion breaker's one entity.

@@ -32,7 +32,7 @@ pub fn prefer_ledger(extraction: &mut Extraction, recent: &[OwnerRecord]) -> usi
                 seed: owned.seed.clone(),
                 owner: record.id.clone(),
                 check: owned.check,
-                path: LEDGER_PATH.to_string(),
+                path: LEDGER_PATH.into(),
             }));
     }
     owners.len()

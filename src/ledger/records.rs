@@ -193,7 +193,7 @@ impl SeedRecord {
         now_ms: i64,
     ) -> bool {
         let present = checks.is_some();
-        if let Some(existing) = self.owners.get(owner.key())
+        if let Some(existing) = self.owners.get(&*owner.key())
             && (existing.generation > generation
                 || (existing.generation == generation
                     && existing.present == present
@@ -207,7 +207,7 @@ impl SeedRecord {
             Some(checks) => checks,
             None => self
                 .owners
-                .get(owner.key())
+                .get(&*owner.key())
                 .map(|m| m.checks.clone())
                 .unwrap_or_default(),
         };

@@ -18,7 +18,7 @@ use super::live::{collapse, incomplete_from};
 use super::reads::ChildRead;
 use super::{AzureError, CompletenessReport, IncompleteScope, LiveAzure, SweepProgress};
 use crate::domain::check::{EnabledChecks, ServiceCheck};
-use crate::domain::extract::{Extraction, FactStream, Outcome};
+use crate::domain::extract::CollectedExtraction;
 use crate::domain::resource::{Resource, ResourceId};
 
 /// What a sweep keeps of the resources one query chain (or one child read) gave.
@@ -50,79 +50,20 @@ impl Part for Vec<Resource> {
     }
 }
 
-/// The extraction of resources as they arrive: the facts they state, and per resource its
-/// contributions and warnings, possibly depending on facts a later part may state (a record set
-/// whose zone is in another table, a storage account whose `blobServices/default` is read
-/// later). [`ExtractedPart::finish`] resolves them once every part is in, so the result equals
-/// `extract_resources` over every resource the sweep kept.
-pub struct ExtractedPart {
-    facts: FactStream,
-    outcomes: Vec<Outcome<Extraction>>,
-    rows: usize,
-}
+/// The extraction of resources as they arrive (`AzureReader::sweep_extracted`): each resource
+/// is extracted when its page or companion read arrives and its body dropped; facts a later
+/// part may state are resolved when every part is in ([`CollectedExtraction::finish`]).
+pub type ExtractedPart = CollectedExtraction;
 
-impl ExtractedPart {
-    pub fn new(checks: &EnabledChecks) -> ExtractedPart {
-        ExtractedPart {
-            facts: FactStream::new(checks),
-            outcomes: Vec::new(),
-            rows: 0,
-        }
-    }
-
-    /// The extraction of every resource pushed, and how many there were.
-    pub fn finish(self) -> (Extraction, usize) {
-        let ExtractedPart { facts, outcomes, rows } = self;
-        let mut out = Extraction::default();
-        let mut holds = |fact: &crate::domain::extract::Fact| facts.holds(fact);
-        let (contributions, warnings) = outcomes.iter().fold((0, 0), |(c, w), outcome| {
-            let one = outcome.resolved(&mut holds);
-            (c + one.contributions.len(), w + one.warnings.len())
-        });
-        // Sized once: a million contributions do not double their way there.
-        out.contributions.reserve_exact(contributions);
-        out.warnings.reserve_exact(warnings);
-        for outcome in outcomes {
-            let one = outcome.resolve(&mut |fact| facts.holds(fact));
-            out.contributions.extend(one.contributions);
-            out.warnings.extend(one.warnings);
-        }
-        (out, rows)
-    }
-}
-
-impl Part for ExtractedPart {
+impl Part for CollectedExtraction {
     fn push(&mut self, resource: Resource) {
-        self.rows += 1;
-        let mut outcome = self.facts.push_extraction(&resource);
-        shrink(&mut outcome);
-        let empty = matches!(&outcome, Outcome::Known(e) if e.contributions.is_empty() && e.warnings.is_empty());
-        if !empty {
-            self.outcomes.push(outcome);
-        }
+        CollectedExtraction::push(self, &resource);
     }
     fn rows(&self) -> usize {
-        self.rows
+        CollectedExtraction::rows(self)
     }
     fn absorb(&mut self, other: Self) {
-        self.facts.absorb(other.facts);
-        self.outcomes.extend(other.outcomes);
-        self.rows += other.rows;
-    }
-}
-
-/// Drops the spare capacity of an outcome's vectors: most resources contribute one or two
-/// seeds, and a vector grown by pushes holds room for four.
-fn shrink(outcome: &mut Outcome<Extraction>) {
-    match outcome {
-        Outcome::Known(extraction) => {
-            extraction.contributions.shrink_to_fit();
-            extraction.warnings.shrink_to_fit();
-        }
-        Outcome::Depends { if_false, if_true, .. } => {
-            shrink(if_false);
-            shrink(if_true);
-        }
+        CollectedExtraction::absorb(self, other);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Contribution, Extraction, Warning};
+use super::{Contribution, Extraction, PropertyPath, Warning};
 use crate::domain::check::{EnabledChecks, ServiceCheck};
 use crate::domain::resource::ResourceId;
 use crate::domain::seed::{Seed, SeedError, SeedKind};
@@ -120,7 +120,7 @@ impl<'a> Emitter<'a> {
             seed,
             owner: self.owner.clone(),
             check,
-            path: path.to_string(),
+            path: PropertyPath::new(path),
         });
     }
 

@@ -16,22 +16,23 @@ use crate::domain::check::EnabledChecks;
 use crate::domain::resource::{Resource, ResourceId};
 use crate::domain::seed::Seed;
 
-/// One fact an extractor can ask about; the string is the lower-cased id (`ResourceId::key`).
+/// One fact an extractor can ask about, naming the resource it is about (ids compare ignoring
+/// case, and clones share the id's one allocation).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Fact {
     /// The DNS zone has `zoneType: Private` (its record sets are not seeded).
-    PrivateZone(String),
+    PrivateZone(ResourceId),
     /// The storage account's `blobServices/default` companion enables its static website.
-    StaticWebsite(String),
+    StaticWebsite(ResourceId),
 }
 
 /// Facts that one resource of the input states about another.
 #[derive(Debug, Default)]
 pub(crate) struct Context {
-    /// Keys of DNS zones with `zoneType: Private`.
-    private_zones: HashSet<String>,
-    /// Keys of storage accounts whose static website is known to be enabled.
-    static_websites: HashSet<String>,
+    /// DNS zones with `zoneType: Private`.
+    private_zones: HashSet<ResourceId>,
+    /// Storage accounts whose static website is known to be enabled.
+    static_websites: HashSet<ResourceId>,
     /// Set while an outcome is explored: answers assumed for facts not (yet) known.
     probe: Option<Probe>,
 }
@@ -56,10 +57,10 @@ impl Context {
     /// Records the facts `resource` states about itself or its owner.
     pub(crate) fn learn(&mut self, resource: &Resource) {
         if dns::is_private_zone(resource) {
-            self.private_zones.insert(resource.id.key().to_string());
+            self.private_zones.insert(resource.id.clone());
         }
         if let Some(account) = storage::static_website_enabled_for(resource) {
-            self.static_websites.insert(account.key().to_string());
+            self.static_websites.insert(account);
         }
     }
 
@@ -87,14 +88,12 @@ impl Context {
     }
 
     pub(crate) fn zone_is_private(&self, zone: &ResourceId) -> bool {
-        self.holds(self.private_zones.contains(zone.key()), || {
-            Fact::PrivateZone(zone.key().to_string())
-        })
+        self.holds(self.private_zones.contains(zone), || Fact::PrivateZone(zone.clone()))
     }
 
     pub(crate) fn static_website_enabled(&self, account: &ResourceId) -> bool {
-        self.holds(self.static_websites.contains(account.key()), || {
-            Fact::StaticWebsite(account.key().to_string())
+        self.holds(self.static_websites.contains(account), || {
+            Fact::StaticWebsite(account.clone())
         })
     }
 }

@@ -14,6 +14,7 @@
 
 mod appgw;
 mod certs;
+mod collect;
 mod containers;
 mod data;
 mod dns;
@@ -22,6 +23,7 @@ mod emit;
 mod exposure;
 mod facts;
 mod network;
+mod path;
 mod registry;
 mod storage;
 mod web;
@@ -37,8 +39,10 @@ use crate::domain::resource::{Resource, ResourceId};
 use crate::domain::seed::Seed;
 
 pub use certs::{CertificateError, certificate_names};
+pub use collect::CollectedExtraction;
 pub(crate) use facts::Context;
 pub use facts::{Fact, FactStream, ItemSeeds, Outcome};
+pub use path::PropertyPath;
 pub use registry::{Extractor, companion_owner, is_companion_type, is_owner_type, lookup, registry};
 
 /// One seed contributed by one owner resource under one service check.
@@ -48,8 +52,9 @@ pub struct Contribution {
     /// The resource whose seeds these are (an owner: a type in the registry).
     pub owner: ResourceId,
     pub check: ServiceCheck,
-    /// Where in the resource the value was found (`properties.dnsSettings.fqdn`).
-    pub path: String,
+    /// Where in the resource the value was found (`properties.dnsSettings.fqdn`); equal paths
+    /// share one allocation.
+    pub path: PropertyPath,
 }
 
 /// A value that was not turned into a seed, or a resource that could not be read.

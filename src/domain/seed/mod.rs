@@ -57,10 +57,11 @@ impl fmt::Display for SeedKind {
     }
 }
 
-/// A normalised seed. Ordered by name first, so listings read alphabetically.
+/// A normalised seed. Ordered by name first, so listings read alphabetically. The name is a
+/// boxed `str` (no spare capacity): a sweep of a large estate holds millions of seeds.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Seed {
-    name: String,
+    name: Box<str>,
     kind: SeedKind,
 }
 
@@ -126,7 +127,7 @@ impl Seed {
             return Err(SeedError::SharedParent(ascii));
         }
         Ok(Seed {
-            name: ascii,
+            name: ascii.into_boxed_str(),
             kind: SeedKind::Domain,
         })
     }
@@ -144,7 +145,7 @@ impl Seed {
             return Err(SeedError::NotPublic(shorten(trimmed)));
         }
         Ok(Seed {
-            name: net.to_string(),
+            name: net.to_string().into_boxed_str(),
             kind: SeedKind::IpRange,
         })
     }
@@ -169,7 +170,7 @@ impl Seed {
             IpAddr::V6(_) => SeedKind::Ipv6,
         };
         Ok(Seed {
-            name: ip.to_string(),
+            name: ip.to_string().into_boxed_str(),
             kind,
         })
     }
