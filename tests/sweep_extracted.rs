@@ -3,6 +3,8 @@
 
 #[path = "support/azure_reader.rs"]
 mod azure_reader;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/fake_azure.rs"]
 mod fake_azure;
 
@@ -89,4 +91,85 @@ async fn a_failed_chain_is_left_out_of_both_alike() {
         "nothing of the forbidden subscription"
     );
     assert_eq!(extracted, whole);
+}
+
+/// The multi-tenant reader (`azure.tenants`) sweeps each connection page by page too, and
+/// joining the connections' extractions equals extracting the joined sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenants_reader_extracts_page_by_page_with_the_same_result() {
+    use seedwatch::adapters::azure::StaticToken;
+    use seedwatch::adapters::azure::tenants::reader_from_config;
+    use seedwatch::domain::secret::Secret;
+
+    let (fake, _estate, subs) = started_with_lax_graph_quota(3, 1500).await;
+    add_zones(&fake, &subs[0]);
+    // Tenant A reads the first subscription, tenant B every other one.
+    let tenants = json!([
+        {"tenant_id": "aaaaaaaa-1111-4111-8111-111111111111", "credential": "default", "subscriptions": [subs[0]]},
+        {"tenant_id": "bbbbbbbb-2222-4222-8222-222222222222", "credential": "default"}
+    ]);
+    let config = config(&fake, json!({"tenants": tenants}));
+    let token = std::sync::Arc::new(StaticToken(Secret::new(fake.arm_token_minted_for_test())));
+    let reader = reader_from_config(&config, token, &std::collections::HashMap::<String, String>::new());
+    let checks = EnabledChecks::all();
+
+    let whole = reader.sweep(&checks, &NoProgress).await.unwrap();
+    let extracted = reader.sweep_extracted(&checks, &NoProgress).await.unwrap();
+
+    assert_eq!(extracted.report.tenants.len(), 2, "{:?}", extracted.report);
+    assert!(extracted.report.is_fully_complete(), "{:?}", extracted.report);
+    assert_eq!(extracted.resources_read, whole.resources.len());
+    assert_eq!(
+        serde_json::to_value(&extracted.report).unwrap(),
+        serde_json::to_value(&whole.report).unwrap()
+    );
+    let expected = sorted(extract_resources(&whole.resources, &checks));
+    assert!(expected.0.len() > 1000, "the estate contributes seeds: {}", expected.0.len());
+    let names: Vec<&str> = expected.0.iter().map(|c| c.seed.name()).collect();
+    assert!(names.contains(&"www.public.example.com"));
+    assert!(!names.contains(&"www.private.example.com"));
+    assert_eq!(sorted(extracted.extraction), expected);
+}
+
+/// `seedwatch plan` without `--estate` plans from the sweep extracted page by page: the plan
+/// (seeds, sources, warnings, resources read) is the one the whole sweep gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_plan_equals_the_plan_of_the_whole_sweep() {
+    use seedwatch::domain::plan::Plan;
+
+    let (fake, _estate, subs) = started_with_lax_graph_quota(3, 1500).await;
+    add_zones(&fake, &subs[2]);
+    let checks = EnabledChecks::all();
+    let whole = reader(&fake, json!({}), tuning())
+        .sweep(&checks, &NoProgress)
+        .await
+        .unwrap();
+    let expected = Plan::from_resources(&whole.resources, Vec::new(), &checks).to_json();
+
+    let yaml = format!(
+        "azure:\n  endpoints:\n    resource_manager: {}\nhttp:\n  retry_base_delay: 10ms\n  retry_max_delay: 50ms\n",
+        fake.base_url()
+    );
+    let mut env = vec![("CONNECTOR_CONFIG".to_string(), yaml)];
+    env.extend(fake.managed_identity_env());
+    let dir = tempfile::tempdir().unwrap();
+    let live = cli::run(&["plan", "--json"], dir.path(), env).await.ok().json();
+
+    assert!(expected["seeds"].as_array().unwrap().len() > 1000);
+    assert_eq!(live["seeds"], expected["seeds"]);
+    assert_eq!(live["summary"], expected["summary"]);
+    assert!(expected["summary"].is_object());
+    // Query chains finish in any order, and warnings keep the order they were read in.
+    let warnings = |plan: &serde_json::Value| {
+        let mut all: Vec<String> = plan["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(warnings(&live), warnings(&expected));
+    assert_eq!(live["completeness"]["incomplete"], json!([]));
 }

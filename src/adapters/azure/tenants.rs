@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use super::credential::{self, CredentialOptions};
 use super::live::LiveAzure;
 use super::{
-    AzureError, AzureReader, CompletenessReport, Incomplete, IncompleteScope, OwnerRead, Sweep, SweepProgress,
-    TenantScopes, TokenSource,
+    AzureError, AzureReader, ExtractedSweep, Incomplete, IncompleteScope, OwnerRead, Sweep, SweepProgress,
+    TokenSource,
 };
 use crate::config::tenants::{TenantConnection, TenantCredential};
 use crate::config::{AzureSettings, Config, CredentialKind, EnvSource};
@@ -184,6 +184,14 @@ impl AzureReader for TenantsReader {
         super::tenants_sweep::sweep(self, checks, progress).await
     }
 
+    async fn sweep_extracted(
+        &self,
+        checks: &EnabledChecks,
+        progress: &dyn SweepProgress,
+    ) -> Result<ExtractedSweep, AzureError> {
+        super::tenants_sweep::sweep(self, checks, progress).await
+    }
+
     fn covers(&self, subscription: &str) -> bool {
         self.connection_for(subscription).is_some()
     }
@@ -221,25 +229,4 @@ pub(super) fn whole_tenant(tenant: &str, message: String) -> IncompleteScope {
         check: None,
         why: Incomplete::Unauthorized { message },
     }
-}
-
-/// Merges one connection's sweep into the whole.
-pub(super) fn merge(into: &mut Sweep, part: Sweep, tenant: &str) {
-    let complete = part.report.is_fully_complete();
-    into.resources.extend(part.resources);
-    let report: CompletenessReport = part.report;
-    into.report.subscriptions.extend(report.subscriptions.iter().cloned());
-    into.report.incomplete.extend(report.incomplete);
-    for note in report.notes {
-        let note = format!("tenant {tenant}: {note}");
-        if !into.report.notes.contains(&note) {
-            into.report.notes.push(note);
-        }
-    }
-    into.report.tenants.push(TenantScopes {
-        tenant: tenant.to_string(),
-        subscriptions: report.subscriptions,
-        complete,
-        error: None,
-    });
 }

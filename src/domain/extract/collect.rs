@@ -76,8 +76,8 @@ impl CollectedExtraction {
         let (c0, w0) = (self.contributions.len(), self.warnings.len());
         self.facts.absorb(facts);
         self.rows += rows;
-        self.contributions.extend(contributions);
-        self.warnings.extend(warnings);
+        append_freeing(&mut self.contributions, contributions);
+        append_freeing(&mut self.warnings, warnings);
         let remapped: Vec<u32> = conditions.into_iter().map(|c| self.intern(c)).collect();
         self.conditional.extend(conditional.into_iter().map(|entry| Conditional {
             contributions: entry.contributions.start + c0..entry.contributions.end + c0,
@@ -167,6 +167,24 @@ impl CollectedExtraction {
     }
 }
 
+/// Appends `from` to `into`, freeing `from` a block at a time as it goes, so the two lists are
+/// never both whole in memory (a sweep's parts hold hundreds of thousands of contributions).
+fn append_freeing<T>(into: &mut Vec<T>, mut from: Vec<T>) {
+    const BLOCK: usize = 1 << 14;
+    into.reserve_exact(from.len());
+    let mut tails = Vec::new();
+    while from.len() > BLOCK {
+        let tail = from.split_off(from.len() - BLOCK);
+        from.shrink_to_fit();
+        tails.push(tail);
+    }
+    into.append(&mut from);
+    drop(from);
+    while let Some(mut tail) = tails.pop() {
+        into.append(&mut tail);
+    }
+}
+
 /// Removes the items in `ranges` (disjoint) in place, keeping the order of the rest.
 fn remove_ranges<T>(items: &mut Vec<T>, mut ranges: Vec<Range<usize>>) {
     if ranges.iter().all(|r| r.is_empty()) {
@@ -188,6 +206,13 @@ fn remove_ranges<T>(items: &mut Vec<T>, mut ranges: Vec<Range<usize>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appending_block_by_block_keeps_the_order() {
+        let mut into: Vec<usize> = (0..5).collect();
+        append_freeing(&mut into, (5..100_000).collect());
+        assert_eq!(into, (0..100_000).collect::<Vec<_>>());
+    }
 
     #[test]
     fn ranges_are_removed_in_place() {

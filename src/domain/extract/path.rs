@@ -7,7 +7,7 @@
 //! not shared.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,12 +15,13 @@ use std::sync::Arc;
 const INTERNED_PATHS: usize = 4096;
 
 thread_local! {
-    static PATHS: RefCell<HashSet<Arc<str>>> = RefCell::new(HashSet::new());
+    static PATHS: RefCell<HashMap<Box<str>, PropertyPath>> = RefCell::new(HashMap::new());
 }
 
-/// Where in a resource a value was found. Compares, orders and prints as its text.
+/// Where in a resource a value was found. Compares, orders and prints as its text. One pointer
+/// wide (the text sits behind the shared allocation), since every contribution holds one.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PropertyPath(Arc<str>);
+pub struct PropertyPath(Arc<String>);
 
 impl PropertyPath {
     /// The path, shared with every equal path made on this thread (up to the interner's bound).
@@ -28,13 +29,13 @@ impl PropertyPath {
         PATHS.with(|paths| {
             let mut paths = paths.borrow_mut();
             if let Some(shared) = paths.get(path) {
-                return PropertyPath(shared.clone());
+                return shared.clone();
             }
-            let made: Arc<str> = Arc::from(path);
+            let made = PropertyPath(Arc::new(path.to_string()));
             if paths.len() < INTERNED_PATHS {
-                paths.insert(made.clone());
+                paths.insert(path.into(), made.clone());
             }
-            PropertyPath(made)
+            made
         })
     }
 
@@ -70,13 +71,13 @@ impl From<String> for PropertyPath {
 
 impl PartialEq<str> for PropertyPath {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.0.as_str() == other
     }
 }
 
 impl PartialEq<&str> for PropertyPath {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.0.as_str() == *other
     }
 }
 
@@ -88,7 +89,7 @@ impl fmt::Display for PropertyPath {
 
 impl fmt::Debug for PropertyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.0.as_str(), f)
     }
 }
 

@@ -63,7 +63,8 @@ async fn live(args: &PlanArgs, config: &Config) -> ExitCode {
         }
     };
     let progress = crate::adapters::azure::progress::SweepBar::new();
-    let sweep = reader.sweep(&config.azure.checks, &progress).await;
+    // Extracted page by page: memory grows with the seeds, not with the estate.
+    let sweep = reader.sweep_extracted(&config.azure.checks, &progress).await;
     progress.finish(sweep.is_ok());
     let sweep = match sweep {
         Ok(sweep) => sweep,
@@ -73,7 +74,7 @@ async fn live(args: &PlanArgs, config: &Config) -> ExitCode {
             ));
         }
     };
-    let plan = Plan::from_resources(&sweep.resources, Vec::new(), &config.azure.checks);
+    let plan = Plan::new(&sweep.extraction, Vec::new(), sweep.resources_read);
     let text = if args.json {
         let mut value = plan.to_json();
         if let Some(map) = value.as_object_mut() {
