@@ -39,6 +39,11 @@ struct World {
 }
 
 async fn world(estate: &[Value]) -> World {
+    world_in_batches(estate, 3, 2).await
+}
+
+/// Fans out over `threshold` subscriptions, `batch` subscriptions a job.
+async fn world_in_batches(estate: &[Value], threshold: usize, batch: usize) -> World {
     let azure = FakeAzure::start().await;
     azure.lax_graph_quota_for_test();
     azure.load(estate.to_vec());
@@ -52,7 +57,7 @@ async fn world(estate: &[Value]) -> World {
         "azure": {"endpoints": {"resource_manager": azure.base_url()}},
         // Every owner comes from the sweep (no apply ran), and the deletes below are a small
         // share of the scan.
-        "sync": {"graph_lag": "0s", "fanout_threshold": 3, "fanout_batch": 2, "max_delete_fraction": 0.5},
+        "sync": {"graph_lag": "0s", "fanout_threshold": threshold, "fanout_batch": batch, "max_delete_fraction": 0.5},
     });
     let env = HashMap::from([("API_KEY".to_string(), KEY.to_string())]);
     let config = Config::from_value(&yaml, "test", &env).unwrap();
@@ -86,13 +91,17 @@ fn change(world: &World, estate: &[Value]) {
 
 /// The batches on `workers` concurrent workers, each reporting its outcome as the runner does.
 async fn fan_out(world: &World, workers: usize) -> String {
+    fan_out_in(world, workers, SUBSCRIPTIONS.div_ceil(2)).await
+}
+
+async fn fan_out_in(world: &World, workers: usize, expected_batches: usize) -> String {
     let batches = world
         .reconciler
         .fanout()
         .await
         .unwrap()
         .expect("the estate is over the threshold");
-    assert_eq!(batches.len(), SUBSCRIPTIONS.div_ceil(2));
+    assert_eq!(batches.len(), expected_batches);
     let count = batches.len() as u32;
     let run = world.reconciler.fanout_started(count).await.expect("a run row");
     futures::stream::iter(batches.into_iter().enumerate())
@@ -122,6 +131,22 @@ async fn batches_on_three_workers_end_where_one_sweep_ends() {
     let estate = fake_azure::generate_estate(SUBSCRIPTIONS, 700, 11);
     let whole = world(&estate).await;
     let fanned = world(&estate).await;
+    compare_seed_by_seed(&whole, &fanned, &estate, SUBSCRIPTIONS.div_ceil(2)).await;
+}
+
+/// The benchmark's configuration: 200 subscriptions over the default threshold (50), in
+/// batches of 20 on 3 workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_subscriptions_in_batches_of_twenty_on_three_workers_end_where_one_sweep_ends() {
+    let estate = fake_azure::generate_estate(200, 1000, 13);
+    let whole = world_in_batches(&estate, 50, 20).await;
+    let fanned = world_in_batches(&estate, 50, 20).await;
+    compare_seed_by_seed(&whole, &fanned, &estate, 10).await;
+}
+
+/// One sweep and the fanned-out batches from the same estate, before and after a change:
+/// ASM ends with the same seeds.
+async fn compare_seed_by_seed(whole: &World, fanned: &World, estate: &[Value], batches: usize) {
     for w in [&whole, &fanned] {
         w.reconciler.reconcile(&Scope::All, false).await.unwrap();
     }
@@ -129,14 +154,15 @@ async fn batches_on_three_workers_end_where_one_sweep_ends() {
     assert!(before.len() > 100, "the estate seeds the scan: {}", before.len());
     assert_eq!(fanned.asm.tagged_names(SCAN, TAG), before);
 
-    change(&whole, &estate);
-    change(&fanned, &estate);
+    change(whole, estate);
+    change(fanned, estate);
     whole.reconciler.reconcile(&Scope::All, false).await.unwrap();
-    fan_out(&fanned, 3).await;
+    fan_out_in(fanned, 3, batches).await;
 
     let one_sweep = whole.asm.tagged_names(SCAN, TAG);
+    let last = whole.azure.subscriptions().len() - 1;
     assert!(
-        one_sweep.contains("20.77.0.9") && one_sweep.contains("20.77.6.9"),
+        one_sweep.contains("20.77.0.9") && one_sweep.contains(&format!("20.77.{last}.9")),
         "new owners seeded"
     );
     let removed: Vec<&String> = before.difference(&one_sweep).collect();

@@ -255,6 +255,9 @@ pub struct Arm {
     pub counters: Counters,
     /// Resource Graph's quota as every instance shares it (`None`: this process's pacing only).
     graph_gate: Option<Arc<dyn super::quota::GraphQuotaGate>>,
+    /// Resource Graph queries sent and not yet answered: what a quota still left will be
+    /// spent on before another query can be sent.
+    graph_in_flight: std::sync::atomic::AtomicU64,
 }
 
 impl Arm {
@@ -276,6 +279,7 @@ impl Arm {
             pacer: Pacer::default(),
             counters: Counters::default(),
             graph_gate: None,
+            graph_in_flight: Default::default(),
         }
     }
 
@@ -373,7 +377,10 @@ impl Arm {
                 Bucket::Graph => self.counters.graph_pages.fetch_add(1, Ordering::Relaxed),
                 Bucket::Arm(_) => self.counters.arm_requests.fetch_add(1, Ordering::Relaxed),
             };
-            let response = match request.send().await {
+            let in_flight = (bucket == Bucket::Graph).then(|| InFlight::count(&self.graph_in_flight));
+            let response = request.send().await;
+            drop(in_flight);
+            let response = match response {
                 Ok(r) => r,
                 Err(e) => {
                     let timeout = e.is_timeout();
@@ -461,8 +468,10 @@ impl Arm {
         };
         match bucket {
             Bucket::Graph => {
+                // What remains after this query will go to the queries still in flight; only
+                // past those may another be sent before the reset.
                 if let Some(remaining) = number("x-ms-user-quota-remaining")
-                    && remaining < self.tuning.concurrent_queries.max(1) as u64
+                    && remaining <= self.graph_in_flight.load(Ordering::Relaxed)
                     && let Some(reset) = quota_reset(headers)
                 {
                     self.pacer.hold(bucket, reset.min(self.tuning.max_wait));
@@ -479,6 +488,22 @@ impl Arm {
                 }
             }
         }
+    }
+}
+
+/// Counts one request in flight while alive.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn count(counter: &'a std::sync::atomic::AtomicU64) -> InFlight<'a> {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

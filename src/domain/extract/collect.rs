@@ -133,11 +133,23 @@ impl CollectedExtraction {
                 let (c1, w1) = (self.contributions.len(), self.warnings.len());
                 if !assumed.is_empty() && (c1 > c0 || w1 > w0) {
                     let condition = self.intern(assumed.clone().into_boxed_slice());
-                    self.conditional.push(Conditional {
-                        contributions: c0..c1,
-                        warnings: w0..w1,
-                        condition,
-                    });
+                    match self.conditional.last_mut() {
+                        // Rows come sorted by id, so a zone's record sets follow each other:
+                        // one entry covers them all.
+                        Some(last)
+                            if last.condition == condition
+                                && last.contributions.end == c0
+                                && last.warnings.end == w0 =>
+                        {
+                            last.contributions.end = c1;
+                            last.warnings.end = w1;
+                        }
+                        _ => self.conditional.push(Conditional {
+                            contributions: c0..c1,
+                            warnings: w0..w1,
+                            condition,
+                        }),
+                    }
                 }
             }
             Outcome::Depends {
