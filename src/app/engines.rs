@@ -13,10 +13,9 @@ use crate::adapters::azure::{AzureError, AzureReader, Incomplete, IncompleteScop
 use crate::app::ports::{Applier, Reconciler, Scope, WorkError};
 use crate::config::Config;
 use crate::domain::change::{Change, ChangeKind};
-use crate::domain::clock::now_ms;
 use crate::engine::apply::ApplyRequest;
-use crate::engine::sync::{NoSyncProgress, SyncError, SyncOptions, SyncReport};
-use crate::ledger::failures::SUMMARY_ENTRIES;
+use crate::engine::reconcile::{Reconcile, ReconcileReport};
+use crate::engine::sync::{NoSyncProgress, SyncError, SyncOptions};
 use crate::ledger::{FailedChange, FailedChangeKind, Ledger};
 
 /// Builds a reader for a configuration (the live one in production); a subscription resync
@@ -83,7 +82,8 @@ impl SyncEngine {
     /// as not read, so no seed another subscription may contribute is deleted.
     async fn subscription(&self, subscription: &str, dry_run: bool) -> Result<Value, WorkError> {
         let what = format!("resync of subscription {subscription}");
-        self.narrowed(&[subscription.to_string()], &what, dry_run).await
+        let report = self.narrowed(&[subscription.to_string()], &what, dry_run).await?;
+        Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
     }
 
     /// A sweep narrowed to `subscriptions` (each within the configured scope), with an entry
@@ -93,7 +93,7 @@ impl SyncEngine {
         subscriptions: &[String],
         what: &str,
         dry_run: bool,
-    ) -> Result<Value, WorkError> {
+    ) -> Result<ReconcileReport, WorkError> {
         let azure = &self.config.azure;
         for subscription in subscriptions {
             let allowed = azure.subscriptions.is_empty()
@@ -124,131 +124,34 @@ impl SyncEngine {
         self.run(&narrowed, reader.as_ref(), Some(others), dry_run).await
     }
 
-    /// The whole estate: the sync engine with the ledger around it.
+    /// The whole estate.
     async fn all(&self, dry_run: bool) -> Result<Value, WorkError> {
-        let options = SyncOptions {
-            dry_run,
-            ..SyncOptions::default()
-        };
-        let done = crate::engine::rebuild::sync_with_ledger(
-            &self.config,
-            self.azure.as_ref(),
-            self.asm.as_ref(),
-            self.ledger.as_deref(),
-            options,
-            &NoSyncProgress,
-        )
-        .await
-        .map_err(sync_error)?;
-        let mut summary = summarize(&done.report);
-        if let Some(rebuilt) = done.rebuild {
-            summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null);
-        }
-        if self.ledger.is_some() {
-            summary["failed_changes"] = done.failed_changes.to_json(SUMMARY_ENTRIES);
-        }
-        if !done.ledger_warnings.is_empty() {
-            summary["ledger_warnings"] = done.ledger_warnings.into();
-        }
-        Ok(summary)
+        let report = self.run(&self.config, self.azure.as_ref(), None, dry_run).await?;
+        Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
     }
 
-    /// Checks, sweep, extraction, reconcile and writes (as `run_sync`) over a narrowed scope,
-    /// with the ledger's provenance before and its rebuild after (ledger trouble is a warning:
-    /// the next reconcile repairs the ledger).
-    async fn run(
+    /// The one reconcile ([`crate::engine::reconcile`]) over a scope, with this engine's ledger.
+    pub(super) async fn run(
         &self,
         config: &Config,
         reader: &dyn AzureReader,
-        extra_incomplete: Option<IncompleteScope>,
+        left_out: Option<IncompleteScope>,
         dry_run: bool,
-    ) -> Result<Value, WorkError> {
-        let started_ms = now_ms();
-        self.asm.check_auth().await.map_err(|e| sync_error(e.into()))?;
-        self.asm.check_scan().await.map_err(|e| sync_error(e.into()))?;
-        let mut ledger_warnings = Vec::new();
-        let provenance = match &self.ledger {
-            Some(ledger) => match crate::engine::rebuild::provenance(ledger.as_ref()).await {
-                Ok(p) => Some(Arc::new(p)),
-                Err(e) => {
-                    ledger_warnings.push(format!("ledger provenance unavailable: {e}"));
-                    None
-                }
-            },
-            None => None,
-        };
-        let mut failed_changes =
-            crate::engine::rebuild::read_failed_changes(self.ledger.as_deref(), &mut ledger_warnings).await;
-        let sweep = reader
-            .sweep_extracted(&config.azure.checks, &NoSyncProgress)
-            .await
-            .map_err(|e| sync_error(e.into()))?;
-        let mut extraction = sweep.extraction;
-        let resources_read = sweep.resources_read;
-        let mut completeness = sweep.report;
-        completeness.incomplete.extend(extra_incomplete);
-        if let Some(ledger) = &self.ledger {
-            let since = started_ms - config.sync.graph_lag.as_millis() as i64;
-            if let Err(e) =
-                crate::ledger::lag::apply_graph_lag(ledger.as_ref(), &mut extraction, &completeness, since).await
-            {
-                ledger_warnings.push(format!(
-                    "ledger unavailable for owners read after the sweep (Resource Graph lag): {e}"
-                ));
-            }
-        }
-        let options = SyncOptions {
-            dry_run,
-            provenance,
-            ..SyncOptions::default()
-        };
-        let mut report = crate::engine::sync::reconcile_and_apply(
+    ) -> Result<ReconcileReport, WorkError> {
+        crate::engine::reconcile::reconcile(Reconcile {
             config,
-            self.asm.as_ref(),
-            completeness.clone(),
-            extraction,
-            options,
-            &NoSyncProgress,
-        )
+            azure: reader,
+            asm: self.asm.as_ref(),
+            ledger: self.ledger.as_deref(),
+            options: SyncOptions {
+                dry_run,
+                ..SyncOptions::default()
+            },
+            left_out,
+            progress: &NoSyncProgress,
+        })
         .await
-        .map_err(sync_error)?;
-        report.resources_read = resources_read;
-        let mut summary = summarize(&report);
-        if let (Some(ledger), false) = (&self.ledger, dry_run) {
-            let defaults = crate::engine::apply::ApplyOptions::default();
-            let options = crate::engine::rebuild::RebuildOptions {
-                completeness: &completeness,
-                seed_tag: &config.seed_tag,
-                sweep_started_ms: started_ms,
-                graph_lag: config.sync.graph_lag,
-                now_ms: now_ms(),
-                lease: defaults.lease,
-                tombstone_ttl: defaults.tombstone_ttl,
-            };
-            match crate::engine::rebuild::rebuild(ledger.as_ref(), &report, &options).await {
-                Ok(rebuilt) => {
-                    summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null);
-                    crate::engine::rebuild::clear_failed_changes(
-                        ledger.as_ref(),
-                        &mut failed_changes,
-                        &report,
-                        &mut ledger_warnings,
-                    )
-                    .await;
-                }
-                Err(e) => ledger_warnings.push(format!("ledger rebuild failed (the next reconcile retries): {e}")),
-            }
-        }
-        if self.ledger.is_some() {
-            summary["failed_changes"] = failed_changes.to_json(SUMMARY_ENTRIES);
-        }
-        for warning in &ledger_warnings {
-            tracing::warn!("{warning}");
-        }
-        if !ledger_warnings.is_empty() {
-            summary["ledger_warnings"] = ledger_warnings.into();
-        }
-        Ok(summary)
+        .map_err(sync_error)
     }
 
     /// What one resource contributes, read now (a dry run of its apply).
@@ -335,38 +238,6 @@ impl SyncEngine {
             )),
         }
     }
-}
-
-/// The report without its per-write detail: counts, plus the planned writes and skips of a
-/// dry run (what an operator asks a dry run for).
-pub fn summarize(report: &SyncReport) -> Value {
-    let mut summary = json!({
-        "dry_run": report.dry_run,
-        "resources_read": report.resources_read,
-        "subscriptions": report.subscriptions,
-        "desired": report.desired,
-        "added": report.added.len(),
-        "deleted": report.deleted.len(),
-        "kept": report.kept,
-        "skipped": report.skipped.len(),
-        "failed": report.failed.len(),
-        "warnings": report.warnings.len(),
-        "incomplete_scopes": report.incomplete_scopes.len(),
-        "seeds_by_check": crate::app::health::record::seeds_by_check(&report.extraction),
-    });
-    if !report.tenants.is_empty() {
-        summary["tenants"] = serde_json::to_value(&report.tenants).unwrap_or(Value::Null);
-    }
-    if report.dry_run {
-        summary["planned_add"] = serde_json::to_value(&report.planned_add).unwrap_or(Value::Null);
-        summary["planned_delete"] = serde_json::to_value(&report.planned_delete).unwrap_or(Value::Null);
-        summary["skipped_deletes"] = serde_json::to_value(&report.skipped).unwrap_or(Value::Null);
-    }
-    if !report.failed.is_empty() {
-        summary["failures"] =
-            serde_json::to_value(report.failed.iter().take(20).collect::<Vec<_>>()).unwrap_or(Value::Null);
-    }
-    summary
 }
 
 /// Configuration problems (key, scan, credential) are permanent; outages are transient.

@@ -12,6 +12,7 @@ use crate::adapters::servicebus::RetryJob;
 use crate::app::engines::{SyncEngine, SyncReconciler, azure_error};
 use crate::app::ports::{Batch, Scope, WorkError};
 use crate::app::runner::{RunOutcome, Runner};
+use crate::engine::reconcile::BatchPosition;
 
 impl SyncEngine {
     /// The batches the timer reconcile fans out to, or `None` for a sweep in one invocation.
@@ -29,14 +30,12 @@ impl SyncEngine {
     /// One batch of a fanned-out run.
     pub(super) async fn batch(&self, batch: &Batch, dry_run: bool) -> Result<Value, WorkError> {
         let what = format!("batch {} of {} of a fanned-out reconcile", batch.index + 1, batch.count);
-        let mut summary = self.narrowed(&batch.subscriptions, &what, dry_run).await?;
-        // The "every other subscription" entry is the batch's own narrowing, not a scope it
-        // failed to read: the run counts as complete when every batch read its own.
-        if let Some(count) = summary.get("incomplete_scopes").and_then(Value::as_u64) {
-            summary["incomplete_scopes"] = count.saturating_sub(1).into();
-        }
-        summary["batch"] = serde_json::json!({"index": batch.index, "of": batch.count});
-        Ok(summary)
+        let mut report = self.narrowed(&batch.subscriptions, &what, dry_run).await?;
+        report.batch = Some(BatchPosition {
+            index: batch.index,
+            count: batch.count,
+        });
+        Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
     }
 }
 

@@ -336,135 +336,26 @@ pub async fn provenance(ledger: &dyn Ledger) -> Result<Provenance, LedgerError> 
     Ok(out)
 }
 
-/// A full reconcile with the ledger around it.
-#[derive(Debug)]
-pub struct LedgerSync {
-    pub report: crate::engine::sync::SyncReport,
-    /// What the rebuild changed (`None` in a dry run or without a ledger).
-    pub rebuild: Option<RebuildReport>,
-    /// Ledger trouble: the reconcile still ran, the ledger is repaired by the next one.
-    pub ledger_warnings: Vec<String>,
-    /// Changes the handler gave up on, read before the sweep, and those this run cleared.
-    pub failed_changes: crate::ledger::failures::FailedChanges,
-}
+/// A full reconcile with the ledger around it (see [`crate::engine::reconcile`]).
+pub type LedgerSync = crate::engine::reconcile::ReconcileReport;
 
-/// Runs [`crate::engine::sync::run_sync`] with the ledger: the ledger's provenance feeds the guard
-/// rails, owners the ledger read after the sweep's snapshot could reflect replace the sweep's
-/// view of them ([`crate::ledger::lag`]), the failed changes recorded by the handler are read before the sweep, and after a
-/// real run the ledger is rebuilt from the result and, when every write was applied, the
-/// failed changes the sweep covered are cleared. Ledger failures never stop the reconcile;
-/// they come back as warnings.
+/// [`crate::engine::reconcile::reconcile`] over the whole configured scope.
 pub async fn sync_with_ledger(
     config: &crate::config::Config,
     azure: &dyn crate::adapters::azure::AzureReader,
     asm: &dyn crate::adapters::asm::AsmApi,
     ledger: Option<&dyn Ledger>,
-    mut options: crate::engine::sync::SyncOptions,
+    options: crate::engine::sync::SyncOptions,
     progress: &dyn crate::engine::sync::SyncProgress,
 ) -> Result<LedgerSync, crate::engine::sync::SyncError> {
-    use crate::engine::apply::{Clock, SystemClock};
-    let mut ledger_warnings = Vec::new();
-    if let Some(ledger) = ledger
-        && options.provenance.is_none()
-    {
-        match provenance(ledger).await {
-            Ok(p) => options.provenance = Some(std::sync::Arc::new(p)),
-            Err(e) => ledger_warnings.push(format!("ledger provenance unavailable: {e}")),
-        }
-    }
-    let mut failed_changes = read_failed_changes(ledger, &mut ledger_warnings).await;
-    let dry_run = options.dry_run;
-    let started = SystemClock.now_ms();
-    // Seeds ASM refused within the last day are not sent again (`refused.rs`).
-    let remembering = ledger.map(|ledger| crate::engine::refused::RememberRefusals {
-        inner: asm,
+    crate::engine::reconcile::reconcile(crate::engine::reconcile::Reconcile {
+        config,
+        azure,
+        asm,
         ledger,
-        clock: &SystemClock,
-    });
-    let asm: &dyn crate::adapters::asm::AsmApi = match &remembering {
-        Some(remembering) => remembering,
-        None => asm,
-    };
-    let mut swept = crate::engine::sync::check_and_sweep(config, azure, asm, progress).await?;
-    if let Some(ledger) = ledger {
-        let since = started - config.sync.graph_lag.as_millis() as i64;
-        if let Err(e) =
-            crate::ledger::lag::apply_graph_lag(ledger, &mut swept.extraction, &swept.completeness, since).await
-        {
-            ledger_warnings.push(format!(
-                "ledger unavailable for owners read after the sweep's snapshot (Resource Graph lag): {e}"
-            ));
-        }
-    }
-    let mut report =
-        crate::engine::sync::reconcile_and_apply(config, asm, swept.completeness, swept.extraction, options, progress)
-            .await?;
-    report.resources_read = swept.resources_read;
-    let mut rebuilt = None;
-    if let Some(ledger) = ledger
-        && !dry_run
-    {
-        let defaults = crate::engine::apply::ApplyOptions::default();
-        let rebuild_options = RebuildOptions {
-            completeness: &report.completeness,
-            seed_tag: &config.seed_tag,
-            sweep_started_ms: started,
-            graph_lag: config.sync.graph_lag,
-            now_ms: SystemClock.now_ms(),
-            lease: defaults.lease,
-            tombstone_ttl: defaults.tombstone_ttl,
-        };
-        match rebuild(ledger, &report, &rebuild_options).await {
-            Ok(r) => {
-                rebuilt = Some(r);
-                clear_failed_changes(ledger, &mut failed_changes, &report, &mut ledger_warnings).await;
-            }
-            Err(e) => ledger_warnings.push(format!("ledger rebuild failed (the next reconcile retries): {e}")),
-        }
-    }
-    for warning in &ledger_warnings {
-        tracing::warn!("{warning}");
-    }
-    Ok(LedgerSync {
-        report,
-        rebuild: rebuilt,
-        ledger_warnings,
-        failed_changes,
+        options,
+        left_out: None,
+        progress,
     })
-}
-
-/// The failed changes recorded so far (none without a ledger; a read error is a warning).
-/// Read before the sweep begins, so the sweep is newer than each of them.
-pub async fn read_failed_changes(
-    ledger: Option<&dyn Ledger>,
-    warnings: &mut Vec<String>,
-) -> crate::ledger::failures::FailedChanges {
-    let Some(ledger) = ledger else {
-        return Default::default();
-    };
-    match crate::ledger::failures::FailedChanges::read(ledger).await {
-        Ok(found) => found,
-        Err(e) => {
-            warnings.push(format!("failed changes unavailable: {e}"));
-            Default::default()
-        }
-    }
-}
-
-/// After a real run whose ledger rebuild succeeded: clears the failed changes the sweep covered,
-/// if every write was applied (otherwise they stay for the next reconcile).
-pub async fn clear_failed_changes(
-    ledger: &dyn Ledger,
-    failed_changes: &mut crate::ledger::failures::FailedChanges,
-    report: &SyncReport,
-    warnings: &mut Vec<String>,
-) {
-    if failed_changes.found.is_empty() || report.dry_run || !report.all_applied() {
-        return;
-    }
-    if let Err(e) = failed_changes.clear_covered(ledger, &report.completeness).await {
-        warnings.push(format!(
-            "clearing failed changes failed (the next reconcile retries): {e}"
-        ));
-    }
+    .await
 }

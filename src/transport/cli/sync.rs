@@ -59,7 +59,7 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
             .await;
     let summary = result
         .as_ref()
-        .map(|synced| crate::app::engines::summarize(&synced.report))
+        .map(|synced| serde_json::to_value(synced).unwrap_or_default())
         .map_err(ToString::to_string);
     crate::app::health::record::end(run, summary.as_ref().map_err(String::as_str)).await;
     progress.finish();
@@ -70,7 +70,7 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
             }
             let report = synced.report;
             // Without a ledger nothing records failed changes: the section is left out.
-            let failed_changes = ledger.is_some().then_some(&synced.failed_changes);
+            let failed_changes = synced.failed_changes.as_ref();
             if args.json {
                 match render_json(&report, failed_changes) {
                     Ok(text) => println!("{text}"),
