@@ -107,7 +107,7 @@ async fn fan_out(world: &World, workers: usize) -> String {
                 let outcome = world.reconciler.reconcile(&Scope::Batch(batch.clone()), false).await;
                 match &outcome {
                     Ok(summary) => world.reconciler.batch_reported(&batch, Ok(summary)).await,
-                    Err(e) => world.reconciler.batch_reported(&batch, Err(&e.message)).await,
+                    Err(e) => world.reconciler.batch_reported(&batch, Err(e.message())).await,
                 }
             }
         })

@@ -133,7 +133,7 @@ async fn harness_with(secret: Result<WebhookSecret, String>, scan_exists: bool) 
                     Arc::new(live_from_config(&config, tokens.clone(), Default::default()));
                 let mut services =
                     seedwatch::transport::cli::serve::services_with_azure(config, &env, (reader, tokens)).await?;
-                services.tuning = seedwatch::transport::lambda::tuning(services.tuning);
+                services.events = seedwatch::transport::lambda::tuning(services.events.clone());
                 Ok(services)
             }
             .boxed()

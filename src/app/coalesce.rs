@@ -30,6 +30,7 @@ use futures::future::{BoxFuture, Shared};
 use tokio::sync::{Semaphore, oneshot};
 use tracing::Instrument;
 
+use crate::config::EventSettings;
 use crate::domain::change::{Change, ChangeKind};
 use crate::domain::clock::now_ms;
 
@@ -46,14 +47,6 @@ const REMEMBER: Duration = Duration::from_secs(600);
 const PRUNE_EVERY: u64 = 4096;
 
 type Outcome<O> = Shared<BoxFuture<'static, Option<O>>>;
-
-/// The coalescer's knobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    pub window: Duration,
-    pub concurrency: usize,
-    pub clock_skew: Duration,
-}
 
 struct Batch<O: Clone> {
     change: Change,
@@ -138,14 +131,18 @@ enum Wait<O> {
 }
 
 impl<O: Clone + Send + Sync + 'static> Coalescer<O> {
-    pub fn new(work: Work<O>, reusable: Reusable<O>, settings: Settings) -> Arc<Coalescer<O>> {
+    /// Coalesces over `events.coalesce_window`, runs at most `events.concurrency` at once and
+    /// allows `events.clock_skew` between an event's time and ours.
+    pub fn new(work: Work<O>, reusable: Reusable<O>, settings: &EventSettings) -> Arc<Coalescer<O>> {
         Arc::new(Coalescer {
             slots: Mutex::new(HashMap::new()),
             work,
             reusable,
-            window: settings.window,
+            window: settings.coalesce_window,
             skew_ms: i64::try_from(settings.clock_skew.as_millis()).unwrap_or(i64::MAX),
-            permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(
+                usize::try_from(settings.concurrency).unwrap_or(usize::MAX).max(1),
+            )),
             submitted: AtomicU64::new(0),
             runs: AtomicU64::new(0),
             covered: AtomicU64::new(0),
@@ -314,11 +311,12 @@ mod tests {
         }
     }
 
-    fn settings(window_ms: u64, concurrency: usize) -> Settings {
-        Settings {
-            window: Duration::from_millis(window_ms),
+    fn settings(window_ms: u64, concurrency: u32) -> EventSettings {
+        EventSettings {
+            coalesce_window: Duration::from_millis(window_ms),
             concurrency,
             clock_skew: Duration::from_millis(500),
+            ..EventSettings::default()
         }
     }
 
@@ -349,7 +347,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_burst_for_one_resource_is_one_apply() {
         let (work, seen) = counting(Duration::from_millis(5));
-        let co = Coalescer::new(work, always, settings(50, 4));
+        let co = Coalescer::new(work, always, &settings(50, 4));
         let futs: Vec<_> = (0..20)
             .map(|_| spawn_submit(&co, change("a", ChangeKind::Changed)))
             .collect();
@@ -363,7 +361,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn changes_to_an_owner_and_its_children_are_one_read_of_the_owner() {
         let (work, seen) = counting(Duration::from_millis(1));
-        let co = Coalescer::new(work, always, settings(50, 4));
+        let co = Coalescer::new(work, always, &settings(50, 4));
         let futs: Vec<_> = [
             "a",
             "a/config/web",
@@ -386,7 +384,7 @@ mod tests {
     /// A coalescer whose apply takes 100 ms, with the apply of a `kind` change to "a" running.
     async fn with_a_read_running(kind: ChangeKind) -> (Arc<Coalescer<ChangeKind>>, Arc<Mutex<Vec<Change>>>, Submitted) {
         let (work, seen) = counting(Duration::from_millis(100));
-        let co = Coalescer::new(work, always, settings(0, 4));
+        let co = Coalescer::new(work, always, &settings(0, 4));
         let first = spawn_submit(&co, change("a", kind));
         tokio::time::sleep(Duration::from_millis(30)).await;
         (co, seen, first)
@@ -453,7 +451,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_finished_read_answers_later_deliveries_of_older_changes() {
         let (work, seen) = counting(Duration::from_millis(1));
-        let co = Coalescer::new(work, always, settings(0, 4));
+        let co = Coalescer::new(work, always, &settings(0, 4));
         assert_eq!(
             co.submit(change("a", ChangeKind::Changed)).await,
             Ok(ChangeKind::Changed)
@@ -475,7 +473,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn outcomes_that_are_not_reusable_and_body_applies_cover_nothing() {
         let (work, seen) = counting(Duration::from_millis(1));
-        let co = Coalescer::new(work, |kind: &ChangeKind| *kind == ChangeKind::Deleted, settings(0, 4));
+        let co = Coalescer::new(work, |kind: &ChangeKind| *kind == ChangeKind::Deleted, &settings(0, 4));
         assert_eq!(
             co.submit(change("a", ChangeKind::Changed)).await,
             Ok(ChangeKind::Changed)
@@ -487,7 +485,7 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 2, "a failure is not handed on");
 
         let (work, seen) = counting(Duration::from_millis(1));
-        let co = Coalescer::new(work, always, settings(0, 4));
+        let co = Coalescer::new(work, always, &settings(0, 4));
         let body = crate::domain::resource::Resource::from_json(
             serde_json::json!({"id": format!("{SITES}/b"), "properties": {}}),
         )
@@ -511,7 +509,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn different_resources_do_not_wait_for_each_other() {
         let (work, seen) = counting(Duration::from_millis(1));
-        let co = Coalescer::new(work, always, settings(0, 8));
+        let co = Coalescer::new(work, always, &settings(0, 8));
         let futs: Vec<_> = (0..10)
             .map(|i| spawn_submit(&co, change(&format!("s{i}"), ChangeKind::Changed)))
             .collect();

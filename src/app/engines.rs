@@ -1,19 +1,18 @@
-//! The real engines behind the handler's ports: the sync engine ([`crate::engine::sync`]) with the
-//! ledger's provenance and rebuild as the [`Reconciler`] (timer, resyncs, queued resync jobs),
-//! and the ledger's apply path ([`crate::engine::apply`]) as the [`Applier`].
+//! The real engines behind the handler's ports: the one reconcile ([`crate::engine::reconcile`])
+//! as the [`Reconciler`] (timer, resyncs, queued resync jobs, fan-out batches), and the
+//! ledger's apply path ([`crate::engine::apply`]) as the [`ApplyPort`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::adapters::asm::{AsmApi, AsmError};
+use crate::adapters::asm::AsmApi;
 use crate::adapters::azure::{AzureError, AzureReader, Incomplete, IncompleteScope, OwnerRead, TokenSource};
-use crate::app::ports::{Applier, Reconciler, Scope, WorkError};
+use crate::app::ports::{Applied, ApplyPort, Reconciled, Reconciler, ResourcePreview, Scope, WorkError};
 use crate::config::Config;
 use crate::domain::change::{Change, ChangeKind};
-use crate::engine::apply::ApplyRequest;
+use crate::engine::apply::{ApplyRequest, ReportedSeed};
 use crate::engine::reconcile::{Reconcile, ReconcileReport};
 use crate::engine::sync::{NoSyncProgress, SyncError, SyncOptions};
 use crate::ledger::{FailedChange, FailedChangeKind, Ledger};
@@ -80,10 +79,9 @@ impl SyncEngine {
 
     /// One subscription: the sweep is narrowed to it, and every other subscription is marked
     /// as not read, so no seed another subscription may contribute is deleted.
-    async fn subscription(&self, subscription: &str, dry_run: bool) -> Result<Value, WorkError> {
+    async fn subscription(&self, subscription: &str, dry_run: bool) -> Result<ReconcileReport, WorkError> {
         let what = format!("resync of subscription {subscription}");
-        let report = self.narrowed(&[subscription.to_string()], &what, dry_run).await?;
-        Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
+        self.narrowed(&[subscription.to_string()], &what, dry_run).await
     }
 
     /// A sweep narrowed to `subscriptions` (each within the configured scope), with an entry
@@ -125,9 +123,8 @@ impl SyncEngine {
     }
 
     /// The whole estate.
-    async fn all(&self, dry_run: bool) -> Result<Value, WorkError> {
-        let report = self.run(&self.config, self.azure.as_ref(), None, dry_run).await?;
-        Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
+    async fn all(&self, dry_run: bool) -> Result<ReconcileReport, WorkError> {
+        self.run(&self.config, self.azure.as_ref(), None, dry_run).await
     }
 
     /// The one reconcile ([`crate::engine::reconcile`]) over a scope, with this engine's ledger.
@@ -155,18 +152,23 @@ impl SyncEngine {
     }
 
     /// What one resource contributes, read now (a dry run of its apply).
-    async fn resource(&self, id: &crate::domain::resource::ResourceId) -> Result<Value, WorkError> {
+    async fn resource(&self, id: &crate::domain::resource::ResourceId) -> Result<ResourcePreview, WorkError> {
+        let resource = id.as_str().to_string();
         match self.azure.read_owner(id).await.map_err(azure_error)? {
-            OwnerRead::Gone => Ok(json!({"resource": id.as_str(), "found": false, "seeds": []})),
+            OwnerRead::Gone => Ok(ResourcePreview {
+                resource,
+                found: false,
+                seeds: Vec::new(),
+                warnings: None,
+            }),
             OwnerRead::Found(resources) => {
                 let extraction = crate::domain::extract::extract_resources(&resources, &self.config.azure.checks);
-                let seeds: Vec<Value> = extraction
-                    .seeds()
-                    .keys()
-                    .map(|seed| json!({"name": seed.name(), "type": seed.kind().as_str()}))
-                    .collect();
-                let warnings: Vec<String> = extraction.warnings.iter().map(ToString::to_string).collect();
-                Ok(json!({"resource": id.as_str(), "found": true, "seeds": seeds, "warnings": warnings}))
+                Ok(ResourcePreview {
+                    resource,
+                    found: true,
+                    seeds: extraction.seeds().keys().map(ReportedSeed::from).collect(),
+                    warnings: Some(extraction.warnings.iter().map(ToString::to_string).collect()),
+                })
             }
         }
     }
@@ -174,7 +176,7 @@ impl SyncEngine {
 
 #[async_trait]
 impl Reconciler for SyncReconciler {
-    async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
+    async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError> {
         let engine = Arc::clone(&self.0);
         let trigger = crate::app::health::record::current_trigger();
         // A batch reports to its fanned-out run's record instead.
@@ -204,7 +206,9 @@ impl Reconciler for SyncReconciler {
         let outcome = result
             .await
             .unwrap_or_else(|_| Err(WorkError::transient("the reconcile stopped without a result")));
-        crate::app::health::record::end(run, outcome.as_ref().map_err(|e| e.message.as_str())).await;
+        // The run history stores the summary as JSON.
+        let summary = outcome.as_ref().map(|s| serde_json::to_value(s).unwrap_or_default());
+        crate::app::health::record::end(run, summary.as_ref().map_err(|e| e.message())).await;
         outcome
     }
 
@@ -220,52 +224,48 @@ impl Reconciler for SyncReconciler {
         self.start_fanout(batches).await
     }
 
-    async fn batch_reported(&self, batch: &crate::app::ports::Batch, outcome: Result<&Value, &str>) {
+    async fn batch_reported(&self, batch: &crate::app::ports::Batch, outcome: Result<&Reconciled, &str>) {
         self.report_batch(batch, outcome).await
     }
 }
 
 impl SyncEngine {
     /// Reconciles one scope (see [`Reconciler::reconcile`]).
-    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
-        match scope {
-            Scope::All => self.all(dry_run).await,
-            Scope::Subscription(id) => self.subscription(id, dry_run).await,
-            Scope::Batch(batch) => self.batch(batch, dry_run).await,
-            Scope::Resource(id) if dry_run => self.resource(id).await,
-            Scope::Resource(_) => Err(WorkError::permanent(
-                "a resync of one resource goes through the apply path, not the reconcile",
-            )),
-        }
+    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError> {
+        let report = match scope {
+            Scope::All => self.all(dry_run).await?,
+            Scope::Subscription(id) => self.subscription(id, dry_run).await?,
+            Scope::Batch(batch) => self.batch(batch, dry_run).await?,
+            Scope::Resource(id) if dry_run => return self.resource(id).await.map(Reconciled::Resource),
+            Scope::Resource(_) => {
+                return Err(WorkError::permanent(
+                    "a resync of one resource goes through the apply path, not the reconcile",
+                ));
+            }
+        };
+        Ok(Reconciled::Report(Box::new(report)))
     }
 }
 
 /// Configuration problems (key, scan, credential) are permanent; outages are transient.
 fn sync_error(e: SyncError) -> WorkError {
-    let transient = match &e {
-        SyncError::Azure(a) => a.is_transient(),
-        SyncError::Asm(a) => asm_transient(a),
-        SyncError::Unauthorized { .. } | SyncError::ScanNotFound { .. } => false,
-    };
-    WorkError {
-        transient,
-        message: e.to_string(),
-    }
+    WorkError::from_error(&e, e.is_transient())
 }
 
-/// The ledger's incremental apply path behind the [`Applier`] port.
+/// The ledger's incremental apply path behind the [`ApplyPort`].
 pub struct LedgerApply(pub Arc<crate::engine::apply::Applier>);
 
 #[async_trait]
-impl Applier for LedgerApply {
-    async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
+impl ApplyPort for LedgerApply {
+    async fn apply(&self, change: &Change) -> Result<Applied, WorkError> {
         let subscription = change.id.subscription_id();
         if !self.0.azure.covers(subscription) {
             // Acknowledged, never read nor applied (not even from a body the event carries).
             tracing::warn!(resource = %change.id, subscription, "change in a subscription covered by no connection of azure.tenants: ignored");
-            return Ok(
-                json!({"resource": change.id.as_str(), "ignored": "subscription covered by no connection of azure.tenants"}),
-            );
+            return Ok(Applied::Ignored {
+                resource: change.id.as_str().to_string(),
+                ignored: "subscription covered by no connection of azure.tenants",
+            });
         }
         let request = ApplyRequest {
             resource: change.id.clone(),
@@ -278,17 +278,16 @@ impl Applier for LedgerApply {
                 for kept in &report.kept {
                     tracing::warn!(resource = %change.id, seed = %kept.name, reason = %kept.reason, "seed kept in ASM");
                 }
-                Ok(serde_json::to_value(report).unwrap_or(Value::Null))
+                Ok(Applied::Report(report))
             }
-            Err(e) => Err(WorkError {
-                transient: e.is_transient(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(WorkError::from_error(&e, e.is_transient())),
         };
         let ledger = self.0.ledger.as_ref();
         match &outcome {
             Ok(_) => crate::app::health::record::applied(ledger, &change.id).await,
-            Err(e) if e.transient => crate::app::health::record::retry_pending(ledger, &change.id, &e.message).await,
+            Err(e) if e.is_transient() => {
+                crate::app::health::record::retry_pending(ledger, &change.id, e.message()).await
+            }
             Err(_) => {}
         }
         outcome
@@ -322,18 +321,7 @@ fn event_time_ms(text: &str) -> Option<i64> {
 }
 
 pub(super) fn azure_error(e: AzureError) -> WorkError {
-    WorkError {
-        transient: e.is_transient(),
-        message: e.to_string(),
-    }
-}
-
-fn asm_transient(e: &AsmError) -> bool {
-    match e {
-        AsmError::Transport { .. } => true,
-        AsmError::Http { status, .. } => crate::adapters::http::is_retryable_status(*status),
-        _ => false,
-    }
+    WorkError::from_error(&e, e.is_transient())
 }
 
 impl SyncEngine {

@@ -6,13 +6,11 @@
 //! the deletion breaker as for any reconcile), and reports its final outcome to the run's shared
 //! record in the ledger ([`crate::ledger::fanout`]).
 
-use serde_json::Value;
-
 use crate::adapters::servicebus::RetryJob;
 use crate::app::engines::{SyncEngine, SyncReconciler, azure_error};
-use crate::app::ports::{Batch, Scope, WorkError};
-use crate::app::runner::{RunOutcome, Runner};
-use crate::engine::reconcile::BatchPosition;
+use crate::app::ports::{Batch, Reconciled, Scope, WorkError};
+use crate::app::runner::{RunOutcome, Runner, Summary};
+use crate::engine::reconcile::{BatchPosition, ReconcileReport};
 
 impl SyncEngine {
     /// The batches the timer reconcile fans out to, or `None` for a sweep in one invocation.
@@ -28,14 +26,14 @@ impl SyncEngine {
     }
 
     /// One batch of a fanned-out run.
-    pub(super) async fn batch(&self, batch: &Batch, dry_run: bool) -> Result<Value, WorkError> {
+    pub(super) async fn batch(&self, batch: &Batch, dry_run: bool) -> Result<ReconcileReport, WorkError> {
         let what = format!("batch {} of {} of a fanned-out reconcile", batch.index + 1, batch.count);
         let mut report = self.narrowed(&batch.subscriptions, &what, dry_run).await?;
         report.batch = Some(BatchPosition {
             index: batch.index,
             count: batch.count,
         });
-        Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
+        Ok(report)
     }
 }
 
@@ -65,11 +63,14 @@ impl SyncReconciler {
         }
     }
 
-    pub(super) async fn report_batch(&self, batch: &Batch, outcome: Result<&Value, &str>) {
+    pub(super) async fn report_batch(&self, batch: &Batch, outcome: Result<&Reconciled, &str>) {
         let Some(ledger) = &self.0.ledger else {
             return;
         };
         let now = crate::domain::clock::now_ms();
+        // The run's record stores the summary as JSON.
+        let summary = outcome.map(|summary| serde_json::to_value(summary).unwrap_or_default());
+        let outcome = summary.as_ref().map_err(|e| *e);
         match crate::ledger::fanout::report(ledger.as_ref(), &batch.run, batch.index, outcome, now).await {
             Ok(Some(run)) => tracing::info!(
                 complete = run.complete,
@@ -134,7 +135,11 @@ impl Runner {
         }
         tracing::info!(batches = count, run = %run, "timer reconcile fanned out");
         RunOutcome::Done {
-            summary: serde_json::json!({"fanned_out": count, "run": run, "messages": sent}),
+            summary: Summary::FannedOut {
+                fanned_out: count,
+                run,
+                messages: sent,
+            },
         }
     }
 }

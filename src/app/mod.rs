@@ -6,4 +6,5 @@ pub mod engines;
 pub mod fanout;
 pub mod health;
 pub mod ports;
+pub mod resync;
 pub mod runner;

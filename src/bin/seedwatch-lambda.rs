@@ -48,6 +48,6 @@ async fn build() -> Result<seedwatch::app::runner::Services, String> {
         }
     }
     let mut services = seedwatch::transport::cli::serve::services_from_config(config, &ProcessEnv).await?;
-    services.tuning = seedwatch::transport::lambda::tuning(services.tuning);
+    services.events = seedwatch::transport::lambda::tuning(services.events.clone());
     Ok(services)
 }

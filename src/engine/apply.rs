@@ -106,7 +106,7 @@ pub const KEPT_DELETE_STALE_OFF: &str =
     "delete_stale_seeds is false: the seed stays in ASM (the ledger records that no resource contributes it)";
 
 /// What one apply changed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ApplyReport {
     pub resource: String,
     /// The owners whose seeds were recomputed (or dropped).

@@ -87,6 +87,16 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    /// Whether trying again later may help: an outage, not configuration.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SyncError::Azure(a) => a.is_transient(),
+            SyncError::Asm(AsmError::Transport { .. }) => true,
+            SyncError::Asm(AsmError::Http { status, .. }) => crate::adapters::http::is_retryable_status(*status),
+            SyncError::Asm(_) | SyncError::Unauthorized { .. } | SyncError::ScanNotFound { .. } => false,
+        }
+    }
+
     /// Whether the cause is configuration (key, scan id, credential) rather than an outage.
     pub fn is_configuration(&self) -> bool {
         matches!(

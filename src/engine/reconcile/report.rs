@@ -16,7 +16,7 @@ use crate::ledger::failures::{FailedChanges, SUMMARY_ENTRIES, format_ms};
 const FAILURES_SHOWN: usize = 20;
 
 /// A full reconcile with the ledger around it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ReconcileReport {
     /// The diff and the writes.
     pub report: SyncReport,

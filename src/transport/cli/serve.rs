@@ -14,7 +14,7 @@ use super::ServeArgs;
 use crate::adapters::asm::{AsmApi, AsmClient};
 use crate::adapters::servicebus::{QueueTarget, RetryQueue};
 use crate::app::engines::{LedgerApply, SyncEngine, SyncReconciler};
-use crate::app::runner::{Services, Tuning};
+use crate::app::runner::Services;
 use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv, env};
 use crate::transport::functions::server::{AppState, ServicesFactory, serve};
 
@@ -109,11 +109,11 @@ pub async fn services_with_azure(
     )
     .configured(&config);
     let max_attempts = config.retry.max_attempts;
-    let tuning = Tuning::from(&config.events);
+    let events = config.events.clone();
     tracing::info!(
-        window_ms = tuning.coalesce_window.as_millis() as u64,
-        concurrency = tuning.concurrency,
-        clock_skew_ms = tuning.clock_skew.as_millis() as u64,
+        window_ms = events.coalesce_window.as_millis() as u64,
+        concurrency = events.concurrency,
+        clock_skew_ms = events.clock_skew.as_millis() as u64,
         "coalescing resource events"
     );
     let reconciler = Arc::new(SyncReconciler(Arc::new(SyncEngine::live(
@@ -127,7 +127,7 @@ pub async fn services_with_azure(
         reconciler,
         queue,
         max_attempts,
-        tuning,
+        events,
     })
 }
 
