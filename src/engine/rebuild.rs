@@ -67,6 +67,22 @@ pub async fn rebuild(
         records_repaired: remove_unreadable(ledger).await?,
         ..RebuildReport::default()
     };
+    rebuild_owners(ledger, report, options, &mut out).await?;
+    let asm = AsmView::after(report, options.seed_tag);
+    // The apply path's deletion breaker counts against what ASM holds now.
+    crate::ledger::breaker::record_tagged(ledger, asm.ours.len(), 20).await?;
+    rebuild_seeds(ledger, report, options, &asm, &mut out).await?;
+    Ok(out)
+}
+
+/// The owners: those the sweep saw written, those it did not see removed if their scopes were
+/// read completely; an owner an apply read since the snapshot is left alone.
+async fn rebuild_owners(
+    ledger: &dyn Ledger,
+    report: &SyncReport,
+    options: &RebuildOptions<'_>,
+    out: &mut RebuildReport,
+) -> Result<(), LedgerError> {
     let mut estate: BTreeMap<ResourceId, Vec<OwnedSeed>> = BTreeMap::new();
     for c in &report.extraction.contributions {
         estate.entry(c.owner.clone()).or_default().push(OwnedSeed {
@@ -85,29 +101,18 @@ pub async fn rebuild(
         .map(|o| (o.value.id.clone(), o))
         .collect();
     let ttl_ms = options.tombstone_ttl.as_millis() as i64;
-    let snapshot_ms = options.snapshot_ms();
-
+    let times = (options.snapshot_ms(), options.now_ms);
     // Owners the sweep saw.
     for (owner, seeds) in &estate {
         let previous = known.get(owner);
-        if previous.is_some_and(|p| p.value.seen_at_ms >= snapshot_ms) {
+        if previous.is_some_and(|p| p.value.seen_at_ms >= times.0) {
             out.owners_newer += 1;
             continue;
         }
         if previous.is_some_and(|p| p.value.settled && !p.value.deleted && &p.value.seeds == seeds) {
             continue;
         }
-        if commit_owner(
-            ledger,
-            owner,
-            previous,
-            seeds.clone(),
-            false,
-            (snapshot_ms, options.now_ms),
-            ttl_ms,
-        )
-        .await?
-        {
+        if commit_owner(ledger, owner, previous, seeds.clone(), false, times, ttl_ms).await? {
             out.owners_written += 1;
         }
     }
@@ -116,69 +121,89 @@ pub async fn rebuild(
         if estate.contains_key(owner) || (previous.value.deleted && previous.value.settled) {
             continue;
         }
-        if previous.value.seen_at_ms >= snapshot_ms {
+        if previous.value.seen_at_ms >= times.0 {
             out.owners_newer += 1;
             continue;
         }
-        let checks: BTreeSet<_> = previous.value.seeds.iter().map(|s| s.check).collect();
-        let subscription = previous.value.subscription();
-        let complete = if checks.is_empty() {
-            crate::domain::check::ServiceCheck::ALL
-                .iter()
-                .all(|c| options.completeness.is_complete(subscription, *c))
-        } else {
-            checks
-                .iter()
-                .all(|c| options.completeness.is_complete(subscription, *c))
-        };
-        if complete
-            && commit_owner(
-                ledger,
-                owner,
-                Some(previous),
-                Vec::new(),
-                true,
-                (snapshot_ms, options.now_ms),
-                ttl_ms,
-            )
-            .await?
+        if read_completely(&previous.value, options.completeness)
+            && commit_owner(ledger, owner, Some(previous), Vec::new(), true, times, ttl_ms).await?
         {
             out.owners_removed += 1;
         }
     }
+    Ok(())
+}
 
-    // ASM's state, as the sync left it.
-    let mut ours: BTreeSet<Seed> = report
-        .listed
-        .iter()
-        .filter(|s| s.has_tag(options.seed_tag))
-        .filter_map(|s| s.normalised())
-        .collect();
-    let mut ids: BTreeMap<Seed, String> = report
-        .listed
-        .iter()
-        .filter_map(|s| s.normalised().map(|n| (n, s.id.clone())))
-        .collect();
-    let mut rejected: BTreeMap<Seed, String> = BTreeMap::new();
-    for write in &report.writes {
-        let Some(seed) = &write.normalised else { continue };
-        match (&write.action, &write.result) {
-            (WriteKind::Add, WriteResult::Added) => {
-                ours.insert(seed.clone());
-                ids.remove(seed);
-            }
-            (WriteKind::Add, WriteResult::Rejected { code, .. }) => {
-                rejected.insert(seed.clone(), code.clone());
-            }
-            (WriteKind::Delete, WriteResult::Deleted | WriteResult::AlreadyGone) => {
-                ours.remove(seed);
-                ids.remove(seed);
-            }
-            _ => {}
-        }
+/// Whether every scope an owner's seeds came from (every check, for an owner with none) was
+/// read completely in its subscription.
+fn read_completely(owner: &OwnerRecord, completeness: &CompletenessReport) -> bool {
+    let checks: BTreeSet<_> = owner.seeds.iter().map(|s| s.check).collect();
+    let subscription = owner.subscription();
+    if checks.is_empty() {
+        crate::domain::check::ServiceCheck::ALL
+            .iter()
+            .all(|c| completeness.is_complete(subscription, *c))
+    } else {
+        checks.iter().all(|c| completeness.is_complete(subscription, *c))
     }
-    // The apply path's deletion breaker counts against what ASM holds now.
-    crate::ledger::breaker::record_tagged(ledger, ours.len(), 20).await?;
+}
+
+/// ASM's state as the sync left it: the listing, then each write's outcome.
+struct AsmView {
+    /// Seeds ASM holds with our tag.
+    ours: BTreeSet<Seed>,
+    /// ASM's id of each seed it held at the listing and still holds.
+    ids: BTreeMap<Seed, String>,
+    /// Seeds ASM refused, with its code.
+    rejected: BTreeMap<Seed, String>,
+}
+
+impl AsmView {
+    fn after(report: &SyncReport, seed_tag: &str) -> AsmView {
+        let mut view = AsmView {
+            ours: report
+                .listed
+                .iter()
+                .filter(|s| s.has_tag(seed_tag))
+                .filter_map(|s| s.normalised())
+                .collect(),
+            ids: report
+                .listed
+                .iter()
+                .filter_map(|s| s.normalised().map(|n| (n, s.id.clone())))
+                .collect(),
+            rejected: BTreeMap::new(),
+        };
+        for write in &report.writes {
+            let Some(seed) = &write.normalised else { continue };
+            match (&write.action, &write.result) {
+                (WriteKind::Add, WriteResult::Added) => {
+                    view.ours.insert(seed.clone());
+                    view.ids.remove(seed);
+                }
+                (WriteKind::Add, WriteResult::Rejected { code, .. }) => {
+                    view.rejected.insert(seed.clone(), code.clone());
+                }
+                (WriteKind::Delete, WriteResult::Deleted | WriteResult::AlreadyGone) => {
+                    view.ours.remove(seed);
+                    view.ids.remove(seed);
+                }
+                _ => {}
+            }
+        }
+        view
+    }
+}
+
+/// The seed records: ASM's state from the sync (where no apply recorded a newer one), expired
+/// tombstones pruned, and seeds ASM holds with our tag that the ledger did not know recorded.
+async fn rebuild_seeds(
+    ledger: &dyn Ledger,
+    report: &SyncReport,
+    options: &RebuildOptions<'_>,
+    asm: &AsmView,
+    out: &mut RebuildReport,
+) -> Result<(), LedgerError> {
     let mut records: BTreeMap<Seed, Versioned<SeedRecord>> = ledger
         .all_seeds()
         .await?
@@ -188,7 +213,7 @@ pub async fn rebuild(
     // Seeds ASM holds with our tag but the ledger does not know: record them, so a later
     // apply can delete them when an owner stops contributing.
     let tracked: BTreeSet<Seed> = records.keys().cloned().collect();
-    for seed in ours.iter().filter(|s| !tracked.contains(*s) && report.asm_holds(s)) {
+    for seed in asm.ours.iter().filter(|s| !tracked.contains(*s) && report.asm_holds(s)) {
         let record = SeedRecord::new(seed.clone());
         if let Ok(version) = ledger.put_seed(&record, &Expect::Absent).await {
             records.insert(seed.clone(), Versioned { value: record, version });
@@ -205,30 +230,7 @@ pub async fn rebuild(
             out.seeds_busy += 1;
             continue;
         }
-        let mut record = current.value.clone();
-        record.intent = None;
-        // An apply that wrote ASM after the listing knows better than the listing. One recorded
-        // in the millisecond the listing was requested may have written after the listing
-        // answered: the tie goes to the apply, as it does for owners (`seen_at_ms >= snapshot`).
-        if current.value.asm.at_ms < report.listed_at_ms {
-            let held = report.asm_holds(&seed);
-            let state = AsmState {
-                held,
-                ours: held && ours.contains(&seed),
-                id: if held { ids.get(&seed).cloned() } else { None },
-                rejected: rejected.get(&seed).cloned(),
-                at_ms: current.value.asm.at_ms,
-            };
-            if state != current.value.asm {
-                record.asm = AsmState {
-                    at_ms: report.listed_at_ms,
-                    ..state
-                };
-            }
-        } else {
-            out.seeds_newer += 1;
-        }
-        record.prune_tombstones(options.now_ms - ttl_ms);
+        let record = next_seed_record(&seed, &current.value, report, options, asm, out);
         if record == current.value {
             continue;
         }
@@ -248,7 +250,44 @@ pub async fn rebuild(
             Err(e) => return Err(e),
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A seed record as the sync leaves it: no intent, ASM's state from the listing unless an
+/// apply recorded a newer one, expired tombstones pruned.
+fn next_seed_record(
+    seed: &Seed,
+    current: &SeedRecord,
+    report: &SyncReport,
+    options: &RebuildOptions<'_>,
+    asm: &AsmView,
+    out: &mut RebuildReport,
+) -> SeedRecord {
+    let mut record = current.clone();
+    record.intent = None;
+    // An apply that wrote ASM after the listing knows better than the listing. One recorded
+    // in the millisecond the listing was requested may have written after the listing
+    // answered: the tie goes to the apply, as it does for owners (`seen_at_ms >= snapshot`).
+    if current.asm.at_ms < report.listed_at_ms {
+        let held = report.asm_holds(seed);
+        let state = AsmState {
+            held,
+            ours: held && asm.ours.contains(seed),
+            id: if held { asm.ids.get(seed).cloned() } else { None },
+            rejected: asm.rejected.get(seed).cloned(),
+            at_ms: current.asm.at_ms,
+        };
+        if state != current.asm {
+            record.asm = AsmState {
+                at_ms: report.listed_at_ms,
+                ..state
+            };
+        }
+    } else {
+        out.seeds_newer += 1;
+    }
+    record.prune_tombstones(options.now_ms - options.tombstone_ttl.as_millis() as i64);
+    record
 }
 
 /// Removes the owner and seed records that no longer decode (a seed name that stopped

@@ -126,6 +126,33 @@ pub fn render_json(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
 /// The readable summary, with the changes the handler gave up on when a ledger was used.
 pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) -> String {
     let mut out = String::new();
+    render_head(&mut out, report);
+    render_writes(&mut out, report);
+    kept_by_guard_rails(&mut out, report);
+    render_failed_writes(&mut out, report);
+    render_warnings(&mut out, report);
+    if let Some(failed) = failed_changes {
+        render_failed_changes(&mut out, failed, report.dry_run);
+    }
+    let (added, deleted) = if report.dry_run {
+        (report.planned_add.len(), report.planned_delete.len())
+    } else {
+        (report.added.len(), report.deleted.len())
+    };
+    let verb = if report.dry_run { "would be " } else { "" };
+    let _ = writeln!(
+        out,
+        "Summary: {added} {verb}added, {deleted} {verb}deleted, {} kept, {} kept by guard rails, {} failed, {} warnings",
+        report.kept,
+        report.skipped.len(),
+        report.failed.len(),
+        report.warnings.len()
+    );
+    out
+}
+
+/// The scan, what was read, and each tenant's state.
+fn render_head(out: &mut String, report: &SyncReport) {
     let dry = if report.dry_run {
         " (dry run: nothing written)"
     } else {
@@ -150,14 +177,18 @@ pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
             tenant.subscriptions.len()
         );
     }
+}
+
+/// The seeds added and deleted (or, in a dry run, that would be).
+fn render_writes(out: &mut String, report: &SyncReport) {
     if report.dry_run {
         section(
-            &mut out,
+            out,
             "Would add",
             report.planned_add.iter().map(|s| format!("+ {} ({})", s.name, s.kind)),
         );
         section(
-            &mut out,
+            out,
             "Would delete",
             report
                 .planned_delete
@@ -166,19 +197,22 @@ pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
         );
     } else {
         section(
-            &mut out,
+            out,
             "Added",
             report.added.iter().map(|s| format!("+ {} ({})", s.name, s.kind)),
         );
         section(
-            &mut out,
+            out,
             "Deleted",
             report.deleted.iter().map(|s| format!("- {} ({})", s.name, s.kind)),
         );
     }
-    kept_by_guard_rails(&mut out, report);
+}
+
+/// The writes that failed or were not attempted, and why.
+fn render_failed_writes(out: &mut String, report: &SyncReport) {
     section(
-        &mut out,
+        out,
         "Failed",
         report.failed.iter().map(|w| {
             let action = match w.action {
@@ -193,9 +227,13 @@ pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
             format!("{action} {}: {why}", w.seed.name)
         }),
     );
+}
+
+/// The warnings, the first 50 of them.
+fn render_warnings(out: &mut String, report: &SyncReport) {
     const MAX_WARNINGS: usize = 50;
     section(
-        &mut out,
+        out,
         "Warnings",
         report
             .warnings
@@ -209,24 +247,6 @@ pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
                 )
             })),
     );
-    if let Some(failed) = failed_changes {
-        render_failed_changes(&mut out, failed, report.dry_run);
-    }
-    let (added, deleted) = if report.dry_run {
-        (report.planned_add.len(), report.planned_delete.len())
-    } else {
-        (report.added.len(), report.deleted.len())
-    };
-    let verb = if report.dry_run { "would be " } else { "" };
-    let _ = writeln!(
-        out,
-        "Summary: {added} {verb}added, {deleted} {verb}deleted, {} kept, {} kept by guard rails, {} failed, {} warnings",
-        report.kept,
-        report.skipped.len(),
-        report.failed.len(),
-        report.warnings.len()
-    );
-    out
 }
 
 /// Changes the handler gave up on: what failed, and whether this run cleared it.
