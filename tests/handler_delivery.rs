@@ -25,6 +25,7 @@ use host_emulator::*;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use seedwatch::app::build::BuildError;
 use seedwatch::transport::functions::limits::Limits;
 use seedwatch::transport::functions::server::{AppState, ServicesFactory, router};
 
@@ -151,7 +152,7 @@ async fn an_oversized_body_gets_413_whether_declared_or_chunked() {
 
 /// Services that are never built: the requests below are refused before any work.
 fn no_services() -> ServicesFactory {
-    Arc::new(|| async { Err::<_, String>("not needed".into()) }.boxed())
+    Arc::new(|| async { Err::<_, BuildError>(BuildError::Configuration("not needed".into())) }.boxed())
 }
 
 #[tokio::test(start_paused = true)]

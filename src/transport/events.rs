@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::change::{Change, ChangeKind, EventRef};
 use crate::domain::resource::{Resource, ResourceId};
-use crate::transport::functions::envelope::{decode_object, decode_value, describe};
+use crate::transport::json::{decode_object, decode_value, describe};
 
 /// Which envelope an event came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

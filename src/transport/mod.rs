@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod events;
 pub mod functions;
+pub mod json;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod resync;

@@ -7,7 +7,7 @@ use crate::app::ports::Scope;
 use crate::app::resync::{ResyncAnswer, ResyncResult};
 use crate::app::runner::Summary;
 use crate::domain::resource::ResourceId;
-use crate::transport::functions::envelope::{decode_value, describe};
+use crate::transport::json::{decode_value, describe};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResyncRequest {

@@ -199,7 +199,7 @@ pub type Resolver = fn(&ResourceId) -> Owner;
 /// Turns an owner read into seeds.
 pub type Extractor = fn(&[Resource], &EnabledChecks) -> Extraction;
 
-/// The production owner mapping (azure-resources.md 6.2, 6.3).
+/// The production owner mapping ([`crate::domain::owner::owner_of`]).
 pub fn default_resolver(id: &ResourceId) -> Owner {
     crate::domain::owner::owner_of(id)
 }
@@ -361,28 +361,6 @@ impl Applier {
             extract: crate::domain::extract::extract_resources,
             options: ApplyOptions::default(),
         }
-    }
-
-    /// The live engine for this configuration: the Azure reader and token source, the ASM
-    /// client, and the ledger `ledger.kind` selects.
-    pub async fn from_config(
-        config: &crate::config::Config,
-        env: &dyn crate::config::EnvSource,
-    ) -> Result<Applier, String> {
-        let asm = crate::adapters::asm::AsmClient::from_config(config).map_err(|e| e.to_string())?;
-        let (azure, tokens) =
-            crate::adapters::azure::azure_from_config(config, env).map_err(|e| format!("Azure credential: {e}"))?;
-        let ledger = crate::adapters::store::open(config, env, Some(tokens))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Applier::new(
-            azure,
-            Arc::new(asm),
-            ledger,
-            config.azure.checks.clone(),
-            config.seed_tag.clone(),
-        )
-        .configured(config))
     }
 
     /// Takes the rules from the configuration: `delete_stale_seeds`, the breaker's

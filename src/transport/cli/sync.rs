@@ -14,9 +14,10 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{SyncArgs, exit};
-use crate::adapters::asm::AsmClient;
 use crate::adapters::azure::SweepProgress;
-use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv};
+use crate::app::build::App;
+use crate::config::{Config, LoadOptions, ProcessEnv};
+use crate::engine::reconcile::Reconcile;
 use crate::engine::sync::{Phase, SyncOptions, SyncProgress, SyncReport, WriteKind};
 use crate::ledger::failures::{FailedChanges, format_ms};
 
@@ -30,17 +31,13 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(args, e),
     };
-    let asm = match AsmClient::from_config(&config) {
-        Ok(asm) => asm,
-        Err(e) => return fail(args, e),
-    };
-    let (azure, tokens) = match azure_reader(&config, &ProcessEnv) {
-        Ok(handles) => handles,
+    let app = match App::build(config, &ProcessEnv) {
+        Ok(app) => app,
         Err(e) => return fail(args, e),
     };
     // The ledger is optional here: without it the reconcile runs with unknown provenance, and
     // the next run rebuilds it.
-    let ledger = match crate::adapters::store::open(&config, &ProcessEnv, Some(tokens)).await {
+    let ledger = match app.ledger(&ProcessEnv).await {
         Ok(ledger) => Some(ledger),
         Err(e) => {
             eprintln!("warning: ledger unavailable, reconciling without it: {e}");
@@ -54,9 +51,16 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
         provenance: None,
     };
     let run = crate::app::health::record::begin(ledger.clone(), "cli", "all", args.dry_run).await;
-    let result =
-        crate::engine::rebuild::sync_with_ledger(&config, azure.as_ref(), &asm, ledger.as_deref(), options, &progress)
-            .await;
+    let result = crate::engine::reconcile::reconcile(Reconcile {
+        config: &app.config,
+        azure: app.azure.as_ref(),
+        asm: app.asm.as_ref(),
+        ledger: ledger.as_deref(),
+        options,
+        left_out: None,
+        progress: &progress,
+    })
+    .await;
     let summary = result
         .as_ref()
         .map(|synced| serde_json::to_value(synced).unwrap_or_default())
@@ -95,11 +99,6 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
             ExitCode::from(code)
         }
     }
-}
-
-/// The live Azure reader for this configuration.
-fn azure_reader(config: &Config, env: &dyn EnvSource) -> Result<crate::adapters::azure::AzureHandles, String> {
-    crate::adapters::azure::azure_from_config(config, env).map_err(|e| format!("Azure credential: {e}"))
 }
 
 fn print_error(args: &SyncArgs, message: &dyn std::fmt::Display) {

@@ -8,7 +8,6 @@
 //! not be done nor queued, so the trigger delivers again.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,18 +16,16 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::adapters::servicebus::RetryJob;
 use crate::app::resync::{self, LongResync};
-use crate::app::runner::{ApplyOutcome, RunOutcome, Runner, Services};
+use crate::app::runner::{ApplyOutcome, RunOutcome};
 use crate::domain::change::{Change, EventRef};
 use crate::transport::events::{EventNote, event_values, sort_events};
 use crate::transport::functions::envelope::{Invocation, InvocationResponse, http_output};
-use crate::transport::functions::limits::{Limits, bounded_body};
+use crate::transport::functions::limits::bounded_body;
 use crate::transport::resync::parse_request;
 
 /// Input and output binding names, as in `function/*/function.json`.
@@ -46,66 +43,7 @@ pub const FUNCTIONS: [&str; 5] = ["reconcile", "resource-events", "resync", "ret
 /// The invocation id header the host sends with every invocation.
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
-/// Builds the services on first need (configuration, credentials, clients).
-pub type ServicesFactory = Arc<dyn Fn() -> BoxFuture<'static, Result<Services, String>> + Send + Sync>;
-
-/// Shared server state: the services, built once, lazily.
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    factory: ServicesFactory,
-    runner: OnceCell<Result<Arc<Runner>, String>>,
-    limits: Limits,
-}
-
-impl AppState {
-    pub fn new(factory: ServicesFactory) -> AppState {
-        AppState::with_limits(factory, Limits::default())
-    }
-
-    /// A state whose requests are held to `limits` (tests shorten the body read timeout).
-    pub fn with_limits(factory: ServicesFactory, limits: Limits) -> AppState {
-        AppState {
-            inner: Arc::new(Inner {
-                factory,
-                runner: OnceCell::new(),
-                limits,
-            }),
-        }
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.inner.limits
-    }
-
-    /// The runner, building the services on first call; every caller shares one build.
-    pub async fn runner(&self) -> Result<Arc<Runner>, String> {
-        self.inner
-            .runner
-            .get_or_init(|| async {
-                match (self.inner.factory)().await {
-                    Ok(services) => Ok(Arc::new(Runner::new(services))),
-                    Err(e) => {
-                        tracing::error!(error = %e, "seedwatch cannot start its services");
-                        Err(e)
-                    }
-                }
-            })
-            .await
-            .clone()
-    }
-
-    /// Starts building the services in the background, so the first invocation finds them ready.
-    pub fn warm_up(&self) {
-        let state = self.clone();
-        tokio::spawn(async move {
-            let _ = state.runner().await;
-        });
-    }
-}
+pub use crate::app::state::{AppState, ServicesFactory};
 
 /// The routes, without a listener (tests drive it in-process too).
 pub fn router(state: AppState) -> Router {
@@ -231,7 +169,7 @@ async fn resource_events(State(state): State<AppState>, body: Bytes) -> Response
     }
     let runner = match state.runner().await {
         Ok(r) => r,
-        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let outcomes = runner.apply_events(changes).await;
     let mut failed = Vec::new();
@@ -303,7 +241,7 @@ async fn retry(State(state): State<AppState>, body: Bytes) -> Response {
     tracing::info!(message_id, delivery_count, job = job.label(), "queued job received");
     let runner = match state.runner().await {
         Ok(r) => r,
-        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let outcome = match runner.run_job(job).await {
         Ok(outcome) => outcome,
@@ -342,7 +280,7 @@ async fn reconcile(State(state): State<AppState>, body: Bytes) -> Response {
     }
     let runner = match state.runner().await {
         Ok(r) => r,
-        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let mut response = InvocationResponse::new();
     let run = runner.timer_reconcile();
@@ -374,7 +312,7 @@ async fn resync(State(state): State<AppState>, body: Bytes) -> Response {
             (400, json!({"error": message}))
         }
         Ok(resync) => match state.runner().await {
-            Err(e) => (503, json!({"error": e})),
+            Err(e) => (503, json!({"error": e.to_string()})),
             // Small or dry-run work is answered at once; a full reconcile of a subscription or
             // the estate may outlast the 230-second HTTP limit, so it is queued (202).
             Ok(runner) => {

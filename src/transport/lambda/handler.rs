@@ -21,8 +21,8 @@ use super::webhook::{self, Delivery, WebhookSecret};
 use crate::app::ports::Scope;
 use crate::app::resync::{self, LongResync};
 use crate::app::runner::RunOutcome;
+use crate::app::state::AppState;
 use crate::transport::events::{EventNote, sort_events};
-use crate::transport::functions::server::AppState;
 use crate::transport::resync::parse_body;
 
 /// The EventBridge Scheduler input that asks for a reconcile: `{"seedwatch": "reconcile"}`.
@@ -209,7 +209,7 @@ impl LambdaApp {
         }
         let runner = match self.state.runner().await {
             Ok(r) => r,
-            Err(e) => return rejected(500, e),
+            Err(e) => return rejected(500, e.to_string()),
         };
         let outcomes = runner.apply_events(changes).await;
         let mut failed = false;
@@ -239,7 +239,7 @@ impl LambdaApp {
                     400,
                     format!(
                         "body is {}: expected an object such as {{\"scope\": \"all\"}}",
-                        crate::transport::functions::envelope::describe(&other)
+                        crate::transport::json::describe(&other)
                     ),
                 );
             }
@@ -254,7 +254,7 @@ impl LambdaApp {
         };
         let runner = match self.state.runner().await {
             Ok(r) => r,
-            Err(e) => return rejected(503, e),
+            Err(e) => return rejected(503, e.to_string()),
         };
         let done = resync::resync(&runner, &resync.scope, resync.dry_run, LongResync::RunHere).await;
         let (status, body) = crate::transport::resync::answer(&done);
