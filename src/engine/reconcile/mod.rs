@@ -10,6 +10,8 @@
 //! it comes back as a warning, and the next reconcile repairs the ledger.
 
 mod report;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
