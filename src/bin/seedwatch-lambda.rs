@@ -17,7 +17,7 @@ use seedwatch::transport::lambda::webhook::WebhookSecret;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    seedwatch::transport::functions::logging::init();
+    seedwatch::transport::logging::init();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "seedwatch-lambda starting");
     let factory: ServicesFactory = Arc::new(|| build().boxed());
     let state = AppState::new(factory);

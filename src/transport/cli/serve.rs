@@ -17,7 +17,7 @@ use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv, env};
 use crate::transport::functions::server::{AppState, ServicesFactory, serve};
 
 pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
-    crate::transport::functions::logging::init();
+    crate::transport::logging::init();
     let port = match args.port {
         Some(port) => port,
         None => match ProcessEnv

@@ -1,4 +1,4 @@
-//! Log lines for the Functions host: one JSON object per line through `tracing`, info and
+//! Log lines for the Functions host (and Lambda, whose runtime reads the same streams): one JSON object per line through `tracing`, info and
 //! below on stdout, warnings and errors on stderr (the host treats stderr lines as errors).
 //! Lines logged inside an invocation carry the invocation's span fields (`invocation_id`,
 //! `function`).
