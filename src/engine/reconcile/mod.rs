@@ -26,9 +26,6 @@ use crate::engine::sync::{SyncError, SyncOptions, SyncProgress, SyncReport};
 use crate::ledger::Ledger;
 use crate::ledger::failures::FailedChanges;
 
-/// The error that stops a reconcile before any write (configuration or an outage).
-pub type ReconcileError = SyncError;
-
 /// One reconcile: what it reads and writes through, and over which scope.
 pub struct Reconcile<'a> {
     /// The configuration, narrowed to the scope being reconciled.
@@ -45,8 +42,10 @@ pub struct Reconcile<'a> {
     pub progress: &'a dyn SyncProgress,
 }
 
-/// Runs one reconcile (see the module's documentation).
-pub async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, ReconcileError> {
+/// Runs one reconcile (see the module's documentation). The errors are those that stop it
+/// before any write ([`SyncError`]: configuration or an outage); anything later is in the
+/// report.
+pub async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, SyncError> {
     let Reconcile {
         config,
         azure,

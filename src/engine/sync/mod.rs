@@ -1,15 +1,16 @@
-//! The full reconcile engine behind `seedwatch sync` (and later the timer and the HTTP resync).
+//! The diff and the writes of a full reconcile, without the ledger (which
+//! [`crate::engine::reconcile`] puts around it).
 //!
 //! Steps: check the ASM key and the scan, sweep Azure, extract, list ASM's seeds, reconcile
 //! ([`crate::domain::reconcile`]), then apply: adds first, then deletes. Writes go out a few at a time
 //! (each one makes ASM re-run the scan), and stop early when ASM keeps failing.
 //!
-//! **Ledger hook.** The ledger (issue 5) plugs in at two points, both outside this module:
-//! - before: it passes what it knows of stale seeds' sources as [`SyncOptions::provenance`];
-//! - after: it rebuilds itself from the returned [`SyncReport`]: `extraction.contributions`
-//!   (owner → seeds, the whole estate) and [`SyncReport::asm_holds`] (whether ASM now holds a
-//!   seed, from the listing plus each write's outcome in `writes`). A dry run or a failed run
-//!   still carries both; the rebuild should only mark seeds held that `asm_holds` says are.
+//! The ledger plugs in at two points: before, its knowledge of stale seeds' sources comes in as
+//! [`SyncOptions::provenance`]; after, it is rebuilt from the returned [`SyncReport`]:
+//! `extraction.contributions` (owner → seeds, the whole estate) and [`SyncReport::asm_holds`]
+//! (whether ASM now holds a seed, from the listing plus each write's outcome in `writes`). A dry
+//! run or a failed run still carries both; the rebuild only marks seeds held that `asm_holds`
+//! says are.
 
 mod report;
 mod writes;
