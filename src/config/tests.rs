@@ -1,6 +1,10 @@
 use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
 
 use super::*;
+use crate::check::ServiceCheck;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
