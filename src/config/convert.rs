@@ -8,7 +8,7 @@ use super::raw::{RawAzure, RawConfig, RawEvents, RawHttp, RawRetry, RawSync};
 use super::types::*;
 use super::values::{AuthorityUrl, BaseUrl, Count, Flag, Fraction, Seconds, SeedTypes, Text, TextList, quoted};
 use super::{ConfigError, EnvSource, env, tenants};
-use crate::check::EnabledChecks;
+use crate::check::{EnabledChecks, ServiceCheck};
 
 fn invalid(origin: &str, key: &str, value: String, expected: &str) -> ConfigError {
     ConfigError::Invalid {
@@ -88,8 +88,12 @@ fn azure_settings(
     warnings: &mut Vec<String>,
 ) -> Result<AzureSettings, ConfigError> {
     let mut checks = EnabledChecks::all();
-    for (check, on) in raw.services.0 {
-        checks.set(check, on);
+    // In the order of the checks, not of the file: the set's contents compare equal either way,
+    // but its list would not.
+    for check in ServiceCheck::ALL {
+        if let Some((_, on)) = raw.services.0.iter().find(|(c, _)| c == check) {
+            checks.set(*check, *on);
+        }
     }
     let enabled = flag(raw.enabled).unwrap_or(true);
     if !enabled {
