@@ -1,10 +1,7 @@
 //! The incremental path: the deterministic simulation (in-process, and one variant against the
 //! Table backend on Azurite).
 
-#[path = "support/gated_ledger.rs"]
-mod gated_ledger;
-#[path = "support/sim.rs"]
-mod sim;
+use crate::support::{cli, fake_asm, fake_azure, gated_ledger, sim};
 
 use std::sync::Arc;
 
@@ -348,13 +345,6 @@ async fn a_body_committed_after_its_resource_group_delete_listed_its_owners_is_r
 // ---------------------------------------------------------------------------------------------
 // End to end: `seedwatch sync` then `seedwatch apply`, the built binary against the fake ASM and
 // the fake ARM/Resource Graph servers, sharing one local ledger (the working directory's).
-
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
 
 mod e2e {
     use std::collections::BTreeSet;

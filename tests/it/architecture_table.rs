@@ -80,12 +80,12 @@ fn no_deletion_safety_cell_points_at_a_file_instead_of_a_test() {
 
 #[test]
 fn the_checker_sees_a_missing_test_and_a_vague_cell() {
-    let cited = citations("| `tests/apply.rs::no_such_test` | `SyncEngine::run` | `tests/lambda.rs` |");
+    let cited = citations("| `tests/it/apply.rs::no_such_test` | `SyncEngine::run` | `tests/it/lambda.rs` |");
     assert_eq!(
         cited,
         vec![
-            ("tests/apply.rs".to_string(), Some("no_such_test".to_string())),
-            ("tests/lambda.rs".to_string(), None),
+            ("tests/it/apply.rs".to_string(), Some("no_such_test".to_string())),
+            ("tests/it/lambda.rs".to_string(), None),
         ]
     );
     assert!(defines_fn("async fn ab_c() {}", "ab_c"));

@@ -8,12 +8,7 @@
 //! - a record set read by an event is read with its zone, so a legacy private zone's records
 //!   are not seeded (12.8).
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
+use crate::support::{cli, fake_asm, fake_azure};
 
 use std::collections::BTreeSet;
 

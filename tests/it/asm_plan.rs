@@ -2,12 +2,7 @@
 //! plan that refuses ranges), and seedwatch remembers a seed ASM refused instead of sending it
 //! on every run; `asm.seed_types` turns a type off.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
+use crate::support::{cli, fake_asm, fake_azure};
 
 use fake_asm::{FakeAsm, Fault, Route};
 use fake_azure::FakeAzure;

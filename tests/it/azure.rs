@@ -1,11 +1,6 @@
 //! The live Azure reader against a local fake ARM + Resource Graph + managed-identity server.
 
-#[path = "support/azure_reader.rs"]
-mod azure_reader;
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
+use crate::support::{azure_reader, cli, fake_azure};
 
 use std::collections::HashMap;
 use std::sync::Arc;

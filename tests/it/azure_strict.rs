@@ -3,10 +3,7 @@
 //! ARM's read bucket, 429s without `Retry-After`, paged child lists, continuation links to
 //! another host, api-versions per path.
 
-#[path = "support/azure_reader.rs"]
-mod azure_reader;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
+use crate::support::{azure_reader, fake_azure};
 
 use std::time::Duration;
 

@@ -2,12 +2,7 @@
 //! endpoint over HTTPS, trusted through `SSL_CERT_FILE`; the configurable authority; token
 //! requests bounded by `http.timeout`.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/fake_entra.rs"]
-mod fake_entra;
+use crate::support::{cli, fake_azure, fake_entra};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -6,8 +6,7 @@
 //! These read the repository's own files: the template and the code are checked against each
 //! other, so a new `env::var` read or a renamed function fails here before it fails in Azure.
 
-#[path = "support/template.rs"]
-mod template;
+use crate::support::template;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -39,7 +38,7 @@ fn files_with_extension(dir: &Path, extension: &str, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The shared reader (`tests/support/template.rs`) takes a setting only from code: one that is
+/// The shared reader (`tests/it/support/template.rs`) takes a setting only from code: one that is
 /// commented out is not set.
 #[test]
 fn app_settings_are_read_from_code_not_comments() {

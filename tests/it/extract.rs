@@ -8,9 +8,9 @@ use seedwatch::resource::Resource;
 use serde_json::{Value, json};
 
 const SUB: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups";
-const BUNDLE: &str = include_str!("fixtures/certs/leaf-and-ca.p7b.b64");
-const DER: &str = include_str!("fixtures/certs/leaf.der.b64");
-const PEM: &str = include_str!("fixtures/certs/leaf.pem");
+const BUNDLE: &str = include_str!("../fixtures/certs/leaf-and-ca.p7b.b64");
+const DER: &str = include_str!("../fixtures/certs/leaf.der.b64");
+const PEM: &str = include_str!("../fixtures/certs/leaf.pem");
 
 fn resource(rg: &str, path: &str, arm_type: &str, properties: Value) -> Resource {
     Resource::from_json(json!({

@@ -4,12 +4,7 @@
 //! quota is relaxed (`lax_graph_quota_for_test`): this test is about the end state, the quota
 //! is the sweep benchmark's.
 
-#[path = "support/azure_reader.rs"]
-mod azure_reader;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
+use crate::support::{azure_reader, fake_asm, fake_azure};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;

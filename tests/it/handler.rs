@@ -1,18 +1,7 @@
 //! The Functions custom handler end to end: the built binary driven by a host emulator, the
 //! retry queue against a fake Service Bus REST endpoint, and the event → retry → re-apply flow.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/fake_servicebus.rs"]
-mod fake_servicebus;
-#[path = "support/handler_world.rs"]
-mod handler_world;
-#[path = "support/host_emulator.rs"]
-mod host_emulator;
+use crate::support::{cli, fake_asm, fake_servicebus, handler_world, host_emulator};
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -3,18 +3,7 @@
 //! deletion breaker (`sync.max_delete_fraction`) keeps the seeds past its fraction for the
 //! reconcile. Each kept seed is logged `seed kept in ASM` with its reason.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/fake_servicebus.rs"]
-mod fake_servicebus;
-#[path = "support/handler_world.rs"]
-mod handler_world;
-#[path = "support/host_emulator.rs"]
-mod host_emulator;
+use crate::support::{handler_world, host_emulator};
 
 use handler_world::*;
 use host_emulator::*;

@@ -3,18 +3,7 @@
 //! answers within `events.deadline` and queues what is unfinished, oversized bodies get 413
 //! and a body that trickles in is cut off.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/fake_servicebus.rs"]
-mod fake_servicebus;
-#[path = "support/handler_world.rs"]
-mod handler_world;
-#[path = "support/host_emulator.rs"]
-mod host_emulator;
+use crate::support::{fake_servicebus, handler_world, host_emulator};
 
 use std::sync::Arc;
 use std::time::Duration;

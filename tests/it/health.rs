@@ -1,14 +1,7 @@
 //! `seedwatch check` through the built binary against the fakes: all ok, then each dependency
 //! broken in turn gives its line, its advice and the exit code (0 ok, 1 warnings, 2 failed).
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/fake_servicebus.rs"]
-mod fake_servicebus;
+use crate::support::{cli, fake_asm, fake_azure, fake_servicebus};
 
 use serde_json::Value;
 

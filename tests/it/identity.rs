@@ -3,16 +3,7 @@
 //! sets (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`), against an App Service token endpoint that,
 //! like Azure's, refuses a request naming no identity when the app has only a user-assigned one.
 
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/fake_servicebus.rs"]
-mod fake_servicebus;
-#[path = "support/host_emulator.rs"]
-mod host_emulator;
-#[path = "support/template.rs"]
-mod template;
+use crate::support::{fake_asm, fake_azure, fake_servicebus, host_emulator, template};
 
 use std::collections::BTreeSet;
 

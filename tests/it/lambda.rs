@@ -1,4 +1,3 @@
-#![cfg(feature = "lambda")]
 //! The Lambda entry point, driven at the `service_fn` layer: realistic Lambda payloads (fixtures
 //! in `tests/fixtures/lambda/`: an EventBridge scheduled-rule event, the Scheduler input, function
 //! URL requests in payload format 2.0 carrying Event Grid deliveries and resyncs) are handed to
@@ -11,12 +10,7 @@
 //! fake in-process), the fake ASM, the fake Service Bus (SAS) and a local ledger in a temporary
 //! directory.
 
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/fake_servicebus.rs"]
-mod fake_servicebus;
+use crate::support::{fake_asm, fake_azure, fake_servicebus};
 
 use std::collections::HashMap;
 use std::sync::Arc;

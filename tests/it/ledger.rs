@@ -501,10 +501,7 @@ async fn empty_pages_with_a_continuation_are_followed() {
     assert_eq!(queries[1].get("$filter"), queries[0].get("$filter"));
 }
 
-#[path = "support/gated_ledger.rs"]
-mod gated_ledger;
-#[path = "support/sim.rs"]
-mod sim;
+use crate::support::{gated_ledger, sim};
 
 /// Issue 12.7: the rebuild neither breaks on the ledger's own records nor overwrites fresher
 /// state. Driven through `sync_with_ledger` (what `seedwatch sync` and the timer run) over the

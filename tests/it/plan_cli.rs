@@ -1,7 +1,6 @@
 //! `seedwatch plan --estate` end to end through the built binary.
 
-#[path = "support/cli.rs"]
-mod cli;
+use crate::support::cli;
 
 use std::path::Path;
 

@@ -1,14 +1,7 @@
 //! The ASM API key never reaches the output of the built binary, whatever form the server
 //! echoes it in and wherever a cut falls in the quoted text.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/host_emulator.rs"]
-mod host_emulator;
+use crate::support::{cli, fake_asm, fake_azure, host_emulator};
 
 use base64::Engine;
 use fake_asm::{FakeAsm, Fault, Route};

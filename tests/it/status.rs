@@ -3,14 +3,7 @@
 //! reconcile runs (refreshing) and after it, as JSON and as the page, rendered by a real
 //! headless Chromium.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/host_emulator.rs"]
-mod host_emulator;
+use crate::support::{cli, fake_asm, fake_azure, host_emulator};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

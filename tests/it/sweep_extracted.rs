@@ -1,10 +1,7 @@
 //! The live sweep extracted page by page (`AzureReader::sweep_extracted`, no resource body kept)
 //! gives exactly what extracting the whole sweep at once gives.
 
-#[path = "support/azure_reader.rs"]
-mod azure_reader;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
+use crate::support::{azure_reader, fake_azure};
 
 use azure_reader::*;
 use seedwatch::azure::{AzureReader, NoProgress};

@@ -1,10 +1,7 @@
 //! `seedwatch sync` and its parts: the ASM client against the fake ASM server, the engine, and
 //! (further down) the built binary against the fake ASM and fake Azure servers.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
+use crate::support::{cli, fake_asm, fake_azure};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -583,9 +580,6 @@ mod binary {
 // ---------------------------------------------------------------------------------------------
 // End to end: the built binary against the fake ASM and the fake ARM/Resource Graph servers.
 
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-
 mod e2e {
     use std::collections::BTreeSet;
     use std::time::{Duration, Instant};
@@ -630,7 +624,7 @@ mod e2e {
     /// `per_sub` public IPs in each of two subscriptions; an empty scan.
     async fn world(per_sub: usize) -> World {
         let azure = FakeAzure::start().await;
-        // Many sweeps per test, none about Resource Graph's quota (tests/azure.rs has those).
+        // Many sweeps per test, none about Resource Graph's quota (tests/it/azure.rs has those).
         azure.lax_graph_quota_for_test();
         let mut estate = Vec::new();
         let mut desired = BTreeSet::new();

@@ -2,14 +2,7 @@
 //! fakes: one fake Entra ID issuing per-tenant tokens, a fake ARM that refuses a token from
 //! another tenant and lists delegated subscriptions as ARM does.
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/fake_entra.rs"]
-mod fake_entra;
+use crate::support::{cli, fake_asm, fake_azure, fake_entra};
 
 use std::collections::HashMap;
 use std::sync::Arc;

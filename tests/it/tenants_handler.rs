@@ -2,18 +2,7 @@
 //! connection; one from a subscription no connection covers is acknowledged and logged, never
 //! read and never applied (not even from a body the event carries).
 
-#[path = "support/cli.rs"]
-mod cli;
-#[path = "support/fake_asm.rs"]
-mod fake_asm;
-#[path = "support/fake_azure.rs"]
-mod fake_azure;
-#[path = "support/fake_servicebus.rs"]
-mod fake_servicebus;
-#[path = "support/handler_world.rs"]
-mod handler_world;
-#[path = "support/host_emulator.rs"]
-mod host_emulator;
+use crate::support::{fake_azure, handler_world, host_emulator};
 
 use handler_world::*;
 use host_emulator::*;

@@ -1,5 +1,4 @@
-#![allow(dead_code)]
-//! The live reader over the fake Azure, for tests/azure*.rs: configuration, tuning, tokens as
+//! The live reader over the fake Azure, for tests/it/azure*.rs: configuration, tuning, tokens as
 //! production gets them, expected sweep results.
 
 use std::collections::HashMap;

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! The built `seedwatch` binary as an operator runs it: a hermetic command for `assert_cmd`
 //! checks, a run with exactly the environment a test gives it, and the example estate file the
 //! CLI tests plan from.

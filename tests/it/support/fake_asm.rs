@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A fake Hexiosec ASM API on 127.0.0.1 (hexiosec-connector.md section 4), for tests.
 //!
 //! Wire format: `x-hexiosec-api-key` checked on every request before anything else, scripted

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A fake Entra ID token endpoint over HTTPS on 127.0.0.1:0, with its own test CA.
 //!
 //! `POST /{tenant}/oauth2/v2.0/token` (client credentials grant, form-encoded), as Entra ID:
@@ -159,11 +158,6 @@ impl FakeEntra {
     /// The authority host: `https://127.0.0.1:{port}`.
     pub fn authority(&self) -> String {
         self.shared.base.clone()
-    }
-
-    /// The test CA's certificate, PEM.
-    pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
     }
 
     /// Writes the CA bundle for `SSL_CERT_FILE` into `dir`.

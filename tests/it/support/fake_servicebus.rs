@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A fake Service Bus REST data plane (azure-protocols.md §7): `POST /{queue}/messages`
 //! answers 201 with an empty body; `BrokerProperties` is parsed (an unparsable one, or a
 //! `ScheduledEnqueueTimeUtc` that is not RFC 1123, is a 400); duplicate detection drops a
@@ -33,7 +32,6 @@ use sha2::Sha256;
 /// One message the fake accepted (or dropped as a duplicate).
 #[derive(Debug, Clone)]
 pub struct Journaled {
-    pub queue: String,
     pub message_id: Option<String>,
     pub scheduled: Option<SystemTime>,
     pub label: Option<String>,
@@ -41,7 +39,6 @@ pub struct Journaled {
     pub broker_properties: Value,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
-    pub received_at: SystemTime,
     /// Dropped by duplicate detection (the sender still got 201).
     pub duplicate: bool,
 }
@@ -96,10 +93,12 @@ impl FakeAuth {
     }
 }
 
+/// The queue's duplicate detection history window (the service's default, ten minutes).
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
+
 struct Inner {
     queues: Vec<String>,
     auth: FakeAuth,
-    window: Duration,
     journal: Vec<Journaled>,
     seen: HashMap<String, SystemTime>,
     inject: VecDeque<u16>,
@@ -119,7 +118,6 @@ impl FakeServiceBus {
         let inner = Arc::new(Mutex::new(Inner {
             queues: vec![queue.to_string()],
             auth,
-            window: Duration::from_secs(600),
             journal: Vec::new(),
             seen: HashMap::new(),
             inject: VecDeque::new(),
@@ -145,10 +143,6 @@ impl FakeServiceBus {
     /// The next sends get these statuses, in order, before normal service resumes.
     pub fn inject(&self, statuses: &[u16]) {
         self.inner.lock().unwrap().inject.extend(statuses.iter().copied());
-    }
-
-    pub fn set_duplicate_window(&self, window: Duration) {
-        self.inner.lock().unwrap().window = window;
     }
 
     /// Every send that got a 201, duplicates included (flagged).
@@ -223,13 +217,12 @@ async fn send(
     };
     let message_id = broker.get("MessageId").and_then(Value::as_str).map(str::to_string);
     let now = SystemTime::now();
-    let window = inner.window;
     let duplicate = match &message_id {
         Some(id) => {
             let dup = inner
                 .seen
                 .get(id)
-                .is_some_and(|at| now.duration_since(*at).unwrap_or_default() < window);
+                .is_some_and(|at| now.duration_since(*at).unwrap_or_default() < DUPLICATE_WINDOW);
             if !dup {
                 inner.seen.insert(id.clone(), now);
             }
@@ -238,7 +231,6 @@ async fn send(
         None => false,
     };
     let entry = Journaled {
-        queue,
         message_id,
         scheduled,
         label: broker.get("Label").and_then(Value::as_str).map(str::to_string),
@@ -246,7 +238,6 @@ async fn send(
         broker_properties: broker,
         content_type: header("content-type"),
         body: body.to_vec(),
-        received_at: now,
         duplicate,
     };
     inner.journal.push(entry);

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A ledger that holds one write back, to force one interleaving of parallel appliers exactly
 //! (no sleeps, no randomness): the first `put_raw` of a chosen entity stops before it reaches
 //! the wrapped ledger, tells the test it got there, and waits until the test releases it.

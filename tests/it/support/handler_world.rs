@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! The world a handler test runs in: fake Azure (ARM, Resource Graph, managed identity), fake
 //! ASM, fake Service Bus and a ledger directory, the built binary started on it through the
 //! host emulator, and the invocations the tests make most.
@@ -8,9 +7,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::fake_servicebus::{self, FakeAuth, FakeServiceBus};
-use crate::host_emulator::*;
-use crate::{fake_asm, fake_azure};
+use super::fake_servicebus::{self, FakeAuth, FakeServiceBus};
+use super::host_emulator::*;
+use super::{fake_asm, fake_azure};
 use seedwatch::config::Config;
 use seedwatch::functions::events::ChangeKind;
 use seedwatch::queue::{QueueTarget, RetryJob, RetryQueue};
@@ -91,7 +90,7 @@ pub struct World {
 impl World {
     pub async fn start() -> World {
         let azure = fake_azure::FakeAzure::start().await;
-        // Many sweeps per test, none about Resource Graph's quota (tests/azure_strict.rs has those).
+        // Many sweeps per test, none about Resource Graph's quota (tests/it/azure_strict.rs has those).
         azure.lax_graph_quota_for_test();
         azure.add_subscription(SUB, "Enabled");
         let asm = fake_asm::FakeAsm::start(API_KEY).await;

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A stand-in for the Azure Functions host, as far as a custom handler can tell
 //! (azure-protocols.md §1.4–1.6): it starts the built `seedwatch serve` with
 //! `FUNCTIONS_CUSTOMHANDLER_PORT` set to a free port, polls `GET /` every 25 ms until any HTTP
@@ -261,10 +260,6 @@ impl HostEmulator {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
     }
 
     /// Sends SIGTERM, as the host does when it stops the worker, and waits for the exit.

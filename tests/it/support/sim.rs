@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A deterministic simulation of the incremental path: random creates, updates and deletes with
 //! shared seeds; events duplicated, reordered and applied in parallel by several appliers that
 //! share one ledger; ASM and ARM faults; crashes between steps. In-process fakes of our own
@@ -21,7 +20,7 @@ use seedwatch::extract::{Contribution, Extraction};
 use seedwatch::ledger::{Expect, IntentAction, Ledger, LedgerError, RawEntity, Scan, Version};
 use seedwatch::resource::{Resource, ResourceId};
 use seedwatch::seed::Seed;
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub const TAG: &str = "seedwatch-sim";
 const SUBS: [&str; 2] = [
@@ -759,8 +758,4 @@ pub fn check(params: &SimParams, out: &SimOutcome) {
         out.desired.is_subset(&out.after_reconcile_held),
         "seed {seed}: held in the ledger"
     );
-}
-
-pub fn value_of(v: &Value) -> String {
-    v.to_string()
 }

@@ -1,5 +1,4 @@
-#![allow(dead_code)]
-//! Reading `infra/`'s Bicep for the tests (`tests/deploy.rs`, `tests/identity.rs`): the code
+//! Reading `infra/`'s Bicep for the tests (`tests/it/deploy.rs`, `tests/it/identity.rs`): the code
 //! without its comments, and the app settings it gives the Function App (every `name: '<X>'`
 //! line directly followed by a `value:` line, an entry of `siteConfig.appSettings`).
 

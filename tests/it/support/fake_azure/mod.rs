@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A fake ARM + Resource Graph + managed-identity token server on 127.0.0.1:0, speaking the
 //! wire format of azure-protocols.md sections 4 to 6:
 //!
@@ -35,17 +34,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-#[path = "fake_azure_arm.rs"]
 mod arm;
-#[path = "fake_azure_estate.rs"]
 mod estate;
-#[path = "fake_azure_graph.rs"]
 mod graph;
-#[path = "fake_azure_tenancy.rs"]
 mod tenancy;
-#[path = "fake_azure_tokens.rs"]
 mod tokens;
-#[allow(unused_imports)]
 pub use estate::{generate_estate, public_ip};
 pub use tokens::CLIENT_ID;
 
@@ -248,6 +241,12 @@ impl Drop for FakeAzure {
 impl FakeAzure {
     /// Starts on 127.0.0.1 with a free port and an empty estate.
     pub async fn start() -> FakeAzure {
+        Self::start_with_page_latency(Duration::ZERO).await
+    }
+
+    /// As `start`, with `page_latency` added to every Resource Graph page (the sweep bench's
+    /// model of a remote service; no test needs one).
+    pub async fn start_with_page_latency(page_latency: Duration) -> FakeAzure {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shared = Arc::new(Shared {
@@ -256,7 +255,7 @@ impl FakeAzure {
             estate: RwLock::new(Estate::default()),
             faults: Mutex::new(HashMap::new()),
             settings: Mutex::new(Settings {
-                page_latency: Duration::ZERO,
+                page_latency,
                 subscription_page_size: 50,
                 graph_throttle_left: 0,
                 graph_throttle_retry_after: Duration::ZERO,
@@ -320,16 +319,6 @@ impl FakeAzure {
             ("IDENTITY_HEADER".into(), self.identity_header()),
             ("AZURE_CLIENT_ID".into(), self.client_id()),
         ]
-    }
-
-    /// Gives the app a system-assigned identity too (requests naming no identity then succeed).
-    pub fn add_system_assigned_identity(&self) {
-        self.shared.tokens.identities.lock().unwrap().system_assigned = true;
-    }
-
-    /// Lifetime of the tokens the identity endpoints issue from now on (default one hour).
-    pub fn set_token_lifetime(&self, seconds: u64) {
-        *self.shared.tokens.lifetime_secs.lock().unwrap() = Some(seconds);
     }
 
     /// A token for `audience` minted directly, valid `lifetime_secs` from now (negative: stale),
@@ -572,11 +561,6 @@ impl FakeAzure {
             started: Instant::now(),
             used: 0,
         };
-    }
-
-    /// Latency added to every Resource Graph page.
-    pub fn set_page_latency(&self, latency: Duration) {
-        self.shared.settings.lock().unwrap().page_latency = latency;
     }
 
     /// Subscriptions per `GET /subscriptions` page.

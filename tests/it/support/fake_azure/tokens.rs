@@ -26,6 +26,9 @@ use super::{Shared, arm_error};
 /// The client id of the user-assigned identity a fake app holds by default.
 pub const CLIENT_ID: &str = "33333333-3333-3333-3333-333333333333";
 
+/// How long an issued token is valid (one hour).
+const TOKEN_LIFETIME_SECS: i64 = 3600;
+
 /// The audiences ARM and Resource Graph accept.
 const MANAGEMENT_AUDIENCES: &[&str] = &["https://management.azure.com", "https://management.core.windows.net"];
 
@@ -56,7 +59,6 @@ pub struct Issued {
 pub struct Tokens {
     pub issued: Mutex<HashMap<String, Issued>>,
     pub identities: Mutex<Identities>,
-    pub lifetime_secs: Mutex<Option<u64>>,
 }
 
 pub fn now_secs() -> u64 {
@@ -131,8 +133,7 @@ fn issue_token(shared: &Shared, resource: &str, named: Option<(String, String)>)
         .lock()
         .unwrap()
         .push(named.as_ref().map(|(k, v)| format!("{k}={v}")).unwrap_or_default());
-    let lifetime = shared.tokens.lifetime_secs.lock().unwrap().unwrap_or(3600);
-    let (token, expires_on) = mint(shared, resource, lifetime as i64);
+    let (token, expires_on) = mint(shared, resource, TOKEN_LIFETIME_SECS);
     let client_id = match &named {
         Some((k, v)) if k == "client_id" => v.clone(),
         _ => CLIENT_ID.to_string(),
