@@ -18,7 +18,7 @@ fn deletion_safety_section() -> String {
     rest[..end].to_string()
 }
 
-/// Every backticked span of `text` that names a Rust file (`tests/x.rs` or `tests/x.rs::name`).
+/// Every backticked span of `text` that names a Rust file (`tests/it/x.rs` or `tests/it/x.rs::name`).
 fn citations(text: &str) -> Vec<(String, Option<String>)> {
     text.split('`')
         .skip(1)
