@@ -19,7 +19,7 @@
 //! Use: `let fake = FakeAzure::start().await; fake.load(estate);` then point
 //! `azure.endpoints.resource_manager` at `fake.base_url()` and get tokens as production does:
 //! `IDENTITY_ENDPOINT`, `IDENTITY_HEADER` and `AZURE_CLIENT_ID` (= [`FakeAzure::client_id`]).
-//! Tokens are checked for audience and expiry (see `fake_azure_tokens.rs`).
+//! Tokens are checked for audience and expiry (see `tokens.rs`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
