@@ -1,5 +1,5 @@
 //! One entry point per decoder of outside data, for the fuzz targets (`fuzz/`) and the property
-//! tests (`tests/fuzz.rs`): each takes raw bytes, runs the same code the service runs on them
+//! tests (`tests/it/fuzz.rs`): each takes raw bytes, runs the same code the service runs on them
 //! and answers `Ok` with what was decoded or `Err` with the reject's message. None may panic.
 //!
 //! Not an API: the functions follow the decoders wherever they move.
