@@ -1,4 +1,4 @@
-//! A fake Hexiosec ASM API on 127.0.0.1 (hexiosec-connector.md section 4), for tests.
+//! A fake Hexiosec ASM API on 127.0.0.1 (the Hexiosec ASM REST API the connector uses), for tests.
 //!
 //! Wire format: `x-hexiosec-api-key` checked on every request before anything else, scripted
 //! faults included (wrong or missing → 401; only an outage, which takes the whole service down,

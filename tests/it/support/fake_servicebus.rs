@@ -1,4 +1,4 @@
-//! A fake Service Bus REST data plane (azure-protocols.md §7): `POST /{queue}/messages`
+//! A fake Service Bus REST data plane (<https://learn.microsoft.com/rest/api/servicebus/>): `POST /{queue}/messages`
 //! answers 201 with an empty body; `BrokerProperties` is parsed (an unparsable one, or a
 //! `ScheduledEnqueueTimeUtc` that is not RFC 1123, is a 400); duplicate detection drops a
 //! message whose `MessageId` was seen within the window (still 201), scheduled messages

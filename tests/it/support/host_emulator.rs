@@ -1,5 +1,5 @@
 //! A stand-in for the Azure Functions host, as far as a custom handler can tell
-//! (azure-protocols.md §1.4–1.6): it starts the built `seedwatch serve` with
+//! (<https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers>): it starts the built `seedwatch serve` with
 //! `FUNCTIONS_CUSTOMHANDLER_PORT` set to a free port, polls `GET /` every 25 ms until any HTTP
 //! answer arrives, and POSTs invocations shaped as the host shapes them — `{"Data","Metadata"}`,
 //! strings double-encoded, numbers stringified, `sys` metadata, the invocation-id headers, and
@@ -407,7 +407,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
-// ---- Invocation payloads, shaped as the host shapes them (azure-protocols.md §1.5) ----
+// ---- Invocation payloads, shaped as the host shapes them (see the custom handler reference above) ----
 
 /// The host's encoding of a string value: JSON text of the string, sent as a JSON string.
 pub fn host_string(s: &str) -> Value {
@@ -511,7 +511,8 @@ pub fn http_invocation(body_text: Option<&str>) -> Value {
     })
 }
 
-/// A `Microsoft.Resources.*` event in the Event Grid schema (§3.2).
+/// A `Microsoft.Resources.*` event in the Event Grid schema
+/// (<https://learn.microsoft.com/azure/event-grid/event-schema>).
 /// A `Microsoft.Resources.*` event for `resource_id`, dated now (as Event Grid dates a change
 /// when it happens); see [`dated`] for another time.
 pub fn resources_event(event_type: &str, resource_id: &str) -> Value {
@@ -540,7 +541,8 @@ pub fn resources_event(event_type: &str, resource_id: &str) -> Value {
     })
 }
 
-/// The same event in the CloudEvents 1.0 schema (§3.3).
+/// The same event in the CloudEvents 1.0 schema
+/// (<https://learn.microsoft.com/azure/event-grid/cloud-event-schema>).
 pub fn cloud_event(event_type: &str, resource_id: &str) -> Value {
     let grid = resources_event(event_type, resource_id);
     json!({

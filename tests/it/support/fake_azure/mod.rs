@@ -1,5 +1,7 @@
 //! A fake ARM + Resource Graph + managed-identity token server on 127.0.0.1:0, speaking the
-//! wire format of azure-protocols.md sections 4 to 6:
+//! wire format of the Resource Graph, ARM and managed identity REST APIs
+//! (<https://learn.microsoft.com/rest/api/azureresourcegraph/>,
+//! <https://learn.microsoft.com/rest/api/resources/>):
 //!
 //! - `POST /providers/Microsoft.ResourceGraph/resources`: tables `resources`, `dnsresources`,
 //!   `resourcecontainers`; `where type in~ (...)` / `type =~ '...'` filters; `$skipToken` paging
@@ -53,7 +55,8 @@ pub const ARM_ONLY: &[&str] = &[
     "microsoft.sql/servers/firewallrules",
 ];
 
-/// api-versions the fake accepts per type (others: any version). From azure-resources.md.
+/// api-versions the fake accepts per type (others: any version). From each type's ARM REST
+/// reference (<https://learn.microsoft.com/rest/api/>).
 const API_VERSIONS: &[(&str, &[&str])] = &[
     (
         "microsoft.network/publicipaddresses",

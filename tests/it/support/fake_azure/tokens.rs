@@ -1,5 +1,6 @@
 //! The fake's managed-identity token endpoints and bearer-token checks, as strict as Azure
-//! (azure-protocols.md section 6.1):
+//! (<https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference>,
+//! <https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token>):
 //!
 //! - the App Service endpoint (`GET /msi/token`) requires `X-IDENTITY-HEADER`, `resource` and
 //!   `api-version`; a request naming no identity asks for the system-assigned one, which an app
