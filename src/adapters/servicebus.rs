@@ -1,6 +1,7 @@
 //! The retry queue: work that failed for a passing reason (ARM throttled, ASM down) and long
-//! resyncs, sent to a Service Bus queue through the REST API (azure-protocols.md §7) and run
-//! again by the `retry` function.
+//! resyncs, sent to a Service Bus queue through the REST API
+//! (https://learn.microsoft.com/rest/api/servicebus/send-message-to-queue) and run again by the
+//! `retry` function.
 //!
 //! Each send carries a fresh `MessageId` (duplicate detection would silently drop a reused one,
 //! scheduled messages included) and, for retries, a `ScheduledEnqueueTimeUtc` (RFC 1123) for

@@ -1,4 +1,5 @@
-//! The Hexiosec ASM REST client (hexiosec-connector.md section 4), implementing [`AsmApi`].
+//! The Hexiosec ASM REST client (API reference: https://asm.hexiosec.com/api/ui), implementing
+//! [`AsmApi`].
 //!
 //! Every request carries `x-hexiosec-api-key`, has a timeout, and is retried on 429, 5xx other
 //! than 501 and transport errors, honouring `Retry-After`. POSTs are retried too (there is no

@@ -3,7 +3,8 @@
 //! companion read beside its owner). Keys are lower-cased ARM types.
 //!
 //! The extractor registry (`crate::domain::extract`) decides which seeds a type yields; this table only
-//! says how to fetch it. Values come from azure-resources.md sections 2, 4 and 5.2.
+//! says how to fetch it. Each api-version is one the REST API reference lists for its path (the
+//! test `every_api_version_is_one_the_specs_list_for_its_path` names each page).
 
 use crate::domain::check::{EnabledChecks, ServiceCheck};
 

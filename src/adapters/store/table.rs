@@ -1,4 +1,5 @@
-//! Azure Table Storage over its REST API (azure-protocols.md section 8), with Shared Key
+//! Azure Table Storage over its REST API
+//! (https://learn.microsoft.com/rest/api/storageservices/table-service-rest-api), with Shared Key
 //! signing (connection strings, Azurite) or Entra ID bearer tokens (identity-based storage).
 //!
 //! Each ledger record is one entity: `PartitionKey`, `RowKey`, the record's JSON split over
@@ -23,7 +24,8 @@ use crate::adapters::store::table_failure::failure;
 use crate::domain::secret::Secret;
 use crate::ledger::{Expect, Ledger, LedgerError, Partitions, RawEntity, Scan, Version};
 
-/// The storage data-plane token scope (azure-protocols.md 6.3).
+/// The storage data-plane token scope
+/// (https://learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory).
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 const API_VERSION: &str = "2019-02-02";
 const ACCEPT: &str = "application/json;odata=minimalmetadata";
