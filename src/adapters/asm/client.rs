@@ -10,11 +10,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::Value;
 
 use super::{AddOutcome, AsmApi, AsmError, AsmSeed, DeleteOutcome};
-use crate::adapters::http::{RetryPolicy, is_retryable_status, retry_after};
+use crate::adapters::http::{Exchange, Retry, RetryPolicy, RetryRules, SendError, send_with_retry};
 use crate::config::{Config, ConfigError, HttpSettings};
 use crate::domain::secret::Secret;
 use crate::domain::seed::{Seed, SeedKind};
@@ -50,8 +50,49 @@ impl std::fmt::Debug for AsmClient {
 
 /// A response read to the end.
 struct Reply {
-    status: StatusCode,
+    status: u16,
     body: bytes::Bytes,
+}
+
+/// One ASM request as [`send_with_retry`] drives it: the key and the body on every attempt,
+/// a warning (its text scrubbed of the key) before every retry.
+struct AsmAttempt<'a> {
+    client: &'a AsmClient,
+    method: Method,
+    url: &'a str,
+    body: Option<&'a Value>,
+    what: &'a str,
+}
+
+impl Exchange for AsmAttempt<'_> {
+    type Error = std::convert::Infallible;
+
+    async fn request(&self) -> Result<reqwest::RequestBuilder, Self::Error> {
+        let mut request = self
+            .client
+            .http
+            .request(self.method.clone(), self.url)
+            .header(API_KEY_HEADER, self.client.key.expose())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = self.body {
+            request = request.json(body);
+        }
+        Ok(request)
+    }
+
+    async fn retrying(&self, why: Retry, attempt: u32, wait: Duration) {
+        let what = self.what;
+        match why {
+            Retry::Status(status) => tracing::warn!(what, status, attempt, "ASM answered with a retryable status"),
+            // ASM has no throttle budget: a 429 comes back as `Retry::Status`.
+            Retry::Throttled => tracing::warn!(what, status = 429u16, attempt, "ASM answered with a retryable status"),
+            Retry::Transport(e) => {
+                let message = self.client.scrub(&e.without_url().to_string());
+                tracing::warn!(what, error = %message, attempt, "ASM request failed");
+            }
+        }
+        tokio::time::sleep(wait).await;
+    }
 }
 
 impl AsmClient {
@@ -85,54 +126,28 @@ impl AsmClient {
     /// maps statuses), or a transport error once retries are exhausted.
     async fn send(&self, method: Method, path: &str, body: Option<&Value>, what: &str) -> Result<Reply, AsmError> {
         let url = format!("{}{}", self.base_url, path);
-        let mut attempt: u32 = 0;
-        loop {
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .header(API_KEY_HEADER, self.key.expose())
-                .header(reqwest::header::ACCEPT, "application/json");
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let outcome = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let wait = retry_after(response.headers());
-                    match response.bytes().await {
-                        Ok(body) => Ok((Reply { status, body }, wait)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            let retry_wait = match outcome {
-                Ok((reply, wait)) => {
-                    if !is_retryable_status(reply.status.as_u16()) || attempt >= self.retry.count {
-                        return Ok(reply);
-                    }
-                    tracing::warn!(
-                        what,
-                        status = reply.status.as_u16(),
-                        attempt,
-                        "ASM answered with a retryable status"
-                    );
-                    self.retry.delay(attempt, wait, RETRY_AFTER_CEILING)
-                }
-                Err(e) => {
-                    let message = self.scrub(&e.without_url().to_string());
-                    if attempt >= self.retry.count {
-                        return Err(AsmError::Transport {
-                            what: what.to_string(),
-                            message: format!("{message} (after {} attempts)", attempt + 1),
-                        });
-                    }
-                    tracing::warn!(what, error = %message, attempt, "ASM request failed");
-                    self.retry.backoff(attempt)
-                }
-            };
-            tokio::time::sleep(retry_wait).await;
-            attempt += 1;
+        let rules = RetryRules {
+            policy: self.retry,
+            retry_after_ceiling: RETRY_AFTER_CEILING,
+            throttle_budget: None,
+        };
+        let attempt = AsmAttempt {
+            client: self,
+            method,
+            url: &url,
+            body,
+            what,
+        };
+        match send_with_retry(&rules, &attempt).await {
+            Ok(answer) | Err(SendError::Throttled(answer)) => Ok(Reply {
+                status: answer.status,
+                body: answer.body,
+            }),
+            Err(SendError::Request(never)) => match never {},
+            Err(SendError::Transport { error, attempts }) => Err(AsmError::Transport {
+                what: what.to_string(),
+                message: format!("{} (after {attempts} attempts)", self.scrub(&error.without_url().to_string())),
+            }),
         }
     }
 
@@ -144,7 +159,7 @@ impl AsmClient {
 
     /// The error for a status the caller has no better meaning for.
     fn http_error(&self, reply: &Reply, what: &str) -> AsmError {
-        let status = reply.status.as_u16();
+        let status = reply.status;
         if status == 401 || status == 403 {
             return AsmError::Unauthorized { status };
         }
@@ -179,7 +194,7 @@ impl AsmApi for AsmClient {
     async fn check_auth(&self) -> Result<(), AsmError> {
         let what = "GET /auth";
         let reply = self.send(Method::GET, "/auth", None, what).await?;
-        if !reply.status.is_success() {
+        if !(200..300).contains(&reply.status) {
             return Err(self.http_error(&reply, what));
         }
         let body: Value = serde_json::from_slice(&reply.body).map_err(|e| AsmError::BadResponse {
@@ -189,7 +204,7 @@ impl AsmApi for AsmClient {
         match body.get("authenticated") {
             Some(Value::Bool(true)) => Ok(()),
             Some(Value::Bool(false)) => Err(AsmError::Unauthorized {
-                status: reply.status.as_u16(),
+                status: reply.status,
             }),
             _ => Err(AsmError::BadResponse {
                 what: what.into(),
@@ -201,7 +216,7 @@ impl AsmApi for AsmClient {
     async fn check_scan(&self) -> Result<(), AsmError> {
         let what = "GET /v1/scans/{id}";
         let reply = self.send(Method::GET, &self.scan_path(), None, what).await?;
-        match reply.status.as_u16() {
+        match reply.status {
             200..=299 => Ok(()),
             // Some APIs answer 400 for an id that is not a UUID; to the user it is the same.
             404 | 400 => Err(AsmError::ScanNotFound {
@@ -215,7 +230,7 @@ impl AsmApi for AsmClient {
         let what = "GET /v1/scans/{id}/seeds";
         let path = format!("{}/seeds?expand=tags", self.scan_path());
         let reply = self.send(Method::GET, &path, None, what).await?;
-        match reply.status.as_u16() {
+        match reply.status {
             200..=299 => parse_seed_list(&reply.body).map_err(|message| AsmError::BadResponse {
                 what: what.into(),
                 message: self.scrub(&message),
@@ -236,7 +251,7 @@ impl AsmApi for AsmClient {
         });
         let path = format!("{}/seeds", self.scan_path());
         let reply = self.send(Method::POST, &path, Some(&body), &what).await?;
-        match reply.status.as_u16() {
+        match reply.status {
             200..=299 => Ok(AddOutcome::Added),
             409 => Ok(AddOutcome::AlreadyExists),
             400 | 422 => {
@@ -251,7 +266,7 @@ impl AsmApi for AsmClient {
                         message,
                     }),
                     None => Err(AsmError::Http {
-                        status: reply.status.as_u16(),
+                        status: reply.status,
                         what,
                         message,
                     }),
@@ -268,7 +283,7 @@ impl AsmApi for AsmClient {
         let what = format!("DELETE /v1/scans/{{id}}/seeds/{seed_id}");
         let path = format!("{}/seeds/{}", self.scan_path(), encode_segment(seed_id));
         let reply = self.send(Method::DELETE, &path, None, &what).await?;
-        match reply.status.as_u16() {
+        match reply.status {
             200..=299 => Ok(DeleteOutcome::Deleted),
             404 | 410 => Ok(DeleteOutcome::AlreadyGone),
             _ => Err(self.http_error(&reply, &what)),

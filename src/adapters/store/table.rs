@@ -9,17 +9,18 @@
 //! across empty pages.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use crate::adapters::azure::TokenSource;
-use crate::adapters::http::RetryPolicy;
+use crate::adapters::http::{Answer, Exchange, Retry, RetryPolicy, RetryRules, SendError, send_with_retry};
 use crate::adapters::store::table_failure::failure;
 use crate::domain::secret::Secret;
 use crate::ledger::{Expect, Ledger, LedgerError, Partitions, RawEntity, Scan, Version};
@@ -106,7 +107,7 @@ impl TableLedger {
 
     async fn create_table(&self) -> Result<(), LedgerError> {
         let body = serde_json::json!({ "TableName": self.table }).to_string();
-        let response = self
+        let answer = self
             .send(
                 Method::POST,
                 "Tables",
@@ -115,11 +116,10 @@ impl TableLedger {
                 &[("Prefer", "return-no-content")],
             )
             .await?;
-        let status = response.status();
-        if status.is_success() {
+        if is_success(&answer) {
             return Ok(());
         }
-        let failure = failure(response, &self.describe(), self.secret()).await;
+        let failure = failure(&answer, &self.describe(), self.secret());
         match failure {
             LedgerError::Http { status: 409, .. } => Ok(()),
             other => Err(other),
@@ -143,86 +143,28 @@ impl TableLedger {
         query: &str,
         body: Option<String>,
         headers: &[(&str, &str)],
-    ) -> Result<reqwest::Response, LedgerError> {
-        let mut attempt = 0;
-        loop {
-            let result = self.send_once(method.clone(), path, query, body.clone(), headers).await;
-            let retry_after = match &result {
-                Ok(r) if crate::adapters::http::is_retryable_status(r.status().as_u16()) => {
-                    crate::adapters::http::retry_after(r.headers())
-                }
-                Ok(_) => return result,
-                Err(LedgerError::Transport { .. }) => None,
-                Err(_) => return result,
-            };
-            if attempt >= self.retry.count {
-                return result;
-            }
-            let wait = self.retry.delay(attempt, retry_after, self.retry.max);
-            tracing::debug!(attempt, ?wait, "retrying a Table Storage request");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
-    }
-
-    async fn send_once(
-        &self,
-        method: Method,
-        path: &str,
-        query: &str,
-        body: Option<String>,
-        headers: &[(&str, &str)],
-    ) -> Result<reqwest::Response, LedgerError> {
-        let full = if query.is_empty() {
-            format!("{}/{}", self.endpoint, path)
-        } else {
-            format!("{}/{}?{}", self.endpoint, path, query)
+    ) -> Result<Answer, LedgerError> {
+        let rules = RetryRules {
+            policy: self.retry,
+            retry_after_ceiling: self.retry.max,
+            throttle_budget: None,
         };
-        let url = url::Url::parse(&full).map_err(|e| LedgerError::Config(format!("bad Table Storage URL: {e}")))?;
-        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-        let content_type = if body.is_some() { "application/json" } else { "" };
-        let mut request = self
-            .http
-            .request(method.clone(), url.clone())
-            .header("x-ms-date", &date)
-            .header("x-ms-version", API_VERSION)
-            .header("Accept", ACCEPT)
-            .header("DataServiceVersion", "3.0;NetFx")
-            .header("MaxDataServiceVersion", "3.0;NetFx");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.header("Content-Type", content_type).body(body);
-        }
-        let authorization = match &self.auth {
-            TableAuth::SharedKey { account, key } => {
-                let string_to_sign = format!(
-                    "{}\n\n{}\n{}\n/{}{}",
-                    method.as_str(),
-                    content_type,
-                    date,
-                    account,
-                    url.path()
-                );
-                format!("SharedKey {account}:{}", sign(key, &string_to_sign)?)
-            }
-            TableAuth::Bearer(tokens) => {
-                let token = tokens
-                    .bearer(STORAGE_SCOPE)
-                    .await
-                    .map_err(|e| LedgerError::Credential(e.to_string()))?;
-                format!("Bearer {}", token.expose())
-            }
+        let attempt = TableAttempt {
+            ledger: self,
+            method,
+            path,
+            query,
+            body: body.as_deref(),
+            headers,
         };
-        request
-            .header("Authorization", authorization)
-            .send()
-            .await
-            .map_err(|e| LedgerError::Transport {
+        match send_with_retry(&rules, &attempt).await {
+            Ok(answer) | Err(SendError::Throttled(answer)) => Ok(answer),
+            Err(SendError::Request(e)) => Err(e),
+            Err(SendError::Transport { error, .. }) => Err(LedgerError::Transport {
                 backend: self.describe(),
-                message: e.without_url().to_string(),
-            })
+                message: error.without_url().to_string(),
+            }),
+        }
     }
 
     /// Parses an entity's data properties back into the record text.
@@ -280,16 +222,89 @@ impl TableLedger {
     }
 }
 
-pub(super) fn header(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
+/// One Table Storage request as [`send_with_retry`] drives it.
+struct TableAttempt<'a> {
+    ledger: &'a TableLedger,
+    method: Method,
+    path: &'a str,
+    query: &'a str,
+    body: Option<&'a str>,
+    headers: &'a [(&'a str, &'a str)],
+}
+
+impl Exchange for TableAttempt<'_> {
+    type Error = LedgerError;
+
+    /// One attempt's request: dated, signed (or with a current token), the body again.
+    async fn request(&self) -> Result<reqwest::RequestBuilder, LedgerError> {
+        let (ledger, method) = (self.ledger, &self.method);
+        let full = if self.query.is_empty() {
+            format!("{}/{}", ledger.endpoint, self.path)
+        } else {
+            format!("{}/{}?{}", ledger.endpoint, self.path, self.query)
+        };
+        let url = url::Url::parse(&full).map_err(|e| LedgerError::Config(format!("bad Table Storage URL: {e}")))?;
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+        let content_type = if self.body.is_some() { "application/json" } else { "" };
+        let mut request = ledger
+            .http
+            .request(method.clone(), url.clone())
+            .header("x-ms-date", &date)
+            .header("x-ms-version", API_VERSION)
+            .header("Accept", ACCEPT)
+            .header("DataServiceVersion", "3.0;NetFx")
+            .header("MaxDataServiceVersion", "3.0;NetFx");
+        for (name, value) in self.headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = self.body {
+            request = request.header("Content-Type", content_type).body(body.to_string());
+        }
+        let authorization = match &ledger.auth {
+            TableAuth::SharedKey { account, key } => {
+                let string_to_sign = format!(
+                    "{}\n\n{}\n{}\n/{}{}",
+                    method.as_str(),
+                    content_type,
+                    date,
+                    account,
+                    url.path()
+                );
+                format!("SharedKey {account}:{}", sign(key, &string_to_sign)?)
+            }
+            TableAuth::Bearer(tokens) => {
+                let token = tokens
+                    .bearer(STORAGE_SCOPE)
+                    .await
+                    .map_err(|e| LedgerError::Credential(e.to_string()))?;
+                format!("Bearer {}", token.expose())
+            }
+        };
+        Ok(request.header("Authorization", authorization))
+    }
+
+    async fn retrying(&self, _why: Retry, attempt: u32, wait: Duration) {
+        tracing::debug!(attempt, ?wait, "retrying a Table Storage request");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+
+
+fn is_success(answer: &Answer) -> bool {
+    (200..300).contains(&answer.status)
+}
+
+pub(super) fn header(answer: &Answer, name: &str) -> Option<String> {
+    answer
+        .headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
 
-fn etag(response: &reqwest::Response, what: &str) -> Result<Version, LedgerError> {
-    header(response, "etag")
+fn etag(answer: &Answer, what: &str) -> Result<Version, LedgerError> {
+    header(answer, "etag")
         .map(Version)
         .ok_or_else(|| LedgerError::Corrupt {
             key: what.to_string(),
@@ -335,30 +350,31 @@ impl Ledger for TableLedger {
 
     async fn get_raw(&self, partition: &str, row: &str) -> Result<Option<(String, Version)>, LedgerError> {
         let path = self.entity_path(partition, row);
-        let response = self.send(Method::GET, &path, "", None, &[]).await?;
-        match response.status() {
-            StatusCode::OK => {
-                let version = etag(&response, row)?;
-                let entity: Map<String, Value> = response.json().await.map_err(|e| LedgerError::Corrupt {
-                    key: row.to_string(),
-                    message: format!("entity is not a JSON object: {}", e.without_url()),
-                })?;
+        let answer = self.send(Method::GET, &path, "", None, &[]).await?;
+        match answer.status {
+            200 => {
+                let version = etag(&answer, row)?;
+                let entity: Map<String, Value> =
+                    serde_json::from_slice(&answer.body).map_err(|e| LedgerError::Corrupt {
+                        key: row.to_string(),
+                        message: format!("entity is not a JSON object: {e}"),
+                    })?;
                 Ok(Some((Self::entity_data(&entity, row)?, version)))
             }
-            StatusCode::NOT_FOUND => {
-                let error = failure(response, &self.describe(), self.secret()).await;
+            404 => {
+                let error = failure(&answer, &self.describe(), self.secret());
                 match &error {
                     LedgerError::Http { code, .. } if code == "TableNotFound" => Err(error),
                     _ => Ok(None),
                 }
             }
-            _ => Err(failure(response, &self.describe(), self.secret()).await),
+            _ => Err(failure(&answer, &self.describe(), self.secret())),
         }
     }
 
     async fn put_raw(&self, partition: &str, row: &str, data: &str, expect: &Expect) -> Result<Version, LedgerError> {
         let body = Self::entity_body(partition, row, data);
-        let response = match expect {
+        let answer = match expect {
             Expect::Absent => {
                 let table = self.table.clone();
                 self.send(Method::POST, &table, "", Some(body), &[("Prefer", "return-no-content")])
@@ -374,10 +390,10 @@ impl Ledger for TableLedger {
                 self.send(Method::PUT, &path, "", Some(body), &[]).await?
             }
         };
-        if response.status().is_success() {
-            return etag(&response, row);
+        if is_success(&answer) {
+            return etag(&answer, row);
         }
-        let error = failure(response, &self.describe(), self.secret()).await;
+        let error = failure(&answer, &self.describe(), self.secret());
         Err(match (&error, expect) {
             // Replacing an entity someone deleted meanwhile: a conflict too.
             (LedgerError::Http { status: 404, code, .. }, Expect::Version(_)) if code != "TableNotFound" => {
@@ -390,13 +406,13 @@ impl Ledger for TableLedger {
     async fn delete_raw(&self, partition: &str, row: &str, version: Option<&Version>) -> Result<(), LedgerError> {
         let path = self.entity_path(partition, row);
         let if_match = version.map(|v| v.0.as_str()).unwrap_or("*");
-        let response = self
+        let answer = self
             .send(Method::DELETE, &path, "", None, &[("If-Match", if_match)])
             .await?;
-        if response.status().is_success() {
+        if is_success(&answer) {
             return Ok(());
         }
-        match failure(response, &self.describe(), self.secret()).await {
+        match failure(&answer, &self.describe(), self.secret()) {
             LedgerError::Http { status: 404, code, .. } if code != "TableNotFound" => Ok(()),
             other => Err(conflict_or(other, row)),
         }
@@ -422,15 +438,15 @@ impl Ledger for TableLedger {
                     query.push_str(&format!("&NextRowKey={}", utf8_percent_encode(row, QUERY_SET)));
                 }
             }
-            let response = self.send(Method::GET, &path, &query, None, &[]).await?;
-            if !response.status().is_success() {
-                return Err(failure(response, &self.describe(), self.secret()).await);
+            let answer = self.send(Method::GET, &path, &query, None, &[]).await?;
+            if !is_success(&answer) {
+                return Err(failure(&answer, &self.describe(), self.secret()));
             }
-            let next_partition = header(&response, "x-ms-continuation-NextPartitionKey");
-            let next_row = header(&response, "x-ms-continuation-NextRowKey");
-            let page: Value = response.json().await.map_err(|e| LedgerError::Corrupt {
+            let next_partition = header(&answer, "x-ms-continuation-NextPartitionKey");
+            let next_row = header(&answer, "x-ms-continuation-NextRowKey");
+            let page: Value = serde_json::from_slice(&answer.body).map_err(|e| LedgerError::Corrupt {
                 key: self.table.clone(),
-                message: format!("query page is not JSON: {}", e.without_url()),
+                message: format!("query page is not JSON: {e}"),
             })?;
             let Some(items) = page["value"].as_array() else {
                 return Err(LedgerError::Corrupt {
