@@ -146,7 +146,10 @@ impl AsmClient {
             Err(SendError::Request(never)) => match never {},
             Err(SendError::Transport { error, attempts }) => Err(AsmError::Transport {
                 what: what.to_string(),
-                message: format!("{} (after {attempts} attempts)", self.scrub(&error.without_url().to_string())),
+                message: format!(
+                    "{} (after {attempts} attempts)",
+                    self.scrub(&error.without_url().to_string())
+                ),
             }),
         }
     }
@@ -203,9 +206,7 @@ impl AsmApi for AsmClient {
         })?;
         match body.get("authenticated") {
             Some(Value::Bool(true)) => Ok(()),
-            Some(Value::Bool(false)) => Err(AsmError::Unauthorized {
-                status: reply.status,
-            }),
+            Some(Value::Bool(false)) => Err(AsmError::Unauthorized { status: reply.status }),
             _ => Err(AsmError::BadResponse {
                 what: what.into(),
                 message: "no boolean `authenticated` field".into(),
@@ -231,9 +232,9 @@ impl AsmApi for AsmClient {
         let path = format!("{}/seeds?expand=tags", self.scan_path());
         let reply = self.send(Method::GET, &path, None, what).await?;
         match reply.status {
-            200..=299 => parse_seed_list(&reply.body).map_err(|message| AsmError::BadResponse {
+            200..=299 => parse_seed_list(&reply.body).map_err(|e| AsmError::BadResponse {
                 what: what.into(),
-                message: self.scrub(&message),
+                message: self.scrub(&e.to_string()),
             }),
             404 => Err(AsmError::ScanNotFound {
                 scan_id: self.scan_id.clone(),
@@ -342,18 +343,29 @@ fn is_already_exists(code: Option<&str>, message: &str) -> bool {
         || code == "exists"
 }
 
+/// Why a seed listing could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedListError {
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("expected a JSON array of seeds (or one under `data` or `seeds`)")]
+    NoListInObject,
+    #[error("expected a JSON array of seeds")]
+    NotAList,
+}
+
 /// Parses the seed list: a JSON array of `{id, name, type, tags}`, or the same array under a
 /// `data`, `seeds` or `items` key. Tags may be strings or `{name}` objects. Entries without an
 /// id or a name cannot be acted on and are skipped.
-pub fn parse_seed_list(body: &[u8]) -> Result<Vec<AsmSeed>, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_seed_list(body: &[u8]) -> Result<Vec<AsmSeed>, SeedListError> {
+    let value: Value = serde_json::from_slice(body).map_err(SeedListError::NotJson)?;
     let items = match &value {
         Value::Array(items) => items,
         Value::Object(map) => ["data", "seeds", "items", "results"]
             .iter()
             .find_map(|k| map.get(*k).and_then(Value::as_array))
-            .ok_or_else(|| "expected a JSON array of seeds (or one under `data` or `seeds`)".to_string())?,
-        _ => return Err("expected a JSON array of seeds".into()),
+            .ok_or(SeedListError::NoListInObject)?,
+        _ => return Err(SeedListError::NotAList),
     };
     let mut seeds = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {

@@ -91,7 +91,10 @@ pub(crate) trait Exchange: Sync {
 
 /// Sends the exchange's request until an attempt is answered with a status that is not
 /// retried or the retries run out; returns that answer whatever its status.
-pub(crate) async fn send_with_retry<X: Exchange>(rules: &RetryRules, exchange: &X) -> Result<Answer, SendError<X::Error>> {
+pub(crate) async fn send_with_retry<X: Exchange>(
+    rules: &RetryRules,
+    exchange: &X,
+) -> Result<Answer, SendError<X::Error>> {
     let mut failures = 0u32;
     let mut throttles = 0u32;
     loop {

@@ -101,7 +101,6 @@ mod tests {
         assert!(serde_json::from_str::<RetryJob>(r#"{"kind":"explode"}"#).is_err());
     }
 
-
     #[test]
     fn backoff_grows_caps_and_jitters() {
         let settings = RetrySettings {
@@ -126,5 +125,4 @@ mod tests {
         let draws: std::collections::HashSet<_> = (0..20).map(|_| backoff(3, &settings, &mut rng)).collect();
         assert!(draws.len() > 1, "jitter varies the delay");
     }
-
 }

@@ -24,7 +24,6 @@ use refusal::{refusal_message, transport_message};
 pub use sas::sas_token;
 pub use target::{ConnectionString, QueueAuth, QueueTarget};
 
-
 /// The shortest `Authorization` credential scrubbed from a refusal (see `RetryQueue::secrets`).
 const MIN_SCRUBBED_TOKEN: usize = 8;
 

@@ -214,7 +214,6 @@ mod tests {
         assert!(!format!("{t:?}").contains("s3cr3t"));
     }
 
-
     #[test]
     fn missing_settings_say_what_to_set() {
         let cfg = config();
@@ -245,5 +244,4 @@ mod tests {
             "{err}"
         );
     }
-
 }

@@ -289,8 +289,6 @@ impl Exchange for TableAttempt<'_> {
     }
 }
 
-
-
 fn is_success(answer: &Answer) -> bool {
     (200..300).contains(&answer.status)
 }
@@ -304,12 +302,10 @@ pub(super) fn header(answer: &Answer, name: &str) -> Option<String> {
 }
 
 fn etag(answer: &Answer, what: &str) -> Result<Version, LedgerError> {
-    header(answer, "etag")
-        .map(Version)
-        .ok_or_else(|| LedgerError::Corrupt {
-            key: what.to_string(),
-            message: "the response carries no ETag".into(),
-        })
+    header(answer, "etag").map(Version).ok_or_else(|| LedgerError::Corrupt {
+        key: what.to_string(),
+        message: "the response carries no ETag".into(),
+    })
 }
 
 fn conflict_or(error: LedgerError, key: &str) -> LedgerError {

@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use super::{AzureError, TokenSource};
 use crate::adapters::http::{Answer, Exchange, Retry, RetryPolicy, RetryRules, SendError, send_with_retry};
-pub use errors::{GONE_CODES, Reply, error_code, error_message};
 use errors::transport_message;
+pub use errors::{GONE_CODES, Reply, error_code, error_message};
 pub use pacing::{Bucket, Counters, Tuning, bucket_for, parse_timespan};
 use pacing::{Pacer, quota_reset};
 
@@ -205,7 +205,10 @@ impl Exchange for ArmAttempt<'_> {
             gate.acquire().await;
         }
         let token = arm.tokens.bearer(&arm.scope).await?;
-        let mut request = arm.http.request(self.method.clone(), self.url).bearer_auth(token.expose());
+        let mut request = arm
+            .http
+            .request(self.method.clone(), self.url)
+            .bearer_auth(token.expose());
         if let Some(body) = self.body {
             request = request.json(body);
         }

@@ -40,9 +40,9 @@ pub struct TypeInfo {
 
 use ServiceCheck as C;
 
-mod types;
 #[cfg(test)]
 mod spec_versions;
+mod types;
 
 pub use types::TYPES;
 

@@ -131,7 +131,11 @@ fn azure_cli(options: &CredentialOptions) -> Result<Arc<dyn TokenCredential>, Az
 }
 
 impl IdentityTokens {
-    pub(super) fn new(chosen: Chosen, inputs: &Inputs, options: &CredentialOptions) -> Result<IdentityTokens, AzureError> {
+    pub(super) fn new(
+        chosen: Chosen,
+        inputs: &Inputs,
+        options: &CredentialOptions,
+    ) -> Result<IdentityTokens, AzureError> {
         let credential = match chosen {
             Chosen::ManagedIdentity => managed_identity(inputs, options)?,
             Chosen::WorkloadIdentity => workload_identity(inputs, options)?,
