@@ -146,3 +146,204 @@ async fn attempt<X: Exchange>(request: reqwest::RequestBuilder, exchange: &X) ->
     let body = response.bytes().await?;
     Ok(Answer { status, headers, body })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State;
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    /// A server that answers each request with the next status of `script` (the last one
+    /// repeated) and keeps every request body.
+    #[derive(Clone)]
+    struct Script {
+        statuses: Arc<Vec<(u16, Option<&'static str>)>>,
+        bodies: Arc<Mutex<Vec<String>>>,
+    }
+
+    async fn answer(State(script): State<Script>, body: String) -> axum::response::Response {
+        let seen = {
+            let mut bodies = script.bodies.lock().unwrap();
+            bodies.push(body);
+            bodies.len()
+        };
+        let (status, retry_after) = script.statuses[(seen - 1).min(script.statuses.len() - 1)];
+        let mut response = axum::response::Response::new(axum::body::Body::from("answer"));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        if let Some(value) = retry_after {
+            response.headers_mut().insert("retry-after", value.parse().unwrap());
+        }
+        response
+    }
+
+    async fn serve(statuses: Vec<(u16, Option<&'static str>)>) -> (String, Script) {
+        let script = Script {
+            statuses: Arc::new(statuses),
+            bodies: Arc::default(),
+        };
+        let app = axum::Router::new()
+            .route("/x", axum::routing::post(answer))
+            .with_state(script.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (url, script)
+    }
+
+    /// Posts `body` to `url`, records each retry and its wait instead of sleeping, and hints
+    /// `hint` for a throttled answer.
+    struct Probe {
+        url: String,
+        body: &'static str,
+        hint: Option<Duration>,
+        refuse: bool,
+        retries: Mutex<Vec<(String, u32, Duration)>>,
+    }
+
+    impl Probe {
+        fn new(url: &str) -> Probe {
+            Probe {
+                url: url.to_string(),
+                body: "the body",
+                hint: None,
+                refuse: false,
+                retries: Mutex::default(),
+            }
+        }
+
+        fn retries(&self) -> Vec<(String, u32, Duration)> {
+            self.retries.lock().unwrap().clone()
+        }
+    }
+
+    impl Exchange for Probe {
+        type Error = &'static str;
+
+        async fn request(&self) -> Result<reqwest::RequestBuilder, &'static str> {
+            if self.refuse {
+                return Err("no token");
+            }
+            Ok(reqwest::Client::new().post(&self.url).body(self.body))
+        }
+
+        fn throttle_hint(&self, _headers: &HeaderMap) -> Option<Duration> {
+            self.hint
+        }
+
+        async fn retrying(&self, why: Retry, retry: u32, wait: Duration) {
+            let why = match why {
+                Retry::Status(status) => format!("status {status}"),
+                Retry::Throttled => "throttled".to_string(),
+                Retry::Transport(_) => "transport".to_string(),
+            };
+            self.retries.lock().unwrap().push((why, retry, wait));
+        }
+    }
+
+    fn rules(count: u32, throttle_budget: Option<u32>) -> RetryRules {
+        RetryRules {
+            policy: RetryPolicy {
+                count,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(4),
+            },
+            retry_after_ceiling: Duration::from_secs(10),
+            throttle_budget,
+        }
+    }
+
+    #[tokio::test]
+    async fn retryable_statuses_are_retried_with_the_whole_body_after_retry_after() {
+        let (url, script) = serve(vec![(503, Some("3")), (500, Some("600")), (502, None), (201, None)]).await;
+        let probe = Probe::new(&url);
+        let answer = send_with_retry(&rules(3, None), &probe).await.unwrap();
+        assert_eq!((answer.status, &answer.body[..]), (201, &b"answer"[..]));
+        assert_eq!(*script.bodies.lock().unwrap(), vec!["the body"; 4]);
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(
+            probe.retries(),
+            vec![
+                ("status 503".into(), 0, secs(3)),
+                ("status 500".into(), 1, secs(10)),
+                ("status 502".into(), 2, secs(4)),
+            ],
+            "Retry-After, capped at the ceiling, else the backoff"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_last_retryable_answer_is_returned_and_other_statuses_at_once() {
+        let (url, _) = serve(vec![(503, None)]).await;
+        let probe = Probe::new(&url);
+        let answer = send_with_retry(&rules(2, None), &probe).await.unwrap();
+        assert_eq!((answer.status, probe.retries().len()), (503, 2));
+        let (url, _) = serve(vec![(404, None), (200, None)]).await;
+        let probe = Probe::new(&url);
+        let answer = send_with_retry(&rules(2, None), &probe).await.unwrap();
+        assert_eq!((answer.status, probe.retries().len()), (404, 0));
+    }
+
+    #[tokio::test]
+    async fn a_throttle_budget_counts_429s_apart_and_ends_in_throttled() {
+        let (url, script) = serve(vec![(429, Some("30")), (429, None), (500, None), (429, None)]).await;
+        let mut probe = Probe::new(&url);
+        probe.hint = Some(Duration::from_secs(2));
+        let result = send_with_retry(&rules(1, Some(2)), &probe).await;
+        assert!(matches!(result, Err(SendError::Throttled(Answer { status: 429, .. }))));
+        assert_eq!(script.bodies.lock().unwrap().len(), 4);
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(
+            probe.retries(),
+            vec![
+                ("throttled".into(), 0, secs(10)),
+                ("throttled".into(), 1, secs(2)),
+                ("status 500".into(), 0, secs(1)),
+            ],
+            "Retry-After (capped), else the hint; the 500 draws on the other count"
+        );
+        let (url, _) = serve(vec![(429, None)]).await;
+        let probe = Probe::new(&url);
+        let answer = send_with_retry(&rules(1, None), &probe).await.unwrap();
+        assert_eq!(
+            (answer.status, probe.retries().len()),
+            (429, 1),
+            "no budget: one more status"
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_failures_are_retried_then_returned_with_the_attempts() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x", closed.local_addr().unwrap());
+        drop(closed);
+        let probe = Probe::new(&url);
+        match send_with_retry(&rules(2, None), &probe).await {
+            Err(SendError::Transport { attempts, .. }) => assert_eq!(attempts, 3),
+            other => panic!("expected a transport failure, got {other:?}"),
+        }
+        let waits: Vec<_> = probe.retries().into_iter().map(|(why, _, wait)| (why, wait)).collect();
+        assert_eq!(
+            waits,
+            vec![
+                ("transport".into(), Duration::from_secs(1)),
+                ("transport".into(), Duration::from_secs(2))
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_not_retried() {
+        let mut probe = Probe::new("http://127.0.0.1:1/x");
+        probe.refuse = true;
+        assert!(matches!(
+            send_with_retry(&rules(3, Some(3)), &probe).await,
+            Err(SendError::Request("no token"))
+        ));
+        assert!(probe.retries().is_empty());
+    }
+}

@@ -9,27 +9,24 @@
 //! across empty pages.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde_json::{Map, Value};
-use sha2::Sha256;
 
 use crate::adapters::azure::TokenSource;
-use crate::adapters::http::{Answer, Exchange, Retry, RetryPolicy, RetryRules, SendError, send_with_retry};
+use crate::adapters::http::{Answer, RetryPolicy, RetryRules, SendError, send_with_retry};
 use crate::adapters::store::table_failure::failure;
+use crate::adapters::store::table_request::TableAttempt;
 use crate::domain::secret::Secret;
 use crate::ledger::{Expect, Ledger, LedgerError, Partitions, RawEntity, Scan, Version};
 
 /// The storage data-plane token scope
 /// (https://learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory).
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
-const API_VERSION: &str = "2019-02-02";
-const ACCEPT: &str = "application/json;odata=minimalmetadata";
+pub(super) const API_VERSION: &str = "2019-02-02";
+pub(super) const ACCEPT: &str = "application/json;odata=minimalmetadata";
 /// Characters per data property: 16,000 UTF-16 code points at most 64,000 bytes.
 const CHUNK_CHARS: usize = 16_000;
 /// Query literal and parameter encoding: everything but unreserved characters.
@@ -55,11 +52,11 @@ impl std::fmt::Debug for TableAuth {
 
 /// A ledger in one table.
 pub struct TableLedger {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     /// The table service endpoint, without a trailing slash (`http://127.0.0.1:10002/devstoreaccount1`).
-    endpoint: String,
+    pub(super) endpoint: String,
     table: String,
-    auth: TableAuth,
+    pub(super) auth: TableAuth,
     retry: RetryPolicy,
     /// Entities per query page (`$top`); Table Storage caps pages at 1000 anyway.
     page_size: Option<u32>,
@@ -222,73 +219,6 @@ impl TableLedger {
     }
 }
 
-/// One Table Storage request as [`send_with_retry`] drives it.
-struct TableAttempt<'a> {
-    ledger: &'a TableLedger,
-    method: Method,
-    path: &'a str,
-    query: &'a str,
-    body: Option<&'a str>,
-    headers: &'a [(&'a str, &'a str)],
-}
-
-impl Exchange for TableAttempt<'_> {
-    type Error = LedgerError;
-
-    /// One attempt's request: dated, signed (or with a current token), the body again.
-    async fn request(&self) -> Result<reqwest::RequestBuilder, LedgerError> {
-        let (ledger, method) = (self.ledger, &self.method);
-        let full = if self.query.is_empty() {
-            format!("{}/{}", ledger.endpoint, self.path)
-        } else {
-            format!("{}/{}?{}", ledger.endpoint, self.path, self.query)
-        };
-        let url = url::Url::parse(&full).map_err(|e| LedgerError::Config(format!("bad Table Storage URL: {e}")))?;
-        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-        let content_type = if self.body.is_some() { "application/json" } else { "" };
-        let mut request = ledger
-            .http
-            .request(method.clone(), url.clone())
-            .header("x-ms-date", &date)
-            .header("x-ms-version", API_VERSION)
-            .header("Accept", ACCEPT)
-            .header("DataServiceVersion", "3.0;NetFx")
-            .header("MaxDataServiceVersion", "3.0;NetFx");
-        for (name, value) in self.headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = self.body {
-            request = request.header("Content-Type", content_type).body(body.to_string());
-        }
-        let authorization = match &ledger.auth {
-            TableAuth::SharedKey { account, key } => {
-                let string_to_sign = format!(
-                    "{}\n\n{}\n{}\n/{}{}",
-                    method.as_str(),
-                    content_type,
-                    date,
-                    account,
-                    url.path()
-                );
-                format!("SharedKey {account}:{}", sign(key, &string_to_sign)?)
-            }
-            TableAuth::Bearer(tokens) => {
-                let token = tokens
-                    .bearer(STORAGE_SCOPE)
-                    .await
-                    .map_err(|e| LedgerError::Credential(e.to_string()))?;
-                format!("Bearer {}", token.expose())
-            }
-        };
-        Ok(request.header("Authorization", authorization))
-    }
-
-    async fn retrying(&self, _why: Retry, attempt: u32, wait: Duration) {
-        tracing::debug!(attempt, ?wait, "retrying a Table Storage request");
-        tokio::time::sleep(wait).await;
-    }
-}
-
 fn is_success(answer: &Answer) -> bool {
     (200..300).contains(&answer.status)
 }
@@ -313,17 +243,6 @@ fn conflict_or(error: LedgerError, key: &str) -> LedgerError {
         LedgerError::Http { status: 409 | 412, .. } => LedgerError::Conflict { key: key.to_string() },
         other => other,
     }
-}
-
-fn sign(key: &Secret, string_to_sign: &str) -> Result<String, LedgerError> {
-    let engine = base64::engine::general_purpose::STANDARD;
-    let key = engine
-        .decode(key.expose().trim())
-        .map_err(|_| LedgerError::Config("the storage account key is not valid base64".into()))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key)
-        .map_err(|_| LedgerError::Config("the storage account key cannot be used for HMAC".into()))?;
-    mac.update(string_to_sign.as_bytes());
-    Ok(engine.encode(mac.finalize().into_bytes()))
 }
 
 /// A key inside `(PartitionKey='…')`: single quotes doubled, then URL-encoded.
@@ -479,20 +398,6 @@ mod tests {
         assert!(!is_valid_table_name("ab"));
         assert!(!is_valid_table_name("1abc"));
         assert!(!is_valid_table_name("seed-watch"));
-    }
-
-    #[test]
-    fn shared_key_signature_matches_the_documented_algorithm() {
-        // HMAC-SHA256 over the string to sign with the decoded key, base64 encoded.
-        let key = Secret::new(base64::engine::general_purpose::STANDARD.encode(b"key"));
-        let sig = sign(&key, "GET\n\n\nSat, 01 Mar 2025 10:15:07 GMT\n/acct/acct/Tables").unwrap();
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
-        mac.update(b"GET\n\n\nSat, 01 Mar 2025 10:15:07 GMT\n/acct/acct/Tables");
-        assert_eq!(
-            sig,
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-        );
-        assert!(sign(&Secret::new("not base64!"), "x").is_err());
     }
 
     #[test]
