@@ -188,7 +188,7 @@ fn extract_all(items: Vec<Value>) -> Result<Decoded, String> {
 
 /// An ASM seed listing, every seed normalised as a reconcile does.
 pub fn asm_answer(bytes: &[u8]) -> Result<Decoded, String> {
-    let seeds = crate::adapters::asm::client::parse_seed_list(bytes)?;
+    let seeds = crate::adapters::asm::client::parse_seed_list(bytes).map_err(|e| e.to_string())?;
     let mut decoded = Decoded::default();
     for seed in &seeds {
         match seed.normalised() {

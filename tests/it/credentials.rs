@@ -314,7 +314,7 @@ fn certificate_files_that_cannot_work_are_named_with_the_reason() {
     let b = AppCert::new("b");
     let mismatched = dir.path().join("mismatched.pem");
     std::fs::write(&mismatched, format!("{}{}", a.pem, b.key_pem())).unwrap();
-    let err = ClientCertificate::load(&mismatched, None).unwrap_err();
+    let err = ClientCertificate::load(&mismatched, None).unwrap_err().to_string();
     assert!(
         err.contains("mismatched.pem") && err.contains("matches its private key"),
         "{err}"
@@ -323,17 +323,17 @@ fn certificate_files_that_cannot_work_are_named_with_the_reason() {
     let ec_key = rcgen::KeyPair::generate().unwrap();
     let ec = dir.path().join("ec.pem");
     std::fs::write(&ec, format!("{}{}", a.pem, ec_key.serialize_pem())).unwrap();
-    let err = ClientCertificate::load(&ec, None).unwrap_err();
+    let err = ClientCertificate::load(&ec, None).unwrap_err().to_string();
     assert!(err.contains("RSA"), "{err}");
 
     let only_cert = dir.path().join("cert-only.pem");
     std::fs::write(&only_cert, &a.pem).unwrap();
-    let err = ClientCertificate::load(&only_cert, None).unwrap_err();
+    let err = ClientCertificate::load(&only_cert, None).unwrap_err().to_string();
     assert!(err.contains("no private key"), "{err}");
 
     let garbage = dir.path().join("garbage.pfx");
     std::fs::write(&garbage, "¿not a certificate?").unwrap();
-    let err = ClientCertificate::load(&garbage, None).unwrap_err();
+    let err = ClientCertificate::load(&garbage, None).unwrap_err().to_string();
     assert!(
         err.contains("garbage.pfx") && err.contains("neither PEM nor PKCS#12"),
         "{err}"

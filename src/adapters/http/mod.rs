@@ -1,9 +1,12 @@
 //! Shared HTTP plumbing for every outbound client (ARM, Resource Graph, ASM, Service Bus,
-//! Table Storage, Entra ID token requests): one retry policy that honours `Retry-After`, a
-//! timeout on every request, and the extra roots of `SSL_CERT_FILE`.
+//! Table Storage, Entra ID token requests): one send-with-retry ([`send_with_retry`]) that
+//! honours `Retry-After`, a timeout on every request, and the extra roots of `SSL_CERT_FILE`.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+mod send;
+pub(crate) use send::{Answer, Exchange, Retry, RetryRules, SendError, send_with_retry};
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;

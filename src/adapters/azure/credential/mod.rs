@@ -27,25 +27,22 @@
 //! seedwatch's own HTTP client ([`crate::adapters::http::try_client`]: `http.timeout`, `SSL_CERT_FILE`),
 //! and one token request, `azure_identity`'s retries included, takes at most `http.timeout`.
 
+mod identity;
+mod imds;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
-use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientOptions, Transport};
-use azure_identity::{
-    AzureCliCredential, AzureCliCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
-    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
-    WorkloadIdentityCredentialOptions,
-};
+use azure_core::http::Transport;
 
-use super::certificate;
 pub use super::token_cache::CachedToken;
 use super::{AzureError, TokenSource};
 use crate::config::{AzureSettings, CredentialKind, EnvSource};
 use crate::domain::secret::Secret;
+use identity::AutoTokens;
+pub use identity::IdentityTokens;
+pub use imds::{IMDS_PROBE_URL, imds_answers};
 
 /// Environment variables the credential selection reads. The first two are set by the App
 /// Service / Functions platform itself, not by the deployment template.
@@ -79,10 +76,6 @@ pub mod env {
         HOME,
     ];
 }
-
-/// The instance metadata service's well-known address (the same one `azure_identity` uses).
-pub const IMDS_PROBE_URL: &str = "http://169.254.169.254/metadata/instance?api-version=2021-02-01";
-
 /// A credential kind once `auto` is resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chosen {
@@ -143,17 +136,6 @@ fn azure_cli_profile(env: &dyn EnvSource) -> Option<PathBuf> {
         None => PathBuf::from(env.var(env::HOME).filter(|v| !v.trim().is_empty())?).join(".azure"),
     };
     Some(dir.join("azureProfile.json"))
-}
-
-/// Whether Azure's instance metadata service answers at `url` within `timeout`.
-pub async fn imds_answers(url: &str, timeout: Duration) -> bool {
-    let Ok(client) = reqwest::Client::builder().timeout(timeout).no_proxy().build() else {
-        return false;
-    };
-    match client.get(url).header("Metadata", "true").send().await {
-        Ok(r) => r.status().is_success(),
-        Err(_) => false,
-    }
 }
 
 /// What the credential builder needs besides the settings.
@@ -276,208 +258,6 @@ impl CredentialOptions {
     }
 }
 
-/// `azure_identity`'s options: always a custom cloud, so the configured authority is used
-/// (`azure_identity` reads `AZURE_AUTHORITY_HOST` only when no cloud is given; the config
-/// already folded it into [`AzureSettings::authority`]).
-fn client_options(authority: &str, options: &CredentialOptions) -> ClientOptions {
-    let mut custom = CustomConfiguration::default();
-    custom.authority_host = authority.to_string();
-    let cloud = CloudConfiguration::Custom(custom);
-    ClientOptions {
-        transport: options.transport.clone(),
-        cloud: Some(Arc::new(cloud)),
-        retry: options.retry.clone().unwrap_or_default(),
-        ..Default::default()
-    }
-}
-
-/// One `azure_identity` credential, named in every error.
-pub struct IdentityTokens {
-    chosen: Chosen,
-    credential: Arc<dyn TokenCredential>,
-    /// Bounds one token request; `None` for the Azure CLI, a local process, not HTTP.
-    timeout: Option<Duration>,
-    authority: String,
-}
-
-impl IdentityTokens {
-    fn new(chosen: Chosen, inputs: &Inputs, options: &CredentialOptions) -> Result<IdentityTokens, AzureError> {
-        let fail = |e: azure_core::Error| AzureError::Credential(format!("{}: {}", chosen.name(), one_line(&e)));
-        let missing = |name: &str| {
-            AzureError::Credential(format!(
-                "{}: {name} is not set (azure.credential = {})",
-                chosen.name(),
-                match chosen {
-                    Chosen::ClientSecret => "client_secret",
-                    Chosen::WorkloadIdentity => "workload_identity",
-                    _ => "auto",
-                }
-            ))
-        };
-        let credential: Arc<dyn TokenCredential> = match chosen {
-            Chosen::ManagedIdentity => {
-                let opts = ManagedIdentityCredentialOptions {
-                    user_assigned_id: inputs.managed_identity().map(|(id, _)| UserAssignedId::ClientId(id)),
-                    client_options: client_options(&inputs.authority, options),
-                };
-                ManagedIdentityCredential::new(Some(opts)).map_err(fail)?
-            }
-            Chosen::WorkloadIdentity => {
-                let mut opts = WorkloadIdentityCredentialOptions {
-                    tenant_id: Some(inputs.tenant_id.clone().ok_or_else(|| missing(env::AZURE_TENANT_ID))?),
-                    client_id: Some(inputs.client_id.clone().ok_or_else(|| missing(env::AZURE_CLIENT_ID))?),
-                    token_file_path: Some(PathBuf::from(
-                        inputs
-                            .federated_token_file
-                            .clone()
-                            .ok_or_else(|| missing(env::AZURE_FEDERATED_TOKEN_FILE))?,
-                    )),
-                    ..Default::default()
-                };
-                opts.credential_options.client_options = client_options(&inputs.authority, options);
-                WorkloadIdentityCredential::new(Some(opts)).map_err(fail)?
-            }
-            Chosen::ClientSecret => {
-                let tenant = inputs.tenant_id.clone().ok_or_else(|| missing(env::AZURE_TENANT_ID))?;
-                let client = inputs.client_id.clone().ok_or_else(|| missing(env::AZURE_CLIENT_ID))?;
-                let secret = inputs
-                    .client_secret
-                    .as_ref()
-                    .ok_or_else(|| missing(env::AZURE_CLIENT_SECRET))?;
-                let opts = ClientSecretCredentialOptions {
-                    client_options: client_options(&inputs.authority, options),
-                };
-                ClientSecretCredential::new(
-                    &tenant,
-                    client,
-                    azure_core::credentials::Secret::new(secret.expose().to_string()),
-                    Some(opts),
-                )
-                .map_err(fail)?
-            }
-            Chosen::ClientCertificate => certificate::credential(
-                certificate::Inputs {
-                    tenant_id: inputs.tenant_id.clone(),
-                    client_id: inputs.client_id.clone(),
-                    path: inputs.certificate_path.clone(),
-                    password: inputs.certificate_password.clone(),
-                },
-                &inputs.authority,
-                client_options(&inputs.authority, options),
-            )
-            .map_err(|m| AzureError::Credential(format!("client certificate: {m}")))?,
-            Chosen::AzureCli => {
-                let cli_options = options.cli_tenant.clone().map(|tenant| AzureCliCredentialOptions {
-                    tenant_id: Some(tenant),
-                    ..Default::default()
-                });
-                let cli = AzureCliCredential::new(cli_options).map_err(fail)?;
-                Arc::new(CachedToken::new(cli))
-            }
-        };
-        let timeout = (chosen != Chosen::AzureCli).then(|| options.timeout());
-        Ok(IdentityTokens {
-            chosen,
-            credential,
-            timeout,
-            authority: inputs.authority.clone(),
-        })
-    }
-
-    pub fn chosen(&self) -> Chosen {
-        self.chosen
-    }
-}
-
-#[async_trait]
-impl TokenSource for IdentityTokens {
-    async fn bearer(&self, scope: &str) -> Result<Secret, AzureError> {
-        let scopes = [scope];
-        let request = self.credential.get_token(&scopes, None);
-        let answer = match self.timeout {
-            Some(limit) => tokio::time::timeout(limit, request).await.map_err(|_| {
-                let from = match self.chosen {
-                    Chosen::ManagedIdentity => "the managed identity endpoint".to_string(),
-                    _ => self.authority.clone(),
-                };
-                AzureError::Credential(format!(
-                    "{} could not get a token for {scope}: no answer from {from} within {limit:?} (http.timeout)",
-                    self.chosen.name()
-                ))
-            })?,
-            None => request.await,
-        };
-        let token = answer.map_err(|e| {
-            let mut message = format!(
-                "{} could not get a token for {scope}: {}",
-                self.chosen.name(),
-                one_line(&e)
-            );
-            if self.chosen == Chosen::AzureCli {
-                message.push_str(" (run `az login`, or set azure.credential)");
-            }
-            AzureError::Credential(message)
-        })?;
-        Ok(Secret::new(token.token.secret().to_string()))
-    }
-}
-
-/// `auto` after the environment said nothing: probe IMDS once, on first use.
-struct AutoTokens {
-    inputs: Inputs,
-    options: CredentialOptions,
-    resolved: tokio::sync::OnceCell<Result<IdentityTokens, String>>,
-}
-
-#[async_trait]
-impl TokenSource for AutoTokens {
-    async fn bearer(&self, scope: &str) -> Result<Secret, AzureError> {
-        let resolved = self
-            .resolved
-            .get_or_init(|| async {
-                let url = self.options.imds_probe_url.as_deref().unwrap_or(IMDS_PROBE_URL);
-                let timeout = self.options.imds_probe_timeout.unwrap_or(Duration::from_secs(1));
-                let chosen = if imds_answers(url, timeout).await {
-                    Chosen::ManagedIdentity
-                } else {
-                    Chosen::AzureCli
-                };
-                tracing::info!(credential = chosen.name(), "azure.credential auto");
-                let tokens = IdentityTokens::new(chosen, &self.inputs, &self.options).map_err(|e| e.to_string());
-                if tokens.is_ok() {
-                    log_identity(chosen, &self.inputs);
-                }
-                tokens
-            })
-            .await;
-        match resolved {
-            Ok(tokens) => tokens.bearer(scope).await,
-            Err(message) => Err(AzureError::Credential(message.clone())),
-        }
-    }
-}
-
-/// An `azure_core` error on one line. Its text comes from Entra ID or the token endpoint's
-/// error body, never from a token.
-fn one_line(e: &azure_core::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > 500 {
-        flat.chars().take(500).collect::<String>() + "…"
-    } else {
-        flat
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,46 +360,5 @@ mod tests {
             managed_identity_client_id(&configured, &from_env),
             Some(("6666".to_string(), "azure.managed_identity_client_id"))
         );
-    }
-
-    /// A black hole where IMDS should be: it accepts the probe's request and never answers.
-    /// The probe must give up by itself (its timeout) and say IMDS is not there; without the
-    /// timeout it would wait forever, which the watchdog turns into a failure.
-    #[tokio::test]
-    async fn imds_probe_gives_up_on_a_silent_endpoint() {
-        use tokio::io::AsyncReadExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (request_tx, request_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match socket.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let _ = request_tx.send(String::from_utf8_lossy(&request).into_owned());
-            // Hold the connection open, silent, until the probe hangs up.
-            let _ = socket.read(&mut buf).await;
-        });
-        let url = format!("http://127.0.0.1:{port}/metadata/instance?api-version=2021-02-01");
-        let answered = tokio::time::timeout(Duration::from_secs(60), imds_answers(&url, Duration::from_millis(200)))
-            .await
-            .expect("the probe gave up by itself");
-        assert!(!answered, "a silent endpoint is not IMDS");
-        let request = request_rx.await.expect("the probe reached the endpoint");
-        assert!(request.starts_with("GET /metadata/instance"), "{request}");
-        assert!(request.to_ascii_lowercase().contains("metadata: true"), "{request}");
-    }
-
-    #[tokio::test]
-    async fn imds_probe_of_a_closed_port_says_no() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        assert!(!imds_answers(&format!("http://127.0.0.1:{port}/metadata"), Duration::from_secs(5)).await);
     }
 }
