@@ -12,6 +12,7 @@ pub(super) fn quoted(raw: &str) -> String {
     raw.chars().take(200).collect()
 }
 
+/// The grammar check behind [`super::ResourceId::parse`], on the trimmed id.
 pub(super) fn check_grammar(id: &str) -> Result<(), ResourceIdError> {
     let Some(rest) = id.strip_prefix('/') else {
         return Err(ResourceIdError::NotArm(quoted(id)));

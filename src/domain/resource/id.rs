@@ -189,8 +189,6 @@ impl ResourceId {
     }
 }
 
-/// The grammar check behind [`ResourceId::parse`], on the trimmed id.
-
 impl PartialEq for ResourceId {
     fn eq(&self, other: &Self) -> bool {
         self.key == other.key
