@@ -45,9 +45,13 @@ use seedwatch::transport::functions::server::{AppState, ServicesFactory};
 
 const ARM_LATENCY: Duration = Duration::from_millis(5);
 
-#[path = "../tests/support/fake_asm.rs"]
+// The fakes of the integration tests (tests/it/support/); a bench drives only part of each,
+// so what it leaves unused is not a warning here.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/fake_asm.rs"]
 mod fake_asm;
-#[path = "../tests/support/fake_azure.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/fake_azure/mod.rs"]
 mod fake_azure;
 
 fn main() {
