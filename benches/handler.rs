@@ -37,16 +37,21 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 
-use seedwatch::app::ports::{Applier, Reconciler, Scope, WorkError};
-use seedwatch::app::runner::{Services, Tuning};
+use seedwatch::app::ports::{Applied, ApplyPort, Reconciled, Reconciler, ResourcePreview, Scope, WorkError};
+use seedwatch::app::runner::Services;
+use seedwatch::config::EventSettings;
 use seedwatch::domain::change::Change;
 use seedwatch::transport::functions::server::{AppState, ServicesFactory};
 
 const ARM_LATENCY: Duration = Duration::from_millis(5);
 
-#[path = "../tests/support/fake_asm.rs"]
+// The fakes of the integration tests (tests/it/support/); a bench drives only part of each,
+// so what it leaves unused is not a warning here.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/fake_asm.rs"]
 mod fake_asm;
-#[path = "../tests/support/fake_azure.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/fake_azure/mod.rs"]
 mod fake_azure;
 
 fn main() {
@@ -376,8 +381,8 @@ struct ArmReadingApply {
 }
 
 #[async_trait]
-impl Applier for ArmReadingApply {
-    async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
+impl ApplyPort for ArmReadingApply {
+    async fn apply(&self, change: &Change) -> Result<Applied, WorkError> {
         let url = format!("{}{}?api-version=2023-09-01", self.arm, change.id.as_str());
         let response = self
             .client
@@ -386,14 +391,23 @@ impl Applier for ArmReadingApply {
             .await
             .map_err(|e| WorkError::transient(e.to_string()))?;
         let body: Value = response.json().await.map_err(|e| WorkError::transient(e.to_string()))?;
-        Ok(json!({"read": body["id"]}))
+        Ok(Applied::Report(seedwatch::engine::apply::ApplyReport {
+            resource: body["id"].as_str().unwrap_or_default().to_string(),
+            arm_reads: 1,
+            ..Default::default()
+        }))
     }
 }
 
 #[async_trait]
 impl Reconciler for ArmReadingApply {
-    async fn reconcile(&self, _scope: &Scope, _dry_run: bool) -> Result<Value, WorkError> {
-        Ok(Value::Null)
+    async fn reconcile(&self, _scope: &Scope, _dry_run: bool) -> Result<Reconciled, WorkError> {
+        Ok(Reconciled::Resource(ResourcePreview {
+            resource: String::new(),
+            found: false,
+            seeds: Vec::new(),
+            warnings: None,
+        }))
     }
 }
 
@@ -434,9 +448,9 @@ async fn in_process_burst(burst: Burst, window: Duration) {
                 reconciler: engine,
                 queue: None,
                 max_attempts: 3,
-                tuning: Tuning {
+                events: EventSettings {
                     coalesce_window: window,
-                    ..Tuning::default()
+                    ..EventSettings::default()
                 },
             })
         }

@@ -29,11 +29,16 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-#[path = "../tests/support/fake_asm.rs"]
+// The fakes of the integration tests (tests/it/support/); a bench drives only part of each,
+// so what it leaves unused is not a warning here.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/fake_asm.rs"]
 mod fake_asm;
-#[path = "../tests/support/fake_azure.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/fake_azure/mod.rs"]
 mod fake_azure;
-#[path = "../tests/support/fake_servicebus.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/fake_servicebus.rs"]
 mod fake_servicebus;
 
 const SUB: &str = "11111111-1111-1111-1111-111111111111";

@@ -25,7 +25,10 @@
 //! `SWEEP_NO_ARM_CHILDREN` to read Resource Graph alone, `SWEEP_GRAPH_QUOTA=off` for a fake
 //! without the Resource Graph quota).
 
-#[path = "../tests/support/fake_azure.rs"]
+// The fakes of the integration tests (tests/it/support/); a bench drives only part of each,
+// so what it leaves unused is not a warning here.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/support/fake_azure/mod.rs"]
 mod fake_azure;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -64,11 +67,10 @@ fn env_number(name: &str, default: u64) -> u64 {
 fn serve_fake(resources: usize, subscriptions: usize, page_latency: Duration) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let fake = fake_azure::FakeAzure::start().await;
+        let fake = fake_azure::FakeAzure::start_with_page_latency(page_latency).await;
         let estate = fake_azure::generate_estate(subscriptions, resources, 42);
         let rows = rows_per_table(&estate);
         fake.load(estate);
-        fake.set_page_latency(page_latency);
         if quota_on() {
             fake.set_graph_quota(GRAPH_QUOTA, GRAPH_WINDOW);
         } else {

@@ -4,12 +4,12 @@
 #
 # Azurite (the Table Storage emulator, pinned in package.json) is installed with npm and started
 # in memory on a free port; its table endpoint is exported as SEEDWATCH_TEST_AZURITE for
-# tests/ledger.rs and tests/apply.rs, and it is stopped when the script exits. Chromium (for the
+# tests/it/ledger.rs and tests/it/apply.rs, and it is stopped when the script exits. Chromium (for the
 # status page test) is installed with apt-get when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# tests/deploy.rs lints the scripts with shellcheck and fails without it.
+# tests/it/deploy.rs lints the scripts with shellcheck and fails without it.
 if ! command -v shellcheck >/dev/null; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         apt-get install -y -qq shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }
@@ -23,7 +23,7 @@ if [ ! -x node_modules/.bin/azurite-table ]; then
     npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# Headless Chromium renders the status page in tests/status.rs (Debian package `chromium`).
+# Headless Chromium renders the status page in tests/it/status.rs (Debian package `chromium`).
 if ! command -v chromium >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
@@ -57,9 +57,10 @@ done
 export SEEDWATCH_TEST_AZURITE="http://127.0.0.1:${azurite_port}/devstoreaccount1"
 
 cargo test --locked "$@"
-# The AWS Lambda entry point (cargo feature `lambda`): its unit tests and tests/lambda.rs, which
-# also builds the `seedwatch-lambda` binary. Skipped when arguments select other tests.
+# The AWS Lambda entry point (cargo feature `lambda`): its unit tests and the `lambda` module of
+# the integration tests (tests/it/lambda.rs), which also builds the `seedwatch-lambda` binary.
+# Skipped when arguments select other tests.
 if [ $# -eq 0 ]; then
     cargo test --locked --features lambda --lib lambda::
-    cargo test --locked --features lambda --test lambda
+    cargo test --locked --features lambda --test it lambda::
 fi

@@ -1,5 +1,5 @@
 //! One entry point per decoder of outside data, for the fuzz targets (`fuzz/`) and the property
-//! tests (`tests/fuzz.rs`): each takes raw bytes, runs the same code the service runs on them
+//! tests (`tests/it/fuzz.rs`): each takes raw bytes, runs the same code the service runs on them
 //! and answers `Ok` with what was decoded or `Err` with the reject's message. None may panic.
 //!
 //! Not an API: the functions follow the decoders wherever they move.
@@ -188,7 +188,7 @@ fn extract_all(items: Vec<Value>) -> Result<Decoded, String> {
 
 /// An ASM seed listing, every seed normalised as a reconcile does.
 pub fn asm_answer(bytes: &[u8]) -> Result<Decoded, String> {
-    let seeds = crate::adapters::asm::client::parse_seed_list(bytes)?;
+    let seeds = crate::adapters::asm::client::parse_seed_list(bytes).map_err(|e| e.to_string())?;
     let mut decoded = Decoded::default();
     for seed in &seeds {
         match seed.normalised() {

@@ -243,7 +243,7 @@ var secretUriBase = '${vault.properties.vaultUri}secrets/'
 // serviceBusEndpoint is https://<namespace>.servicebus.windows.net:443/ (other host suffix in sovereign clouds).
 var serviceBusHost = split(split(serviceBus.properties.serviceBusEndpoint, '/')[2], ':')[0]
 
-// Settings both plans share. Every name the code reads is here (tests/deploy.rs checks it).
+// Settings both plans share. Every name the code reads is here (tests/it/deploy.rs checks it).
 var commonSettings = [
   {
     name: 'AzureWebJobsStorage__accountName'

@@ -1,22 +1,20 @@
-//! The real engines behind the handler's ports: the sync engine ([`crate::engine::sync`]) with the
-//! ledger's provenance and rebuild as the [`Reconciler`] (timer, resyncs, queued resync jobs),
-//! and the ledger's apply path ([`crate::engine::apply`]) as the [`Applier`].
+//! The real engines behind the handler's ports: the one reconcile ([`crate::engine::reconcile`])
+//! as the [`Reconciler`] (timer, resyncs, queued resync jobs, fan-out batches), and the
+//! ledger's apply path ([`crate::engine::apply`]) as the [`ApplyPort`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::adapters::asm::{AsmApi, AsmError};
+use crate::adapters::asm::AsmApi;
 use crate::adapters::azure::{AzureError, AzureReader, Incomplete, IncompleteScope, OwnerRead, TokenSource};
-use crate::app::ports::{Applier, Reconciler, Scope, WorkError};
+use crate::app::ports::{Applied, ApplyPort, Reconciled, Reconciler, ResourcePreview, Scope, WorkError};
 use crate::config::Config;
 use crate::domain::change::{Change, ChangeKind};
-use crate::domain::clock::now_ms;
-use crate::engine::apply::ApplyRequest;
-use crate::engine::sync::{NoSyncProgress, SyncError, SyncOptions, SyncReport};
-use crate::ledger::failures::SUMMARY_ENTRIES;
+use crate::engine::apply::{ApplyRequest, ReportedSeed};
+use crate::engine::reconcile::{Reconcile, ReconcileReport};
+use crate::engine::sync::{NoSyncProgress, SyncError, SyncOptions};
 use crate::ledger::{FailedChange, FailedChangeKind, Ledger};
 
 /// Builds a reader for a configuration (the live one in production); a subscription resync
@@ -81,7 +79,7 @@ impl SyncEngine {
 
     /// One subscription: the sweep is narrowed to it, and every other subscription is marked
     /// as not read, so no seed another subscription may contribute is deleted.
-    async fn subscription(&self, subscription: &str, dry_run: bool) -> Result<Value, WorkError> {
+    async fn subscription(&self, subscription: &str, dry_run: bool) -> Result<ReconcileReport, WorkError> {
         let what = format!("resync of subscription {subscription}");
         self.narrowed(&[subscription.to_string()], &what, dry_run).await
     }
@@ -93,7 +91,7 @@ impl SyncEngine {
         subscriptions: &[String],
         what: &str,
         dry_run: bool,
-    ) -> Result<Value, WorkError> {
+    ) -> Result<ReconcileReport, WorkError> {
         let azure = &self.config.azure;
         for subscription in subscriptions {
             let allowed = azure.subscriptions.is_empty()
@@ -124,146 +122,53 @@ impl SyncEngine {
         self.run(&narrowed, reader.as_ref(), Some(others), dry_run).await
     }
 
-    /// The whole estate: the sync engine with the ledger around it.
-    async fn all(&self, dry_run: bool) -> Result<Value, WorkError> {
-        let options = SyncOptions {
-            dry_run,
-            ..SyncOptions::default()
-        };
-        let done = crate::engine::rebuild::sync_with_ledger(
-            &self.config,
-            self.azure.as_ref(),
-            self.asm.as_ref(),
-            self.ledger.as_deref(),
-            options,
-            &NoSyncProgress,
-        )
-        .await
-        .map_err(sync_error)?;
-        let mut summary = summarize(&done.report);
-        if let Some(rebuilt) = done.rebuild {
-            summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null);
-        }
-        if self.ledger.is_some() {
-            summary["failed_changes"] = done.failed_changes.to_json(SUMMARY_ENTRIES);
-        }
-        if !done.ledger_warnings.is_empty() {
-            summary["ledger_warnings"] = done.ledger_warnings.into();
-        }
-        Ok(summary)
+    /// The whole estate.
+    async fn all(&self, dry_run: bool) -> Result<ReconcileReport, WorkError> {
+        self.run(&self.config, self.azure.as_ref(), None, dry_run).await
     }
 
-    /// Checks, sweep, extraction, reconcile and writes (as `run_sync`) over a narrowed scope,
-    /// with the ledger's provenance before and its rebuild after (ledger trouble is a warning:
-    /// the next reconcile repairs the ledger).
-    async fn run(
+    /// The one reconcile ([`crate::engine::reconcile`]) over a scope, with this engine's ledger.
+    pub(super) async fn run(
         &self,
         config: &Config,
         reader: &dyn AzureReader,
-        extra_incomplete: Option<IncompleteScope>,
+        left_out: Option<IncompleteScope>,
         dry_run: bool,
-    ) -> Result<Value, WorkError> {
-        let started_ms = now_ms();
-        self.asm.check_auth().await.map_err(|e| sync_error(e.into()))?;
-        self.asm.check_scan().await.map_err(|e| sync_error(e.into()))?;
-        let mut ledger_warnings = Vec::new();
-        let provenance = match &self.ledger {
-            Some(ledger) => match crate::engine::rebuild::provenance(ledger.as_ref()).await {
-                Ok(p) => Some(Arc::new(p)),
-                Err(e) => {
-                    ledger_warnings.push(format!("ledger provenance unavailable: {e}"));
-                    None
-                }
-            },
-            None => None,
-        };
-        let mut failed_changes =
-            crate::engine::rebuild::read_failed_changes(self.ledger.as_deref(), &mut ledger_warnings).await;
-        let sweep = reader
-            .sweep_extracted(&config.azure.checks, &NoSyncProgress)
-            .await
-            .map_err(|e| sync_error(e.into()))?;
-        let mut extraction = sweep.extraction;
-        let resources_read = sweep.resources_read;
-        let mut completeness = sweep.report;
-        completeness.incomplete.extend(extra_incomplete);
-        if let Some(ledger) = &self.ledger {
-            let since = started_ms - config.sync.graph_lag.as_millis() as i64;
-            if let Err(e) =
-                crate::ledger::lag::apply_graph_lag(ledger.as_ref(), &mut extraction, &completeness, since).await
-            {
-                ledger_warnings.push(format!(
-                    "ledger unavailable for owners read after the sweep (Resource Graph lag): {e}"
-                ));
-            }
-        }
-        let options = SyncOptions {
-            dry_run,
-            provenance,
-            ..SyncOptions::default()
-        };
-        let mut report = crate::engine::sync::reconcile_and_apply(
+    ) -> Result<ReconcileReport, WorkError> {
+        crate::engine::reconcile::reconcile(Reconcile {
             config,
-            self.asm.as_ref(),
-            completeness.clone(),
-            extraction,
-            options,
-            &NoSyncProgress,
-        )
+            azure: reader,
+            asm: self.asm.as_ref(),
+            ledger: self.ledger.as_deref(),
+            options: SyncOptions {
+                dry_run,
+                ..SyncOptions::default()
+            },
+            left_out,
+            progress: &NoSyncProgress,
+        })
         .await
-        .map_err(sync_error)?;
-        report.resources_read = resources_read;
-        let mut summary = summarize(&report);
-        if let (Some(ledger), false) = (&self.ledger, dry_run) {
-            let defaults = crate::engine::apply::ApplyOptions::default();
-            let options = crate::engine::rebuild::RebuildOptions {
-                completeness: &completeness,
-                seed_tag: &config.seed_tag,
-                sweep_started_ms: started_ms,
-                graph_lag: config.sync.graph_lag,
-                now_ms: now_ms(),
-                lease: defaults.lease,
-                tombstone_ttl: defaults.tombstone_ttl,
-            };
-            match crate::engine::rebuild::rebuild(ledger.as_ref(), &report, &options).await {
-                Ok(rebuilt) => {
-                    summary["ledger"] = serde_json::to_value(rebuilt).unwrap_or(Value::Null);
-                    crate::engine::rebuild::clear_failed_changes(
-                        ledger.as_ref(),
-                        &mut failed_changes,
-                        &report,
-                        &mut ledger_warnings,
-                    )
-                    .await;
-                }
-                Err(e) => ledger_warnings.push(format!("ledger rebuild failed (the next reconcile retries): {e}")),
-            }
-        }
-        if self.ledger.is_some() {
-            summary["failed_changes"] = failed_changes.to_json(SUMMARY_ENTRIES);
-        }
-        for warning in &ledger_warnings {
-            tracing::warn!("{warning}");
-        }
-        if !ledger_warnings.is_empty() {
-            summary["ledger_warnings"] = ledger_warnings.into();
-        }
-        Ok(summary)
+        .map_err(sync_error)
     }
 
     /// What one resource contributes, read now (a dry run of its apply).
-    async fn resource(&self, id: &crate::domain::resource::ResourceId) -> Result<Value, WorkError> {
+    async fn resource(&self, id: &crate::domain::resource::ResourceId) -> Result<ResourcePreview, WorkError> {
+        let resource = id.as_str().to_string();
         match self.azure.read_owner(id).await.map_err(azure_error)? {
-            OwnerRead::Gone => Ok(json!({"resource": id.as_str(), "found": false, "seeds": []})),
+            OwnerRead::Gone => Ok(ResourcePreview {
+                resource,
+                found: false,
+                seeds: Vec::new(),
+                warnings: None,
+            }),
             OwnerRead::Found(resources) => {
                 let extraction = crate::domain::extract::extract_resources(&resources, &self.config.azure.checks);
-                let seeds: Vec<Value> = extraction
-                    .seeds()
-                    .keys()
-                    .map(|seed| json!({"name": seed.name(), "type": seed.kind().as_str()}))
-                    .collect();
-                let warnings: Vec<String> = extraction.warnings.iter().map(ToString::to_string).collect();
-                Ok(json!({"resource": id.as_str(), "found": true, "seeds": seeds, "warnings": warnings}))
+                Ok(ResourcePreview {
+                    resource,
+                    found: true,
+                    seeds: extraction.seeds().keys().map(ReportedSeed::from).collect(),
+                    warnings: Some(extraction.warnings.iter().map(ToString::to_string).collect()),
+                })
             }
         }
     }
@@ -271,7 +176,7 @@ impl SyncEngine {
 
 #[async_trait]
 impl Reconciler for SyncReconciler {
-    async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
+    async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError> {
         let engine = Arc::clone(&self.0);
         let trigger = crate::app::health::record::current_trigger();
         // A batch reports to its fanned-out run's record instead.
@@ -301,7 +206,9 @@ impl Reconciler for SyncReconciler {
         let outcome = result
             .await
             .unwrap_or_else(|_| Err(WorkError::transient("the reconcile stopped without a result")));
-        crate::app::health::record::end(run, outcome.as_ref().map_err(|e| e.message.as_str())).await;
+        // The run history stores the summary as JSON.
+        let summary = outcome.as_ref().map(|s| serde_json::to_value(s).unwrap_or_default());
+        crate::app::health::record::end(run, summary.as_ref().map_err(|e| e.message())).await;
         outcome
     }
 
@@ -317,84 +224,48 @@ impl Reconciler for SyncReconciler {
         self.start_fanout(batches).await
     }
 
-    async fn batch_reported(&self, batch: &crate::app::ports::Batch, outcome: Result<&Value, &str>) {
+    async fn batch_reported(&self, batch: &crate::app::ports::Batch, outcome: Result<&Reconciled, &str>) {
         self.report_batch(batch, outcome).await
     }
 }
 
 impl SyncEngine {
     /// Reconciles one scope (see [`Reconciler::reconcile`]).
-    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
-        match scope {
-            Scope::All => self.all(dry_run).await,
-            Scope::Subscription(id) => self.subscription(id, dry_run).await,
-            Scope::Batch(batch) => self.batch(batch, dry_run).await,
-            Scope::Resource(id) if dry_run => self.resource(id).await,
-            Scope::Resource(_) => Err(WorkError::permanent(
-                "a resync of one resource goes through the apply path, not the reconcile",
-            )),
-        }
+    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError> {
+        let report = match scope {
+            Scope::All => self.all(dry_run).await?,
+            Scope::Subscription(id) => self.subscription(id, dry_run).await?,
+            Scope::Batch(batch) => self.batch(batch, dry_run).await?,
+            Scope::Resource(id) if dry_run => return self.resource(id).await.map(Reconciled::Resource),
+            Scope::Resource(_) => {
+                return Err(WorkError::permanent(
+                    "a resync of one resource goes through the apply path, not the reconcile",
+                ));
+            }
+        };
+        Ok(Reconciled::Report(Box::new(report)))
     }
-}
-
-/// The report without its per-write detail: counts, plus the planned writes and skips of a
-/// dry run (what an operator asks a dry run for).
-pub fn summarize(report: &SyncReport) -> Value {
-    let mut summary = json!({
-        "dry_run": report.dry_run,
-        "resources_read": report.resources_read,
-        "subscriptions": report.subscriptions,
-        "desired": report.desired,
-        "added": report.added.len(),
-        "deleted": report.deleted.len(),
-        "kept": report.kept,
-        "skipped": report.skipped.len(),
-        "failed": report.failed.len(),
-        "warnings": report.warnings.len(),
-        "incomplete_scopes": report.incomplete_scopes.len(),
-        "seeds_by_check": crate::app::health::record::seeds_by_check(&report.extraction),
-    });
-    if !report.tenants.is_empty() {
-        summary["tenants"] = serde_json::to_value(&report.tenants).unwrap_or(Value::Null);
-    }
-    if report.dry_run {
-        summary["planned_add"] = serde_json::to_value(&report.planned_add).unwrap_or(Value::Null);
-        summary["planned_delete"] = serde_json::to_value(&report.planned_delete).unwrap_or(Value::Null);
-        summary["skipped_deletes"] = serde_json::to_value(&report.skipped).unwrap_or(Value::Null);
-    }
-    if !report.failed.is_empty() {
-        summary["failures"] =
-            serde_json::to_value(report.failed.iter().take(20).collect::<Vec<_>>()).unwrap_or(Value::Null);
-    }
-    summary
 }
 
 /// Configuration problems (key, scan, credential) are permanent; outages are transient.
 fn sync_error(e: SyncError) -> WorkError {
-    let transient = match &e {
-        SyncError::Azure(a) => a.is_transient(),
-        SyncError::Asm(a) => asm_transient(a),
-        SyncError::Unauthorized { .. } | SyncError::ScanNotFound { .. } => false,
-    };
-    WorkError {
-        transient,
-        message: e.to_string(),
-    }
+    WorkError::from_error(&e, e.is_transient())
 }
 
-/// The ledger's incremental apply path behind the [`Applier`] port.
+/// The ledger's incremental apply path behind the [`ApplyPort`].
 pub struct LedgerApply(pub Arc<crate::engine::apply::Applier>);
 
 #[async_trait]
-impl Applier for LedgerApply {
-    async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
+impl ApplyPort for LedgerApply {
+    async fn apply(&self, change: &Change) -> Result<Applied, WorkError> {
         let subscription = change.id.subscription_id();
         if !self.0.azure.covers(subscription) {
             // Acknowledged, never read nor applied (not even from a body the event carries).
             tracing::warn!(resource = %change.id, subscription, "change in a subscription covered by no connection of azure.tenants: ignored");
-            return Ok(
-                json!({"resource": change.id.as_str(), "ignored": "subscription covered by no connection of azure.tenants"}),
-            );
+            return Ok(Applied::Ignored {
+                resource: change.id.as_str().to_string(),
+                ignored: "subscription covered by no connection of azure.tenants",
+            });
         }
         let request = ApplyRequest {
             resource: change.id.clone(),
@@ -407,17 +278,16 @@ impl Applier for LedgerApply {
                 for kept in &report.kept {
                     tracing::warn!(resource = %change.id, seed = %kept.name, reason = %kept.reason, "seed kept in ASM");
                 }
-                Ok(serde_json::to_value(report).unwrap_or(Value::Null))
+                Ok(Applied::Report(report))
             }
-            Err(e) => Err(WorkError {
-                transient: e.is_transient(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(WorkError::from_error(&e, e.is_transient())),
         };
         let ledger = self.0.ledger.as_ref();
         match &outcome {
             Ok(_) => crate::app::health::record::applied(ledger, &change.id).await,
-            Err(e) if e.transient => crate::app::health::record::retry_pending(ledger, &change.id, &e.message).await,
+            Err(e) if e.is_transient() => {
+                crate::app::health::record::retry_pending(ledger, &change.id, e.message()).await
+            }
             Err(_) => {}
         }
         outcome
@@ -451,18 +321,7 @@ fn event_time_ms(text: &str) -> Option<i64> {
 }
 
 pub(super) fn azure_error(e: AzureError) -> WorkError {
-    WorkError {
-        transient: e.is_transient(),
-        message: e.to_string(),
-    }
-}
-
-fn asm_transient(e: &AsmError) -> bool {
-    match e {
-        AsmError::Transport { .. } => true,
-        AsmError::Http { status, .. } => crate::adapters::http::is_retryable_status(*status),
-        _ => false,
-    }
+    WorkError::from_error(&e, e.is_transient())
 }
 
 impl SyncEngine {

@@ -6,12 +6,11 @@
 //! the deletion breaker as for any reconcile), and reports its final outcome to the run's shared
 //! record in the ledger ([`crate::ledger::fanout`]).
 
-use serde_json::Value;
-
 use crate::adapters::servicebus::RetryJob;
 use crate::app::engines::{SyncEngine, SyncReconciler, azure_error};
-use crate::app::ports::{Batch, Scope, WorkError};
-use crate::app::runner::{RunOutcome, Runner};
+use crate::app::ports::{Batch, Reconciled, Scope, WorkError};
+use crate::app::runner::{RunOutcome, Runner, Summary};
+use crate::engine::reconcile::{BatchPosition, ReconcileReport};
 
 impl SyncEngine {
     /// The batches the timer reconcile fans out to, or `None` for a sweep in one invocation.
@@ -27,16 +26,14 @@ impl SyncEngine {
     }
 
     /// One batch of a fanned-out run.
-    pub(super) async fn batch(&self, batch: &Batch, dry_run: bool) -> Result<Value, WorkError> {
+    pub(super) async fn batch(&self, batch: &Batch, dry_run: bool) -> Result<ReconcileReport, WorkError> {
         let what = format!("batch {} of {} of a fanned-out reconcile", batch.index + 1, batch.count);
-        let mut summary = self.narrowed(&batch.subscriptions, &what, dry_run).await?;
-        // The "every other subscription" entry is the batch's own narrowing, not a scope it
-        // failed to read: the run counts as complete when every batch read its own.
-        if let Some(count) = summary.get("incomplete_scopes").and_then(Value::as_u64) {
-            summary["incomplete_scopes"] = count.saturating_sub(1).into();
-        }
-        summary["batch"] = serde_json::json!({"index": batch.index, "of": batch.count});
-        Ok(summary)
+        let mut report = self.narrowed(&batch.subscriptions, &what, dry_run).await?;
+        report.batch = Some(BatchPosition {
+            index: batch.index,
+            count: batch.count,
+        });
+        Ok(report)
     }
 }
 
@@ -66,11 +63,14 @@ impl SyncReconciler {
         }
     }
 
-    pub(super) async fn report_batch(&self, batch: &Batch, outcome: Result<&Value, &str>) {
+    pub(super) async fn report_batch(&self, batch: &Batch, outcome: Result<&Reconciled, &str>) {
         let Some(ledger) = &self.0.ledger else {
             return;
         };
         let now = crate::domain::clock::now_ms();
+        // The run's record stores the summary as JSON.
+        let summary = outcome.map(|summary| serde_json::to_value(summary).unwrap_or_default());
+        let outcome = summary.as_ref().map_err(|e| *e);
         match crate::ledger::fanout::report(ledger.as_ref(), &batch.run, batch.index, outcome, now).await {
             Ok(Some(run)) => tracing::info!(
                 complete = run.complete,
@@ -135,7 +135,11 @@ impl Runner {
         }
         tracing::info!(batches = count, run = %run, "timer reconcile fanned out");
         RunOutcome::Done {
-            summary: serde_json::json!({"fanned_out": count, "run": run, "messages": sent}),
+            summary: Summary::FannedOut {
+                fanned_out: count,
+                run,
+                messages: sent,
+            },
         }
     }
 }

@@ -1,43 +1,68 @@
 //! What the handler needs from the engines, as small traits: applying one resource change (the
-//! ledger's incremental path) and reconciling a scope (the sync engine). `cli/serve.rs` wires
-//! the real engines in; tests wire fakes.
+//! ledger's incremental path) and reconciling a scope (the sync engine). `app::engines` holds
+//! the real engines; tests wire fakes.
 
 use async_trait::async_trait;
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::domain::change::Change;
 use crate::domain::resource::ResourceId;
+use crate::engine::apply::{ApplyReport, ReportedSeed};
+use crate::engine::reconcile::ReconcileReport;
 
 /// Why a piece of work failed, and whether trying again later may help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct WorkError {
+pub enum WorkError {
     /// Throttled, timed out, a 5xx, a connection failure: worth a scheduled retry.
-    pub transient: bool,
-    pub message: String,
+    #[error("{0}")]
+    Transient(String),
+    /// Configuration, a refusal, a request outside the scope: trying again does not help.
+    #[error("{0}")]
+    Permanent(String),
 }
 
 impl WorkError {
     pub fn transient(message: impl Into<String>) -> WorkError {
-        WorkError {
-            transient: true,
-            message: message.into(),
-        }
+        WorkError::Transient(message.into())
     }
 
     pub fn permanent(message: impl Into<String>) -> WorkError {
-        WorkError {
-            transient: false,
-            message: message.into(),
+        WorkError::Permanent(message.into())
+    }
+
+    /// From an error that knows whether it is transient.
+    pub fn from_error(error: &dyn std::fmt::Display, transient: bool) -> WorkError {
+        match transient {
+            true => WorkError::Transient(error.to_string()),
+            false => WorkError::Permanent(error.to_string()),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, WorkError::Transient(_))
+    }
+
+    /// What went wrong, for logs, answers and the ledger.
+    pub fn message(&self) -> &str {
+        match self {
+            WorkError::Transient(message) | WorkError::Permanent(message) => message,
         }
     }
 }
 
+/// What one apply did: the engine's report, or why the change was acknowledged unread.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Applied {
+    Report(ApplyReport),
+    Ignored { resource: String, ignored: &'static str },
+}
+
 /// The incremental path: one resource change into the ledger and ASM.
 #[async_trait]
-pub trait Applier: Send + Sync {
-    /// Applies one change; the JSON summary says what changed (for logs and HTTP answers).
-    async fn apply(&self, change: &Change) -> Result<Value, WorkError>;
+pub trait ApplyPort: Send + Sync {
+    /// Applies one change; the report says what changed (for logs and HTTP answers).
+    async fn apply(&self, change: &Change) -> Result<Applied, WorkError>;
 
     /// The change failed on its last retry (or permanently) after `attempts` attempts, the first
     /// included: keep it where the next reconcile and the operator see it (the ledger records
@@ -46,6 +71,24 @@ pub trait Applier: Send + Sync {
     async fn give_up(&self, change: &Change, cause: &str, attempts: u32) {
         let _ = (change, cause, attempts);
     }
+}
+
+/// What a reconcile (or the dry run of one resource) found.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Reconciled {
+    Report(Box<ReconcileReport>),
+    Resource(ResourcePreview),
+}
+
+/// What one resource contributes, read now (the dry run of its apply).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourcePreview {
+    pub resource: String,
+    pub found: bool,
+    pub seeds: Vec<ReportedSeed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<String>>,
 }
 
 /// What a resync or reconcile covers.
@@ -94,7 +137,7 @@ impl Scope {
 pub trait Reconciler: Send + Sync {
     /// Reconciles `scope`; with `dry_run` only plans. The JSON summary says what was (or would
     /// be) added, deleted, kept and skipped.
-    async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError>;
+    async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError>;
 
     /// What the status function reads (configuration, ledger, ASM, token); `None` for engines
     /// without them (tests).
@@ -116,7 +159,7 @@ pub trait Reconciler: Send + Sync {
     }
 
     /// A batch's final outcome: its summary, or the error it gave up on. Must not fail.
-    async fn batch_reported(&self, batch: &Batch, outcome: Result<&Value, &str>) {
+    async fn batch_reported(&self, batch: &Batch, outcome: Result<&Reconciled, &str>) {
         let _ = (batch, outcome);
     }
 }

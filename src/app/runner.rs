@@ -3,82 +3,52 @@
 //! the routes in `server.rs` translate invocations to these calls and outcomes to responses.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::FutureExt;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::adapters::servicebus::{QueueError, RetryJob, RetryQueue, Sent};
-use crate::app::coalesce::{Coalescer, Settings};
-use crate::app::ports::{Applier, Reconciler, Scope, WorkError};
+use crate::app::coalesce::Coalescer;
+use crate::app::ports::{Applied, ApplyPort, Reconciled, Reconciler, Scope, WorkError};
+use crate::config::EventSettings;
 use crate::domain::change::{Change, EventRef};
-use crate::domain::resource::ResourceId;
+use crate::domain::resource::{ResourceId, ResourceIdError};
 
 /// The engines and the retry queue, built once per process (lazily: `GET /` must not wait).
 pub struct Services {
-    pub applier: Arc<dyn Applier>,
+    pub applier: Arc<dyn ApplyPort>,
     pub reconciler: Arc<dyn Reconciler>,
     /// `None` when no Service Bus is configured (local runs): a passing failure then fails the
     /// invocation, so the trigger's own redelivery takes over.
     pub queue: Option<Arc<RetryQueue>>,
     /// Retries after the first attempt (`retry.max_attempts`).
     pub max_attempts: u32,
-    /// How events are coalesced (`events.*`).
-    pub tuning: Tuning,
+    /// How events are coalesced and how long a delivery may take (`events.*`).
+    pub events: EventSettings,
 }
 
-/// Coalescing knobs (`events.*` in the configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tuning {
-    /// How long a first change for an owner waits for the rest of its burst.
-    pub coalesce_window: Duration,
-    /// Applies running at once in this instance.
-    pub concurrency: usize,
-    /// How far an event's publisher clock may be from ours.
-    pub clock_skew: Duration,
-    /// How long a delivery's applies may run before the invocation answers anyway.
-    pub deadline: Duration,
-}
-
-impl Default for Tuning {
-    fn default() -> Tuning {
-        Tuning::from(&crate::config::EventSettings::default())
-    }
-}
-
-impl From<&crate::config::EventSettings> for Tuning {
-    fn from(events: &crate::config::EventSettings) -> Tuning {
-        Tuning {
-            coalesce_window: events.coalesce_window,
-            concurrency: usize::try_from(events.concurrency).unwrap_or(usize::MAX).max(1),
-            clock_skew: events.clock_skew,
-            deadline: events.deadline,
-        }
-    }
-}
-
-/// What became of one change. Shared by every invocation whose change it covered.
-#[derive(Debug, Clone, PartialEq)]
+/// What became of one change. Shared by every invocation whose change it covered; answered
+/// as `{"outcome": ...}` by every transport.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome")]
 pub enum ApplyOutcome {
-    Applied {
-        summary: Value,
-    },
+    #[serde(rename = "applied")]
+    Applied { summary: Applied },
     /// A passing failure; a retry is scheduled.
+    #[serde(rename = "retry_scheduled", rename_all = "camelCase")]
     Queued {
         message_id: String,
         visible_at: String,
         cause: String,
     },
     /// Not applied and not retried (a permanent failure, or the last retry failed); logged at
-    /// error level and handed to [`Applier::give_up`].
-    Dropped {
-        cause: String,
-    },
+    /// error level and handed to [`ApplyPort::give_up`].
+    #[serde(rename = "not_applied")]
+    Dropped { cause: String },
     /// A passing failure whose retry could not be queued: the invocation must fail so the
     /// trigger delivers it again.
-    Failed {
-        cause: String,
-    },
+    #[serde(rename = "failed")]
+    Failed { cause: String },
 }
 
 impl ApplyOutcome {
@@ -92,30 +62,41 @@ impl ApplyOutcome {
     pub fn acknowledged(&self) -> bool {
         !matches!(self, ApplyOutcome::Failed { .. })
     }
+}
 
-    pub fn to_json(&self) -> Value {
-        match self {
-            ApplyOutcome::Applied { summary } => json!({"outcome": "applied", "summary": summary}),
-            ApplyOutcome::Queued {
-                message_id,
-                visible_at,
-                cause,
-            } => {
-                json!({"outcome": "retry_scheduled", "messageId": message_id, "visibleAt": visible_at, "cause": cause})
-            }
-            ApplyOutcome::Dropped { cause } => json!({"outcome": "not_applied", "cause": cause}),
-            ApplyOutcome::Failed { cause } => json!({"outcome": "failed", "cause": cause}),
-        }
-    }
+/// What a finished piece of work reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Summary {
+    Applied(Applied),
+    Reconciled(Reconciled),
+    /// A timer reconcile handed to one queued job per batch.
+    FannedOut {
+        fanned_out: u32,
+        run: String,
+        messages: Vec<String>,
+    },
 }
 
 /// What became of a queued resync or a reconcile.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum RunOutcome {
-    Done { summary: Value },
+    Done { summary: Summary },
     Queued { message_id: String, cause: String },
     Dropped { cause: String },
     Failed { cause: String },
+}
+
+/// A queued job that cannot be run as written.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{field}: {error}")]
+    BadId {
+        field: &'static str,
+        error: ResourceIdError,
+    },
+    #[error("resync job with scope {0:?} and no usable id")]
+    BadScope(String),
 }
 
 pub struct Runner {
@@ -125,7 +106,6 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(services: Services) -> Runner {
-        let tuning = services.tuning;
         let services = Arc::new(services);
         let for_work = Arc::clone(&services);
         let coalescer = Coalescer::new(
@@ -134,11 +114,7 @@ impl Runner {
                 async move { apply_with_retry(&services, change, 0).await }.boxed()
             }),
             ApplyOutcome::reusable,
-            Settings {
-                window: tuning.coalesce_window,
-                concurrency: tuning.concurrency,
-                clock_skew: tuning.clock_skew,
-            },
+            &services.events,
         );
         Runner { services, coalescer }
     }
@@ -168,7 +144,7 @@ impl Runner {
         self: &Arc<Self>,
         changes: Vec<(EventRef, Change)>,
     ) -> Vec<(String, String, ApplyOutcome)> {
-        let until = tokio::time::Instant::now() + self.services.tuning.deadline;
+        let until = tokio::time::Instant::now() + self.services.events.deadline;
         let running: Vec<_> = changes
             .into_iter()
             .map(|(event, change)| {
@@ -195,7 +171,7 @@ impl Runner {
 
     /// Queues a change whose apply outlived `events.deadline` (the apply itself keeps going).
     async fn queue_unfinished(&self, event_id: &str, change: Change) -> ApplyOutcome {
-        let deadline = self.services.tuning.deadline;
+        let deadline = self.services.events.deadline;
         let cause = format!("not finished within events.deadline ({deadline:?})");
         let Some(queue) = &self.services.queue else {
             tracing::error!(event_id, resource = %change.id, "{cause} and no retry queue is configured: the delivery fails so Event Grid delivers it again");
@@ -243,7 +219,7 @@ impl Runner {
     }
 
     /// Runs a job from the retry queue.
-    pub async fn run_job(&self, job: RetryJob) -> Result<RunOutcome, String> {
+    pub async fn run_job(&self, job: RetryJob) -> Result<RunOutcome, JobError> {
         match job {
             RetryJob::Apply {
                 resource_id,
@@ -251,7 +227,10 @@ impl Runner {
                 attempt,
                 cause,
             } => {
-                let id = ResourceId::parse(&resource_id).map_err(|e| format!("resourceId: {e}"))?;
+                let id = ResourceId::parse(&resource_id).map_err(|error| JobError::BadId {
+                    field: "resourceId",
+                    error,
+                })?;
                 tracing::info!(resource = %id, attempt, previous_cause = cause.as_deref().unwrap_or(""), "retrying apply");
                 let change = Change {
                     id,
@@ -260,7 +239,9 @@ impl Runner {
                     time: None,
                 };
                 Ok(match apply_with_retry(&self.services, change, attempt).await {
-                    ApplyOutcome::Applied { summary } => RunOutcome::Done { summary },
+                    ApplyOutcome::Applied { summary } => RunOutcome::Done {
+                        summary: Summary::Applied(summary),
+                    },
                     ApplyOutcome::Queued { message_id, cause, .. } => RunOutcome::Queued { message_id, cause },
                     ApplyOutcome::Dropped { cause } => RunOutcome::Dropped { cause },
                     ApplyOutcome::Failed { cause } => RunOutcome::Failed { cause },
@@ -270,8 +251,10 @@ impl Runner {
                 let scope = match (scope.as_str(), id) {
                     ("all", _) => Scope::All,
                     ("subscription", Some(id)) => Scope::Subscription(id),
-                    ("resource", Some(id)) => Scope::Resource(ResourceId::parse(&id).map_err(|e| format!("id: {e}"))?),
-                    (other, _) => return Err(format!("resync job with scope {other:?} and no usable id")),
+                    ("resource", Some(id)) => {
+                        Scope::Resource(ResourceId::parse(&id).map_err(|error| JobError::BadId { field: "id", error })?)
+                    }
+                    (other, _) => return Err(JobError::BadScope(other.to_string())),
                 };
                 Ok(self.reconcile_or_retry(&scope, attempt).await)
             }
@@ -301,7 +284,10 @@ impl Runner {
             // A batch's final outcome (not a retry scheduled) goes to its run's record.
             let reconciler = &self.services.reconciler;
             match &outcome {
-                RunOutcome::Done { summary } => reconciler.batch_reported(batch, Ok(summary)).await,
+                RunOutcome::Done {
+                    summary: Summary::Reconciled(summary),
+                } => reconciler.batch_reported(batch, Ok(summary)).await,
+                RunOutcome::Done { .. } => {}
                 RunOutcome::Dropped { cause } | RunOutcome::Failed { cause } => {
                     reconciler.batch_reported(batch, Err(cause)).await
                 }
@@ -313,8 +299,10 @@ impl Runner {
 
     async fn reconcile_once_or_retry(&self, scope: &Scope, attempt: u32) -> RunOutcome {
         match self.services.reconciler.reconcile(scope, false).await {
-            Ok(summary) => RunOutcome::Done { summary },
-            Err(e) if e.transient && attempt < self.services.max_attempts => {
+            Ok(summary) => RunOutcome::Done {
+                summary: Summary::Reconciled(summary),
+            },
+            Err(e) if e.is_transient() && attempt < self.services.max_attempts => {
                 let job = crate::app::fanout::retry_job(scope, attempt + 1);
                 match &self.services.queue {
                     Some(queue) => match queue.schedule(&job, None).await {
@@ -322,7 +310,7 @@ impl Runner {
                             tracing::warn!(scope = scope.name(), attempt = attempt + 1, cause = %e, message_id = %sent.message_id, "reconcile failed, retry scheduled");
                             RunOutcome::Queued {
                                 message_id: sent.message_id,
-                                cause: e.message,
+                                cause: e.message().to_string(),
                             }
                         }
                         Err(qe) => RunOutcome::Failed {
@@ -336,13 +324,15 @@ impl Runner {
             }
             Err(e) => {
                 tracing::error!(scope = scope.name(), id = scope.id().unwrap_or(""), cause = %e, "reconcile failed");
-                RunOutcome::Dropped { cause: e.message }
+                RunOutcome::Dropped {
+                    cause: e.message().to_string(),
+                }
             }
         }
     }
 
     /// A dry-run or small reconcile answered synchronously.
-    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Value, WorkError> {
+    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError> {
         self.services.reconciler.reconcile(scope, dry_run).await
     }
 
@@ -372,16 +362,18 @@ async fn apply_with_retry(services: &Services, change: Change, attempt: u32) -> 
         }
         Err(e) => e,
     };
-    if !error.transient || attempt >= services.max_attempts {
-        let why = if error.transient {
+    if !error.is_transient() || attempt >= services.max_attempts {
+        let why = if error.is_transient() {
             format!("gave up after {} retries", services.max_attempts)
         } else {
             "permanent failure".to_string()
         };
         // A stable message for alerts: "seedwatch: change not applied".
         tracing::error!(resource = %change.id, change = ?change.kind, attempt, cause = %error, why, "seedwatch: change not applied");
-        services.applier.give_up(&change, &error.message, attempt + 1).await;
-        return ApplyOutcome::Dropped { cause: error.message };
+        services.applier.give_up(&change, error.message(), attempt + 1).await;
+        return ApplyOutcome::Dropped {
+            cause: error.message().to_string(),
+        };
     }
     let Some(queue) = &services.queue else {
         return ApplyOutcome::Failed {
@@ -392,7 +384,7 @@ async fn apply_with_retry(services: &Services, change: Change, attempt: u32) -> 
         resource_id: change.id.as_str().to_string(),
         change: change.kind,
         attempt: attempt + 1,
-        cause: Some(error.message.clone()),
+        cause: Some(error.message().to_string()),
     };
     match queue.schedule(&job, None).await {
         Ok(sent) => {
@@ -401,7 +393,7 @@ async fn apply_with_retry(services: &Services, change: Change, attempt: u32) -> 
             ApplyOutcome::Queued {
                 message_id: sent.message_id,
                 visible_at,
-                cause: error.message,
+                cause: error.message().to_string(),
             }
         }
         Err(qe) => {
@@ -419,17 +411,21 @@ mod tests {
     use crate::app::ports::Scope;
     use crate::domain::change::ChangeKind;
     use async_trait::async_trait;
+    use std::time::Duration;
 
     /// An apply that finishes only for ids not containing "stall" (a stalled ARM read).
     struct Gated;
 
     #[async_trait]
-    impl Applier for Gated {
-        async fn apply(&self, change: &Change) -> Result<Value, WorkError> {
+    impl ApplyPort for Gated {
+        async fn apply(&self, change: &Change) -> Result<Applied, WorkError> {
             if change.id.as_str().contains("stall") {
                 std::future::pending::<()>().await;
             }
-            Ok(json!({"read": change.id.as_str()}))
+            Ok(Applied::Ignored {
+                resource: change.id.as_str().to_string(),
+                ignored: "read",
+            })
         }
     }
 
@@ -437,7 +433,7 @@ mod tests {
 
     #[async_trait]
     impl Reconciler for NoReconcile {
-        async fn reconcile(&self, _: &Scope, _: bool) -> Result<Value, WorkError> {
+        async fn reconcile(&self, _: &Scope, _: bool) -> Result<Reconciled, WorkError> {
             Err(WorkError::permanent("not in this test"))
         }
     }
@@ -459,22 +455,22 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_delivery_is_answered_at_the_deadline_with_what_finished() {
-        let tuning = Tuning {
+        let events = EventSettings {
             coalesce_window: Duration::ZERO,
-            ..Tuning::default()
+            ..EventSettings::default()
         };
         let runner = Arc::new(Runner::new(Services {
             applier: Arc::new(Gated),
             reconciler: Arc::new(NoReconcile),
             queue: None,
             max_attempts: 3,
-            tuning,
+            events: events.clone(),
         }));
         let started = tokio::time::Instant::now();
         let outcomes = runner.apply_events(vec![event_for("quick"), event_for("stall")]).await;
         assert_eq!(
             started.elapsed(),
-            tuning.deadline,
+            events.deadline,
             "answered at the deadline, not later"
         );
         assert!(

@@ -8,15 +8,16 @@ use futures::FutureExt;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
+use seedwatch::app::build::{App, BuildError};
+use seedwatch::app::state::{AppState, ServicesFactory};
 use seedwatch::config::{Config, LoadOptions, ProcessEnv};
-use seedwatch::transport::functions::server::{AppState, ServicesFactory};
 use seedwatch::transport::lambda::handler::LambdaApp;
 use seedwatch::transport::lambda::preflight;
 use seedwatch::transport::lambda::webhook::WebhookSecret;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    seedwatch::transport::functions::logging::init();
+    seedwatch::transport::logging::init();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "seedwatch-lambda starting");
     let factory: ServicesFactory = Arc::new(|| build().boxed());
     let state = AppState::new(factory);
@@ -33,21 +34,21 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 /// The configuration checked for Lambda, then the same services as `seedwatch serve`.
-async fn build() -> Result<seedwatch::app::runner::Services, String> {
+async fn build() -> Result<seedwatch::app::runner::Services, BuildError> {
     let options = LoadOptions {
         file: None,
         require_file: true,
     };
-    let config = Config::load(&options, &ProcessEnv).map_err(|e| format!("configuration: {e}"))?;
+    let config = Config::load(&options, &ProcessEnv).map_err(|e| BuildError::Configuration(e.to_string()))?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
     if preflight::under_lambda(&ProcessEnv) {
-        for warning in preflight::check(&config, &ProcessEnv)? {
+        for warning in preflight::check(&config, &ProcessEnv).map_err(BuildError::Deployment)? {
             tracing::warn!("{warning}");
         }
     }
-    let mut services = seedwatch::transport::cli::serve::services_from_config(config, &ProcessEnv).await?;
-    services.tuning = seedwatch::transport::lambda::tuning(services.tuning);
+    let mut services = App::build(config, &ProcessEnv)?.services(&ProcessEnv).await?;
+    services.events = seedwatch::transport::lambda::tuning(services.events.clone());
     Ok(services)
 }

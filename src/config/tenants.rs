@@ -3,8 +3,10 @@
 //! setting (environment variable) that holds its client secret or certificate password, and
 //! the path of its certificate file.
 
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
+use super::values::{NonEmptyText, Rejection, Shaped, TextList, read_from_json, reject, show};
 use super::{AzureSettings, ConfigError};
 
 /// How one connection signs in.
@@ -51,42 +53,102 @@ pub struct TenantConnection {
     pub management_groups: Vec<String>,
 }
 
-const KEYS: &[&str] = &[
-    "tenant_id",
-    "credential",
-    "client_id",
-    "client_secret_env",
-    "certificate_path",
-    "certificate_password_env",
-    "federated_token_file",
-    "subscriptions",
-    "exclude_subscriptions",
-    "management_groups",
-];
+/// One entry of `azure.tenants` as written; [`read`] checks it into a [`TenantConnection`].
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(super) struct RawTenant {
+    tenant_id: Option<NonEmptyText>,
+    credential: Option<TenantCredential>,
+    client_id: Option<NonEmptyText>,
+    client_secret_env: Option<NonEmptyText>,
+    certificate_path: Option<NonEmptyText>,
+    certificate_password_env: Option<NonEmptyText>,
+    federated_token_file: Option<NonEmptyText>,
+    subscriptions: Option<TextList>,
+    exclude_subscriptions: Option<TextList>,
+    management_groups: Option<TextList>,
+    #[serde(rename = "client_secret", deserialize_with = "refuse_literal_secret")]
+    _client_secret: (),
+    #[serde(rename = "certificate_password", deserialize_with = "refuse_literal_secret")]
+    _certificate_password: (),
+}
 
-/// Reads `azure.tenants` (absent: no list, the single connection of `azure.*`).
+/// `azure.tenants`: a list of connections, each a mapping; null is no list.
+pub(super) fn list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<RawTenant>>, D::Error> {
+    struct Entry(RawTenant);
+    impl<'de> Deserialize<'de> for Entry {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let shape = Shaped::map("expected a mapping with tenant_id and credential", false);
+            Ok(Entry(deserializer.deserialize_any(shape)?.unwrap_or_default()))
+        }
+    }
+    let entries: Option<Vec<Entry>> =
+        deserializer.deserialize_any(Shaped::list("expected a list of connections", true))?;
+    Ok(entries.map(|entries| entries.into_iter().map(|Entry(raw)| raw).collect()))
+}
+
+/// A secret written in the file is refused whatever its value, which is never shown.
+fn refuse_literal_secret<'de, D: Deserializer<'de>>(_: D) -> Result<(), D::Error> {
+    Err(reject(
+        &show(&Value::String("(not shown)".into())),
+        "secrets are not written in config.yml: put the value in an app setting (or a Key Vault \
+         reference) and name that setting in client_secret_env / certificate_password_env",
+    ))
+}
+
+read_from_json!(TenantCredential);
+
+impl TenantCredential {
+    /// `credential` of one connection: no managed identity (it signs in to its own tenant only).
+    fn read(value: Value) -> Result<TenantCredential, Rejection> {
+        let NonEmptyText(name) = NonEmptyText::read(value)?;
+        let kind = match name.as_str() {
+            "default" => TenantCredential::Default,
+            "client_secret" => TenantCredential::ClientSecret,
+            "client_certificate" => TenantCredential::ClientCertificate,
+            "workload_identity" => TenantCredential::WorkloadIdentity,
+            "azure_cli" => TenantCredential::AzureCli,
+            "managed_identity" | "auto" => {
+                return Err(Rejection {
+                    value: show(&Value::String(name)),
+                    expected: "a managed identity signs in to its own tenant only: use default for the home \
+                               tenant's connection (azure.credential), and client_secret, client_certificate, \
+                               workload_identity or azure_cli for another tenant",
+                });
+            }
+            _ => {
+                return Err(Rejection {
+                    value: show(&Value::String(name)),
+                    expected: CREDENTIALS_EXPECTED,
+                });
+            }
+        };
+        Ok(kind)
+    }
+}
+
+const CREDENTIALS_EXPECTED: &str =
+    "expected default, client_secret, client_certificate, workload_identity or azure_cli";
+
+/// Checks `azure.tenants` (absent: no list, the single connection of `azure.*`).
 pub(super) fn read(
-    root: &Value,
+    raw: Option<Vec<RawTenant>>,
     origin: &str,
     single: &AzureSettings,
-    warnings: &mut Vec<String>,
 ) -> Result<Vec<TenantConnection>, ConfigError> {
-    let Some(list) = root.pointer("/azure/tenants").filter(|v| !v.is_null()) else {
+    let Some(raw) = raw else {
         return Ok(Vec::new());
     };
     let invalid = |key: String, value: &Value, expected: &str| ConfigError::Invalid {
         origin: origin.to_string(),
         key,
-        value: super::schema::show(value),
+        value: show(value),
         expected: expected.to_string(),
     };
-    let Value::Array(items) = list else {
-        return Err(invalid("azure.tenants".into(), list, "expected a list of connections"));
-    };
-    if items.is_empty() {
+    if raw.is_empty() {
         return Err(invalid(
             "azure.tenants".into(),
-            list,
+            &Value::Array(Vec::new()),
             "expected at least one connection (or no azure.tenants at all)",
         ));
     }
@@ -105,59 +167,21 @@ pub(super) fn read(
             ));
         }
     }
-    let mut out = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        let at = format!("azure.tenants[{index}]");
-        let Value::Object(map) = item else {
-            return Err(invalid(at, item, "expected a mapping with tenant_id and credential"));
-        };
-        for key in map.keys() {
-            if key == "client_secret" || key == "certificate_password" {
-                return Err(invalid(
-                    format!("{at}.{key}"),
-                    &Value::String("(not shown)".into()),
-                    "secrets are not written in config.yml: put the value in an app setting (or a Key Vault \
-                     reference) and name that setting in client_secret_env / certificate_password_env",
-                ));
-            }
-            if !KEYS.contains(&key.as_str()) {
-                warnings.push(format!("{origin}: unknown key {at}.{key} is ignored"));
-            }
-        }
-        out.push(connection(map, &at, &invalid)?);
-    }
+    let out = raw
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| connection(raw, &format!("azure.tenants[{index}]"), &invalid))
+        .collect::<Result<Vec<_>, _>>()?;
     check_disjoint(&out).map_err(|(key, value, expected)| invalid(key, &Value::String(value), &expected))?;
     Ok(out)
 }
 
 type Invalid<'a> = dyn Fn(String, &Value, &str) -> ConfigError + 'a;
 
-fn connection(map: &Map<String, Value>, at: &str, invalid: &Invalid) -> Result<TenantConnection, ConfigError> {
-    let text = |key: &str| -> Result<Option<String>, ConfigError> {
-        match map.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
-            Some(other) => Err(invalid(format!("{at}.{key}"), other, "expected a non-empty string")),
-        }
-    };
-    let list = |key: &str| -> Result<Vec<String>, ConfigError> {
-        match map.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|item| match item {
-                    Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-                    other => Err(invalid(
-                        format!("{at}.{key}"),
-                        other,
-                        "expected a list of non-empty strings",
-                    )),
-                })
-                .collect(),
-            Some(other) => Err(invalid(format!("{at}.{key}"), other, "expected a list of strings")),
-        }
-    };
-    let tenant_id = text("tenant_id")?.ok_or_else(|| {
+fn connection(raw: RawTenant, at: &str, invalid: &Invalid) -> Result<TenantConnection, ConfigError> {
+    let text = |t: Option<NonEmptyText>| t.map(|NonEmptyText(s)| s);
+    let list = |l: Option<TextList>| l.map(|TextList(items)| items).unwrap_or_default();
+    let tenant_id = text(raw.tenant_id).ok_or_else(|| {
         invalid(
             format!("{at}.tenant_id"),
             &Value::Null,
@@ -175,49 +199,23 @@ fn connection(map: &Map<String, Value>, at: &str, invalid: &Invalid) -> Result<T
             "expected a tenant id (a GUID) or a tenant domain name",
         ));
     }
-    let credential = credential_kind(text("credential")?.as_deref(), at, invalid)?;
+    let credential = raw
+        .credential
+        .ok_or_else(|| invalid(format!("{at}.credential"), &Value::Null, CREDENTIALS_EXPECTED))?;
     let conn = TenantConnection {
         tenant_id,
         credential,
-        client_id: text("client_id")?,
-        client_secret_env: text("client_secret_env")?,
-        certificate_path: text("certificate_path")?,
-        certificate_password_env: text("certificate_password_env")?,
-        federated_token_file: text("federated_token_file")?,
-        subscriptions: list("subscriptions")?,
-        exclude_subscriptions: list("exclude_subscriptions")?,
-        management_groups: list("management_groups")?,
+        client_id: text(raw.client_id),
+        client_secret_env: text(raw.client_secret_env),
+        certificate_path: text(raw.certificate_path),
+        certificate_password_env: text(raw.certificate_password_env),
+        federated_token_file: text(raw.federated_token_file),
+        subscriptions: list(raw.subscriptions),
+        exclude_subscriptions: list(raw.exclude_subscriptions),
+        management_groups: list(raw.management_groups),
     };
     check_needs(&conn, at, invalid)?;
     Ok(conn)
-}
-
-/// `credential` of one connection: no managed identity (it signs in to its own tenant only).
-fn credential_kind(name: Option<&str>, at: &str, invalid: &Invalid) -> Result<TenantCredential, ConfigError> {
-    let kind = match name {
-        Some("default") => TenantCredential::Default,
-        Some("client_secret") => TenantCredential::ClientSecret,
-        Some("client_certificate") => TenantCredential::ClientCertificate,
-        Some("workload_identity") => TenantCredential::WorkloadIdentity,
-        Some("azure_cli") => TenantCredential::AzureCli,
-        Some(other @ ("managed_identity" | "auto")) => {
-            return Err(invalid(
-                format!("{at}.credential"),
-                &Value::String(other.into()),
-                "a managed identity signs in to its own tenant only: use default for the home tenant's \
-                 connection (azure.credential), and client_secret, client_certificate, workload_identity \
-                 or azure_cli for another tenant",
-            ));
-        }
-        other => {
-            return Err(invalid(
-                format!("{at}.credential"),
-                &other.map_or(Value::Null, |o| Value::String(o.into())),
-                "expected default, client_secret, client_certificate, workload_identity or azure_cli",
-            ));
-        }
-    };
-    Ok(kind)
 }
 
 /// The settings each credential needs.

@@ -1,6 +1,10 @@
 use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
 
 use super::*;
+use crate::domain::check::ServiceCheck;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -375,4 +379,61 @@ fn client_certificate_is_a_credential_kind() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("client_certificate"), "{err}");
+}
+
+#[test]
+fn an_unknown_nested_key_is_reported_with_its_full_path() {
+    let yaml = "azure:\n  endpoints:\n    resource_managr: https://management.azure.com\n  tenants:\n    - tenant_id: contoso.onmicrosoft.com\n      credential: azure_cli\n      tenant: typo\naws:\n  enabled: false\n  default_region: eu-west-2\n";
+    let config = load_yaml(yaml, &[]).unwrap();
+    assert_eq!(
+        config.warnings,
+        [
+            "CONNECTOR_CONFIG: unknown key azure.endpoints.resource_managr is ignored",
+            "CONNECTOR_CONFIG: the aws block is ignored (seedwatch reads Azure only)",
+            "CONNECTOR_CONFIG: unknown key azure.tenants[0].tenant is ignored",
+        ]
+    );
+}
+
+#[test]
+fn a_wrong_type_is_reported_with_its_path() {
+    let cases = [
+        (
+            "sync:\n  max_delete_fraction: [1]\n",
+            "CONNECTOR_CONFIG: sync.max_delete_fraction = [1]: expected a number from 0 to 1",
+        ),
+        (
+            "azure:\n  endpoints:\n    authority: {host: x}\n",
+            "CONNECTOR_CONFIG: azure.endpoints.authority = {\"host\":\"x\"}: expected a string",
+        ),
+        (
+            "azure:\n  tenants:\n    - tenant_id: a\n      credential: azure_cli\n    - tenant_id: b\n      credential: azure_cli\n      subscriptions: s1\n",
+            "CONNECTOR_CONFIG: azure.tenants[1].subscriptions = \"s1\": expected a list of strings",
+        ),
+        (
+            "azure:\n  tenants:\n    - just-a-name\n",
+            "CONNECTOR_CONFIG: azure.tenants[0] = \"just-a-name\": expected a mapping with tenant_id and credential",
+        ),
+    ];
+    for (yaml, message) in cases {
+        let err = load_yaml(yaml, &[]).unwrap_err().to_string();
+        assert_eq!(err, message, "{yaml:?}");
+    }
+}
+
+#[test]
+fn a_section_that_is_not_a_mapping_is_refused_with_its_path() {
+    let err = load_yaml("events: 5s\n", &[]).unwrap_err().to_string();
+    assert_eq!(err, "CONNECTOR_CONFIG: events = \"5s\": expected a mapping of keys");
+    let err = load_yaml("azure:\n  services: [check_aks]\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "CONNECTOR_CONFIG: azure.services = [\"check_aks\"]: expected a mapping of keys"
+    );
+    // An empty section is every default, as an absent one.
+    let config = load_yaml("events:\nazure:\n  services:\n", &[]).unwrap();
+    assert_eq!(config.events, EventSettings::default());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }

@@ -1,5 +1,6 @@
 //! Owner mapping: which resource's seeds change when the resource with a given id changes.
-//! Pure (no I/O). See azure-resources.md 6.2 and 6.3.
+//! Pure (no I/O). The resource types are those of the ARM REST reference
+//! (<https://learn.microsoft.com/rest/api/resources/>).
 //!
 //! Rules, in order:
 //! - extension resources (`…/sites/x/providers/Microsoft.Insights/…`) are cut at the second

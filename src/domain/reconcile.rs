@@ -212,12 +212,36 @@ pub fn is_near_empty(desired: usize, tagged: usize) -> bool {
 
 /// Computes what to write.
 pub fn reconcile(inputs: Inputs<'_>) -> Plan {
-    let rules = inputs.rules;
     let mut plan = Plan::default();
-    let mut present: BTreeSet<&Seed> = BTreeSet::new();
     let normalised: Vec<(&AsmSeed, Option<Seed>)> = inputs.asm.iter().map(|s| (s, s.normalised())).collect();
-    for (asm_seed, seed) in &normalised {
-        if asm_seed.has_tag(&rules.seed_tag) {
+    let present = count_present(&normalised, &inputs.rules.seed_tag, &mut plan);
+    for seed in inputs.desired {
+        if present.contains(seed) {
+            plan.kept += 1;
+        } else {
+            plan.add.push(SeedRef::from(seed));
+            plan.add_seeds.push(seed.clone());
+        }
+    }
+    let eligible = stale_deletes(&inputs, &normalised, &mut plan);
+    if eligible.is_empty() {
+        return plan;
+    }
+    match set_block(&inputs, eligible.len(), plan.tagged) {
+        Some(reason) => plan.skipped.extend(eligible.into_iter().map(|seed| SkippedDelete {
+            seed,
+            reason: reason.clone(),
+        })),
+        None => plan.delete = eligible,
+    }
+    plan
+}
+
+/// The normalised seeds ASM holds; counts the tagged ones and the unrecognised names.
+fn count_present<'a>(normalised: &'a [(&AsmSeed, Option<Seed>)], tag: &str, plan: &mut Plan) -> BTreeSet<&'a Seed> {
+    let mut present = BTreeSet::new();
+    for (asm_seed, seed) in normalised {
+        if asm_seed.has_tag(tag) {
             plan.tagged += 1;
         }
         match seed {
@@ -227,20 +251,16 @@ pub fn reconcile(inputs: Inputs<'_>) -> Plan {
             None => plan.unrecognised.push(asm_seed.name.clone()),
         }
     }
+    present
+}
 
-    for seed in inputs.desired {
-        if present.contains(seed) {
-            plan.kept += 1;
-        } else {
-            plan.add.push(SeedRef::from(seed));
-            plan.add_seeds.push(seed.clone());
-        }
-    }
-
-    // Stale tagged seeds, each checked against its own scopes first.
+/// Stale tagged seeds, each checked against its own scopes first: those its scopes forbid
+/// deleting go to `plan.skipped`, the rest are returned.
+fn stale_deletes(inputs: &Inputs<'_>, normalised: &[(&AsmSeed, Option<Seed>)], plan: &mut Plan) -> Vec<StaleSeed> {
+    let rules = inputs.rules;
     let mut eligible: Vec<StaleSeed> = Vec::new();
     let mut seen_ids: BTreeSet<&str> = BTreeSet::new();
-    for (asm_seed, seed) in &normalised {
+    for (asm_seed, seed) in normalised {
         let Some(seed) = seed else { continue };
         if inputs.desired.contains(seed) {
             continue;
@@ -267,32 +287,27 @@ pub fn reconcile(inputs: Inputs<'_>) -> Plan {
             None => eligible.push(stale),
         }
     }
+    eligible
+}
 
-    if eligible.is_empty() {
-        return plan;
-    }
-    let set_block = if is_near_empty(inputs.desired.len(), plan.tagged) {
+/// Why the set of `eligible` deletes as a whole must not go ahead, if it must not: a sweep too
+/// small to trust, or more deletes than the breaker allows.
+fn set_block(inputs: &Inputs<'_>, eligible: usize, tagged: usize) -> Option<SkipReason> {
+    let rules = inputs.rules;
+    if is_near_empty(inputs.desired.len(), tagged) {
         Some(SkipReason::NearEmptySweep {
             desired: inputs.desired.len(),
-            tagged: plan.tagged,
+            tagged,
         })
-    } else if !rules.force_deletes && eligible.len() as f64 > rules.max_delete_fraction * plan.tagged as f64 {
+    } else if !rules.force_deletes && eligible as f64 > rules.max_delete_fraction * tagged as f64 {
         Some(SkipReason::DeleteBreaker {
-            would_delete: eligible.len(),
-            tagged: plan.tagged,
+            would_delete: eligible,
+            tagged,
             max_fraction: rules.max_delete_fraction,
         })
     } else {
         None
-    };
-    match set_block {
-        Some(reason) => plan.skipped.extend(eligible.into_iter().map(|seed| SkippedDelete {
-            seed,
-            reason: reason.clone(),
-        })),
-        None => plan.delete = eligible,
     }
-    plan
 }
 
 /// Why this stale seed's own scopes forbid deleting it, if they do.

@@ -1,7 +1,9 @@
-//! The engines over the adapters' traits: [`sync`] (the full reconcile), [`rebuild`] (the
-//! reconcile with the ledger) and [`apply`] (one resource, incrementally).
+//! The engines over the adapters' traits: [`reconcile`] (the one full reconcile with the
+//! ledger), built from [`sync`] (the diff and the writes) and [`rebuild`] (the ledger from a
+//! reconcile's result), and [`apply`] (one resource, incrementally).
 
 pub mod apply;
 pub mod rebuild;
+pub mod reconcile;
 pub mod refused;
 pub mod sync;

@@ -67,6 +67,22 @@ pub async fn rebuild(
         records_repaired: remove_unreadable(ledger).await?,
         ..RebuildReport::default()
     };
+    rebuild_owners(ledger, report, options, &mut out).await?;
+    let asm = AsmView::after(report, options.seed_tag);
+    // The apply path's deletion breaker counts against what ASM holds now.
+    crate::ledger::breaker::record_tagged(ledger, asm.ours.len(), 20).await?;
+    rebuild_seeds(ledger, report, options, &asm, &mut out).await?;
+    Ok(out)
+}
+
+/// The owners: those the sweep saw written, those it did not see removed if their scopes were
+/// read completely; an owner an apply read since the snapshot is left alone.
+async fn rebuild_owners(
+    ledger: &dyn Ledger,
+    report: &SyncReport,
+    options: &RebuildOptions<'_>,
+    out: &mut RebuildReport,
+) -> Result<(), LedgerError> {
     let mut estate: BTreeMap<ResourceId, Vec<OwnedSeed>> = BTreeMap::new();
     for c in &report.extraction.contributions {
         estate.entry(c.owner.clone()).or_default().push(OwnedSeed {
@@ -85,29 +101,18 @@ pub async fn rebuild(
         .map(|o| (o.value.id.clone(), o))
         .collect();
     let ttl_ms = options.tombstone_ttl.as_millis() as i64;
-    let snapshot_ms = options.snapshot_ms();
-
+    let times = (options.snapshot_ms(), options.now_ms);
     // Owners the sweep saw.
     for (owner, seeds) in &estate {
         let previous = known.get(owner);
-        if previous.is_some_and(|p| p.value.seen_at_ms >= snapshot_ms) {
+        if previous.is_some_and(|p| p.value.seen_at_ms >= times.0) {
             out.owners_newer += 1;
             continue;
         }
         if previous.is_some_and(|p| p.value.settled && !p.value.deleted && &p.value.seeds == seeds) {
             continue;
         }
-        if commit_owner(
-            ledger,
-            owner,
-            previous,
-            seeds.clone(),
-            false,
-            (snapshot_ms, options.now_ms),
-            ttl_ms,
-        )
-        .await?
-        {
+        if commit_owner(ledger, owner, previous, seeds.clone(), false, times, ttl_ms).await? {
             out.owners_written += 1;
         }
     }
@@ -116,69 +121,89 @@ pub async fn rebuild(
         if estate.contains_key(owner) || (previous.value.deleted && previous.value.settled) {
             continue;
         }
-        if previous.value.seen_at_ms >= snapshot_ms {
+        if previous.value.seen_at_ms >= times.0 {
             out.owners_newer += 1;
             continue;
         }
-        let checks: BTreeSet<_> = previous.value.seeds.iter().map(|s| s.check).collect();
-        let subscription = previous.value.subscription();
-        let complete = if checks.is_empty() {
-            crate::domain::check::ServiceCheck::ALL
-                .iter()
-                .all(|c| options.completeness.is_complete(subscription, *c))
-        } else {
-            checks
-                .iter()
-                .all(|c| options.completeness.is_complete(subscription, *c))
-        };
-        if complete
-            && commit_owner(
-                ledger,
-                owner,
-                Some(previous),
-                Vec::new(),
-                true,
-                (snapshot_ms, options.now_ms),
-                ttl_ms,
-            )
-            .await?
+        if read_completely(&previous.value, options.completeness)
+            && commit_owner(ledger, owner, Some(previous), Vec::new(), true, times, ttl_ms).await?
         {
             out.owners_removed += 1;
         }
     }
+    Ok(())
+}
 
-    // ASM's state, as the sync left it.
-    let mut ours: BTreeSet<Seed> = report
-        .listed
-        .iter()
-        .filter(|s| s.has_tag(options.seed_tag))
-        .filter_map(|s| s.normalised())
-        .collect();
-    let mut ids: BTreeMap<Seed, String> = report
-        .listed
-        .iter()
-        .filter_map(|s| s.normalised().map(|n| (n, s.id.clone())))
-        .collect();
-    let mut rejected: BTreeMap<Seed, String> = BTreeMap::new();
-    for write in &report.writes {
-        let Some(seed) = &write.normalised else { continue };
-        match (&write.action, &write.result) {
-            (WriteKind::Add, WriteResult::Added) => {
-                ours.insert(seed.clone());
-                ids.remove(seed);
-            }
-            (WriteKind::Add, WriteResult::Rejected { code, .. }) => {
-                rejected.insert(seed.clone(), code.clone());
-            }
-            (WriteKind::Delete, WriteResult::Deleted | WriteResult::AlreadyGone) => {
-                ours.remove(seed);
-                ids.remove(seed);
-            }
-            _ => {}
-        }
+/// Whether every scope an owner's seeds came from (every check, for an owner with none) was
+/// read completely in its subscription.
+fn read_completely(owner: &OwnerRecord, completeness: &CompletenessReport) -> bool {
+    let checks: BTreeSet<_> = owner.seeds.iter().map(|s| s.check).collect();
+    let subscription = owner.subscription();
+    if checks.is_empty() {
+        crate::domain::check::ServiceCheck::ALL
+            .iter()
+            .all(|c| completeness.is_complete(subscription, *c))
+    } else {
+        checks.iter().all(|c| completeness.is_complete(subscription, *c))
     }
-    // The apply path's deletion breaker counts against what ASM holds now.
-    crate::ledger::breaker::record_tagged(ledger, ours.len(), 20).await?;
+}
+
+/// ASM's state as the sync left it: the listing, then each write's outcome.
+struct AsmView {
+    /// Seeds ASM holds with our tag.
+    ours: BTreeSet<Seed>,
+    /// ASM's id of each seed it held at the listing and still holds.
+    ids: BTreeMap<Seed, String>,
+    /// Seeds ASM refused, with its code.
+    rejected: BTreeMap<Seed, String>,
+}
+
+impl AsmView {
+    fn after(report: &SyncReport, seed_tag: &str) -> AsmView {
+        let mut view = AsmView {
+            ours: report
+                .listed
+                .iter()
+                .filter(|s| s.has_tag(seed_tag))
+                .filter_map(|s| s.normalised())
+                .collect(),
+            ids: report
+                .listed
+                .iter()
+                .filter_map(|s| s.normalised().map(|n| (n, s.id.clone())))
+                .collect(),
+            rejected: BTreeMap::new(),
+        };
+        for write in &report.writes {
+            let Some(seed) = &write.normalised else { continue };
+            match (&write.action, &write.result) {
+                (WriteKind::Add, WriteResult::Added) => {
+                    view.ours.insert(seed.clone());
+                    view.ids.remove(seed);
+                }
+                (WriteKind::Add, WriteResult::Rejected { code, .. }) => {
+                    view.rejected.insert(seed.clone(), code.clone());
+                }
+                (WriteKind::Delete, WriteResult::Deleted | WriteResult::AlreadyGone) => {
+                    view.ours.remove(seed);
+                    view.ids.remove(seed);
+                }
+                _ => {}
+            }
+        }
+        view
+    }
+}
+
+/// The seed records: ASM's state from the sync (where no apply recorded a newer one), expired
+/// tombstones pruned, and seeds ASM holds with our tag that the ledger did not know recorded.
+async fn rebuild_seeds(
+    ledger: &dyn Ledger,
+    report: &SyncReport,
+    options: &RebuildOptions<'_>,
+    asm: &AsmView,
+    out: &mut RebuildReport,
+) -> Result<(), LedgerError> {
     let mut records: BTreeMap<Seed, Versioned<SeedRecord>> = ledger
         .all_seeds()
         .await?
@@ -188,7 +213,7 @@ pub async fn rebuild(
     // Seeds ASM holds with our tag but the ledger does not know: record them, so a later
     // apply can delete them when an owner stops contributing.
     let tracked: BTreeSet<Seed> = records.keys().cloned().collect();
-    for seed in ours.iter().filter(|s| !tracked.contains(*s) && report.asm_holds(s)) {
+    for seed in asm.ours.iter().filter(|s| !tracked.contains(*s) && report.asm_holds(s)) {
         let record = SeedRecord::new(seed.clone());
         if let Ok(version) = ledger.put_seed(&record, &Expect::Absent).await {
             records.insert(seed.clone(), Versioned { value: record, version });
@@ -205,30 +230,7 @@ pub async fn rebuild(
             out.seeds_busy += 1;
             continue;
         }
-        let mut record = current.value.clone();
-        record.intent = None;
-        // An apply that wrote ASM after the listing knows better than the listing. One recorded
-        // in the millisecond the listing was requested may have written after the listing
-        // answered: the tie goes to the apply, as it does for owners (`seen_at_ms >= snapshot`).
-        if current.value.asm.at_ms < report.listed_at_ms {
-            let held = report.asm_holds(&seed);
-            let state = AsmState {
-                held,
-                ours: held && ours.contains(&seed),
-                id: if held { ids.get(&seed).cloned() } else { None },
-                rejected: rejected.get(&seed).cloned(),
-                at_ms: current.value.asm.at_ms,
-            };
-            if state != current.value.asm {
-                record.asm = AsmState {
-                    at_ms: report.listed_at_ms,
-                    ..state
-                };
-            }
-        } else {
-            out.seeds_newer += 1;
-        }
-        record.prune_tombstones(options.now_ms - ttl_ms);
+        let record = next_seed_record(&seed, &current.value, report, options, asm, out);
         if record == current.value {
             continue;
         }
@@ -248,7 +250,44 @@ pub async fn rebuild(
             Err(e) => return Err(e),
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A seed record as the sync leaves it: no intent, ASM's state from the listing unless an
+/// apply recorded a newer one, expired tombstones pruned.
+fn next_seed_record(
+    seed: &Seed,
+    current: &SeedRecord,
+    report: &SyncReport,
+    options: &RebuildOptions<'_>,
+    asm: &AsmView,
+    out: &mut RebuildReport,
+) -> SeedRecord {
+    let mut record = current.clone();
+    record.intent = None;
+    // An apply that wrote ASM after the listing knows better than the listing. One recorded
+    // in the millisecond the listing was requested may have written after the listing
+    // answered: the tie goes to the apply, as it does for owners (`seen_at_ms >= snapshot`).
+    if current.asm.at_ms < report.listed_at_ms {
+        let held = report.asm_holds(seed);
+        let state = AsmState {
+            held,
+            ours: held && asm.ours.contains(seed),
+            id: if held { asm.ids.get(seed).cloned() } else { None },
+            rejected: asm.rejected.get(seed).cloned(),
+            at_ms: current.asm.at_ms,
+        };
+        if state != current.asm {
+            record.asm = AsmState {
+                at_ms: report.listed_at_ms,
+                ..state
+            };
+        }
+    } else {
+        out.seeds_newer += 1;
+    }
+    record.prune_tombstones(options.now_ms - options.tombstone_ttl.as_millis() as i64);
+    record
 }
 
 /// Removes the owner and seed records that no longer decode (a seed name that stopped
@@ -336,135 +375,26 @@ pub async fn provenance(ledger: &dyn Ledger) -> Result<Provenance, LedgerError> 
     Ok(out)
 }
 
-/// A full reconcile with the ledger around it.
-#[derive(Debug)]
-pub struct LedgerSync {
-    pub report: crate::engine::sync::SyncReport,
-    /// What the rebuild changed (`None` in a dry run or without a ledger).
-    pub rebuild: Option<RebuildReport>,
-    /// Ledger trouble: the reconcile still ran, the ledger is repaired by the next one.
-    pub ledger_warnings: Vec<String>,
-    /// Changes the handler gave up on, read before the sweep, and those this run cleared.
-    pub failed_changes: crate::ledger::failures::FailedChanges,
-}
+/// A full reconcile with the ledger around it (see [`crate::engine::reconcile`]).
+pub type LedgerSync = crate::engine::reconcile::ReconcileReport;
 
-/// Runs [`crate::engine::sync::run_sync`] with the ledger: the ledger's provenance feeds the guard
-/// rails, owners the ledger read after the sweep's snapshot could reflect replace the sweep's
-/// view of them ([`crate::ledger::lag`]), the failed changes recorded by the handler are read before the sweep, and after a
-/// real run the ledger is rebuilt from the result and, when every write was applied, the
-/// failed changes the sweep covered are cleared. Ledger failures never stop the reconcile;
-/// they come back as warnings.
+/// [`crate::engine::reconcile::reconcile`] over the whole configured scope.
 pub async fn sync_with_ledger(
     config: &crate::config::Config,
     azure: &dyn crate::adapters::azure::AzureReader,
     asm: &dyn crate::adapters::asm::AsmApi,
     ledger: Option<&dyn Ledger>,
-    mut options: crate::engine::sync::SyncOptions,
+    options: crate::engine::sync::SyncOptions,
     progress: &dyn crate::engine::sync::SyncProgress,
 ) -> Result<LedgerSync, crate::engine::sync::SyncError> {
-    use crate::engine::apply::{Clock, SystemClock};
-    let mut ledger_warnings = Vec::new();
-    if let Some(ledger) = ledger
-        && options.provenance.is_none()
-    {
-        match provenance(ledger).await {
-            Ok(p) => options.provenance = Some(std::sync::Arc::new(p)),
-            Err(e) => ledger_warnings.push(format!("ledger provenance unavailable: {e}")),
-        }
-    }
-    let mut failed_changes = read_failed_changes(ledger, &mut ledger_warnings).await;
-    let dry_run = options.dry_run;
-    let started = SystemClock.now_ms();
-    // Seeds ASM refused within the last day are not sent again (`refused.rs`).
-    let remembering = ledger.map(|ledger| crate::engine::refused::RememberRefusals {
-        inner: asm,
+    crate::engine::reconcile::reconcile(crate::engine::reconcile::Reconcile {
+        config,
+        azure,
+        asm,
         ledger,
-        clock: &SystemClock,
-    });
-    let asm: &dyn crate::adapters::asm::AsmApi = match &remembering {
-        Some(remembering) => remembering,
-        None => asm,
-    };
-    let mut swept = crate::engine::sync::check_and_sweep(config, azure, asm, progress).await?;
-    if let Some(ledger) = ledger {
-        let since = started - config.sync.graph_lag.as_millis() as i64;
-        if let Err(e) =
-            crate::ledger::lag::apply_graph_lag(ledger, &mut swept.extraction, &swept.completeness, since).await
-        {
-            ledger_warnings.push(format!(
-                "ledger unavailable for owners read after the sweep's snapshot (Resource Graph lag): {e}"
-            ));
-        }
-    }
-    let mut report =
-        crate::engine::sync::reconcile_and_apply(config, asm, swept.completeness, swept.extraction, options, progress)
-            .await?;
-    report.resources_read = swept.resources_read;
-    let mut rebuilt = None;
-    if let Some(ledger) = ledger
-        && !dry_run
-    {
-        let defaults = crate::engine::apply::ApplyOptions::default();
-        let rebuild_options = RebuildOptions {
-            completeness: &report.completeness,
-            seed_tag: &config.seed_tag,
-            sweep_started_ms: started,
-            graph_lag: config.sync.graph_lag,
-            now_ms: SystemClock.now_ms(),
-            lease: defaults.lease,
-            tombstone_ttl: defaults.tombstone_ttl,
-        };
-        match rebuild(ledger, &report, &rebuild_options).await {
-            Ok(r) => {
-                rebuilt = Some(r);
-                clear_failed_changes(ledger, &mut failed_changes, &report, &mut ledger_warnings).await;
-            }
-            Err(e) => ledger_warnings.push(format!("ledger rebuild failed (the next reconcile retries): {e}")),
-        }
-    }
-    for warning in &ledger_warnings {
-        tracing::warn!("{warning}");
-    }
-    Ok(LedgerSync {
-        report,
-        rebuild: rebuilt,
-        ledger_warnings,
-        failed_changes,
+        options,
+        left_out: None,
+        progress,
     })
-}
-
-/// The failed changes recorded so far (none without a ledger; a read error is a warning).
-/// Read before the sweep begins, so the sweep is newer than each of them.
-pub async fn read_failed_changes(
-    ledger: Option<&dyn Ledger>,
-    warnings: &mut Vec<String>,
-) -> crate::ledger::failures::FailedChanges {
-    let Some(ledger) = ledger else {
-        return Default::default();
-    };
-    match crate::ledger::failures::FailedChanges::read(ledger).await {
-        Ok(found) => found,
-        Err(e) => {
-            warnings.push(format!("failed changes unavailable: {e}"));
-            Default::default()
-        }
-    }
-}
-
-/// After a real run whose ledger rebuild succeeded: clears the failed changes the sweep covered,
-/// if every write was applied (otherwise they stay for the next reconcile).
-pub async fn clear_failed_changes(
-    ledger: &dyn Ledger,
-    failed_changes: &mut crate::ledger::failures::FailedChanges,
-    report: &SyncReport,
-    warnings: &mut Vec<String>,
-) {
-    if failed_changes.found.is_empty() || report.dry_run || !report.all_applied() {
-        return;
-    }
-    if let Err(e) = failed_changes.clear_covered(ledger, &report.completeness).await {
-        warnings.push(format!(
-            "clearing failed changes failed (the next reconcile retries): {e}"
-        ));
-    }
+    .await
 }

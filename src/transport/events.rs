@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::change::{Change, ChangeKind, EventRef};
 use crate::domain::resource::{Resource, ResourceId};
-use crate::transport::functions::envelope::{decode_object, decode_value, describe};
+use crate::transport::json::{decode_object, decode_value, describe};
 
 /// Which envelope an event came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -187,6 +187,63 @@ impl ResourceEvent {
             message: e.to_string(),
         })
     }
+}
+
+/// A delivery's events, read: the changes to apply, and what became of the others, in
+/// delivery order.
+#[derive(Debug, Default)]
+pub struct SortedEvents {
+    pub total: usize,
+    pub changes: Vec<(EventRef, Change)>,
+    pub notes: Vec<EventNote>,
+}
+
+/// An event acknowledged without being processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventNote {
+    /// Not one seedwatch acts on (a failure or cancel event, another type, ...).
+    Ignored { id: String, reason: String },
+    /// It cannot be read (no id or type, an id that is not an ARM resource id).
+    Unreadable { id: String, error: String },
+}
+
+/// Reads a delivery's events, logging each one not processed. An event that cannot be read is
+/// acknowledged and logged with its id rather than failing the delivery: Event Grid answers a
+/// failure by redelivering the whole batch (up to 30 times over 24 hours), good events
+/// included, while redelivery can never make a bad event readable
+/// (<https://learn.microsoft.com/azure/event-grid/delivery-and-retry>).
+pub fn sort_events<'a>(events: impl IntoIterator<Item = &'a Value>) -> SortedEvents {
+    let mut sorted = SortedEvents::default();
+    for value in events {
+        sorted.total += 1;
+        let read = ResourceEvent::parse(value).and_then(|event| event.disposition().map(|d| (event, d)));
+        match read {
+            Err(e) => {
+                let id = unreadable_event_id(value);
+                tracing::error!(event_id = id, error = %e, "event acknowledged, not processed: it cannot be read");
+                sorted.notes.push(EventNote::Unreadable {
+                    id,
+                    error: e.to_string(),
+                });
+            }
+            Ok((event, Disposition::Ignore { reason })) => {
+                tracing::info!(event_id = %event.id, event_type = %event.event_type, reason, "event acknowledged, not processed");
+                sorted.notes.push(EventNote::Ignored { id: event.id, reason });
+            }
+            Ok((event, Disposition::Apply(change))) => sorted.changes.push((event.reference(), change)),
+        }
+    }
+    sorted
+}
+
+/// The id of an event that did not parse, for the log line; `(no id)` when it has none.
+fn unreadable_event_id(value: &Value) -> String {
+    let id = decode_object(value).and_then(|map| match map.get("id") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.chars().take(200).collect()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    });
+    id.unwrap_or_else(|| "(no id)".to_string())
 }
 
 /// Event objects in one invocation's `event` input: normally one object; an array is accepted

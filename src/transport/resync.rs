@@ -1,11 +1,13 @@
 //! The `resync` HTTP function's request: `{"scope": "all" | "subscription" | "resource",
 //! "id": "...", "dry_run": false}` in the `req` binding's `Body`. Pure.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::app::ports::Scope;
+use crate::app::resync::{ResyncAnswer, ResyncResult};
+use crate::app::runner::Summary;
 use crate::domain::resource::ResourceId;
-use crate::transport::functions::envelope::{decode_value, describe};
+use crate::transport::json::{decode_value, describe};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResyncRequest {
@@ -90,6 +92,31 @@ fn subscription_id(raw: &str) -> Result<String, String> {
         return Err(format!("id {raw:?}: expected a subscription id"));
     }
     Ok(bare.to_string())
+}
+
+/// The resync's answer as both transports send it: `{"scope", "id", "dry_run"}` and the
+/// `result`, `summary`, `accepted` or `error`, with its HTTP status.
+pub fn answer(answer: &ResyncAnswer) -> (u16, Value) {
+    let scope = &answer.scope;
+    let mut body = json!({"scope": scope.name(), "id": scope.id(), "dry_run": answer.dry_run});
+    match &answer.result {
+        ResyncResult::Done(summary @ Summary::Applied(_)) => body["result"] = to_value(summary),
+        ResyncResult::Done(summary) => body["summary"] = to_value(summary),
+        ResyncResult::ApplyQueued(outcome) => body["result"] = to_value(outcome),
+        ResyncResult::RetryScheduled { message_id, cause } => {
+            body["result"] = json!({"outcome": "retry_scheduled", "messageId": message_id, "cause": cause})
+        }
+        ResyncResult::Accepted { message_id } => {
+            body["accepted"] = true.into();
+            body["messageId"] = message_id.as_str().into();
+        }
+        ResyncResult::Failed { cause, .. } => body["error"] = cause.as_str().into(),
+    }
+    (answer.result.status(), body)
+}
+
+fn to_value(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or_default()
 }
 
 #[cfg(test)]

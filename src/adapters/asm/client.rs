@@ -1,4 +1,5 @@
-//! The Hexiosec ASM REST client (hexiosec-connector.md section 4), implementing [`AsmApi`].
+//! The Hexiosec ASM REST client (API reference: https://asm.hexiosec.com/api/ui), implementing
+//! [`AsmApi`].
 //!
 //! Every request carries `x-hexiosec-api-key`, has a timeout, and is retried on 429, 5xx other
 //! than 501 and transport errors, honouring `Retry-After`. POSTs are retried too (there is no
@@ -9,11 +10,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::Value;
 
 use super::{AddOutcome, AsmApi, AsmError, AsmSeed, DeleteOutcome};
-use crate::adapters::http::{RetryPolicy, is_retryable_status, retry_after};
+use crate::adapters::http::{Exchange, Retry, RetryPolicy, RetryRules, SendError, send_with_retry};
 use crate::config::{Config, ConfigError, HttpSettings};
 use crate::domain::secret::Secret;
 use crate::domain::seed::{Seed, SeedKind};
@@ -49,8 +50,49 @@ impl std::fmt::Debug for AsmClient {
 
 /// A response read to the end.
 struct Reply {
-    status: StatusCode,
+    status: u16,
     body: bytes::Bytes,
+}
+
+/// One ASM request as [`send_with_retry`] drives it: the key and the body on every attempt,
+/// a warning (its text scrubbed of the key) before every retry.
+struct AsmAttempt<'a> {
+    client: &'a AsmClient,
+    method: Method,
+    url: &'a str,
+    body: Option<&'a Value>,
+    what: &'a str,
+}
+
+impl Exchange for AsmAttempt<'_> {
+    type Error = std::convert::Infallible;
+
+    async fn request(&self) -> Result<reqwest::RequestBuilder, Self::Error> {
+        let mut request = self
+            .client
+            .http
+            .request(self.method.clone(), self.url)
+            .header(API_KEY_HEADER, self.client.key.expose())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = self.body {
+            request = request.json(body);
+        }
+        Ok(request)
+    }
+
+    async fn retrying(&self, why: Retry, attempt: u32, wait: Duration) {
+        let what = self.what;
+        match why {
+            Retry::Status(status) => tracing::warn!(what, status, attempt, "ASM answered with a retryable status"),
+            // ASM has no throttle budget: a 429 comes back as `Retry::Status`.
+            Retry::Throttled => tracing::warn!(what, status = 429u16, attempt, "ASM answered with a retryable status"),
+            Retry::Transport(e) => {
+                let message = self.client.scrub(&e.without_url().to_string());
+                tracing::warn!(what, error = %message, attempt, "ASM request failed");
+            }
+        }
+        tokio::time::sleep(wait).await;
+    }
 }
 
 impl AsmClient {
@@ -84,54 +126,31 @@ impl AsmClient {
     /// maps statuses), or a transport error once retries are exhausted.
     async fn send(&self, method: Method, path: &str, body: Option<&Value>, what: &str) -> Result<Reply, AsmError> {
         let url = format!("{}{}", self.base_url, path);
-        let mut attempt: u32 = 0;
-        loop {
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .header(API_KEY_HEADER, self.key.expose())
-                .header(reqwest::header::ACCEPT, "application/json");
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let outcome = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let wait = retry_after(response.headers());
-                    match response.bytes().await {
-                        Ok(body) => Ok((Reply { status, body }, wait)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            let retry_wait = match outcome {
-                Ok((reply, wait)) => {
-                    if !is_retryable_status(reply.status.as_u16()) || attempt >= self.retry.count {
-                        return Ok(reply);
-                    }
-                    tracing::warn!(
-                        what,
-                        status = reply.status.as_u16(),
-                        attempt,
-                        "ASM answered with a retryable status"
-                    );
-                    self.retry.delay(attempt, wait, RETRY_AFTER_CEILING)
-                }
-                Err(e) => {
-                    let message = self.scrub(&e.without_url().to_string());
-                    if attempt >= self.retry.count {
-                        return Err(AsmError::Transport {
-                            what: what.to_string(),
-                            message: format!("{message} (after {} attempts)", attempt + 1),
-                        });
-                    }
-                    tracing::warn!(what, error = %message, attempt, "ASM request failed");
-                    self.retry.backoff(attempt)
-                }
-            };
-            tokio::time::sleep(retry_wait).await;
-            attempt += 1;
+        let rules = RetryRules {
+            policy: self.retry,
+            retry_after_ceiling: RETRY_AFTER_CEILING,
+            throttle_budget: None,
+        };
+        let attempt = AsmAttempt {
+            client: self,
+            method,
+            url: &url,
+            body,
+            what,
+        };
+        match send_with_retry(&rules, &attempt).await {
+            Ok(answer) | Err(SendError::Throttled(answer)) => Ok(Reply {
+                status: answer.status,
+                body: answer.body,
+            }),
+            Err(SendError::Request(never)) => match never {},
+            Err(SendError::Transport { error, attempts }) => Err(AsmError::Transport {
+                what: what.to_string(),
+                message: format!(
+                    "{} (after {attempts} attempts)",
+                    self.scrub(&error.without_url().to_string())
+                ),
+            }),
         }
     }
 
@@ -143,7 +162,7 @@ impl AsmClient {
 
     /// The error for a status the caller has no better meaning for.
     fn http_error(&self, reply: &Reply, what: &str) -> AsmError {
-        let status = reply.status.as_u16();
+        let status = reply.status;
         if status == 401 || status == 403 {
             return AsmError::Unauthorized { status };
         }
@@ -178,7 +197,7 @@ impl AsmApi for AsmClient {
     async fn check_auth(&self) -> Result<(), AsmError> {
         let what = "GET /auth";
         let reply = self.send(Method::GET, "/auth", None, what).await?;
-        if !reply.status.is_success() {
+        if !(200..300).contains(&reply.status) {
             return Err(self.http_error(&reply, what));
         }
         let body: Value = serde_json::from_slice(&reply.body).map_err(|e| AsmError::BadResponse {
@@ -187,9 +206,7 @@ impl AsmApi for AsmClient {
         })?;
         match body.get("authenticated") {
             Some(Value::Bool(true)) => Ok(()),
-            Some(Value::Bool(false)) => Err(AsmError::Unauthorized {
-                status: reply.status.as_u16(),
-            }),
+            Some(Value::Bool(false)) => Err(AsmError::Unauthorized { status: reply.status }),
             _ => Err(AsmError::BadResponse {
                 what: what.into(),
                 message: "no boolean `authenticated` field".into(),
@@ -200,7 +217,7 @@ impl AsmApi for AsmClient {
     async fn check_scan(&self) -> Result<(), AsmError> {
         let what = "GET /v1/scans/{id}";
         let reply = self.send(Method::GET, &self.scan_path(), None, what).await?;
-        match reply.status.as_u16() {
+        match reply.status {
             200..=299 => Ok(()),
             // Some APIs answer 400 for an id that is not a UUID; to the user it is the same.
             404 | 400 => Err(AsmError::ScanNotFound {
@@ -214,10 +231,10 @@ impl AsmApi for AsmClient {
         let what = "GET /v1/scans/{id}/seeds";
         let path = format!("{}/seeds?expand=tags", self.scan_path());
         let reply = self.send(Method::GET, &path, None, what).await?;
-        match reply.status.as_u16() {
-            200..=299 => parse_seed_list(&reply.body).map_err(|message| AsmError::BadResponse {
+        match reply.status {
+            200..=299 => parse_seed_list(&reply.body).map_err(|e| AsmError::BadResponse {
                 what: what.into(),
-                message: self.scrub(&message),
+                message: self.scrub(&e.to_string()),
             }),
             404 => Err(AsmError::ScanNotFound {
                 scan_id: self.scan_id.clone(),
@@ -235,7 +252,7 @@ impl AsmApi for AsmClient {
         });
         let path = format!("{}/seeds", self.scan_path());
         let reply = self.send(Method::POST, &path, Some(&body), &what).await?;
-        match reply.status.as_u16() {
+        match reply.status {
             200..=299 => Ok(AddOutcome::Added),
             409 => Ok(AddOutcome::AlreadyExists),
             400 | 422 => {
@@ -250,7 +267,7 @@ impl AsmApi for AsmClient {
                         message,
                     }),
                     None => Err(AsmError::Http {
-                        status: reply.status.as_u16(),
+                        status: reply.status,
                         what,
                         message,
                     }),
@@ -267,7 +284,7 @@ impl AsmApi for AsmClient {
         let what = format!("DELETE /v1/scans/{{id}}/seeds/{seed_id}");
         let path = format!("{}/seeds/{}", self.scan_path(), encode_segment(seed_id));
         let reply = self.send(Method::DELETE, &path, None, &what).await?;
-        match reply.status.as_u16() {
+        match reply.status {
             200..=299 => Ok(DeleteOutcome::Deleted),
             404 | 410 => Ok(DeleteOutcome::AlreadyGone),
             _ => Err(self.http_error(&reply, &what)),
@@ -326,18 +343,29 @@ fn is_already_exists(code: Option<&str>, message: &str) -> bool {
         || code == "exists"
 }
 
+/// Why a seed listing could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedListError {
+    #[error("not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("expected a JSON array of seeds (or one under `data` or `seeds`)")]
+    NoListInObject,
+    #[error("expected a JSON array of seeds")]
+    NotAList,
+}
+
 /// Parses the seed list: a JSON array of `{id, name, type, tags}`, or the same array under a
 /// `data`, `seeds` or `items` key. Tags may be strings or `{name}` objects. Entries without an
 /// id or a name cannot be acted on and are skipped.
-pub fn parse_seed_list(body: &[u8]) -> Result<Vec<AsmSeed>, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_seed_list(body: &[u8]) -> Result<Vec<AsmSeed>, SeedListError> {
+    let value: Value = serde_json::from_slice(body).map_err(SeedListError::NotJson)?;
     let items = match &value {
         Value::Array(items) => items,
         Value::Object(map) => ["data", "seeds", "items", "results"]
             .iter()
             .find_map(|k| map.get(*k).and_then(Value::as_array))
-            .ok_or_else(|| "expected a JSON array of seeds (or one under `data` or `seeds`)".to_string())?,
-        _ => return Err("expected a JSON array of seeds".into()),
+            .ok_or(SeedListError::NoListInObject)?,
+        _ => return Err(SeedListError::NotAList),
     };
     let mut seeds = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {

@@ -8,7 +8,7 @@
 //! `aud` the token endpoint, `iss` and `sub` the client id, ten minutes of validity).
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -26,6 +26,60 @@ use der::Decode as _;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 
 use crate::domain::secret::Secret;
+
+/// Why a certificate file cannot be used. No text holds key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFileProblem {
+    #[error("cannot read: {0}")]
+    Unreadable(String),
+    #[error("holds no certificate")]
+    NoCertificate,
+    #[error("holds no private key")]
+    NoPrivateKey,
+    #[error("no certificate in it matches its private key")]
+    NoMatchingCertificate,
+    #[error("its private key is not a usable RSA key ({0}); Entra ID certificate credentials take RSA keys")]
+    RejectedKey(String),
+    #[error("its private key is {0}; Entra ID certificate credentials take RSA keys")]
+    NotRsa(&'static str),
+    #[error(
+        "its private key is encrypted; AZURE_CLIENT_CERTIFICATE_PASSWORD opens PKCS#12 files only: give a PEM \
+         file with an unencrypted key, or a PKCS#12 file"
+    )]
+    EncryptedPem,
+    #[error("PEM block {block} is not valid: {message}")]
+    BadPemBlock { block: usize, message: String },
+    #[error("is neither PEM nor PKCS#12 (DER or base64)")]
+    NeitherPemNorPkcs12,
+    #[error("the PKCS#12 password does not open it (AZURE_CLIENT_CERTIFICATE_PASSWORD)")]
+    WrongPassword,
+    #[error("is not a PKCS#12 file seedwatch can read: {0}")]
+    UnreadablePkcs12(String),
+    /// Every private key in the file was unusable, each for its reason.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    NoUsableKey(Vec<KeyFileProblem>),
+}
+
+/// Why the client certificate credential cannot be built or used.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    /// The file named by the caller.
+    #[error("{}: {problem}", path.display())]
+    File { path: PathBuf, problem: KeyFileProblem },
+    /// The file named by `AZURE_CLIENT_CERTIFICATE_PATH`.
+    #[error("AZURE_CLIENT_CERTIFICATE_PATH {}: {problem}", path.display())]
+    CertificatePath { path: PathBuf, problem: KeyFileProblem },
+    #[error("{0} is not set (azure.credential = client_certificate)")]
+    NotSet(&'static str),
+    #[error("authority {authority}: {error}")]
+    Authority { authority: String, error: url::ParseError },
+    #[error("tenant {tenant}: {error}")]
+    Tenant { tenant: String, error: url::ParseError },
+    #[error("the private key could not sign the client assertion")]
+    Signing,
+    #[error("{0}")]
+    Identity(azure_core::Error),
+}
 
 /// How long an assertion is valid; Entra ID asks for 5 to 10 minutes.
 const ASSERTION_LIFETIME_SECONDS: i64 = 600;
@@ -52,9 +106,12 @@ impl ClientCertificate {
     /// Reads a PEM file (certificates and an unencrypted PKCS#8 or PKCS#1 RSA key) or a
     /// PKCS#12 file (DER, or base64 as Key Vault stores it) opened with `password` (none means
     /// the empty password). The error names the file and never holds key material.
-    pub fn load(path: &Path, password: Option<&Secret>) -> Result<ClientCertificate, String> {
-        let at = |message: String| format!("{}: {message}", path.display());
-        let bytes = std::fs::read(path).map_err(|e| at(format!("cannot read: {e}")))?;
+    pub fn load(path: &Path, password: Option<&Secret>) -> Result<ClientCertificate, CertificateError> {
+        let at = |problem: KeyFileProblem| CertificateError::File {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let bytes = std::fs::read(path).map_err(|e| at(KeyFileProblem::Unreadable(e.to_string())))?;
         let (certs, keys) = if looks_like_pem(&bytes) {
             read_pem(&bytes).map_err(at)?
         } else {
@@ -64,9 +121,9 @@ impl ClientCertificate {
     }
 
     /// The certificate among `certs` whose public key is that of the first usable key.
-    fn from_parts(certs: &[Vec<u8>], keys: Vec<PrivateKey>) -> Result<ClientCertificate, String> {
+    fn from_parts(certs: &[Vec<u8>], keys: Vec<PrivateKey>) -> Result<ClientCertificate, KeyFileProblem> {
         if certs.is_empty() {
-            return Err("holds no certificate".into());
+            return Err(KeyFileProblem::NoCertificate);
         }
         let mut reasons = Vec::new();
         for private in keys {
@@ -89,12 +146,13 @@ impl ClientCertificate {
                     rng: SystemRandom::new(),
                 });
             }
-            reasons.push("no certificate in it matches its private key".into());
+            reasons.push(KeyFileProblem::NoMatchingCertificate);
         }
-        if reasons.is_empty() {
-            return Err("holds no private key".into());
+        match reasons.len() {
+            0 => Err(KeyFileProblem::NoPrivateKey),
+            1 => Err(reasons.remove(0)),
+            _ => Err(KeyFileProblem::NoUsableKey(reasons)),
         }
-        Err(reasons.join("; "))
     }
 
     /// Base64url SHA-256 thumbprint of the certificate (`x5t#S256`).
@@ -104,7 +162,7 @@ impl ClientCertificate {
 
     /// A signed client assertion for `client_id` at the token endpoint `audience`, issued at
     /// `now` (Unix seconds) with the unique id `jti`.
-    pub fn assertion(&self, audience: &str, client_id: &str, now: i64, jti: &str) -> Result<String, String> {
+    pub fn assertion(&self, audience: &str, client_id: &str, now: i64, jti: &str) -> Result<String, CertificateError> {
         let header = serde_json::json!({
             "alg": "PS256",
             "typ": "JWT",
@@ -128,7 +186,7 @@ impl ClientCertificate {
         let mut signature = vec![0u8; self.key.public_modulus_len()];
         self.key
             .sign(&RSA_PSS_SHA256, &self.rng, signing_input.as_bytes(), &mut signature)
-            .map_err(|_| "the private key could not sign the client assertion".to_string())?;
+            .map_err(|_| CertificateError::Signing)?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
 }
@@ -141,16 +199,12 @@ enum PrivateKey {
 }
 
 impl PrivateKey {
-    fn rsa(&self) -> Result<KeyPair, String> {
-        let rejected = |e: aws_lc_rs::error::KeyRejected| {
-            format!("its private key is not a usable RSA key ({e}); Entra ID certificate credentials take RSA keys")
-        };
+    fn rsa(&self) -> Result<KeyPair, KeyFileProblem> {
+        let rejected = |e: aws_lc_rs::error::KeyRejected| KeyFileProblem::RejectedKey(e.to_string());
         match self {
             PrivateKey::Pkcs8(der) => KeyPair::from_pkcs8(der).map_err(rejected),
             PrivateKey::Pkcs1(der) => KeyPair::from_der(der).map_err(rejected),
-            PrivateKey::Other(kind) => Err(format!(
-                "its private key is {kind}; Entra ID certificate credentials take RSA keys"
-            )),
+            PrivateKey::Other(kind) => Err(KeyFileProblem::NotRsa(kind)),
         }
     }
 }
@@ -161,18 +215,17 @@ fn looks_like_pem(bytes: &[u8]) -> bool {
 
 type Material = (Vec<Vec<u8>>, Vec<PrivateKey>);
 
-fn read_pem(bytes: &[u8]) -> Result<Material, String> {
+fn read_pem(bytes: &[u8]) -> Result<Material, KeyFileProblem> {
     if bytes.windows(31).any(|w| w == b"-----BEGIN ENCRYPTED PRIVATE KEY") {
-        return Err(
-            "its private key is encrypted; AZURE_CLIENT_CERTIFICATE_PASSWORD opens PKCS#12 files \
-                    only: give a PEM file with an unencrypted key, or a PKCS#12 file"
-                .into(),
-        );
+        return Err(KeyFileProblem::EncryptedPem);
     }
     let mut certs = Vec::new();
     let mut keys = Vec::new();
     for (at, section) in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes).enumerate() {
-        let (kind, der) = section.map_err(|e| format!("PEM block {} is not valid: {e}", at + 1))?;
+        let (kind, der) = section.map_err(|e| KeyFileProblem::BadPemBlock {
+            block: at + 1,
+            message: e.to_string(),
+        })?;
         match kind {
             SectionKind::Certificate => certs.push(der),
             SectionKind::PrivateKey => keys.push(PrivateKey::Pkcs8(der)),
@@ -184,7 +237,7 @@ fn read_pem(bytes: &[u8]) -> Result<Material, String> {
     Ok((certs, keys))
 }
 
-fn read_pkcs12(bytes: &[u8], password: Option<&Secret>) -> Result<Material, String> {
+fn read_pkcs12(bytes: &[u8], password: Option<&Secret>) -> Result<Material, KeyFileProblem> {
     // Key Vault keeps a PKCS#12 certificate as the base64 text of the file.
     let decoded;
     let der = if bytes.first() == Some(&0x30) {
@@ -193,15 +246,13 @@ fn read_pkcs12(bytes: &[u8], password: Option<&Secret>) -> Result<Material, Stri
         let text: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
         decoded = STANDARD
             .decode(&text)
-            .map_err(|_| "is neither PEM nor PKCS#12 (DER or base64)".to_string())?;
+            .map_err(|_| KeyFileProblem::NeitherPemNorPkcs12)?;
         &decoded[..]
     };
     let password = password.map(|p| p.expose()).unwrap_or("");
     let archive = p12_keystore::Pkcs12Archive::from_pkcs12(der, password).map_err(|e| match e {
-        p12_keystore::error::Error::MacError(_) => {
-            "the PKCS#12 password does not open it (AZURE_CLIENT_CERTIFICATE_PASSWORD)".to_string()
-        }
-        other => format!("is not a PKCS#12 file seedwatch can read: {other}"),
+        p12_keystore::error::Error::MacError(_) => KeyFileProblem::WrongPassword,
+        other => KeyFileProblem::UnreadablePkcs12(other.to_string()),
     })?;
     let certs = archive.certs.iter().map(|bag| bag.cert.as_der().to_vec()).collect();
     let keys = archive
@@ -246,7 +297,7 @@ impl ClientAssertion for CertificateAssertion {
         let jti = uuid::Uuid::new_v4().to_string();
         self.certificate
             .assertion(&self.audience, &self.client_id, now, &jti)
-            .map_err(|message| azure_core::Error::with_message(ErrorKind::Credential, message))
+            .map_err(|e| azure_core::Error::with_message(ErrorKind::Credential, e.to_string()))
     }
 }
 
@@ -265,27 +316,33 @@ pub fn credential(
     inputs: Inputs,
     authority: &str,
     client_options: ClientOptions,
-) -> Result<Arc<dyn TokenCredential>, String> {
-    let required = |value: Option<String>, name: &str| {
-        value.ok_or_else(|| format!("{name} is not set (azure.credential = client_certificate)"))
-    };
+) -> Result<Arc<dyn TokenCredential>, CertificateError> {
+    let required = |value: Option<String>, name: &'static str| value.ok_or(CertificateError::NotSet(name));
     let tenant = required(inputs.tenant_id, "AZURE_TENANT_ID")?;
     let client_id = required(inputs.client_id, "AZURE_CLIENT_ID")?;
     let path = required(inputs.path, "AZURE_CLIENT_CERTIFICATE_PATH")?;
-    let certificate = ClientCertificate::load(Path::new(&path), inputs.password.as_ref())
-        .map_err(|m| format!("AZURE_CLIENT_CERTIFICATE_PATH {m}"))?;
+    let certificate = ClientCertificate::load(Path::new(&path), inputs.password.as_ref()).map_err(|e| match e {
+        CertificateError::File { path, problem } => CertificateError::CertificatePath { path, problem },
+        other => other,
+    })?;
     let audience = token_endpoint(authority, &tenant)?;
     let assertion = CertificateAssertion::new(Arc::new(certificate), audience, client_id.clone());
     let options = ClientAssertionCredentialOptions { client_options };
-    let credential =
-        ClientAssertionCredential::new(tenant, client_id, assertion, Some(options)).map_err(|e| e.to_string())?;
+    let credential = ClientAssertionCredential::new(tenant, client_id, assertion, Some(options))
+        .map_err(CertificateError::Identity)?;
     Ok(credential)
 }
 
 /// The token endpoint `azure_identity` posts to for `tenant` at `authority` (the same join).
-pub fn token_endpoint(authority: &str, tenant: &str) -> Result<String, String> {
-    let base = url::Url::parse(authority).map_err(|e| format!("authority {authority}: {e}"))?;
+pub fn token_endpoint(authority: &str, tenant: &str) -> Result<String, CertificateError> {
+    let base = url::Url::parse(authority).map_err(|error| CertificateError::Authority {
+        authority: authority.to_string(),
+        error,
+    })?;
     base.join(&format!("/{tenant}/oauth2/v2.0/token"))
         .map(String::from)
-        .map_err(|e| format!("tenant {tenant}: {e}"))
+        .map_err(|error| CertificateError::Tenant {
+            tenant: tenant.to_string(),
+            error,
+        })
 }

@@ -1,4 +1,5 @@
-//! Resource Graph queries (azure-protocols.md section 4): whole rows, filtered by type only
+//! Resource Graph queries (https://learn.microsoft.com/rest/api/azureresourcegraph/resourcegraph/resources/resources):
+//! whole rows, filtered by type only
 //! (no seed logic in KQL), `$skipToken` paging, `objectArray` results.
 
 use serde::Deserialize;

@@ -20,10 +20,33 @@ use crate::config::{AzureSettings, Config, CredentialKind, EnvSource};
 use crate::domain::check::EnabledChecks;
 use crate::domain::resource::ResourceId;
 
+/// Why one connection of `azure.tenants` has no reader: its credential could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("tenant {tenant}: {source}")]
+pub struct ConnectionError {
+    pub tenant: String,
+    pub source: AzureError,
+}
+
+impl ConnectionError {
+    /// Whether a later attempt may succeed (never, today: building a credential is offline).
+    pub fn is_transient(&self) -> bool {
+        self.source.is_transient()
+    }
+}
+
+/// The text for a check line (`seedwatch check`, the health page) that names the connection.
+impl From<ConnectionError> for String {
+    fn from(e: ConnectionError) -> String {
+        e.to_string()
+    }
+}
+
 /// One connection: its tenant, and its reader (or why its credential could not be built).
 pub struct Connection {
     pub tenant: String,
     pub settings: TenantConnection,
+    /// The reader, or the text of the [`ConnectionError`] that left the connection without one.
     reader: Result<LiveAzure, String>,
 }
 
@@ -49,7 +72,7 @@ pub fn reader_from_config(config: &Config, tokens: Arc<dyn TokenSource>, env: &d
             Connection {
                 tenant: settings.tenant_id.clone(),
                 settings,
-                reader,
+                reader: reader.map_err(|e| e.to_string()),
             }
         })
         .collect();
@@ -62,7 +85,7 @@ pub fn connections(
     config: &Config,
     tokens: &Arc<dyn TokenSource>,
     env: &dyn EnvSource,
-) -> Vec<(TenantConnection, Result<LiveAzure, String>)> {
+) -> Vec<(TenantConnection, Result<LiveAzure, ConnectionError>)> {
     let tuning = super::arm::Tuning::default();
     config
         .azure
@@ -77,7 +100,10 @@ pub fn connections(
                     one.azure.management_groups = settings.management_groups.clone();
                     super::live_from_config(&one, t, tuning.clone())
                 })
-                .map_err(|e| format!("tenant {}: {e}", settings.tenant_id));
+                .map_err(|source| ConnectionError {
+                    tenant: settings.tenant_id.clone(),
+                    source,
+                });
             (settings.clone(), reader)
         })
         .collect()

@@ -6,5 +6,6 @@ pub mod local;
 mod open;
 pub mod table;
 mod table_failure;
+mod table_request;
 
 pub use open::{LedgerTarget, StorageTarget, default_local_path, open, parse_connection_string, target};

@@ -13,7 +13,8 @@ use crate::config::{Cloud, Config, EnvSource, LedgerKind, LedgerSettings, env};
 use crate::domain::secret::Secret;
 use crate::ledger::{Ledger, LedgerError};
 
-/// Azurite's well-known development account (public, documented: azure-protocols.md 8.7).
+/// Azurite's well-known development account (public, documented:
+/// https://learn.microsoft.com/azure/storage/common/storage-use-azurite#well-known-storage-account-and-key).
 pub const DEV_ACCOUNT: &str = "devstoreaccount1";
 pub const DEV_ACCOUNT_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";

@@ -1,4 +1,5 @@
-//! Azure Table Storage over its REST API (azure-protocols.md section 8), with Shared Key
+//! Azure Table Storage over its REST API
+//! (https://learn.microsoft.com/rest/api/storageservices/table-service-rest-api), with Shared Key
 //! signing (connection strings, Azurite) or Entra ID bearer tokens (identity-based storage).
 //!
 //! Each ledger record is one entity: `PartitionKey`, `RowKey`, the record's JSON split over
@@ -10,23 +11,22 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Map, Value};
-use sha2::Sha256;
 
 use crate::adapters::azure::TokenSource;
-use crate::adapters::http::RetryPolicy;
+use crate::adapters::http::{Answer, RetryPolicy, RetryRules, SendError, send_with_retry};
 use crate::adapters::store::table_failure::failure;
+use crate::adapters::store::table_request::TableAttempt;
 use crate::domain::secret::Secret;
 use crate::ledger::{Expect, Ledger, LedgerError, Partitions, RawEntity, Scan, Version};
 
-/// The storage data-plane token scope (azure-protocols.md 6.3).
+/// The storage data-plane token scope
+/// (https://learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory).
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
-const API_VERSION: &str = "2019-02-02";
-const ACCEPT: &str = "application/json;odata=minimalmetadata";
+pub(super) const API_VERSION: &str = "2019-02-02";
+pub(super) const ACCEPT: &str = "application/json;odata=minimalmetadata";
 /// Characters per data property: 16,000 UTF-16 code points at most 64,000 bytes.
 const CHUNK_CHARS: usize = 16_000;
 /// Query literal and parameter encoding: everything but unreserved characters.
@@ -52,11 +52,11 @@ impl std::fmt::Debug for TableAuth {
 
 /// A ledger in one table.
 pub struct TableLedger {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     /// The table service endpoint, without a trailing slash (`http://127.0.0.1:10002/devstoreaccount1`).
-    endpoint: String,
+    pub(super) endpoint: String,
     table: String,
-    auth: TableAuth,
+    pub(super) auth: TableAuth,
     retry: RetryPolicy,
     /// Entities per query page (`$top`); Table Storage caps pages at 1000 anyway.
     page_size: Option<u32>,
@@ -104,7 +104,7 @@ impl TableLedger {
 
     async fn create_table(&self) -> Result<(), LedgerError> {
         let body = serde_json::json!({ "TableName": self.table }).to_string();
-        let response = self
+        let answer = self
             .send(
                 Method::POST,
                 "Tables",
@@ -113,11 +113,10 @@ impl TableLedger {
                 &[("Prefer", "return-no-content")],
             )
             .await?;
-        let status = response.status();
-        if status.is_success() {
+        if is_success(&answer) {
             return Ok(());
         }
-        let failure = failure(response, &self.describe(), self.secret()).await;
+        let failure = failure(&answer, &self.describe(), self.secret());
         match failure {
             LedgerError::Http { status: 409, .. } => Ok(()),
             other => Err(other),
@@ -141,86 +140,28 @@ impl TableLedger {
         query: &str,
         body: Option<String>,
         headers: &[(&str, &str)],
-    ) -> Result<reqwest::Response, LedgerError> {
-        let mut attempt = 0;
-        loop {
-            let result = self.send_once(method.clone(), path, query, body.clone(), headers).await;
-            let retry_after = match &result {
-                Ok(r) if crate::adapters::http::is_retryable_status(r.status().as_u16()) => {
-                    crate::adapters::http::retry_after(r.headers())
-                }
-                Ok(_) => return result,
-                Err(LedgerError::Transport { .. }) => None,
-                Err(_) => return result,
-            };
-            if attempt >= self.retry.count {
-                return result;
-            }
-            let wait = self.retry.delay(attempt, retry_after, self.retry.max);
-            tracing::debug!(attempt, ?wait, "retrying a Table Storage request");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
-    }
-
-    async fn send_once(
-        &self,
-        method: Method,
-        path: &str,
-        query: &str,
-        body: Option<String>,
-        headers: &[(&str, &str)],
-    ) -> Result<reqwest::Response, LedgerError> {
-        let full = if query.is_empty() {
-            format!("{}/{}", self.endpoint, path)
-        } else {
-            format!("{}/{}?{}", self.endpoint, path, query)
+    ) -> Result<Answer, LedgerError> {
+        let rules = RetryRules {
+            policy: self.retry,
+            retry_after_ceiling: self.retry.max,
+            throttle_budget: None,
         };
-        let url = url::Url::parse(&full).map_err(|e| LedgerError::Config(format!("bad Table Storage URL: {e}")))?;
-        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-        let content_type = if body.is_some() { "application/json" } else { "" };
-        let mut request = self
-            .http
-            .request(method.clone(), url.clone())
-            .header("x-ms-date", &date)
-            .header("x-ms-version", API_VERSION)
-            .header("Accept", ACCEPT)
-            .header("DataServiceVersion", "3.0;NetFx")
-            .header("MaxDataServiceVersion", "3.0;NetFx");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.header("Content-Type", content_type).body(body);
-        }
-        let authorization = match &self.auth {
-            TableAuth::SharedKey { account, key } => {
-                let string_to_sign = format!(
-                    "{}\n\n{}\n{}\n/{}{}",
-                    method.as_str(),
-                    content_type,
-                    date,
-                    account,
-                    url.path()
-                );
-                format!("SharedKey {account}:{}", sign(key, &string_to_sign)?)
-            }
-            TableAuth::Bearer(tokens) => {
-                let token = tokens
-                    .bearer(STORAGE_SCOPE)
-                    .await
-                    .map_err(|e| LedgerError::Credential(e.to_string()))?;
-                format!("Bearer {}", token.expose())
-            }
+        let attempt = TableAttempt {
+            ledger: self,
+            method,
+            path,
+            query,
+            body: body.as_deref(),
+            headers,
         };
-        request
-            .header("Authorization", authorization)
-            .send()
-            .await
-            .map_err(|e| LedgerError::Transport {
+        match send_with_retry(&rules, &attempt).await {
+            Ok(answer) | Err(SendError::Throttled(answer)) => Ok(answer),
+            Err(SendError::Request(e)) => Err(e),
+            Err(SendError::Transport { error, .. }) => Err(LedgerError::Transport {
                 backend: self.describe(),
-                message: e.without_url().to_string(),
-            })
+                message: error.without_url().to_string(),
+            }),
+        }
     }
 
     /// Parses an entity's data properties back into the record text.
@@ -278,21 +219,23 @@ impl TableLedger {
     }
 }
 
-pub(super) fn header(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
+fn is_success(answer: &Answer) -> bool {
+    (200..300).contains(&answer.status)
+}
+
+pub(super) fn header(answer: &Answer, name: &str) -> Option<String> {
+    answer
+        .headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }
 
-fn etag(response: &reqwest::Response, what: &str) -> Result<Version, LedgerError> {
-    header(response, "etag")
-        .map(Version)
-        .ok_or_else(|| LedgerError::Corrupt {
-            key: what.to_string(),
-            message: "the response carries no ETag".into(),
-        })
+fn etag(answer: &Answer, what: &str) -> Result<Version, LedgerError> {
+    header(answer, "etag").map(Version).ok_or_else(|| LedgerError::Corrupt {
+        key: what.to_string(),
+        message: "the response carries no ETag".into(),
+    })
 }
 
 fn conflict_or(error: LedgerError, key: &str) -> LedgerError {
@@ -300,17 +243,6 @@ fn conflict_or(error: LedgerError, key: &str) -> LedgerError {
         LedgerError::Http { status: 409 | 412, .. } => LedgerError::Conflict { key: key.to_string() },
         other => other,
     }
-}
-
-fn sign(key: &Secret, string_to_sign: &str) -> Result<String, LedgerError> {
-    let engine = base64::engine::general_purpose::STANDARD;
-    let key = engine
-        .decode(key.expose().trim())
-        .map_err(|_| LedgerError::Config("the storage account key is not valid base64".into()))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key)
-        .map_err(|_| LedgerError::Config("the storage account key cannot be used for HMAC".into()))?;
-    mac.update(string_to_sign.as_bytes());
-    Ok(engine.encode(mac.finalize().into_bytes()))
 }
 
 /// A key inside `(PartitionKey='…')`: single quotes doubled, then URL-encoded.
@@ -333,30 +265,31 @@ impl Ledger for TableLedger {
 
     async fn get_raw(&self, partition: &str, row: &str) -> Result<Option<(String, Version)>, LedgerError> {
         let path = self.entity_path(partition, row);
-        let response = self.send(Method::GET, &path, "", None, &[]).await?;
-        match response.status() {
-            StatusCode::OK => {
-                let version = etag(&response, row)?;
-                let entity: Map<String, Value> = response.json().await.map_err(|e| LedgerError::Corrupt {
-                    key: row.to_string(),
-                    message: format!("entity is not a JSON object: {}", e.without_url()),
-                })?;
+        let answer = self.send(Method::GET, &path, "", None, &[]).await?;
+        match answer.status {
+            200 => {
+                let version = etag(&answer, row)?;
+                let entity: Map<String, Value> =
+                    serde_json::from_slice(&answer.body).map_err(|e| LedgerError::Corrupt {
+                        key: row.to_string(),
+                        message: format!("entity is not a JSON object: {e}"),
+                    })?;
                 Ok(Some((Self::entity_data(&entity, row)?, version)))
             }
-            StatusCode::NOT_FOUND => {
-                let error = failure(response, &self.describe(), self.secret()).await;
+            404 => {
+                let error = failure(&answer, &self.describe(), self.secret());
                 match &error {
                     LedgerError::Http { code, .. } if code == "TableNotFound" => Err(error),
                     _ => Ok(None),
                 }
             }
-            _ => Err(failure(response, &self.describe(), self.secret()).await),
+            _ => Err(failure(&answer, &self.describe(), self.secret())),
         }
     }
 
     async fn put_raw(&self, partition: &str, row: &str, data: &str, expect: &Expect) -> Result<Version, LedgerError> {
         let body = Self::entity_body(partition, row, data);
-        let response = match expect {
+        let answer = match expect {
             Expect::Absent => {
                 let table = self.table.clone();
                 self.send(Method::POST, &table, "", Some(body), &[("Prefer", "return-no-content")])
@@ -372,10 +305,10 @@ impl Ledger for TableLedger {
                 self.send(Method::PUT, &path, "", Some(body), &[]).await?
             }
         };
-        if response.status().is_success() {
-            return etag(&response, row);
+        if is_success(&answer) {
+            return etag(&answer, row);
         }
-        let error = failure(response, &self.describe(), self.secret()).await;
+        let error = failure(&answer, &self.describe(), self.secret());
         Err(match (&error, expect) {
             // Replacing an entity someone deleted meanwhile: a conflict too.
             (LedgerError::Http { status: 404, code, .. }, Expect::Version(_)) if code != "TableNotFound" => {
@@ -388,13 +321,13 @@ impl Ledger for TableLedger {
     async fn delete_raw(&self, partition: &str, row: &str, version: Option<&Version>) -> Result<(), LedgerError> {
         let path = self.entity_path(partition, row);
         let if_match = version.map(|v| v.0.as_str()).unwrap_or("*");
-        let response = self
+        let answer = self
             .send(Method::DELETE, &path, "", None, &[("If-Match", if_match)])
             .await?;
-        if response.status().is_success() {
+        if is_success(&answer) {
             return Ok(());
         }
-        match failure(response, &self.describe(), self.secret()).await {
+        match failure(&answer, &self.describe(), self.secret()) {
             LedgerError::Http { status: 404, code, .. } if code != "TableNotFound" => Ok(()),
             other => Err(conflict_or(other, row)),
         }
@@ -420,15 +353,15 @@ impl Ledger for TableLedger {
                     query.push_str(&format!("&NextRowKey={}", utf8_percent_encode(row, QUERY_SET)));
                 }
             }
-            let response = self.send(Method::GET, &path, &query, None, &[]).await?;
-            if !response.status().is_success() {
-                return Err(failure(response, &self.describe(), self.secret()).await);
+            let answer = self.send(Method::GET, &path, &query, None, &[]).await?;
+            if !is_success(&answer) {
+                return Err(failure(&answer, &self.describe(), self.secret()));
             }
-            let next_partition = header(&response, "x-ms-continuation-NextPartitionKey");
-            let next_row = header(&response, "x-ms-continuation-NextRowKey");
-            let page: Value = response.json().await.map_err(|e| LedgerError::Corrupt {
+            let next_partition = header(&answer, "x-ms-continuation-NextPartitionKey");
+            let next_row = header(&answer, "x-ms-continuation-NextRowKey");
+            let page: Value = serde_json::from_slice(&answer.body).map_err(|e| LedgerError::Corrupt {
                 key: self.table.clone(),
-                message: format!("query page is not JSON: {}", e.without_url()),
+                message: format!("query page is not JSON: {e}"),
             })?;
             let Some(items) = page["value"].as_array() else {
                 return Err(LedgerError::Corrupt {
@@ -465,20 +398,6 @@ mod tests {
         assert!(!is_valid_table_name("ab"));
         assert!(!is_valid_table_name("1abc"));
         assert!(!is_valid_table_name("seed-watch"));
-    }
-
-    #[test]
-    fn shared_key_signature_matches_the_documented_algorithm() {
-        // HMAC-SHA256 over the string to sign with the decoded key, base64 encoded.
-        let key = Secret::new(base64::engine::general_purpose::STANDARD.encode(b"key"));
-        let sig = sign(&key, "GET\n\n\nSat, 01 Mar 2025 10:15:07 GMT\n/acct/acct/Tables").unwrap();
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
-        mac.update(b"GET\n\n\nSat, 01 Mar 2025 10:15:07 GMT\n/acct/acct/Tables");
-        assert_eq!(
-            sig,
-            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-        );
-        assert!(sign(&Secret::new("not base64!"), "x").is_err());
     }
 
     #[test]

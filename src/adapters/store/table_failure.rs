@@ -2,16 +2,16 @@
 
 use serde_json::Value;
 
+use crate::adapters::http::Answer;
 use crate::adapters::store::table::header;
 use crate::domain::secret::Secret;
 use crate::ledger::LedgerError;
 
 /// Turns an error response into a [`LedgerError`]; 409 and 412 are conflicts.
-pub(super) async fn failure(response: reqwest::Response, backend: &str, key: Option<&Secret>) -> LedgerError {
-    let status = response.status().as_u16();
-    let header_code = header(&response, "x-ms-error-code");
-    let text = response.text().await.unwrap_or_default();
-    failure_from(status, header_code, &text, backend, key)
+pub(super) fn failure(answer: &Answer, backend: &str, key: Option<&Secret>) -> LedgerError {
+    let header_code = header(answer, "x-ms-error-code");
+    let text = String::from_utf8_lossy(&answer.body);
+    failure_from(answer.status, header_code, &text, backend, key)
 }
 
 /// The error for a refusal's status, code header and body. The message is scrubbed of the

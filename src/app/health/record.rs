@@ -2,13 +2,11 @@
 //! an applied event, a retry scheduled or settled. Best effort: a ledger error is logged at
 //! warning level and never fails the work.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::Value;
 
-use crate::domain::extract::Extraction;
 use crate::domain::resource::ResourceId;
 use crate::ledger::Ledger;
 use crate::ledger::history::{self, RunRecord};
@@ -63,18 +61,6 @@ pub async fn end(handle: Option<RunHandle>, outcome: Result<&Value, &str>) {
         history::put_run(ledger.as_ref(), &row, &record).await,
     );
     logged("the history bound", history::prune_runs(ledger.as_ref()).await);
-}
-
-/// Distinct desired seeds per service check (its `check_*` toggle name).
-pub fn seeds_by_check(extraction: &Extraction) -> Value {
-    let mut seen: BTreeMap<&'static str, std::collections::BTreeSet<&crate::domain::seed::Seed>> = BTreeMap::new();
-    for c in &extraction.contributions {
-        seen.entry(c.check.toggle()).or_default().insert(&c.seed);
-    }
-    seen.into_iter()
-        .map(|(k, v)| (k.to_string(), Value::from(v.len())))
-        .collect::<serde_json::Map<_, _>>()
-        .into()
 }
 
 /// The last time this process recorded an applied event: the record is written at most once

@@ -13,9 +13,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{ApplyArgs, exit};
+use crate::app::build::App;
 use crate::config::{Config, LoadOptions, ProcessEnv};
 use crate::domain::resource::ResourceId;
-use crate::engine::apply::{Applier, ApplyReport, ApplyRequest};
+use crate::engine::apply::{ApplyReport, ApplyRequest};
 
 pub async fn run(args: &ApplyArgs, config_path: Option<&Path>) -> ExitCode {
     super::init_cli_logging();
@@ -34,8 +35,12 @@ pub async fn run(args: &ApplyArgs, config_path: Option<&Path>) -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let applier = match Applier::from_config(&config, &ProcessEnv).await {
-        Ok(applier) => applier,
+    let app = match App::build(config, &ProcessEnv) {
+        Ok(app) => app,
+        Err(e) => return fail(args, e, exit::BAD_INPUT, false),
+    };
+    let applier = match app.ledger(&ProcessEnv).await {
+        Ok(ledger) => app.applier(ledger),
         Err(e) => return fail(args, e, exit::BAD_INPUT, false),
     };
     let request = if args.deleted {

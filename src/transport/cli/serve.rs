@@ -11,15 +11,13 @@ use std::sync::Arc;
 use futures::FutureExt;
 
 use super::ServeArgs;
-use crate::adapters::asm::{AsmApi, AsmClient};
-use crate::adapters::servicebus::{QueueTarget, RetryQueue};
-use crate::app::engines::{LedgerApply, SyncEngine, SyncReconciler};
-use crate::app::runner::{Services, Tuning};
+use crate::app::build::{App, BuildError};
+use crate::app::runner::Services;
 use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv, env};
 use crate::transport::functions::server::{AppState, ServicesFactory, serve};
 
 pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
-    crate::transport::functions::logging::init();
+    crate::transport::logging::init();
     let port = match args.port {
         Some(port) => port,
         None => match ProcessEnv
@@ -56,79 +54,30 @@ pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
     }
 }
 
-/// Configuration, then the credential, the ASM client, the ledger, the retry queue and the
-/// engines. Errors say what to set; they fail the invocations that need the services.
-/// Public: the Lambda entry point (`seedwatch-lambda`) builds the same services.
-pub async fn build_services(file: Option<PathBuf>) -> Result<Services, String> {
+/// Configuration, then the clients and engines ([`App`]). Errors say what to set; they fail
+/// the invocations that need the services.
+async fn build_services(file: Option<PathBuf>) -> Result<Services, BuildError> {
     let options = LoadOptions {
         file: file.clone(),
         require_file: true,
     };
-    let config = Config::load(&options, &ProcessEnv).map_err(|e| format!("configuration: {e}"))?;
+    let config = Config::load(&options, &ProcessEnv).map_err(|e| BuildError::Configuration(e.to_string()))?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
     // The read-only part of `seedwatch check`, logged; it never holds up or fails the start.
     tokio::spawn(crate::app::health::doctor::startup(config.clone(), file));
-    services_from_config(config, &ProcessEnv).await
+    App::build(config, &ProcessEnv)?.services(&ProcessEnv).await
 }
 
-/// The services for a loaded configuration, reading credentials, storage and queue settings
-/// from `env` (the process environment in production; a map in in-process tests).
-pub async fn services_from_config(config: Config, env: &dyn EnvSource) -> Result<Services, String> {
-    let azure =
-        crate::adapters::azure::azure_from_config(&config, env).map_err(|e| format!("Azure credential: {e}"))?;
-    services_with_azure(config, env, azure).await
-}
-
-/// The same, over a given Azure reader and token source (in-process tests hand in a reader
-/// over a fake ARM with a fixed token, as `azure_identity` cannot be pointed at a fake there).
+/// [`App::with_azure`]'s services over a given Azure reader and token source (in-process
+/// tests hand in a reader over a fake ARM).
 pub async fn services_with_azure(
     config: Config,
     env: &dyn EnvSource,
-    (reader, tokens): crate::adapters::azure::AzureHandles,
-) -> Result<Services, String> {
-    let asm: Arc<dyn AsmApi> = Arc::new(AsmClient::from_config(&config).map_err(|e| format!("ASM: {e}"))?);
-    let ledger = crate::adapters::store::open(&config, env, Some(tokens.clone()))
-        .await
-        .map_err(|e| format!("ledger: {e}"))?;
-    tracing::info!(ledger = %ledger.describe(), "ledger opened");
-    let queue = match QueueTarget::from_env(env, &config, Some(tokens.clone())) {
-        Ok(target) => Some(Arc::new(RetryQueue::new(target, &config))),
-        Err(e) => {
-            tracing::warn!(error = %e, "no retry queue: passing failures fail the invocation instead");
-            None
-        }
-    };
-    let engine = crate::engine::apply::Applier::new(
-        reader,
-        asm.clone(),
-        ledger.clone(),
-        config.azure.checks.clone(),
-        config.seed_tag.clone(),
-    )
-    .configured(&config);
-    let max_attempts = config.retry.max_attempts;
-    let tuning = Tuning::from(&config.events);
-    tracing::info!(
-        window_ms = tuning.coalesce_window.as_millis() as u64,
-        concurrency = tuning.concurrency,
-        clock_skew_ms = tuning.clock_skew.as_millis() as u64,
-        "coalescing resource events"
-    );
-    let reconciler = Arc::new(SyncReconciler(Arc::new(SyncEngine::live(
-        config,
-        tokens,
-        asm,
-        Some(ledger),
-    ))));
-    Ok(Services {
-        applier: Arc::new(LedgerApply(Arc::new(engine))),
-        reconciler,
-        queue,
-        max_attempts,
-        tuning,
-    })
+    azure: crate::adapters::azure::AzureHandles,
+) -> Result<Services, BuildError> {
+    App::with_azure(config, azure)?.services(env).await
 }
 
 /// SIGTERM (the host stopping or recycling the worker) or Ctrl-C (a local run).

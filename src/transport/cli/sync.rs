@@ -14,9 +14,10 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{SyncArgs, exit};
-use crate::adapters::asm::AsmClient;
 use crate::adapters::azure::SweepProgress;
-use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv};
+use crate::app::build::App;
+use crate::config::{Config, LoadOptions, ProcessEnv};
+use crate::engine::reconcile::Reconcile;
 use crate::engine::sync::{Phase, SyncOptions, SyncProgress, SyncReport, WriteKind};
 use crate::ledger::failures::{FailedChanges, format_ms};
 
@@ -30,17 +31,13 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(args, e),
     };
-    let asm = match AsmClient::from_config(&config) {
-        Ok(asm) => asm,
-        Err(e) => return fail(args, e),
-    };
-    let (azure, tokens) = match azure_reader(&config, &ProcessEnv) {
-        Ok(handles) => handles,
+    let app = match App::build(config, &ProcessEnv) {
+        Ok(app) => app,
         Err(e) => return fail(args, e),
     };
     // The ledger is optional here: without it the reconcile runs with unknown provenance, and
     // the next run rebuilds it.
-    let ledger = match crate::adapters::store::open(&config, &ProcessEnv, Some(tokens)).await {
+    let ledger = match app.ledger(&ProcessEnv).await {
         Ok(ledger) => Some(ledger),
         Err(e) => {
             eprintln!("warning: ledger unavailable, reconciling without it: {e}");
@@ -54,12 +51,19 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
         provenance: None,
     };
     let run = crate::app::health::record::begin(ledger.clone(), "cli", "all", args.dry_run).await;
-    let result =
-        crate::engine::rebuild::sync_with_ledger(&config, azure.as_ref(), &asm, ledger.as_deref(), options, &progress)
-            .await;
+    let result = crate::engine::reconcile::reconcile(Reconcile {
+        config: &app.config,
+        azure: app.azure.as_ref(),
+        asm: app.asm.as_ref(),
+        ledger: ledger.as_deref(),
+        options,
+        left_out: None,
+        progress: &progress,
+    })
+    .await;
     let summary = result
         .as_ref()
-        .map(|synced| crate::app::engines::summarize(&synced.report))
+        .map(|synced| serde_json::to_value(synced).unwrap_or_default())
         .map_err(ToString::to_string);
     crate::app::health::record::end(run, summary.as_ref().map_err(String::as_str)).await;
     progress.finish();
@@ -70,7 +74,7 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
             }
             let report = synced.report;
             // Without a ledger nothing records failed changes: the section is left out.
-            let failed_changes = ledger.is_some().then_some(&synced.failed_changes);
+            let failed_changes = synced.failed_changes.as_ref();
             if args.json {
                 match render_json(&report, failed_changes) {
                     Ok(text) => println!("{text}"),
@@ -97,11 +101,6 @@ pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
     }
 }
 
-/// The live Azure reader for this configuration.
-fn azure_reader(config: &Config, env: &dyn EnvSource) -> Result<crate::adapters::azure::AzureHandles, String> {
-    crate::adapters::azure::azure_from_config(config, env).map_err(|e| format!("Azure credential: {e}"))
-}
-
 fn print_error(args: &SyncArgs, message: &dyn std::fmt::Display) {
     if args.json {
         println!("{}", serde_json::json!({ "error": message.to_string() }));
@@ -126,6 +125,33 @@ pub fn render_json(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
 /// The readable summary, with the changes the handler gave up on when a ledger was used.
 pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) -> String {
     let mut out = String::new();
+    render_head(&mut out, report);
+    render_writes(&mut out, report);
+    kept_by_guard_rails(&mut out, report);
+    render_failed_writes(&mut out, report);
+    render_warnings(&mut out, report);
+    if let Some(failed) = failed_changes {
+        render_failed_changes(&mut out, failed, report.dry_run);
+    }
+    let (added, deleted) = if report.dry_run {
+        (report.planned_add.len(), report.planned_delete.len())
+    } else {
+        (report.added.len(), report.deleted.len())
+    };
+    let verb = if report.dry_run { "would be " } else { "" };
+    let _ = writeln!(
+        out,
+        "Summary: {added} {verb}added, {deleted} {verb}deleted, {} kept, {} kept by guard rails, {} failed, {} warnings",
+        report.kept,
+        report.skipped.len(),
+        report.failed.len(),
+        report.warnings.len()
+    );
+    out
+}
+
+/// The scan, what was read, and each tenant's state.
+fn render_head(out: &mut String, report: &SyncReport) {
     let dry = if report.dry_run {
         " (dry run: nothing written)"
     } else {
@@ -150,14 +176,18 @@ pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
             tenant.subscriptions.len()
         );
     }
+}
+
+/// The seeds added and deleted (or, in a dry run, that would be).
+fn render_writes(out: &mut String, report: &SyncReport) {
     if report.dry_run {
         section(
-            &mut out,
+            out,
             "Would add",
             report.planned_add.iter().map(|s| format!("+ {} ({})", s.name, s.kind)),
         );
         section(
-            &mut out,
+            out,
             "Would delete",
             report
                 .planned_delete
@@ -166,19 +196,22 @@ pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
         );
     } else {
         section(
-            &mut out,
+            out,
             "Added",
             report.added.iter().map(|s| format!("+ {} ({})", s.name, s.kind)),
         );
         section(
-            &mut out,
+            out,
             "Deleted",
             report.deleted.iter().map(|s| format!("- {} ({})", s.name, s.kind)),
         );
     }
-    kept_by_guard_rails(&mut out, report);
+}
+
+/// The writes that failed or were not attempted, and why.
+fn render_failed_writes(out: &mut String, report: &SyncReport) {
     section(
-        &mut out,
+        out,
         "Failed",
         report.failed.iter().map(|w| {
             let action = match w.action {
@@ -193,9 +226,13 @@ pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
             format!("{action} {}: {why}", w.seed.name)
         }),
     );
+}
+
+/// The warnings, the first 50 of them.
+fn render_warnings(out: &mut String, report: &SyncReport) {
     const MAX_WARNINGS: usize = 50;
     section(
-        &mut out,
+        out,
         "Warnings",
         report
             .warnings
@@ -209,24 +246,6 @@ pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
                 )
             })),
     );
-    if let Some(failed) = failed_changes {
-        render_failed_changes(&mut out, failed, report.dry_run);
-    }
-    let (added, deleted) = if report.dry_run {
-        (report.planned_add.len(), report.planned_delete.len())
-    } else {
-        (report.added.len(), report.deleted.len())
-    };
-    let verb = if report.dry_run { "would be " } else { "" };
-    let _ = writeln!(
-        out,
-        "Summary: {added} {verb}added, {deleted} {verb}deleted, {} kept, {} kept by guard rails, {} failed, {} warnings",
-        report.kept,
-        report.skipped.len(),
-        report.failed.len(),
-        report.warnings.len()
-    );
-    out
 }
 
 /// Changes the handler gave up on: what failed, and whether this run cleared it.

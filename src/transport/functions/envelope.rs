@@ -1,15 +1,17 @@
 //! The custom-handler invocation envelope: `{"Data": {...}, "Metadata": {...}}` in, and
 //! `{"Outputs": {...}, "Logs": [...], "ReturnValue": ...}` out.
 //!
-//! The host encodes values in several shapes (azure-protocols.md §1.5.1): objects stay objects,
+//! The host encodes values in several shapes
+//! (<https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers>): objects stay objects,
 //! but strings, numbers and booleans are serialized to JSON text and then sent as a JSON string,
 //! so a string arrives double-encoded (`"\"abc\""`) and a JSON message body arrives as a string
 //! holding a string holding the JSON. Binary payloads arrive as base64. [`decode_value`] accepts
 //! every one of those shapes so the routes only see the value that was meant.
 
-use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+pub use crate::transport::json::{decode_object, decode_value, describe};
 
 /// Why an invocation body could not be used. The message names what was wrong and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,56 +118,6 @@ fn get_key<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
         .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
-/// Undoes the host's encoding of one value: an object, array, number, boolean or null is used
-/// as is; a string holding JSON text is parsed, and parsed once more when that text was itself a
-/// JSON string (`"\"abc\""` → `abc`, `"\"{\\\"a\\\":1}\""` → `{"a":1}`). A string that is not
-/// JSON text is a plain string.
-pub fn decode_value(raw: &Value) -> Value {
-    let Value::String(text) = raw else {
-        return raw.clone();
-    };
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::String(inner)) => match serde_json::from_str::<Value>(&inner) {
-            Ok(value @ (Value::Object(_) | Value::Array(_))) => value,
-            _ => Value::String(inner),
-        },
-        Ok(value) => value,
-        Err(_) => Value::String(text.clone()),
-    }
-}
-
-/// A value that must be a JSON object: the object, its JSON text (singly or doubly encoded), or
-/// base64 of that text (a binding with `dataType: binary`).
-pub fn decode_object(raw: &Value) -> Option<Map<String, Value>> {
-    match decode_value(raw) {
-        Value::Object(map) => Some(map),
-        Value::String(text) => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()?;
-            match serde_json::from_slice::<Value>(&bytes).ok()? {
-                Value::Object(map) => Some(map),
-                Value::String(inner) => match serde_json::from_str::<Value>(&inner).ok()? {
-                    Value::Object(map) => Some(map),
-                    _ => None,
-                },
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// A short description of a value for error messages (never the whole value: it may be large).
-pub fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "null".into(),
-        Value::Bool(_) => "a boolean".into(),
-        Value::Number(_) => "a number".into(),
-        Value::String(s) => format!("a string of {} characters", s.chars().count()),
-        Value::Array(items) => format!("an array of {} items", items.len()),
-        Value::Object(_) => "an object".into(),
-    }
-}
-
 /// What the handler answers: the host reads `Outputs` (keyed by output binding name), turns each
 /// `Logs` line into an invocation log, and uses `ReturnValue` for a `$return` binding.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -204,6 +156,7 @@ pub fn http_output(status: u16, body: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use serde_json::json;
 
     #[test]

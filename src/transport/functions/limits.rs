@@ -3,8 +3,6 @@
 //! is larger than any invocation the host forwards, or that trickles in, is refused before any
 //! work: it cannot hold memory or a connection for long.
 
-use std::time::Duration;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -12,35 +10,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use futures::StreamExt;
 
-use crate::transport::functions::server::{AppState, failure};
+use crate::app::state::AppState;
+use crate::transport::functions::server::failure;
 
-/// Limits on invocation requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// The largest body accepted (answered 413 beyond).
-    pub max_body: usize,
-    /// How long a body may take to arrive in full (answered 408 beyond).
-    pub body_read_timeout: Duration,
-}
-
-/// An Event Grid delivery is at most 1 MB
-/// (https://learn.microsoft.com/azure/event-grid/event-schema); the host forwards it
-/// JSON-encoded inside a string and copies `data` into `Metadata`, which can double it twice.
-/// 8 MiB holds the largest delivery with room and refuses anything far beyond.
-pub const MAX_BODY: usize = 8 * 1024 * 1024;
-
-/// The host writes a whole body at once over loopback; ten seconds is generous for it and
-/// short for a sender that dribbles bytes to hold the connection.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_body: MAX_BODY,
-            body_read_timeout: BODY_READ_TIMEOUT,
-        }
-    }
-}
+pub use crate::app::state::{BODY_READ_TIMEOUT, Limits, MAX_BODY};
 
 /// Middleware: reads the body within the limits, then hands it on in full.
 pub async fn bounded_body(State(state): State<AppState>, request: Request, next: Next) -> Response {

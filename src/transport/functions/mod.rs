@@ -3,11 +3,10 @@
 //! `retry` (Service Bus) and `status` (HTTP).
 //!
 //! - [`envelope`]: decoding the host's `{"Data","Metadata"}` and encoding responses;
-//! - [`server`]: the axum routes; [`status`]: the status function; [`limits`]: body size and read time per request;
-//!   [`logging`]: JSON log lines.
+//! - [`server`]: the axum routes; [`status`]: the status function; [`limits`]: body size and
+//!   read time per request. Log lines: [`crate::transport::logging`].
 
 pub mod envelope;
 pub mod limits;
-pub mod logging;
 pub mod server;
 pub mod status;

@@ -8,7 +8,6 @@
 //! not be done nor queued, so the trigger delivers again.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,18 +16,16 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::adapters::servicebus::RetryJob;
-use crate::app::ports::Scope;
-use crate::app::runner::{ApplyOutcome, RunOutcome, Runner, Services};
+use crate::app::resync::{self, LongResync};
+use crate::app::runner::{ApplyOutcome, RunOutcome};
 use crate::domain::change::{Change, EventRef};
-use crate::transport::events::{Disposition, ResourceEvent, event_values};
+use crate::transport::events::{EventNote, event_values, sort_events};
 use crate::transport::functions::envelope::{Invocation, InvocationResponse, http_output};
-use crate::transport::functions::limits::{Limits, bounded_body};
+use crate::transport::functions::limits::bounded_body;
 use crate::transport::resync::parse_request;
 
 /// Input and output binding names, as in `function/*/function.json`.
@@ -46,66 +43,7 @@ pub const FUNCTIONS: [&str; 5] = ["reconcile", "resource-events", "resync", "ret
 /// The invocation id header the host sends with every invocation.
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
-/// Builds the services on first need (configuration, credentials, clients).
-pub type ServicesFactory = Arc<dyn Fn() -> BoxFuture<'static, Result<Services, String>> + Send + Sync>;
-
-/// Shared server state: the services, built once, lazily.
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    factory: ServicesFactory,
-    runner: OnceCell<Result<Arc<Runner>, String>>,
-    limits: Limits,
-}
-
-impl AppState {
-    pub fn new(factory: ServicesFactory) -> AppState {
-        AppState::with_limits(factory, Limits::default())
-    }
-
-    /// A state whose requests are held to `limits` (tests shorten the body read timeout).
-    pub fn with_limits(factory: ServicesFactory, limits: Limits) -> AppState {
-        AppState {
-            inner: Arc::new(Inner {
-                factory,
-                runner: OnceCell::new(),
-                limits,
-            }),
-        }
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.inner.limits
-    }
-
-    /// The runner, building the services on first call; every caller shares one build.
-    pub async fn runner(&self) -> Result<Arc<Runner>, String> {
-        self.inner
-            .runner
-            .get_or_init(|| async {
-                match (self.inner.factory)().await {
-                    Ok(services) => Ok(Arc::new(Runner::new(services))),
-                    Err(e) => {
-                        tracing::error!(error = %e, "seedwatch cannot start its services");
-                        Err(e)
-                    }
-                }
-            })
-            .await
-            .clone()
-    }
-
-    /// Starts building the services in the background, so the first invocation finds them ready.
-    pub fn warm_up(&self) {
-        let state = self.clone();
-        tokio::spawn(async move {
-            let _ = state.runner().await;
-        });
-    }
-}
+pub use crate::app::state::{AppState, ServicesFactory};
 
 /// The routes, without a listener (tests drive it in-process too).
 pub fn router(state: AppState) -> Router {
@@ -231,7 +169,7 @@ async fn resource_events(State(state): State<AppState>, body: Bytes) -> Response
     }
     let runner = match state.runner().await {
         Ok(r) => r,
-        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let outcomes = runner.apply_events(changes).await;
     let mut failed = Vec::new();
@@ -239,7 +177,8 @@ async fn resource_events(State(state): State<AppState>, body: Bytes) -> Response
         if let ApplyOutcome::Failed { cause } = &outcome {
             failed.push(format!("event {event_id} for {resource}: {cause}"));
         }
-        response.log(format!("event {event_id} for {resource}: {}", outcome.to_json()));
+        let outcome_json = serde_json::to_value(&outcome).unwrap_or_default();
+        response.log(format!("event {event_id} for {resource}: {outcome_json}"));
     }
     if !failed.is_empty() {
         // The host drops a failed invocation's Logs: this line is what the operator sees.
@@ -252,42 +191,19 @@ async fn resource_events(State(state): State<AppState>, body: Bytes) -> Response
     reply(StatusCode::OK, response)
 }
 
-/// Reads a delivery's events. An event that cannot be read (no id or type, an id that is not
-/// an ARM resource id) is acknowledged and logged with its id rather than failing the
-/// invocation: the host answers Event Grid with a failure for any non-2xx, and Event Grid then
-/// redelivers the whole batch (up to 30 times over 24 hours), good events included, while
-/// redelivery can never make a bad event readable.
+/// Reads a delivery's events; each one not processed gets a line in the answer's `Logs`.
 fn read_events(raw: &Value) -> (Vec<(EventRef, Change)>, InvocationResponse) {
-    let mut changes = Vec::new();
     let mut response = InvocationResponse::new();
-    for value in event_values(raw) {
-        let read = ResourceEvent::parse(&value).and_then(|event| event.disposition().map(|d| (event, d)));
-        match read {
-            Err(e) => {
-                let event_id = unreadable_event_id(&value);
-                tracing::error!(event_id, error = %e, "event acknowledged, not processed: it cannot be read");
-                response.log(format!(
-                    "event {event_id} acknowledged, not processed: it cannot be read: {e}"
-                ));
+    let sorted = sort_events(&event_values(raw));
+    for note in &sorted.notes {
+        response.log(match note {
+            EventNote::Unreadable { id, error } => {
+                format!("event {id} acknowledged, not processed: it cannot be read: {error}")
             }
-            Ok((event, Disposition::Ignore { reason })) => {
-                tracing::info!(event_id = %event.id, event_type = %event.event_type, reason, "event acknowledged, not processed");
-                response.log(format!("event {} acknowledged, not processed: {reason}", event.id));
-            }
-            Ok((event, Disposition::Apply(change))) => changes.push((event.reference(), change)),
-        }
+            EventNote::Ignored { id, reason } => format!("event {id} acknowledged, not processed: {reason}"),
+        });
     }
-    (changes, response)
-}
-
-/// The id of an event that did not parse, for the log line; `(no id)` when it has none.
-fn unreadable_event_id(value: &Value) -> String {
-    let id = crate::transport::functions::envelope::decode_object(value).and_then(|map| match map.get("id") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.chars().take(200).collect()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    });
-    id.unwrap_or_else(|| "(no id)".to_string())
+    (sorted.changes, response)
 }
 
 /// The invocation and its `binding` input as an object, or what was wrong with either.
@@ -325,7 +241,7 @@ async fn retry(State(state): State<AppState>, body: Bytes) -> Response {
     tracing::info!(message_id, delivery_count, job = job.label(), "queued job received");
     let runner = match state.runner().await {
         Ok(r) => r,
-        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let outcome = match runner.run_job(job).await {
         Ok(outcome) => outcome,
@@ -333,7 +249,7 @@ async fn retry(State(state): State<AppState>, body: Bytes) -> Response {
     };
     let mut response = InvocationResponse::new();
     match outcome {
-        RunOutcome::Done { summary } => response.log(format!("job {message_id} done: {summary}")),
+        RunOutcome::Done { summary } => response.log(format!("job {message_id} done: {}", json_text(&summary))),
         RunOutcome::Queued {
             message_id: next,
             cause,
@@ -364,12 +280,13 @@ async fn reconcile(State(state): State<AppState>, body: Bytes) -> Response {
     }
     let runner = match state.runner().await {
         Ok(r) => r,
-        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => return failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let mut response = InvocationResponse::new();
     let run = runner.timer_reconcile();
     match crate::app::health::record::TRIGGER.scope("timer", run).await {
         RunOutcome::Done { summary } => {
+            let summary = json_text(&summary);
             tracing::info!(summary = %summary, "reconcile done");
             response.log(format!("reconcile done: {summary}"));
         }
@@ -395,8 +312,13 @@ async fn resync(State(state): State<AppState>, body: Bytes) -> Response {
             (400, json!({"error": message}))
         }
         Ok(resync) => match state.runner().await {
-            Err(e) => (503, json!({"error": e})),
-            Ok(runner) => run_resync(&runner, &resync.scope, resync.dry_run).await,
+            Err(e) => (503, json!({"error": e.to_string()})),
+            // Small or dry-run work is answered at once; a full reconcile of a subscription or
+            // the estate may outlast the 230-second HTTP limit, so it is queued (202).
+            Ok(runner) => {
+                let done = resync::resync(&runner, &resync.scope, resync.dry_run, LongResync::Queue).await;
+                crate::transport::resync::answer(&done)
+            }
         },
     };
     response.log(format!("resync answered {status}"));
@@ -404,50 +326,9 @@ async fn resync(State(state): State<AppState>, body: Bytes) -> Response {
     reply(StatusCode::OK, response)
 }
 
-/// Small or dry-run work is answered at once; a full reconcile of a subscription or the
-/// estate may outlast the 230-second HTTP limit, so it is queued and answered with 202.
-async fn run_resync(runner: &Runner, scope: &Scope, dry_run: bool) -> (u16, Value) {
-    let head = json!({"scope": scope.name(), "id": scope.id(), "dry_run": dry_run});
-    let with = |mut head: Value, key: &str, value: Value| {
-        head[key] = value;
-        head
-    };
-    tracing::info!(
-        scope = scope.name(),
-        id = scope.id().unwrap_or(""),
-        dry_run,
-        "resync requested"
-    );
-    match (scope, dry_run) {
-        (Scope::Resource(id), false) => {
-            let change = crate::domain::change::Change {
-                id: id.clone(),
-                kind: crate::domain::change::ChangeKind::Changed,
-                body: None,
-                time: None,
-            };
-            match runner.apply(change).await {
-                ApplyOutcome::Applied { summary } => (200, with(head, "result", summary)),
-                queued @ ApplyOutcome::Queued { .. } => (202, with(head, "result", queued.to_json())),
-                ApplyOutcome::Dropped { cause } => (500, with(head, "error", cause.into())),
-                ApplyOutcome::Failed { cause } => (503, with(head, "error", cause.into())),
-            }
-        }
-        (_, true) => match runner.reconcile(scope, true).await {
-            Ok(summary) => (200, with(head, "summary", summary)),
-            Err(e) => (
-                if e.transient { 503 } else { 500 },
-                with(head, "error", e.message.into()),
-            ),
-        },
-        (_, false) => match runner.queue_resync(scope).await {
-            Ok(sent) => {
-                let head = with(head, "accepted", true.into());
-                (202, with(head, "messageId", sent.message_id.into()))
-            }
-            Err(e) => (503, with(head, "error", e.to_string().into())),
-        },
-    }
+/// A summary as the one-line JSON the logs carry.
+fn json_text(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or_default()
 }
 
 /// The `status` function: the connector state as JSON, or the page for `Accept: text/html`.

@@ -5,9 +5,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::app::health::state::{ConnectorState, Decision, Reason, StatusInputs, decide};
+use crate::app::state::AppState;
 use crate::config::ProcessEnv;
 use crate::transport::functions::envelope::InvocationResponse;
-use crate::transport::functions::server::AppState;
 
 /// Whether the request's `Accept` header asks for HTML (`Headers` values are arrays of strings
 /// in `Data.req`, strings in some hosts; names are case-insensitive).

@@ -19,10 +19,10 @@ use tracing::Instrument;
 use super::url::{UrlRequest, UrlResponse, is_function_url};
 use super::webhook::{self, Delivery, WebhookSecret};
 use crate::app::ports::Scope;
-use crate::app::runner::{ApplyOutcome, RunOutcome, Runner};
-use crate::domain::change::{Change, ChangeKind};
-use crate::transport::events::{Disposition, ResourceEvent};
-use crate::transport::functions::server::AppState;
+use crate::app::resync::{self, LongResync};
+use crate::app::runner::RunOutcome;
+use crate::app::state::AppState;
+use crate::transport::events::{EventNote, sort_events};
 use crate::transport::resync::parse_body;
 
 /// The EventBridge Scheduler input that asks for a reconcile: `{"seedwatch": "reconcile"}`.
@@ -125,6 +125,7 @@ impl LambdaApp {
         let runner = self.state.runner().await?;
         match runner.reconcile_or_retry(&Scope::All, 0).await {
             RunOutcome::Done { summary } => {
+                let summary = serde_json::to_value(&summary).unwrap_or_default();
                 tracing::info!(summary = %summary, "reconcile done");
                 Ok(json!({"outcome": "done", "summary": summary}))
             }
@@ -192,23 +193,14 @@ impl LambdaApp {
         // as the Functions path does: redelivery cannot make it readable, and a failure would
         // have Event Grid drop or redeliver the good events of the batch with it. So a delivery
         // of only unreadable events is a 200 too.
-        let mut changes = Vec::new();
+        let sorted = sort_events(&events);
+        let (total, changes) = (sorted.total, sorted.changes);
         let mut ignored = Vec::new();
         let mut rejected_events = Vec::new();
-        let total = events.len();
-        for value in &events {
-            let read = ResourceEvent::parse(value).and_then(|event| event.disposition().map(|d| (event, d)));
-            match read {
-                Err(e) => {
-                    let event_id = unreadable_event_id(value);
-                    tracing::error!(event_id, error = %e, "event acknowledged, not processed: it cannot be read");
-                    rejected_events.push(json!({"id": event_id, "error": e.to_string()}));
-                }
-                Ok((event, Disposition::Ignore { reason })) => {
-                    tracing::info!(event_id = %event.id, event_type = %event.event_type, reason, "event acknowledged, not processed");
-                    ignored.push(json!({"id": event.id, "reason": reason}));
-                }
-                Ok((event, Disposition::Apply(change))) => changes.push((event.reference(), change)),
+        for note in sorted.notes {
+            match note {
+                EventNote::Unreadable { id, error } => rejected_events.push(json!({"id": id, "error": error})),
+                EventNote::Ignored { id, reason } => ignored.push(json!({"id": id, "reason": reason})),
             }
         }
         let mut body = json!({"events": total, "ignored": ignored, "rejected": rejected_events, "results": []});
@@ -217,14 +209,14 @@ impl LambdaApp {
         }
         let runner = match self.state.runner().await {
             Ok(r) => r,
-            Err(e) => return rejected(500, e),
+            Err(e) => return rejected(500, e.to_string()),
         };
         let outcomes = runner.apply_events(changes).await;
         let mut failed = false;
         let mut results = Vec::new();
         for (event_id, resource, outcome) in outcomes {
             failed |= !outcome.acknowledged();
-            let mut line = outcome.to_json();
+            let mut line = serde_json::to_value(&outcome).unwrap_or_default();
             line["id"] = event_id.into();
             line["resource"] = resource.into();
             results.push(line);
@@ -247,7 +239,7 @@ impl LambdaApp {
                     400,
                     format!(
                         "body is {}: expected an object such as {{\"scope\": \"all\"}}",
-                        crate::transport::functions::envelope::describe(&other)
+                        crate::transport::json::describe(&other)
                     ),
                 );
             }
@@ -262,55 +254,12 @@ impl LambdaApp {
         };
         let runner = match self.state.runner().await {
             Ok(r) => r,
-            Err(e) => return rejected(503, e),
+            Err(e) => return rejected(503, e.to_string()),
         };
-        let (status, body) = run_resync(&runner, &resync.scope, resync.dry_run).await;
+        let done = resync::resync(&runner, &resync.scope, resync.dry_run, LongResync::RunHere).await;
+        let (status, body) = crate::transport::resync::answer(&done);
         UrlResponse::json(status, body)
     }
-}
-
-/// The resync's answer: 200 with the result, 202 when a retry was scheduled, 503 for a passing
-/// failure that could not be queued, 500 for a permanent one.
-async fn run_resync(runner: &Runner, scope: &Scope, dry_run: bool) -> (u16, Value) {
-    let mut head = json!({"scope": scope.name(), "id": scope.id(), "dry_run": dry_run});
-    tracing::info!(
-        scope = scope.name(),
-        id = scope.id().unwrap_or(""),
-        dry_run,
-        "resync requested"
-    );
-    let (status, key, value) = match (scope, dry_run) {
-        (Scope::Resource(id), false) => {
-            let change = Change {
-                id: id.clone(),
-                kind: ChangeKind::Changed,
-                body: None,
-                time: None,
-            };
-            match runner.apply(change).await {
-                ApplyOutcome::Applied { summary } => (200, "result", summary),
-                queued @ ApplyOutcome::Queued { .. } => (202, "result", queued.to_json()),
-                ApplyOutcome::Dropped { cause } => (500, "error", cause.into()),
-                ApplyOutcome::Failed { cause } => (503, "error", cause.into()),
-            }
-        }
-        (_, true) => match runner.reconcile(scope, true).await {
-            Ok(summary) => (200, "summary", summary),
-            Err(e) => (if e.transient { 503 } else { 500 }, "error", e.message.into()),
-        },
-        (_, false) => match runner.reconcile_or_retry(scope, 0).await {
-            RunOutcome::Done { summary } => (200, "summary", summary),
-            RunOutcome::Queued { message_id, cause } => (
-                202,
-                "result",
-                json!({"outcome": "retry_scheduled", "messageId": message_id, "cause": cause}),
-            ),
-            RunOutcome::Dropped { cause } => (500, "error", cause.into()),
-            RunOutcome::Failed { cause } => (503, "error", cause.into()),
-        },
-    };
-    head[key] = value;
-    (status, head)
 }
 
 /// The CloudEvents abuse-protection handshake: allow the origin that asks.
@@ -341,15 +290,6 @@ fn rejected(status: u16, message: String) -> UrlResponse {
         status,
         Value::Object(Map::from_iter([("error".to_string(), message.into())])),
     )
-}
-
-/// The id of an event that could not be read, for the log line; `(no id)` when it has none.
-fn unreadable_event_id(value: &Value) -> String {
-    match value.get("id") {
-        Some(Value::String(id)) if !id.trim().is_empty() => id.chars().take(200).collect(),
-        Some(Value::Number(id)) => id.to_string(),
-        _ => "(no id)".to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! - [`preflight`]: what a Lambda deployment must configure (no managed identity, a shared ledger);
 //! - [`handler`]: the dispatch and the work.
 
+use crate::config::EventSettings;
+
 pub mod handler;
 pub mod preflight;
 pub mod url;
@@ -31,8 +33,8 @@ pub mod env {
 /// submitted together, and Lambda runs one request per execution environment at a time, so a
 /// window longer than a few milliseconds would only add latency (Event Grid waits 30 s at most
 /// for the answer). The other `events.*` settings are kept.
-pub fn tuning(configured: crate::app::runner::Tuning) -> crate::app::runner::Tuning {
-    crate::app::runner::Tuning {
+pub fn tuning(configured: EventSettings) -> EventSettings {
+    EventSettings {
         coalesce_window: configured.coalesce_window.min(std::time::Duration::from_millis(20)),
         ..configured
     }
@@ -42,7 +44,7 @@ pub fn tuning(configured: crate::app::runner::Tuning) -> crate::app::runner::Tun
 mod tests {
     use std::time::Duration;
 
-    use crate::app::runner::Tuning;
+    use crate::config::EventSettings as Tuning;
 
     #[test]
     fn the_window_is_capped_and_the_rest_kept() {
@@ -52,7 +54,7 @@ mod tests {
             clock_skew: Duration::from_secs(3),
             deadline: Duration::from_secs(20),
         };
-        let tuned = super::tuning(configured);
+        let tuned = super::tuning(configured.clone());
         assert_eq!(tuned.coalesce_window, Duration::from_millis(20));
         assert_eq!((tuned.concurrency, tuned.clock_skew), (7, Duration::from_secs(3)));
         let short = Tuning {

@@ -1,6 +1,7 @@
 //! The webhook's own protocol, which the Functions host handles for the Functions handler:
 //! the shared secret every request must carry, Event Grid's subscription validation handshake
-//! (azure-protocols.md §3.6) and the CloudEvents abuse-protection `OPTIONS` handshake. Pure.
+//! (<https://learn.microsoft.com/azure/event-grid/webhook-event-delivery>) and the CloudEvents
+//! abuse-protection `OPTIONS` handshake. Pure.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -8,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::url::UrlRequest;
 use crate::config::EnvSource;
 use crate::domain::secret::Secret;
-use crate::transport::functions::envelope::{decode_object, describe};
+use crate::transport::json::{decode_object, describe};
 
 /// The query string parameter carrying the shared secret (as in a Functions key URL).
 pub const SECRET_QUERY: &str = "code";

@@ -1,0 +1,191 @@
+//! Pacing that slows down before Azure throttles: ARM's per-subscription read bucket
+//! (`x-ms-ratelimit-remaining-subscription-reads`,
+//! https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling)
+//! and Resource Graph's per-user quota (`x-ms-user-quota-*`,
+//! https://learn.microsoft.com/azure/governance/resource-graph/concepts/guidance-for-throttled-requests).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+
+/// Knobs for sweeps and reads; the defaults suit Azure, tests shrink the waits.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Subscriptions per Resource Graph query (Azure's guidance: fewer than 300).
+    pub subscriptions_per_query: usize,
+    /// Rows per Resource Graph page (`$top`, at most 1000).
+    pub page_size: u32,
+    /// Resource Graph query chains (batch x table) in flight at once.
+    pub concurrent_queries: usize,
+    /// ARM reads (children, companions) in flight at once.
+    pub concurrent_arm_reads: usize,
+    /// How many 429s one request may meet before its scope is reported as throttled out.
+    pub max_throttle_retries: u32,
+    /// The longest single wait for `Retry-After` or a quota reset.
+    pub max_wait: Duration,
+    /// Below this many remaining ARM reads in a subscription, pace requests to the refill rate.
+    pub arm_reads_reserve: u64,
+    /// ARM's read refill rate per subscription (token bucket, 25/s since 2024).
+    pub arm_reads_refill_per_second: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            subscriptions_per_query: 200,
+            page_size: 1000,
+            concurrent_queries: 4,
+            concurrent_arm_reads: 32,
+            max_throttle_retries: 12,
+            max_wait: Duration::from_secs(60),
+            arm_reads_reserve: 20,
+            arm_reads_refill_per_second: 25,
+        }
+    }
+}
+
+/// `hh:mm:ss` (optionally with fractional seconds, or `d.hh:mm:ss`) as sent in
+/// `x-ms-user-quota-resets-after`.
+pub fn parse_timespan(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (days, rest) = match text.split_once('.') {
+        Some((d, r)) if r.contains(':') && !d.contains(':') => (d.parse::<u64>().ok()?, r),
+        _ => (0, text),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let [h, m, s] = parts.as_slice() else {
+        return None;
+    };
+    let hours: u64 = h.parse().ok()?;
+    let minutes: u64 = m.parse().ok()?;
+    let seconds: f64 = s.parse().ok()?;
+    if !seconds.is_finite() || seconds < 0.0 || minutes >= 60 || seconds >= 60.0 {
+        return None;
+    }
+    Some(Duration::from_secs(days * 86_400 + hours * 3600 + minutes * 60) + Duration::from_secs_f64(seconds))
+}
+
+/// Counters for reports and benchmarks.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub graph_pages: AtomicU64,
+    pub arm_requests: AtomicU64,
+    pub throttled: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+/// Which pacing bucket a request draws from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    /// Resource Graph's per-user quota.
+    Graph,
+    /// ARM reads in one subscription (lower-cased id); tenant-level reads use "".
+    Arm(String),
+}
+
+/// Shared "not before" instants per bucket: a 429 or a low remaining count in one request
+/// slows every request drawing from the same bucket.
+#[derive(Debug, Default)]
+pub(super) struct Pacer {
+    not_before: std::sync::Mutex<HashMap<Bucket, Instant>>,
+}
+
+impl Pacer {
+    pub(super) async fn wait(&self, bucket: &Bucket) {
+        loop {
+            let until = self.not_before.lock().map(|m| m.get(bucket).copied()).unwrap_or(None);
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t.into()).await,
+                _ => return,
+            }
+        }
+    }
+
+    pub(super) fn hold(&self, bucket: &Bucket, wait: Duration) {
+        let until = Instant::now() + wait;
+        if let Ok(mut map) = self.not_before.lock() {
+            let entry = map.entry(bucket.clone()).or_insert(until);
+            if *entry < until {
+                *entry = until;
+            }
+        }
+    }
+}
+
+impl Pacer {
+    /// Slows down before the quota runs out: Resource Graph's `x-ms-user-quota-remaining`
+    /// (wait for `resets-after` when fewer remain than queries we run at once) and ARM's
+    /// `x-ms-ratelimit-remaining-subscription-reads` (pace to the refill rate near the floor).
+    pub(super) fn pace_from_headers(&self, tuning: &Tuning, bucket: &Bucket, headers: &HeaderMap) {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        match bucket {
+            Bucket::Graph => {
+                if let Some(remaining) = number("x-ms-user-quota-remaining")
+                    && remaining < tuning.concurrent_queries.max(1) as u64
+                    && let Some(reset) = quota_reset(headers)
+                {
+                    self.hold(bucket, reset.min(tuning.max_wait));
+                }
+            }
+            Bucket::Arm(_) => {
+                if let Some(remaining) = number("x-ms-ratelimit-remaining-subscription-reads")
+                    && remaining < tuning.arm_reads_reserve
+                {
+                    let missing = tuning.arm_reads_reserve - remaining;
+                    let per_second = tuning.arm_reads_refill_per_second.max(1);
+                    let wait = Duration::from_millis(missing * 1000 / per_second);
+                    self.hold(bucket, wait.min(tuning.max_wait));
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn quota_reset(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get("x-ms-user-quota-resets-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_timespan)
+}
+
+/// The bucket for an ARM URL: its subscription, lower-cased.
+pub fn bucket_for(path: &str) -> Bucket {
+    let lower = path.to_ascii_lowercase();
+    let sub = lower
+        .split("/subscriptions/")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .unwrap_or_default();
+    Bucket::Arm(sub.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timespans() {
+        assert_eq!(parse_timespan("00:00:03"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_timespan("01:02:03"), Some(Duration::from_secs(3723)));
+        assert_eq!(parse_timespan("00:00:00.250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_timespan("1.00:00:01"), Some(Duration::from_secs(86_401)));
+        assert_eq!(parse_timespan("soon"), None);
+        assert_eq!(parse_timespan("00:99:00"), None);
+    }
+
+    #[test]
+    fn buckets() {
+        assert_eq!(
+            bucket_for("/subscriptions/AbC/resourceGroups/rg?api-version=1"),
+            Bucket::Arm("abc".into())
+        );
+        assert_eq!(bucket_for("/subscriptions?api-version=1"), Bucket::Arm(String::new()));
+    }
+}

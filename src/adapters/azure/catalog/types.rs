@@ -1,0 +1,246 @@
+//! The table of ARM types seedwatch reads, in the policy's order.
+
+use super::{BLOB_SERVICES_API_VERSION, CDN_API_VERSION, Source, TypeInfo};
+use crate::domain::check::ServiceCheck;
+
+use ServiceCheck as C;
+
+const fn t(
+    arm_type: &'static str,
+    api_version: &'static str,
+    checks: &'static [ServiceCheck],
+    source: Source,
+    owner: bool,
+) -> TypeInfo {
+    TypeInfo {
+        arm_type,
+        api_version,
+        checks,
+        source,
+        owner,
+    }
+}
+
+/// Every type, in the policy's order.
+pub const TYPES: &[TypeInfo] = &[
+    t(
+        "microsoft.network/publicipaddresses",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::Resources,
+        true,
+    ),
+    // The scale-set instance path is served only with 2018-10-01 (operation
+    // PublicIPAddresses_GetVirtualMachineScaleSetPublicIPAddress); 2024-05-01 answers 400.
+    t(
+        "microsoft.compute/virtualmachinescalesets/virtualmachines/networkinterfaces/ipconfigurations/publicipaddresses",
+        "2018-10-01",
+        &[C::PublicIpAddresses],
+        Source::ComputeResources,
+        true,
+    ),
+    t(
+        "microsoft.network/publicipprefixes",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/customipprefixes",
+        "2024-05-01",
+        &[C::PublicIpAddresses],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/applicationgateways",
+        "2024-05-01",
+        &[C::ApplicationGateways, C::ApplicationGatewayCertificates],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/frontdoors",
+        "2021-06-01",
+        &[C::FrontDoorClassic],
+        Source::Resources,
+        true,
+    ),
+    t("microsoft.cdn/profiles", CDN_API_VERSION, &[], Source::Resources, false),
+    t(
+        "microsoft.cdn/profiles/afdendpoints",
+        CDN_API_VERSION,
+        &[C::FrontDoorAfd],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.cdn/profiles/customdomains",
+        CDN_API_VERSION,
+        &[C::FrontDoorAfd],
+        Source::ArmChild,
+        true,
+    ),
+    t(
+        "microsoft.network/trafficmanagerprofiles",
+        "2022-04-01",
+        &[C::TrafficManager],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones",
+        "2018-05-01",
+        &[C::DnsZones],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones/a",
+        "2018-05-01",
+        &[C::DnsRecords],
+        Source::DnsResources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones/aaaa",
+        "2018-05-01",
+        &[C::DnsRecords],
+        Source::DnsResources,
+        true,
+    ),
+    t(
+        "microsoft.network/dnszones/cname",
+        "2018-05-01",
+        &[C::DnsRecords],
+        Source::DnsResources,
+        true,
+    ),
+    t(
+        "microsoft.storage/storageaccounts",
+        "2023-05-01",
+        &[C::StorageStaticWebsites],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.storage/storageaccounts/blobservices",
+        BLOB_SERVICES_API_VERSION,
+        &[C::StorageStaticWebsites],
+        Source::Companion,
+        false,
+    ),
+    t(
+        "microsoft.cdn/profiles/endpoints",
+        CDN_API_VERSION,
+        &[C::CdnEndpoints],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.web/sites",
+        "2024-04-01",
+        &[C::AppServices],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.web/sites/slots",
+        "2024-04-01",
+        &[C::AppServices],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.sql/servers",
+        "2023-08-01",
+        &[C::SqlServers],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.documentdb/databaseaccounts",
+        "2024-11-15",
+        &[C::CosmosDb],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.cache/redis",
+        "2024-11-01",
+        &[C::RedisCache],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.cache/redisenterprise",
+        "2025-04-01",
+        &[C::RedisCache],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.containerservice/managedclusters",
+        "2025-05-01",
+        &[C::Aks],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.app/containerapps",
+        "2025-01-01",
+        &[C::ContainerApps],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.containerinstance/containergroups",
+        "2023-05-01",
+        &[C::ContainerInstances],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.apimanagement/service",
+        "2024-05-01",
+        &[C::ApiManagement],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.web/staticsites",
+        "2024-04-01",
+        &[C::StaticWebApps],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.dbforpostgresql/flexibleservers",
+        "2024-08-01",
+        &[C::FlexibleServers],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.dbformysql/flexibleservers",
+        "2023-12-30",
+        &[C::FlexibleServers],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.keyvault/vaults",
+        "2024-11-01",
+        &[C::KeyVaults],
+        Source::Resources,
+        true,
+    ),
+    t(
+        "microsoft.containerregistry/registries",
+        "2025-04-01",
+        &[C::ContainerRegistries],
+        Source::Resources,
+        true,
+    ),
+];
