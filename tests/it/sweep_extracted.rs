@@ -119,7 +119,11 @@ async fn the_tenants_reader_extracts_page_by_page_with_the_same_result() {
         serde_json::to_value(&whole.report).unwrap()
     );
     let expected = sorted(extract_resources(&whole.resources, &checks));
-    assert!(expected.0.len() > 1000, "the estate contributes seeds: {}", expected.0.len());
+    assert!(
+        expected.0.len() > 1000,
+        "the estate contributes seeds: {}",
+        expected.0.len()
+    );
     let names: Vec<&str> = expected.0.iter().map(|c| c.seed.name()).collect();
     assert!(names.contains(&"www.public.example.com"));
     assert!(!names.contains(&"www.private.example.com"));

@@ -90,6 +90,74 @@ fn kept(resource: &Resource) -> bool {
     catalog::lookup(&resource.arm_type).is_none_or(|t| !t.checks.is_empty())
 }
 
+/// The subscriptions left once those the scope resolution could not read are set aside.
+fn readable(subscriptions: Vec<String>, report: &CompletenessReport) -> Vec<String> {
+    let unreadable: HashSet<String> = report
+        .incomplete
+        .iter()
+        .filter(|i| i.check.is_none())
+        .map(|i| i.subscription.to_ascii_lowercase())
+        .collect();
+    subscriptions
+        .into_iter()
+        .filter(|s| !unreadable.contains(&s.to_ascii_lowercase()))
+        .collect()
+}
+
+/// The largest part takes in the others (fewer moves).
+fn merge<P: Part>(mut parts: Vec<P>, new_part: &(dyn Fn() -> P + Sync)) -> P {
+    parts.sort_by_key(|p| std::cmp::Reverse(p.rows()));
+    let mut parts = parts.into_iter();
+    let mut all = parts.next().unwrap_or_else(new_part);
+    for part in parts {
+        all.absorb(part);
+    }
+    all
+}
+
+/// Where a finished query chain's outcome goes: its part and parents on success, its halves
+/// back in the queue on a 403 (to find the subscriptions we may not read), its scope in the
+/// completeness report on any other failure.
+struct Settled<'a, P> {
+    parts: &'a mut Vec<P>,
+    parents: &'a mut HashSet<ResourceId>,
+    jobs: &'a mut VecDeque<Job>,
+    report: &'a mut CompletenessReport,
+}
+
+impl<P> Settled<'_, P> {
+    fn take(self, job: Job, result: JobResult<P>, checks: &EnabledChecks) {
+        match result {
+            Ok((part, asked)) => {
+                self.parts.push(part);
+                self.parents.extend(asked);
+            }
+            Err(AzureError::Http { status: 403, .. }) if job.subscriptions.len() > 1 => {
+                let mid = job.subscriptions.len() / 2;
+                let (a, b) = job.subscriptions.split_at(mid);
+                for half in [a, b] {
+                    self.jobs.push_back(Job {
+                        subscriptions: half.to_vec(),
+                        ..job.clone()
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(table = job.table, subscriptions = job.subscriptions.len(), error = %e, "Resource Graph query failed");
+                for sub in &job.subscriptions {
+                    for check in catalog::checks_in(checks, job.source) {
+                        self.report.incomplete.push(IncompleteScope {
+                            subscription: sub.clone(),
+                            check: Some(check),
+                            why: incomplete_from(&e, sub),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl LiveAzure {
     /// Sweeps the scope, collecting each chain's resources into a part made by `new_part`.
     pub(super) async fn sweep_into<P: Part>(
@@ -102,17 +170,7 @@ impl LiveAzure {
         let subscriptions = self.resolve_scope(&mut report).await?;
         report.subscriptions = subscriptions.clone();
         progress.subscriptions_found(subscriptions.len());
-        let unreadable: HashSet<String> = report
-            .incomplete
-            .iter()
-            .filter(|i| i.check.is_none())
-            .map(|i| i.subscription.to_ascii_lowercase())
-            .collect();
-        let readable: Vec<String> = subscriptions
-            .into_iter()
-            .filter(|s| !unreadable.contains(&s.to_ascii_lowercase()))
-            .collect();
-        let mut jobs = self.jobs(checks, &readable);
+        let mut jobs = self.jobs(checks, &readable(subscriptions, &report));
 
         let (child_tx, child_rx) = tokio::sync::mpsc::unbounded_channel::<ChildRead>();
         let children: Mutex<Vec<ChildPart<P>>> = Mutex::new(Vec::new());
@@ -130,69 +188,29 @@ impl LiveAzure {
                 let Some((job, result)) = running.next().await else {
                     break;
                 };
-                match result {
-                    Ok((part, asked)) => {
-                        parts.push(part);
-                        parents.extend(asked);
-                    }
-                    Err(AzureError::Http { status: 403, .. }) if job.subscriptions.len() > 1 => {
-                        // Find the subscription(s) we may not read by halving the batch.
-                        let mid = job.subscriptions.len() / 2;
-                        let (a, b) = job.subscriptions.split_at(mid);
-                        for half in [a, b] {
-                            jobs.push_back(Job {
-                                subscriptions: half.to_vec(),
-                                ..job.clone()
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(table = job.table, subscriptions = job.subscriptions.len(), error = %e, "Resource Graph query failed");
-                        for sub in &job.subscriptions {
-                            for check in catalog::checks_in(checks, job.source) {
-                                report.incomplete.push(IncompleteScope {
-                                    subscription: sub.clone(),
-                                    check: Some(check),
-                                    why: incomplete_from(&e, sub),
-                                });
-                            }
-                        }
-                    }
-                }
+                let settled = Settled {
+                    parts: &mut parts,
+                    parents: &mut parents,
+                    jobs: &mut jobs,
+                    report: &mut report,
+                };
+                settled.take(job, result, checks);
             }
         };
         let child_work = async {
             let mut rx = child_rx;
             futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
                 .for_each_concurrent(self.arm.tuning.concurrent_arm_reads.max(1), |read| async {
-                    let outcome = self.read_child(read).await;
-                    // Collected as it arrives: the child's body is dropped here.
-                    let result = outcome.result.map(|found| {
-                        let mut part = new_part();
-                        for child in found.into_iter().filter(kept) {
-                            part.push(child);
-                        }
-                        part
-                    });
+                    let part = self.collect_child(read, new_part).await;
                     if let Ok(mut all) = children.lock() {
-                        all.push(ChildPart {
-                            parent: outcome.parent,
-                            check: outcome.check,
-                            result,
-                        });
+                        all.push(part);
                     }
                 })
                 .await;
         };
         tokio::join!(graph_work, child_work);
 
-        // The largest part takes in the others.
-        parts.sort_by_key(|p| std::cmp::Reverse(p.rows()));
-        let mut parts = parts.into_iter();
-        let mut all = parts.next().unwrap_or_else(new_part);
-        for part in parts {
-            all.absorb(part);
-        }
+        let mut all = merge(parts, new_part);
         self.join_children(
             &mut all,
             children.into_inner().unwrap_or_default(),
@@ -201,6 +219,24 @@ impl LiveAzure {
         );
         collapse(&mut report, checks);
         Ok((all, report))
+    }
+
+    /// Reads one parent's children and collects them as they arrive: the bodies are dropped
+    /// here.
+    async fn collect_child<P: Part>(&self, read: ChildRead, new_part: &(dyn Fn() -> P + Sync)) -> ChildPart<P> {
+        let outcome = self.read_child(read).await;
+        let result = outcome.result.map(|found| {
+            let mut part = new_part();
+            for child in found.into_iter().filter(kept) {
+                part.push(child);
+            }
+            part
+        });
+        ChildPart {
+            parent: outcome.parent,
+            check: outcome.check,
+            result,
+        }
     }
 
     /// Children count only for parents that ended up in the sweep (a batch split after a 403

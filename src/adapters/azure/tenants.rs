@@ -12,8 +12,7 @@ use async_trait::async_trait;
 use super::credential::{self, CredentialOptions};
 use super::live::LiveAzure;
 use super::{
-    AzureError, AzureReader, ExtractedSweep, Incomplete, IncompleteScope, OwnerRead, Sweep, SweepProgress,
-    TokenSource,
+    AzureError, AzureReader, ExtractedSweep, Incomplete, IncompleteScope, OwnerRead, Sweep, SweepProgress, TokenSource,
 };
 use crate::config::tenants::{TenantConnection, TenantCredential};
 use crate::config::{AzureSettings, Config, CredentialKind, EnvSource};

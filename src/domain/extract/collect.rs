@@ -79,11 +79,12 @@ impl CollectedExtraction {
         append_freeing(&mut self.contributions, contributions);
         append_freeing(&mut self.warnings, warnings);
         let remapped: Vec<u32> = conditions.into_iter().map(|c| self.intern(c)).collect();
-        self.conditional.extend(conditional.into_iter().map(|entry| Conditional {
-            contributions: entry.contributions.start + c0..entry.contributions.end + c0,
-            warnings: entry.warnings.start + w0..entry.warnings.end + w0,
-            condition: remapped[entry.condition as usize],
-        }));
+        self.conditional
+            .extend(conditional.into_iter().map(|entry| Conditional {
+                contributions: entry.contributions.start + c0..entry.contributions.end + c0,
+                warnings: entry.warnings.start + w0..entry.warnings.end + w0,
+                condition: remapped[entry.condition as usize],
+            }));
     }
 
     /// The extraction under the facts of everything pushed, and how many resources there were.

@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(a, b);
         assert!(Arc::ptr_eq(&a.0, &b.0));
         assert_eq!(a, "properties.dnsSettings.fqdn");
-        assert_eq!(format!("{a} {a:?}"), "properties.dnsSettings.fqdn \"properties.dnsSettings.fqdn\"");
+        assert_eq!(
+            format!("{a} {a:?}"),
+            "properties.dnsSettings.fqdn \"properties.dnsSettings.fqdn\""
+        );
     }
 
     #[test]

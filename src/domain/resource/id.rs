@@ -22,7 +22,9 @@ pub struct ResourceId {
 }
 
 fn from_spelling(id: &str) -> ResourceId {
-    ResourceId { original: Arc::from(id) }
+    ResourceId {
+        original: Arc::from(id),
+    }
 }
 
 /// The bytes of an id with ASCII case folded, for comparisons that allocate nothing.
