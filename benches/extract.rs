@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use seedwatch::adapters::estate_file::read_estate_file_for_extraction;
 use seedwatch::domain::check::EnabledChecks;
-use seedwatch::domain::estate::read_estate_for_extraction;
 use seedwatch::domain::extract::extract_resources;
 use seedwatch::domain::plan::Plan;
 use serde_json::Value;
@@ -91,7 +91,7 @@ fn generate(file: &Path, count: usize) -> u64 {
 fn measure(file: &Path) {
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    let estate = read_estate_for_extraction(file).expect("read estate");
+    let estate = read_estate_file_for_extraction(file).expect("read estate");
     let read = started.elapsed();
     let rss_read = memory_kb("VmRSS:");
     let extraction = extract_resources(&estate.resources, &EnabledChecks::all());

@@ -13,7 +13,6 @@ mod text;
 use std::cell::Cell;
 use std::fmt;
 use std::io::{BufReader, Read};
-use std::path::Path;
 use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -99,42 +98,32 @@ impl EstateSink for ExtractionInputs {
     }
 }
 
-/// Reads and parses an estate file, keeping every resource whole.
-pub fn read_estate(path: &Path) -> Result<Estate, EstateError> {
+/// Reads and parses an estate, keeping every resource whole; `file` names the source in errors.
+pub fn read_estate(input: impl Read, file: &str) -> Result<Estate, EstateError> {
     let mut estate = Estate::default();
-    estate.items = stream_estate(path, &mut estate)?;
+    estate.items = stream_estate(input, file, &mut estate)?;
     Ok(estate)
 }
 
-/// Reads an estate file for extraction only: resources of types that neither own seeds nor
-/// are companions keep their envelope but not their body.
-pub fn read_estate_for_extraction(path: &Path) -> Result<Estate, EstateError> {
+/// Reads an estate for extraction only: resources of types that neither own seeds nor are
+/// companions keep their envelope but not their body.
+pub fn read_estate_for_extraction(input: impl Read, file: &str) -> Result<Estate, EstateError> {
     let mut inputs = ExtractionInputs(Estate::default());
-    inputs.0.items = stream_estate(path, &mut inputs)?;
+    inputs.0.items = stream_estate(input, file, &mut inputs)?;
     Ok(inputs.0)
 }
 
-/// Parses estate JSON; `file` names the source in errors.
+/// Parses estate JSON held in memory; `file` names the source in errors.
 pub fn parse_estate(bytes: &[u8], file: &str) -> Result<Estate, EstateError> {
-    let mut estate = Estate::default();
-    estate.items = parse_from(bytes, file, &mut estate)?;
-    Ok(estate)
+    read_estate(bytes, file)
 }
 
-/// Streams an estate file into `sink`, one item at a time, through a buffered reader: memory
-/// does not grow with the file. Returns how many items the file listed.
-pub fn stream_estate(path: &Path, sink: &mut impl EstateSink) -> Result<usize, EstateError> {
-    let file = path.display().to_string();
-    let opened = std::fs::File::open(path).map_err(|e| EstateError::Read {
-        file: file.clone(),
-        message: e.to_string(),
-    })?;
-    parse_from(opened, &file, sink)
-}
-
-/// Parses estate JSON from any reader (a UTF-8 byte-order mark is skipped, UTF-16 with a mark
-/// is transcoded on the fly).
-fn parse_from(mut input: impl Read, file: &str, sink: &mut impl EstateSink) -> Result<usize, EstateError> {
+/// Streams estate JSON from any reader into `sink`, one item at a time, through a buffered
+/// reader: memory does not grow with the input. A UTF-8 byte-order mark is skipped, UTF-16 with
+/// a mark is transcoded on the fly; `file` names the source in errors. Returns how many items
+/// the input listed. Opening files is the caller's business (`adapters::estate_file`): the
+/// domain does no I/O of its own.
+pub fn stream_estate(mut input: impl Read, file: &str, sink: &mut impl EstateSink) -> Result<usize, EstateError> {
     let read_error = |e: std::io::Error| EstateError::Read {
         file: file.to_string(),
         message: e.to_string(),
@@ -356,14 +345,12 @@ mod tests {
 
     #[test]
     fn reading_for_extraction_drops_bodies_extraction_ignores() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("e.json");
         let vm = r#"{"id": "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm", "type": "microsoft.compute/virtualmachines", "properties": {"vmId": "x"}, "tags": {"a": "b"}}"#;
         let blob = r#"{"id": "/subscriptions/1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st/blobServices/default", "properties": {"staticWebsite": {"enabled": true}}}"#;
-        std::fs::write(&file, format!("[{PIP}, {vm}, {blob}]")).unwrap();
-        let whole = read_estate(&file).unwrap();
+        let text = format!("[{PIP}, {vm}, {blob}]");
+        let whole = read_estate(text.as_bytes(), "e.json").unwrap();
         assert!(whole.resources.iter().all(|r| !r.properties.is_null()));
-        let lean = read_estate_for_extraction(&file).unwrap();
+        let lean = read_estate_for_extraction(text.as_bytes(), "e.json").unwrap();
         assert_eq!(lean.resources.len(), 3);
         assert!(!lean.resources[0].properties.is_null());
         assert!(lean.resources[1].properties.is_null() && lean.resources[1].tags.is_null());

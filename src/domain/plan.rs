@@ -1,9 +1,9 @@
 //! The plan: the seeds that would be pushed, with their sources and the warnings met on the
 //! way, rendered as a table for people or as one JSON object for programs. Pure apart from
-//! [`plan_estate_file`], which reads its file through [`crate::domain::estate::stream_estate`].
+//! [`plan_estate`], which reads its input through [`crate::domain::estate::stream_estate`].
 //!
 //! Callers build a [`Plan`] from an [`Extraction`] (a live sweep), or stream an estate file
-//! into one ([`plan_estate_file`]), may add their own sections (the live path adds a
+//! into one ([`plan_estate`]), may add their own sections (the live path adds a
 //! completeness report) and print it.
 
 mod build;
@@ -12,7 +12,7 @@ mod stream;
 
 pub use build::PlanBuilder;
 pub use owners::{OwnerId, OwnerIndex, Owners};
-pub use stream::{EstatePlanner, plan_estate_file};
+pub use stream::{EstatePlanner, plan_estate};
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;

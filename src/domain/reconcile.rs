@@ -16,6 +16,12 @@
 //! 6. The deletion breaker: a run that would delete more than `max_delete_fraction` of the
 //!    tagged seeds deletes nothing, unless forced.
 //!
+//! Rules 5 and 6 weigh the run against the tagged seeds *of the scopes it read*: those it
+//! still asks for plus the stale ones rule 4 lets it delete. A full sweep that read everything
+//! counts every tagged seed; a reconcile of one subscription or one fan-out batch counts its
+//! own, so its guard rails are its scope's (a batch of 20 subscriptions out of 200 is not a
+//! "near-empty sweep" of the whole scan, and deleting all of its own seeds is a breaker trip).
+//!
 //! A run with nothing to add and nothing to delete yields an empty plan: no write at all.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -119,9 +125,10 @@ pub enum SkipReason {
     ProvenanceUnknown,
     /// Another connector may share the tag and the ledger does not trace the seed to Azure.
     NotFromAzure,
-    /// The sweep found almost nothing compared with what the scan holds.
+    /// The sweep found almost nothing compared with the `tagged` seeds of the scopes it read.
     NearEmptySweep { desired: usize, tagged: usize },
-    /// The run would delete more than `max_delete_fraction` of the tagged seeds.
+    /// The run would delete more than `max_delete_fraction` of the `tagged` seeds of the
+    /// scopes it read.
     DeleteBreaker {
         would_delete: usize,
         tagged: usize,
@@ -149,7 +156,7 @@ impl fmt::Display for SkipReason {
             ),
             SkipReason::NearEmptySweep { desired, tagged } => write!(
                 f,
-                "the sweep found {desired} seeds against {tagged} tagged in ASM (under {:.0}%): a near-empty sweep deletes nothing (lost Reader role?)",
+                "the sweep found {desired} seeds against {tagged} tagged in ASM in the scopes it read (under {:.0}%): a near-empty sweep deletes nothing (lost Reader role?)",
                 NEAR_EMPTY_FRACTION * 100.0
             ),
             SkipReason::DeleteBreaker {
@@ -158,7 +165,7 @@ impl fmt::Display for SkipReason {
                 max_fraction,
             } => write!(
                 f,
-                "would delete {would_delete} of {tagged} tagged seeds, more than sync.max_delete_fraction = {max_fraction}; rerun with --force-deletes if this is intended"
+                "would delete {would_delete} of {tagged} tagged seeds in the scopes read, more than sync.max_delete_fraction = {max_fraction}; rerun with --force-deletes if this is intended"
             ),
             SkipReason::AddsFailed { failed } => {
                 write!(f, "{failed} adds failed in this run; deletes wait for a healthy run")
@@ -227,7 +234,8 @@ pub fn reconcile(inputs: Inputs<'_>) -> Plan {
     if eligible.is_empty() {
         return plan;
     }
-    match set_block(&inputs, eligible.len(), plan.tagged) {
+    let in_scope = tagged_desired(&inputs, &normalised) + eligible.len();
+    match set_block(&inputs, eligible.len(), in_scope) {
         Some(reason) => plan.skipped.extend(eligible.into_iter().map(|seed| SkippedDelete {
             seed,
             reason: reason.clone(),
@@ -252,6 +260,16 @@ fn count_present<'a>(normalised: &'a [(&AsmSeed, Option<Seed>)], tag: &str, plan
         }
     }
     present
+}
+
+/// Tagged ASM seeds the sweep still asks for.
+fn tagged_desired(inputs: &Inputs<'_>, normalised: &[(&AsmSeed, Option<Seed>)]) -> usize {
+    normalised
+        .iter()
+        .filter(|(asm_seed, seed)| {
+            asm_seed.has_tag(&inputs.rules.seed_tag) && seed.as_ref().is_some_and(|s| inputs.desired.contains(s))
+        })
+        .count()
 }
 
 /// Stale tagged seeds, each checked against its own scopes first: those its scopes forbid
@@ -291,7 +309,8 @@ fn stale_deletes(inputs: &Inputs<'_>, normalised: &[(&AsmSeed, Option<Seed>)], p
 }
 
 /// Why the set of `eligible` deletes as a whole must not go ahead, if it must not: a sweep too
-/// small to trust, or more deletes than the breaker allows.
+/// small to trust, or more deletes than the breaker allows, against the `tagged` seeds of the
+/// scopes read.
 fn set_block(inputs: &Inputs<'_>, eligible: usize, tagged: usize) -> Option<SkipReason> {
     let rules = inputs.rules;
     if is_near_empty(inputs.desired.len(), tagged) {

@@ -923,7 +923,7 @@ fn container_instances_with_public_addresses_only() {
 
 #[test]
 fn every_check_can_be_turned_off() {
-    let estate = seedwatch::domain::estate::read_estate(
+    let estate = seedwatch::adapters::estate_file::read_estate_file(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estate.json"),
     )
     .unwrap();

@@ -6,7 +6,7 @@
 //! is the one the whole file gives when extracted at once.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::io::Read;
 
 use super::Plan;
 use super::build::PlanBuilder;
@@ -16,10 +16,10 @@ use crate::domain::estate::{EstateError, EstateSink, stream_estate};
 use crate::domain::extract::{Fact, FactStream, ItemSeeds, Outcome, Warning, is_companion_type, is_owner_type};
 use crate::domain::resource::Resource;
 
-/// Reads the estate file at `path` item by item and returns its plan.
-pub fn plan_estate_file(path: &Path, checks: &EnabledChecks) -> Result<Plan, EstateError> {
+/// Reads an estate item by item and returns its plan; `file` names the source in errors.
+pub fn plan_estate(input: impl Read, file: &str, checks: &EnabledChecks) -> Result<Plan, EstateError> {
     let mut planner = EstatePlanner::new(checks);
-    stream_estate(path, &mut planner)?;
+    stream_estate(input, file, &mut planner)?;
     Ok(planner.finish())
 }
 

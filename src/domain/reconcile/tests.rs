@@ -378,6 +378,81 @@ fn breaker_counts_only_deletable_seeds() {
     assert_eq!(names(&p).1, vec!["s1.contoso.com", "s2.contoso.com"]);
 }
 
+/// A read of SUB_A only (one subscription resync, one fan-out batch): SUB_A's seeds are
+/// `own` (desired) plus `stale`, SUB_B holds `others` tagged seeds the read did not cover.
+fn scoped_read(
+    own: usize,
+    stale: usize,
+    others: usize,
+) -> (BTreeSet<Seed>, Vec<AsmSeed>, Provenance, CompletenessReport) {
+    let mut want = BTreeSet::new();
+    let mut have = Vec::new();
+    let mut prov = Provenance::new();
+    let scope = |sub: &str| {
+        vec![Scope {
+            subscription: sub.into(),
+            check: ServiceCheck::DnsZones,
+        }]
+    };
+    for i in 0..own {
+        let name = format!("own{i}.contoso.com");
+        want.insert(seed(&name));
+        have.push(tagged(&format!("o{i}"), &name));
+    }
+    for i in 0..stale {
+        let name = format!("stale{i}.contoso.com");
+        have.push(tagged(&format!("s{i}"), &name));
+        prov.insert(seed(&name), scope(SUB_A));
+    }
+    for i in 0..others {
+        let name = format!("other{i}.contoso.com");
+        have.push(tagged(&format!("x{i}"), &name));
+        prov.insert(seed(&name), scope(SUB_B));
+    }
+    let report = CompletenessReport {
+        subscriptions: vec![SUB_A.into()],
+        ..Default::default()
+    };
+    (want, have, prov, report)
+}
+
+#[test]
+fn a_scoped_read_is_weighed_against_its_own_scopes_tagged_seeds() {
+    // 5 desired in SUB_A against 106 tagged in the scan would be "near-empty"; against SUB_A's
+    // own 6 it is not, and 1 delete of 6 passes the breaker.
+    let (want, have, prov, report) = scoped_read(5, 1, 100);
+    let p = plan(&want, &have, &report, Some(&prov), &rules(true));
+    assert_eq!(names(&p).1, vec!["stale0.contoso.com"]);
+    assert_eq!(p.skipped.len(), 100, "SUB_B's seeds were not read: kept");
+    assert!(
+        p.skipped
+            .iter()
+            .all(|s| matches!(s.reason, SkipReason::ScopeIncomplete { .. }))
+    );
+}
+
+#[test]
+fn a_scoped_read_that_would_delete_most_of_its_own_seeds_trips_the_breaker() {
+    // 4 deletes of SUB_A's 8 tagged seeds (0.5 > 0.25), though only 4 of the scan's 108.
+    let (want, have, prov, report) = scoped_read(4, 4, 100);
+    let p = plan(&want, &have, &report, Some(&prov), &rules(true));
+    assert!(p.delete.is_empty());
+    let tripped: Vec<_> = p
+        .skipped
+        .iter()
+        .filter(|s| matches!(s.reason, SkipReason::DeleteBreaker { .. }))
+        .collect();
+    assert_eq!(tripped.len(), 4);
+    assert!(matches!(
+        tripped[0].reason,
+        SkipReason::DeleteBreaker {
+            would_delete: 4,
+            tagged: 8,
+            ..
+        }
+    ));
+}
+
 #[test]
 fn nothing_changed_means_an_empty_plan() {
     let (want, have) = big_scan(&[]);

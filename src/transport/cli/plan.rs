@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{PlanArgs, exit};
+use crate::adapters::estate_file::plan_estate_file;
 use crate::config::{Config, LoadOptions, ProcessEnv};
-use crate::domain::plan::{Plan, plan_estate_file};
+use crate::domain::plan::Plan;
 
 /// How many warnings the table shows before pointing at `--json`.
 const MAX_TEXT_WARNINGS: usize = 200;

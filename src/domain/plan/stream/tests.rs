@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::plan_estate_file;
+use super::plan_estate;
 use crate::domain::check::EnabledChecks;
 use crate::domain::estate::read_estate;
 use crate::domain::extract::extract_resources;
@@ -11,7 +11,7 @@ use crate::domain::plan::display_order;
 
 /// The whole-file plan as JSON, computed the way `plan --estate` did before streaming.
 fn whole_file_plan(path: &std::path::Path, checks: &EnabledChecks) -> Value {
-    let estate = read_estate(path).unwrap();
+    let estate = read_estate(std::fs::File::open(path).unwrap(), "estate.json").unwrap();
     let extraction = extract_resources(&estate.resources, checks);
     let mut seeds: Vec<_> = extraction.seeds().into_iter().collect();
     seeds.sort_by(|a, b| display_order(&a.0, &b.0));
@@ -37,6 +37,11 @@ fn whole_file_plan(path: &std::path::Path, checks: &EnabledChecks) -> Value {
     })
 }
 
+/// The streamed plan of the file at `path` (tests only: the domain opens no files).
+fn plan_file(path: &std::path::Path, checks: &EnabledChecks) -> super::Plan {
+    plan_estate(std::fs::File::open(path).unwrap(), "estate.json", checks).unwrap()
+}
+
 fn assert_streamed_equals_whole(items: &[Value], what: &str) {
     let dir = tempfile::tempdir().unwrap();
     let shapes = [
@@ -54,7 +59,7 @@ fn assert_streamed_equals_whole(items: &[Value], what: &str) {
         std::fs::write(&path, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
         for checks in [EnabledChecks::all(), checks_without_records.clone()] {
             let expected = whole_file_plan(&path, &checks);
-            let streamed = plan_estate_file(&path, &checks).unwrap();
+            let streamed = plan_file(&path, &checks);
             assert_eq!(streamed.to_json(), expected, "{what}, shape {shape}");
             assert!(!expected["seeds"].as_array().unwrap().is_empty(), "{what}");
         }
@@ -165,7 +170,7 @@ fn a_companion_after_its_owner_still_counts() {
         {"id": format!("{account}/blobServices/default"), "properties": {"staticWebsite": {"enabled": true}}},
     ]);
     std::fs::write(&path, items.to_string()).unwrap();
-    let plan = plan_estate_file(&path, &EnabledChecks::all()).unwrap();
+    let plan = plan_file(&path, &EnabledChecks::all());
     let names: Vec<&str> = plan.seeds.iter().map(|s| s.seed.name()).collect();
     assert_eq!(names, ["late.z6.web.core.windows.net"]);
 }
