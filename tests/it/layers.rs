@@ -1,6 +1,8 @@
 //! The layers of `src/` point downward only: a module imports from its own layer or the layers
 //! below it (the order is in `src/lib.rs` and docs/ARCHITECTURE.md). This reads every `crate::`
-//! path under `src/` and fails naming each import of a layer above.
+//! path under `src/` and fails naming each import of a layer above. The shape rules of the
+//! layers redesign are checked here too: no function over 80 lines and no file over 500 lines
+//! outside tests, and a domain that does no I/O.
 
 use std::path::{Path, PathBuf};
 
@@ -144,4 +146,100 @@ fn the_check_sees_an_upward_import_and_a_group() {
         found[0].contains("ledger/x.rs:1: layer `ledger` imports `adapters`"),
         "{found:?}"
     );
+}
+
+/// The code of a file before its `#[cfg(test)]` module: what the size rules are about.
+fn code_before_tests(text: &str) -> Vec<&str> {
+    text.lines().take_while(|l| !l.starts_with("#[cfg(test)]")).collect()
+}
+
+/// Functions longer than `limit` lines in `lines`: (first line, name, length). A function ends
+/// at the first line that is its opening line's indentation plus `}`.
+fn long_functions(lines: &[&str], limit: usize) -> Vec<(usize, String, usize)> {
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(at) = trimmed.find("fn ") else { continue };
+        let head = &trimmed[..at];
+        let is_fn = head
+            .split_whitespace()
+            .all(|w| ["pub", "pub(crate)", "pub(super)", "async", "const", "unsafe"].contains(&w));
+        if !is_fn || trimmed.trim_end().ends_with(';') {
+            continue;
+        }
+        let indent = &line[..line.len() - trimmed.len()];
+        let close = format!("{indent}}}");
+        let Some(end) = lines[i + 1..].iter().position(|l| *l == close) else {
+            continue;
+        };
+        let length = end + 2;
+        if length > limit {
+            let name = first_segment(&trimmed[at + 3..]);
+            found.push((i + 1, name, length));
+        }
+    }
+    found
+}
+
+#[test]
+fn no_function_over_80_lines_and_no_file_over_500_outside_tests() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut found = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap_or(file).display().to_string();
+        if relative.ends_with("tests.rs") || relative.contains("/tests/") || relative.ends_with("_tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let code = code_before_tests(&text);
+        if code.len() > 500 {
+            found.push(format!("{relative}: {} lines outside tests (at most 500)", code.len()));
+        }
+        for (line, name, length) in long_functions(&code, 80) {
+            found.push(format!("{relative}:{line}: fn {name} is {length} lines (at most 80)"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "{} over the size rules:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_size_check_sees_a_long_function() {
+    let mut text = String::from("pub(crate) async fn long() {\n");
+    text.push_str(&"    x();\n".repeat(80));
+    text.push_str("}\nfn short() {\n}\nfn declared();\n");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(long_functions(&lines, 80), vec![(1, "long".to_string(), 82)]);
+}
+
+#[test]
+fn the_domain_does_no_io() {
+    // The pure core opens no file or socket, spawns nothing and reads no environment:
+    // adapters and transports do, and hand it values or readers.
+    let domain = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/domain");
+    let mut files = Vec::new();
+    rust_files(&domain, &mut files);
+    let forbidden = ["std::fs", "File::", "tokio::", "reqwest", "std::env", "std::process"];
+    let mut found = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&domain).unwrap_or(file).display().to_string();
+        if relative.ends_with("tests.rs") || relative.contains("tests/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for (n, line) in code_before_tests(&text).iter().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for word in forbidden.iter().filter(|w| code.contains(*w)) {
+                found.push(format!("domain/{relative}:{}: `{word}`", n + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "the domain does I/O:\n{}", found.join("\n"));
 }
