@@ -95,18 +95,37 @@ fn serve_fake(resources: usize, subscriptions: usize, page_latency: Duration) {
     });
 }
 
-/// Rows per Resource Graph table of an estate (what the bound's pages come from).
+/// The checks the sweep runs; the parent sweeps with them and the child counts the rows they
+/// select.
+fn bench_checks() -> EnabledChecks {
+    let mut checks = EnabledChecks::all();
+    if std::env::var_os("SWEEP_NO_ARM_CHILDREN").is_some() {
+        // Resource Graph alone: no AFD custom domain or blobServices reads.
+        checks.set(seedwatch::domain::check::ServiceCheck::FrontDoorAfd, false);
+        checks.set(seedwatch::domain::check::ServiceCheck::StorageStaticWebsites, false);
+    }
+    checks
+}
+
+/// Rows per Resource Graph table that the sweep's queries select (what the bound's pages come
+/// from): only the types the enabled checks ask each table for.
 fn rows_per_table(estate: &[serde_json::Value]) -> BTreeMap<&'static str, u64> {
+    let checks = bench_checks();
+    let tables = [
+        (Source::Resources, "resources"),
+        (Source::DnsResources, "dnsresources"),
+        (Source::ComputeResources, "computeresources"),
+    ];
+    let queried: Vec<(&'static str, Vec<&'static str>)> = tables
+        .into_iter()
+        .map(|(source, table)| (table, catalog::graph_types(&checks, source)))
+        .collect();
     let mut rows: BTreeMap<&'static str, u64> = BTreeMap::new();
     for resource in estate {
         let arm_type = resource["type"].as_str().unwrap_or_default().to_ascii_lowercase();
-        let table = match catalog::lookup(&arm_type).map(|t| t.source) {
-            Some(Source::Resources) => "resources",
-            Some(Source::DnsResources) => "dnsresources",
-            Some(Source::ComputeResources) => "computeresources",
-            _ => continue,
-        };
-        *rows.entry(table).or_default() += 1;
+        if let Some((table, _)) = queried.iter().find(|(_, types)| types.contains(&arm_type.as_str())) {
+            *rows.entry(table).or_default() += 1;
+        }
     }
     rows
 }
@@ -158,12 +177,7 @@ fn main() {
     let (elapsed, read, complete, live) = runtime.block_on(async {
         let live = live_from_config(&config, tokens, Tuning::default());
         let started = Instant::now();
-        let mut checks = EnabledChecks::all();
-        if std::env::var_os("SWEEP_NO_ARM_CHILDREN").is_some() {
-            // Resource Graph alone: no AFD custom domain or blobServices reads.
-            checks.set(seedwatch::domain::check::ServiceCheck::FrontDoorAfd, false);
-            checks.set(seedwatch::domain::check::ServiceCheck::StorageStaticWebsites, false);
-        }
+        let checks = bench_checks();
         let (read, complete) = if keep_bodies {
             let sweep = live.sweep(&checks, &NoProgress).await.expect("sweep");
             (sweep.resources.len(), sweep.report.is_fully_complete())
