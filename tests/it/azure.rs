@@ -219,6 +219,47 @@ async fn the_quota_is_respected_before_it_runs_out() {
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
+/// Two query chains under a quota of 6 per window: the budget counts the query still in flight,
+/// so each window is spent whole (a hold at "fewer left than chains we may run" would leave
+/// some of each window unused) and no query is sent past it.
+#[tokio::test]
+async fn concurrent_chains_spend_each_quota_window_whole_without_a_429() {
+    let (fake, estate, _) = started_with_lax_graph_quota(2, 600).await;
+    let page_size = 4;
+    let pips = estate
+        .iter()
+        .filter(|r| r["type"] == "Microsoft.Network/publicIPAddresses")
+        .count() as u64;
+    assert!(
+        pips >= 12 * page_size,
+        "pages enough for several windows: {pips} public IPs"
+    );
+    let per_window = 6;
+    fake.set_graph_quota(per_window, Duration::from_millis(600));
+    let mut checks = EnabledChecks::none();
+    checks.set(ServiceCheck::PublicIpAddresses, true);
+    let live = reader(
+        &fake,
+        json!({}),
+        Tuning {
+            page_size: page_size as u32,
+            subscriptions_per_query: 1,
+            ..tuning()
+        },
+    );
+    let sweep = live.sweep(&checks, &NoProgress).await.unwrap();
+    assert!(sweep.report.is_fully_complete(), "{:?}", sweep.report);
+    let counts = fake.counts();
+    let pages = counts.graph_pages;
+    assert!(pages >= pips / page_size, "{pages} pages for {pips} public IPs");
+    assert_eq!(counts.throttled, 0, "no query past the quota");
+    assert_eq!(
+        counts.graph_windows,
+        pages.div_ceil(u64::from(per_window)),
+        "{pages} pages in whole windows of {per_window}"
+    );
+}
+
 #[tokio::test]
 async fn scope_lists_subscriptions_applies_allow_and_deny_lists() {
     let (fake, _, subs) = started_with_lax_graph_quota(4, 200).await;

@@ -7,7 +7,7 @@ mod errors;
 mod pacing;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -164,6 +164,7 @@ impl Arm {
             body,
             bucket: &bucket,
             what,
+            outstanding: AtomicBool::new(false),
         };
         match send_with_retry(&rules, &attempt).await {
             Ok(Answer { status, headers, body }) => Ok(Reply { status, headers, body }),
@@ -193,6 +194,17 @@ struct ArmAttempt<'a> {
     body: Option<&'a Value>,
     bucket: &'a Bucket,
     what: &'a str,
+    /// A Resource Graph query of this exchange is sent and not yet answered (it holds a unit of
+    /// the pacer's Graph budget until answered or given up).
+    outstanding: AtomicBool,
+}
+
+impl Drop for ArmAttempt<'_> {
+    fn drop(&mut self) {
+        if self.outstanding.swap(false, Ordering::Relaxed) {
+            self.arm.pacer.graph_abandoned();
+        }
+    }
 }
 
 impl Exchange for ArmAttempt<'_> {
@@ -201,8 +213,15 @@ impl Exchange for ArmAttempt<'_> {
     async fn request(&self) -> Result<reqwest::RequestBuilder, AzureError> {
         let arm = self.arm;
         arm.pacer.wait(self.bucket).await;
-        if let (Bucket::Graph, Some(gate)) = (self.bucket, &arm.graph_gate) {
-            gate.acquire().await;
+        if let Bucket::Graph = self.bucket {
+            if self.outstanding.swap(false, Ordering::Relaxed) {
+                arm.pacer.graph_abandoned();
+            }
+            arm.pacer.graph_send().await;
+            self.outstanding.store(true, Ordering::Relaxed);
+            if let Some(gate) = &arm.graph_gate {
+                gate.acquire().await;
+            }
         }
         let token = arm.tokens.bearer(&arm.scope).await?;
         let mut request = arm
@@ -221,6 +240,9 @@ impl Exchange for ArmAttempt<'_> {
 
     async fn observe(&self, _status: u16, headers: &HeaderMap) {
         let arm = self.arm;
+        if let Bucket::Graph = self.bucket {
+            self.outstanding.store(false, Ordering::Relaxed);
+        }
         arm.pacer.pace_from_headers(&arm.tuning, self.bucket, headers);
         if let (Bucket::Graph, Some(gate)) = (self.bucket, &arm.graph_gate)
             && let Some(remaining) = headers

@@ -86,10 +86,26 @@ pub enum Bucket {
 }
 
 /// Shared "not before" instants per bucket: a 429 or a low remaining count in one request
-/// slows every request drawing from the same bucket.
+/// slows every request drawing from the same bucket. Resource Graph queries also draw from a
+/// local [`GraphBudget`].
 #[derive(Debug, Default)]
 pub(super) struct Pacer {
     not_before: std::sync::Mutex<HashMap<Bucket, Instant>>,
+    graph: std::sync::Mutex<GraphBudget>,
+}
+
+/// What this process may still send in Resource Graph's current quota window: the last
+/// `x-ms-user-quota-remaining` less the queries sent since that answer, less the queries that
+/// were in flight when it came (they may not have been counted yet). Deciding when sending,
+/// not when answered, uses the whole window (15 queries, not 15 less the chains in flight)
+/// without sending one query past it.
+#[derive(Debug, Default)]
+struct GraphBudget {
+    /// Queries sent and not yet answered.
+    in_flight: u64,
+    /// Queries that may still be sent, and when the window they belong to resets; `None`
+    /// until an answer says (or once the window has reset).
+    left: Option<(u64, Instant)>,
 }
 
 impl Pacer {
@@ -115,9 +131,9 @@ impl Pacer {
 }
 
 impl Pacer {
-    /// Slows down before the quota runs out: Resource Graph's `x-ms-user-quota-remaining`
-    /// (wait for `resets-after` when fewer remain than queries we run at once) and ARM's
-    /// `x-ms-ratelimit-remaining-subscription-reads` (pace to the refill rate near the floor).
+    /// Slows down before the quota runs out: Resource Graph's `x-ms-user-quota-remaining` and
+    /// `resets-after` set the Graph budget (see [`GraphBudget`]), and ARM's
+    /// `x-ms-ratelimit-remaining-subscription-reads` paces to the refill rate near the floor.
     pub(super) fn pace_from_headers(&self, tuning: &Tuning, bucket: &Bucket, headers: &HeaderMap) {
         let number = |name: &str| {
             headers
@@ -127,12 +143,9 @@ impl Pacer {
         };
         match bucket {
             Bucket::Graph => {
-                if let Some(remaining) = number("x-ms-user-quota-remaining")
-                    && remaining < tuning.concurrent_queries.max(1) as u64
-                    && let Some(reset) = quota_reset(headers)
-                {
-                    self.hold(bucket, reset.min(tuning.max_wait));
-                }
+                let remaining = number("x-ms-user-quota-remaining");
+                let reset = quota_reset(headers).map(|r| r.min(tuning.max_wait));
+                self.graph_answered(remaining.zip(reset));
             }
             Bucket::Arm(_) => {
                 if let Some(remaining) = number("x-ms-ratelimit-remaining-subscription-reads")
@@ -144,6 +157,59 @@ impl Pacer {
                     self.hold(bucket, wait.min(tuning.max_wait));
                 }
             }
+        }
+    }
+}
+
+impl Pacer {
+    /// Takes one query from the Resource Graph budget, waiting for the window to reset when
+    /// none is left. Every call is matched by one [`Pacer::graph_answered`] (or
+    /// [`Pacer::graph_abandoned`] when no answer came).
+    pub(super) async fn graph_send(&self) {
+        loop {
+            let wait_until = {
+                let Ok(mut budget) = self.graph.lock() else { return };
+                let now = Instant::now();
+                match budget.left {
+                    Some((0, reset_at)) if reset_at > now => Some(reset_at),
+                    Some((left, reset_at)) if reset_at > now => {
+                        budget.left = Some((left - 1, reset_at));
+                        budget.in_flight += 1;
+                        None
+                    }
+                    _ => {
+                        budget.left = None;
+                        budget.in_flight += 1;
+                        None
+                    }
+                }
+            };
+            match wait_until {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => return,
+            }
+        }
+    }
+
+    /// A query was answered; `quota` is the answer's remaining count and reset, when it said.
+    pub(super) fn graph_answered(&self, quota: Option<(u64, Duration)>) {
+        let Ok(mut budget) = self.graph.lock() else { return };
+        budget.in_flight = budget.in_flight.saturating_sub(1);
+        let Some((remaining, reset)) = quota else { return };
+        let now = Instant::now();
+        let left = remaining.saturating_sub(budget.in_flight);
+        let reset_at = now + reset;
+        // Answers may come out of order: within one window the smaller count is the later one.
+        budget.left = match budget.left {
+            Some((known, at)) if at > now => Some((known.min(left), at.max(reset_at))),
+            _ => Some((left, reset_at)),
+        };
+    }
+
+    /// A query sent with [`Pacer::graph_send`] got no answer (a transport error).
+    pub(super) fn graph_abandoned(&self) {
+        if let Ok(mut budget) = self.graph.lock() {
+            budget.in_flight = budget.in_flight.saturating_sub(1);
         }
     }
 }
@@ -178,6 +244,51 @@ mod tests {
         assert_eq!(parse_timespan("1.00:00:01"), Some(Duration::from_secs(86_401)));
         assert_eq!(parse_timespan("soon"), None);
         assert_eq!(parse_timespan("00:99:00"), None);
+    }
+
+    /// The budget's waits use the wall clock (std `Instant`), so these tests use short real
+    /// windows rather than paused time.
+    #[tokio::test]
+    async fn the_graph_budget_counts_queries_in_flight_and_waits_for_the_reset() {
+        let pacer = Pacer::default();
+        pacer.graph_send().await;
+        pacer.graph_send().await;
+        // 2 left at the server, and the other query in flight may take one of them.
+        pacer.graph_answered(Some((2, Duration::from_millis(300))));
+        let started = Instant::now();
+        pacer.graph_send().await;
+        assert!(started.elapsed() < Duration::from_millis(250), "one unit was left");
+        pacer.graph_send().await;
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "none left: waited for the reset"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_never_raises_the_budget_and_an_unanswered_query_frees_its_unit() {
+        let pacer = Pacer::default();
+        for _ in 0..3 {
+            pacer.graph_send().await;
+        }
+        pacer.graph_answered(Some((0, Duration::from_secs(30))));
+        // Counted earlier at the server, answered later: it must not give units back.
+        pacer.graph_answered(Some((5, Duration::from_secs(30))));
+        let left = pacer.graph.lock().unwrap().left.map(|(n, _)| n);
+        assert_eq!(left, Some(0));
+        pacer.graph_abandoned();
+        assert_eq!(pacer.graph.lock().unwrap().in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn without_quota_headers_the_budget_does_not_limit() {
+        let pacer = Pacer::default();
+        for _ in 0..100 {
+            pacer.graph_send().await;
+            pacer.graph_answered(None);
+        }
+        assert_eq!(pacer.graph.lock().unwrap().in_flight, 0);
+        assert_eq!(pacer.graph.lock().unwrap().left, None);
     }
 
     #[test]

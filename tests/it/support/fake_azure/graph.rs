@@ -55,6 +55,9 @@ fn quota_headers(shared: &Shared) -> (bool, u32, String) {
     let left_in_window = q.window.saturating_sub(now.duration_since(q.started));
     let over = q.used >= q.per_window;
     if !over {
+        if q.used == 0 {
+            shared.counters.graph_windows.fetch_add(1, Ordering::Relaxed);
+        }
         q.used += 1;
     }
     let remaining = q.per_window.saturating_sub(q.used);

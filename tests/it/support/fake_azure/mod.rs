@@ -99,6 +99,8 @@ pub struct Counts {
     pub token_requests: u64,
     /// 429 answers given.
     pub throttled: u64,
+    /// Resource Graph quota windows in which at least one query was counted.
+    pub graph_windows: u64,
     /// Token requests refused because they named an identity the app does not hold.
     pub token_refusals: u64,
 }
@@ -110,6 +112,7 @@ struct Counters {
     subscription_lists: AtomicU64,
     token_requests: AtomicU64,
     throttled: AtomicU64,
+    graph_windows: AtomicU64,
     token_refusals: AtomicU64,
     tokens_minted: AtomicU64,
 }
@@ -579,6 +582,7 @@ impl FakeAzure {
             subscription_lists: c.subscription_lists.load(Ordering::Relaxed),
             token_requests: c.token_requests.load(Ordering::Relaxed),
             throttled: c.throttled.load(Ordering::Relaxed),
+            graph_windows: c.graph_windows.load(Ordering::Relaxed),
             token_refusals: c.token_refusals.load(Ordering::Relaxed),
         }
     }
@@ -591,6 +595,7 @@ impl FakeAzure {
             &c.subscription_lists,
             &c.token_requests,
             &c.throttled,
+            &c.graph_windows,
             &c.token_refusals,
         ] {
             counter.store(0, Ordering::Relaxed);
