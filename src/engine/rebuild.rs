@@ -156,6 +156,8 @@ struct AsmView {
     ids: BTreeMap<Seed, String>,
     /// Seeds ASM refused, with its code.
     rejected: BTreeMap<Seed, String>,
+    /// Seeds ASM holds after the run ([`SyncReport::asm_held`]).
+    held: std::collections::HashSet<Seed>,
 }
 
 impl AsmView {
@@ -173,6 +175,7 @@ impl AsmView {
                 .filter_map(|s| s.normalised().map(|n| (n, s.id.clone())))
                 .collect(),
             rejected: BTreeMap::new(),
+            held: report.asm_held(),
         };
         for write in &report.writes {
             let Some(seed) = &write.normalised else { continue };
@@ -213,7 +216,11 @@ async fn rebuild_seeds(
     // Seeds ASM holds with our tag but the ledger does not know: record them, so a later
     // apply can delete them when an owner stops contributing.
     let tracked: BTreeSet<Seed> = records.keys().cloned().collect();
-    for seed in asm.ours.iter().filter(|s| !tracked.contains(*s) && report.asm_holds(s)) {
+    for seed in asm
+        .ours
+        .iter()
+        .filter(|s| !tracked.contains(*s) && asm.held.contains(*s))
+    {
         let record = SeedRecord::new(seed.clone());
         if let Ok(version) = ledger.put_seed(&record, &Expect::Absent).await {
             records.insert(seed.clone(), Versioned { value: record, version });
@@ -269,7 +276,7 @@ fn next_seed_record(
     // in the millisecond the listing was requested may have written after the listing
     // answered: the tie goes to the apply, as it does for owners (`seen_at_ms >= snapshot`).
     if current.asm.at_ms < report.listed_at_ms {
-        let held = report.asm_holds(seed);
+        let held = asm.held.contains(seed);
         let state = AsmState {
             held,
             ours: held && asm.ours.contains(seed),

@@ -329,6 +329,24 @@ async fn engine_adds_deletes_and_leaves_hand_added_seeds() {
     assert_eq!(asm.applied_writes(SCAN), 3);
     assert!(report.asm_holds(&seed("new.contoso.com")));
     assert!(!report.asm_holds(&seed("stale.contoso.com")));
+    // The set the rebuild reads says the same of every seed, and holds what ASM holds.
+    let all_held = report.asm_held();
+    let in_asm: std::collections::BTreeSet<_> = held
+        .iter()
+        .filter_map(|name| Seed::from_host_value(name).ok())
+        .collect();
+    assert_eq!(
+        all_held.iter().cloned().collect::<std::collections::BTreeSet<_>>(),
+        in_asm
+    );
+    for name in [
+        "new.contoso.com",
+        "stale.contoso.com",
+        "manual.example.org",
+        "198.51.100.7",
+    ] {
+        assert_eq!(all_held.contains(&seed(name)), report.asm_holds(&seed(name)), "{name}");
+    }
 
     // A second run changes nothing and writes nothing.
     asm.clear_journal();

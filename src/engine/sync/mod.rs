@@ -7,10 +7,10 @@
 //!
 //! The ledger plugs in at two points: before, its knowledge of stale seeds' sources comes in as
 //! [`SyncOptions::provenance`]; after, it is rebuilt from the returned [`SyncReport`]:
-//! `extraction.contributions` (owner → seeds, the whole estate) and [`SyncReport::asm_holds`]
-//! (whether ASM now holds a seed, from the listing plus each write's outcome in `writes`). A dry
-//! run or a failed run still carries both; the rebuild only marks seeds held that `asm_holds`
-//! says are.
+//! `extraction.contributions` (owner → seeds, the whole estate) and [`SyncReport::asm_held`]
+//! (the seeds ASM now holds, from the listing plus each write's outcome in `writes`). A dry
+//! run or a failed run still carries both; the rebuild only marks seeds held that `asm_held`
+//! holds.
 
 mod report;
 mod writes;

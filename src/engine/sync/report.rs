@@ -113,7 +113,27 @@ impl SyncReport {
         self.failed.is_empty()
     }
 
-    /// Whether ASM holds `seed` after this run, as far as the run knows.
+    /// Every seed ASM holds after this run, as far as the run knows: the listing, then each
+    /// write's outcome in order. One pass: the rebuild asks about every seed of the estate.
+    pub fn asm_held(&self) -> std::collections::HashSet<Seed> {
+        let mut held: std::collections::HashSet<Seed> = self.listed.iter().filter_map(|s| s.normalised()).collect();
+        for write in &self.writes {
+            let Some(seed) = &write.normalised else { continue };
+            match (&write.action, &write.result) {
+                (WriteKind::Add, WriteResult::Added | WriteResult::AlreadyExists) => {
+                    held.insert(seed.clone());
+                }
+                (WriteKind::Delete, WriteResult::Deleted | WriteResult::AlreadyGone) => {
+                    held.remove(seed);
+                }
+                _ => {}
+            }
+        }
+        held
+    }
+
+    /// Whether ASM holds `seed` after this run, as far as the run knows (one seed: for many,
+    /// [`SyncReport::asm_held`] reads the listing once).
     pub fn asm_holds(&self, seed: &Seed) -> bool {
         let mut held = self.listed.iter().any(|s| s.normalised().as_ref() == Some(seed));
         for write in &self.writes {
