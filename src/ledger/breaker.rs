@@ -142,8 +142,3 @@ pub async fn record_tagged(ledger: &dyn Ledger, tagged: usize, max_conflicts: u3
         key: "deletion breaker".into(),
     })
 }
-
-/// The current window, for tests and reports.
-pub async fn current(ledger: &dyn Ledger) -> Result<DeleteWindow, LedgerError> {
-    Ok(read(ledger).await?.0)
-}

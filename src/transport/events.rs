@@ -9,10 +9,9 @@ use crate::domain::change::{Change, ChangeKind, EventRef};
 use crate::domain::resource::{Resource, ResourceId};
 use crate::transport::json::{decode_object, decode_value, describe};
 
-/// Which envelope an event came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventSchema {
+/// Which envelope an event came in: it names the type and time fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventSchema {
     EventGrid,
     CloudEvents,
 }
@@ -25,7 +24,6 @@ pub struct ResourceEvent {
     pub subject: String,
     /// `eventTime` / `time` as sent (RFC 3339), used to order resource bodies.
     pub time: Option<String>,
-    pub schema: EventSchema,
     pub data: Map<String, Value>,
 }
 
@@ -101,7 +99,6 @@ impl ResourceEvent {
             event_type,
             subject: text("subject").unwrap_or_default(),
             time: text(time_field),
-            schema,
             data,
         })
     }
@@ -295,7 +292,9 @@ mod tests {
             "data": "{\"resourceUri\":\"/subscriptions/1111/resourceGroups/rg/providers/Microsoft.Web/sites/app\"}"
         });
         let event = ResourceEvent::parse(&ce).unwrap();
-        assert_eq!(event.schema, EventSchema::CloudEvents);
+        // Read as CloudEvents: its `type` and `time` fields, not Event Grid's.
+        assert_eq!(event.event_type, "Microsoft.Resources.ResourceDeleteSuccess");
+        assert_eq!(event.time.as_deref(), Some("2025-03-01T10:15:07Z"));
         let c = apply(&ce);
         assert_eq!(
             c.id.as_str(),
