@@ -13,6 +13,10 @@ pub enum LongResync {
     /// host's 230-second HTTP limit.
     Queue,
     /// Run in this invocation (a Lambda invocation may run for up to 15 minutes).
+    #[cfg_attr(
+        not(feature = "lambda"),
+        allow(dead_code, reason = "only the Lambda transport runs here")
+    )]
     RunHere,
 }
 

@@ -15,7 +15,7 @@ mod load;
 mod raw;
 pub mod tenants;
 mod types;
-pub mod url;
+pub(crate) mod url;
 mod values;
 
 pub use duration::parse_duration;

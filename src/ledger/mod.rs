@@ -17,16 +17,16 @@
 //!
 //! The ledger calls neither ARM nor ASM: it is records and rules over a store.
 
-pub mod breaker;
-pub mod failures;
-pub mod fanout;
+pub(crate) mod breaker;
+pub(crate) mod failures;
+pub(crate) mod fanout;
 pub mod history;
 pub mod keys;
-pub mod lag;
+pub(crate) mod lag;
 pub mod memory;
 pub mod ops;
 mod records;
-pub mod refused;
+pub(crate) mod refused;
 
 use async_trait::async_trait;
 

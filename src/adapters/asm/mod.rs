@@ -1,6 +1,6 @@
 //! The Hexiosec ASM API.
 
-pub mod client;
+pub(crate) mod client;
 
 use async_trait::async_trait;
 

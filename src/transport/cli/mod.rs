@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 /// Exit codes shared by every subcommand.
-pub mod exit {
+pub(crate) mod exit {
     /// Everything was done.
     pub const OK: u8 = 0;
     /// Some writes failed (sync, apply); the rest was done.

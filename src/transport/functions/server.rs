@@ -29,7 +29,7 @@ use crate::transport::functions::limits::bounded_body;
 use crate::transport::resync::parse_request;
 
 /// Input and output binding names, as in `function/*/function.json`.
-pub mod bindings {
+pub(crate) mod bindings {
     pub const TIMER: &str = "timer";
     pub const EVENT: &str = "event";
     pub const REQUEST: &str = "req";

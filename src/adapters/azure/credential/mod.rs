@@ -46,7 +46,7 @@ pub use imds::{IMDS_PROBE_URL, imds_answers};
 
 /// Environment variables the credential selection reads. The first two are set by the App
 /// Service / Functions platform itself, not by the deployment template.
-pub mod env {
+pub(crate) mod env {
     /// Platform-set (App Service, Functions, Container Apps): the managed identity endpoint.
     pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
     /// Platform-set: the header value the managed identity endpoint requires.
