@@ -38,7 +38,7 @@ impl SyncEngine {
 }
 
 /// Batches of `batch` subscriptions when there are more than `threshold`, else `None`.
-pub fn batches(subscriptions: &[String], threshold: u32, batch: u32) -> Option<Vec<Vec<String>>> {
+pub(crate) fn batches(subscriptions: &[String], threshold: u32, batch: u32) -> Option<Vec<Vec<String>>> {
     if subscriptions.len() <= threshold as usize {
         return None;
     }
@@ -86,7 +86,7 @@ impl SyncReconciler {
 }
 
 /// The job that runs `scope` again (attempt `attempt`).
-pub fn retry_job(scope: &Scope, attempt: u32) -> RetryJob {
+pub(crate) fn retry_job(scope: &Scope, attempt: u32) -> RetryJob {
     match scope {
         Scope::Batch(batch) => RetryJob::Batch {
             run: batch.run.clone(),

@@ -13,7 +13,7 @@ use crate::domain::resource::ResourceId;
 use crate::ledger::{FailedChange, Ledger, LedgerError, Versioned};
 
 /// Entries a summary lists (and a reconcile logs one by one); the count covers them all.
-pub const SUMMARY_ENTRIES: usize = 20;
+pub(crate) const SUMMARY_ENTRIES: usize = 20;
 /// Deletes in flight while clearing.
 const CLEAR_CONCURRENCY: usize = 8;
 
@@ -143,7 +143,7 @@ impl FailedChanges {
 }
 
 /// Unix milliseconds as RFC 3339 (UTC); the raw number when out of range.
-pub fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

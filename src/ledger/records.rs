@@ -19,7 +19,7 @@ struct SeedWire {
 mod seed_serde {
     use super::*;
 
-    pub fn serialize<S: serde::Serializer>(seed: &Seed, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(seed: &Seed, s: S) -> Result<S::Ok, S::Error> {
         SeedWire {
             name: seed.name().to_string(),
             kind: seed.kind(),
@@ -27,7 +27,7 @@ mod seed_serde {
         .serialize(s)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Seed, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Seed, D::Error> {
         let wire = SeedWire::deserialize(d)?;
         Seed::from_stored(&wire.name, wire.kind).map_err(serde::de::Error::custom)
     }

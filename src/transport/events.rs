@@ -18,7 +18,7 @@ enum EventSchema {
 
 /// The fields seedwatch reads from one event, whichever schema it came in.
 #[derive(Debug, Clone)]
-pub struct ResourceEvent {
+pub(crate) struct ResourceEvent {
     pub id: String,
     pub event_type: String,
     pub subject: String,
@@ -28,7 +28,7 @@ pub struct ResourceEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EventError {
+pub(crate) enum EventError {
     #[error("event is not a JSON object (got {0})")]
     NotAnObject(String),
     #[error("event has no {0} (neither Event Grid nor CloudEvents 1.0 shaped)")]
@@ -42,7 +42,7 @@ type ResourceInfo<'a> = Option<&'a Map<String, Value>>;
 
 /// What to do with one event.
 #[derive(Debug, Clone)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     Apply(Change),
     /// Acknowledged and logged, not processed (Failure/Cancel events, other types, events
     /// about something that is not an ARM resource).
@@ -59,7 +59,7 @@ const NOTIFICATION_DELETED: &str = "Microsoft.ResourceNotifications.Resources.De
 
 impl ResourceEvent {
     /// The event's identity, for the logs of what is done about it.
-    pub fn reference(&self) -> EventRef {
+    pub(crate) fn reference(&self) -> EventRef {
         EventRef {
             id: self.id.clone(),
             event_type: self.event_type.clone(),
@@ -67,7 +67,7 @@ impl ResourceEvent {
     }
 
     /// Reads one event object, in either schema. `data` may itself arrive JSON-encoded.
-    pub fn parse(raw: &Value) -> Result<ResourceEvent, EventError> {
+    pub(crate) fn parse(raw: &Value) -> Result<ResourceEvent, EventError> {
         let Some(map) = decode_object(raw) else {
             return Err(EventError::NotAnObject(describe(raw)));
         };
@@ -104,7 +104,7 @@ impl ResourceEvent {
     }
 
     /// What this event asks of the apply path.
-    pub fn disposition(&self) -> Result<Disposition, EventError> {
+    pub(crate) fn disposition(&self) -> Result<Disposition, EventError> {
         let t = self.event_type.as_str();
         let is = |name: &str| t.eq_ignore_ascii_case(name);
         if is(WRITE_SUCCESS) || is(ACTION_SUCCESS) {
@@ -189,7 +189,7 @@ impl ResourceEvent {
 /// A delivery's events, read: the changes to apply, and what became of the others, in
 /// delivery order.
 #[derive(Debug, Default)]
-pub struct SortedEvents {
+pub(crate) struct SortedEvents {
     pub total: usize,
     pub changes: Vec<(EventRef, Change)>,
     pub notes: Vec<EventNote>,
@@ -197,7 +197,7 @@ pub struct SortedEvents {
 
 /// An event acknowledged without being processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventNote {
+pub(crate) enum EventNote {
     /// Not one seedwatch acts on (a failure or cancel event, another type, ...).
     Ignored { id: String, reason: String },
     /// It cannot be read (no id or type, an id that is not an ARM resource id).
@@ -209,7 +209,7 @@ pub enum EventNote {
 /// failure by redelivering the whole batch (up to 30 times over 24 hours), good events
 /// included, while redelivery can never make a bad event readable
 /// (<https://learn.microsoft.com/azure/event-grid/delivery-and-retry>).
-pub fn sort_events<'a>(events: impl IntoIterator<Item = &'a Value>) -> SortedEvents {
+pub(crate) fn sort_events<'a>(events: impl IntoIterator<Item = &'a Value>) -> SortedEvents {
     let mut sorted = SortedEvents::default();
     for value in events {
         sorted.total += 1;
@@ -245,7 +245,7 @@ fn unreadable_event_id(value: &Value) -> String {
 
 /// Event objects in one invocation's `event` input: normally one object; an array is accepted
 /// too (a batch binding or a hand-made invocation).
-pub fn event_values(input: &Value) -> Vec<Value> {
+pub(crate) fn event_values(input: &Value) -> Vec<Value> {
     match decode_value(input) {
         Value::Array(items) => items,
         other => vec![other],

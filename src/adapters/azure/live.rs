@@ -253,12 +253,12 @@ impl AzureReader for LiveAzure {
 }
 
 /// The message that tells an operator what to grant.
-pub fn grant_reader(subscription: &str) -> String {
+pub(crate) fn grant_reader(subscription: &str) -> String {
     format!("grant the Reader role on subscription {subscription} to the identity")
 }
 
 /// Why a scope is incomplete, from the error that stopped it.
-pub fn incomplete_from(error: &AzureError, subscription: &str) -> Incomplete {
+pub(crate) fn incomplete_from(error: &AzureError, subscription: &str) -> Incomplete {
     match error {
         AzureError::Http {
             status: 401, message, ..

@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 /// Resource Graph's default per-user quota.
-pub const GRAPH_QUERIES_PER_WINDOW: u32 = 15;
-pub const GRAPH_WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const GRAPH_QUERIES_PER_WINDOW: u32 = 15;
+pub(crate) const GRAPH_WINDOW: Duration = Duration::from_secs(5);
 
 /// A quota shared by every instance (the ledger's, in production).
 #[async_trait]

@@ -16,11 +16,11 @@ use clap::{Args, Parser, Subcommand};
 /// Exit codes shared by every subcommand.
 pub(crate) mod exit {
     /// Everything was done.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// Some writes failed (sync, apply); the rest was done.
-    pub const PARTIAL: u8 = 1;
+    pub(crate) const PARTIAL: u8 = 1;
     /// Bad configuration or bad input; nothing was done.
-    pub const BAD_INPUT: u8 = 2;
+    pub(crate) const BAD_INPUT: u8 = 2;
 }
 
 #[derive(Debug, Parser)]

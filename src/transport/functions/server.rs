@@ -30,11 +30,11 @@ use crate::transport::resync::parse_request;
 
 /// Input and output binding names, as in `function/*/function.json`.
 pub(crate) mod bindings {
-    pub const TIMER: &str = "timer";
-    pub const EVENT: &str = "event";
-    pub const REQUEST: &str = "req";
-    pub const RESPONSE: &str = "res";
-    pub const MESSAGE: &str = "msg";
+    pub(crate) const TIMER: &str = "timer";
+    pub(crate) const EVENT: &str = "event";
+    pub(crate) const REQUEST: &str = "req";
+    pub(crate) const RESPONSE: &str = "res";
+    pub(crate) const MESSAGE: &str = "msg";
 }
 
 /// The function names (folder names under `function/`), which are also the routes.

@@ -24,9 +24,9 @@ pub mod webhook;
 /// Environment variables only the Lambda entry point reads.
 pub(crate) mod env {
     /// The shared secret Event Grid (and resync callers) must present (`?code=` or the header).
-    pub const WEBHOOK_SECRET: &str = "WEBHOOK_SECRET";
+    pub(crate) const WEBHOOK_SECRET: &str = "WEBHOOK_SECRET";
     /// Set by the Lambda runtime in every function: how seedwatch knows it runs under Lambda.
-    pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+    pub(crate) const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 }
 
 /// The coalescing a Lambda deployment uses: a delivery arrives as one request, its changes are

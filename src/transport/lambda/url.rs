@@ -23,7 +23,7 @@ pub struct UrlRequest {
 }
 
 /// Whether a Lambda payload is a function URL request (it has `requestContext.http`).
-pub fn is_function_url(payload: &Value) -> bool {
+pub(crate) fn is_function_url(payload: &Value) -> bool {
     payload
         .get("requestContext")
         .and_then(|c| c.get("http"))
@@ -81,7 +81,7 @@ impl UrlRequest {
 
 /// A response for the function URL.
 #[derive(Debug, Clone)]
-pub struct UrlResponse {
+pub(crate) struct UrlResponse {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<Value>,
@@ -89,7 +89,7 @@ pub struct UrlResponse {
 
 impl UrlResponse {
     /// A JSON answer (`Content-Type: application/json`).
-    pub fn json(status: u16, body: Value) -> UrlResponse {
+    pub(crate) fn json(status: u16, body: Value) -> UrlResponse {
         UrlResponse {
             status,
             headers: Vec::new(),
@@ -98,7 +98,7 @@ impl UrlResponse {
     }
 
     /// An answer without a body.
-    pub fn empty(status: u16) -> UrlResponse {
+    pub(crate) fn empty(status: u16) -> UrlResponse {
         UrlResponse {
             status,
             headers: Vec::new(),
@@ -106,13 +106,13 @@ impl UrlResponse {
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> UrlResponse {
+    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> UrlResponse {
         self.headers.push((name, value.into()));
         self
     }
 
     /// The response object Lambda expects back from a function URL invocation.
-    pub fn into_payload(self) -> Value {
+    pub(crate) fn into_payload(self) -> Value {
         let mut response = LambdaFunctionUrlResponse::default();
         response.status_code = i64::from(self.status);
         if let Some(body) = &self.body {

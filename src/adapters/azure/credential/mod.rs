@@ -48,22 +48,22 @@ pub use imds::{IMDS_PROBE_URL, imds_answers};
 /// Service / Functions platform itself, not by the deployment template.
 pub(crate) mod env {
     /// Platform-set (App Service, Functions, Container Apps): the managed identity endpoint.
-    pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+    pub(crate) const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
     /// Platform-set: the header value the managed identity endpoint requires.
-    pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
-    pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
-    pub const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
-    pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-    pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+    pub(crate) const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
+    pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+    pub(crate) const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+    pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+    pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
     /// A PEM or PKCS#12 file with the certificate and its private key.
-    pub const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
+    pub(crate) const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
     /// The PKCS#12 file's password (none means the empty password).
-    pub const AZURE_CLIENT_CERTIFICATE_PASSWORD: &str = "AZURE_CLIENT_CERTIFICATE_PASSWORD";
+    pub(crate) const AZURE_CLIENT_CERTIFICATE_PASSWORD: &str = "AZURE_CLIENT_CERTIFICATE_PASSWORD";
     /// The Azure CLI's configuration directory (default `~/.azure`).
-    pub const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
-    pub const HOME: &str = "HOME";
+    pub(crate) const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
+    pub(crate) const HOME: &str = "HOME";
     /// Every name above.
-    pub const ALL: &[&str] = &[
+    pub(crate) const ALL: &[&str] = &[
         IDENTITY_ENDPOINT,
         IDENTITY_HEADER,
         AZURE_FEDERATED_TOKEN_FILE,
