@@ -254,16 +254,19 @@ impl<O: Clone + Send + Sync + 'static> Coalescer<O> {
     }
 
     /// Changes submitted so far.
+    #[cfg(test)]
     pub(crate) fn submitted(&self) -> u64 {
         self.submitted.load(Ordering::Relaxed)
     }
 
     /// Applies run so far (each is one read of the resource).
+    #[cfg(test)]
     pub(crate) fn runs(&self) -> u64 {
         self.runs.load(Ordering::Relaxed)
     }
 
     /// Changes answered by a read that had already started when they arrived.
+    #[cfg(test)]
     pub(crate) fn covered(&self) -> u64 {
         self.covered.load(Ordering::Relaxed)
     }

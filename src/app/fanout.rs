@@ -14,7 +14,7 @@ use crate::engine::reconcile::{BatchPosition, ReconcileReport};
 
 impl SyncEngine {
     /// The batches the timer reconcile fans out to, or `None` for a sweep in one invocation.
-    pub async fn fanout_batches(&self) -> Result<Option<Vec<Vec<String>>>, WorkError> {
+    pub(crate) async fn fanout_batches(&self) -> Result<Option<Vec<Vec<String>>>, WorkError> {
         let Some(subscriptions) = self.azure.subscriptions_in_scope().await.map_err(azure_error)? else {
             return Ok(None);
         };
@@ -106,7 +106,7 @@ pub(crate) fn retry_job(scope: &Scope, attempt: u32) -> RetryJob {
 impl Runner {
     /// The timer's reconcile: the whole estate in this invocation, or, above
     /// `sync.fanout_threshold` subscriptions and with a retry queue, one job per batch.
-    pub async fn timer_reconcile(&self) -> RunOutcome {
+    pub(crate) async fn timer_reconcile(&self) -> RunOutcome {
         let reconciler = &self.services.reconciler;
         let (Some(queue), Ok(Some(batches))) = (&self.services.queue, reconciler.fanout().await) else {
             return self.reconcile_or_retry(&Scope::All, 0).await;

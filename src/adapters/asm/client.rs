@@ -108,14 +108,10 @@ impl AsmClient {
     }
 
     /// From the configuration: `asm.base_url`, `scan_id`, `API_KEY`, `http.*`.
-    pub fn from_config(config: &Config) -> Result<AsmClient, ConfigError> {
+    pub(crate) fn from_config(config: &Config) -> Result<AsmClient, ConfigError> {
         let scan_id = config.require_scan_id()?;
         let key = config.require_api_key()?;
         Ok(AsmClient::new(&config.asm.base_url, scan_id, key.clone(), &config.http))
-    }
-
-    pub fn scan_id(&self) -> &str {
-        &self.scan_id
     }
 
     fn scan_path(&self) -> String {

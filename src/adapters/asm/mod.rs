@@ -42,17 +42,6 @@ pub enum AsmError {
     BadResponse { what: String, message: String },
 }
 
-impl AsmError {
-    /// Whether a later attempt may succeed: ASM unreachable, or a status worth retrying.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            AsmError::Transport { .. } => true,
-            AsmError::Http { status, .. } => crate::adapters::http::is_retryable_status(*status),
-            _ => false,
-        }
-    }
-}
-
 /// One scan of the ASM API.
 #[async_trait]
 pub trait AsmApi: Send + Sync {

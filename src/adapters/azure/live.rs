@@ -28,7 +28,7 @@ pub struct ScopeSettings {
 }
 
 impl ScopeSettings {
-    pub fn from_settings(settings: &AzureSettings) -> ScopeSettings {
+    pub(crate) fn from_settings(settings: &AzureSettings) -> ScopeSettings {
         ScopeSettings {
             subscriptions: settings.subscriptions.clone(),
             exclude_subscriptions: settings.exclude_subscriptions.clone(),
@@ -51,7 +51,7 @@ struct Subscription {
 }
 
 impl LiveAzure {
-    pub fn new(arm: Arc<Arm>, scope: ScopeSettings) -> LiveAzure {
+    pub(crate) fn new(arm: Arc<Arm>, scope: ScopeSettings) -> LiveAzure {
         LiveAzure { arm, scope }
     }
 
@@ -62,7 +62,7 @@ impl LiveAzure {
 
     /// The subscriptions this reader's scope covers, and what resolving them found (notes,
     /// configured subscriptions the identity cannot see): for the multi-tenant reader.
-    pub async fn subscriptions_in_scope(&self) -> Result<(Vec<String>, CompletenessReport), AzureError> {
+    pub(crate) async fn subscriptions_in_scope(&self) -> Result<(Vec<String>, CompletenessReport), AzureError> {
         let mut report = CompletenessReport::default();
         let subscriptions = self.resolve_scope(&mut report).await?;
         Ok((subscriptions, report))

@@ -40,15 +40,6 @@ pub enum LedgerTarget {
     Table { storage: StorageTarget, table: String },
 }
 
-impl LedgerTarget {
-    pub fn describe(&self) -> String {
-        match self {
-            LedgerTarget::Local(path) => format!("local ledger {}", path.display()),
-            LedgerTarget::Table { storage, table } => format!("Table Storage {}/{table}", storage.endpoint),
-        }
-    }
-}
-
 /// Decides where the ledger lives from the settings and the environment (no I/O).
 pub fn target(settings: &LedgerSettings, cloud: Cloud, env: &dyn EnvSource) -> Result<LedgerTarget, LedgerError> {
     let storage = storage_from_env(cloud, env)?;

@@ -13,7 +13,7 @@ use crate::ledger::history::{self, RunRecord};
 
 tokio::task_local! {
     /// What started the reconcile running in this task (`timer`, `resync`, `cli`).
-    pub static TRIGGER: &'static str;
+    pub(crate) static TRIGGER: &'static str;
 }
 
 /// The trigger of the current task; a reconcile with none set was asked for by a resync.

@@ -38,10 +38,10 @@ pub(crate) mod bindings {
 }
 
 /// The function names (folder names under `function/`), which are also the routes.
-pub const FUNCTIONS: [&str; 5] = ["reconcile", "resource-events", "resync", "retry", "status"];
+pub(crate) const FUNCTIONS: [&str; 5] = ["reconcile", "resource-events", "resync", "retry", "status"];
 
 /// The invocation id header the host sends with every invocation.
-pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+pub(crate) const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
 pub use crate::app::state::{AppState, ServicesFactory};
 

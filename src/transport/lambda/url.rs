@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// One HTTP request that came through the function URL, decoded.
 #[derive(Debug, Clone)]
-pub struct UrlRequest {
+pub(crate) struct UrlRequest {
     /// Upper case (`POST`).
     pub method: String,
     /// The path without the query string (`/`, `/resync`).
@@ -32,7 +32,7 @@ pub(crate) fn is_function_url(payload: &Value) -> bool {
 
 impl UrlRequest {
     /// Decodes a function URL payload; the error names the field that is wrong.
-    pub fn from_payload(payload: &Value) -> Result<UrlRequest, String> {
+    pub(crate) fn from_payload(payload: &Value) -> Result<UrlRequest, String> {
         let request: LambdaFunctionUrlRequest = serde_path_to_error::deserialize(payload)
             .map_err(|e| format!("function URL request: {}: {}", e.path(), e.inner()))?;
         let method = request
@@ -69,12 +69,12 @@ impl UrlRequest {
 
     /// A header's value (names compare case-insensitively; Lambda joins repeated headers with
     /// commas).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
     }
 
     /// A query string parameter, as Lambda decoded it.
-    pub fn query(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
     }
 }

@@ -87,7 +87,7 @@ pub enum Chosen {
 }
 
 impl Chosen {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Chosen::ManagedIdentity => "managed identity",
             Chosen::WorkloadIdentity => "workload identity",
@@ -184,13 +184,6 @@ pub fn token_source(
     }
 }
 
-/// Which managed identity a request names, and where that came from: the configured
-/// `azure.managed_identity_client_id`, else `AZURE_CLIENT_ID`, else none (system-assigned).
-pub fn managed_identity_client_id(settings: &AzureSettings, env: &dyn EnvSource) -> Option<(String, &'static str)> {
-    let inputs = Inputs::read(settings, env);
-    inputs.managed_identity()
-}
-
 /// The start-up line saying which credential, and for managed identity which identity, is used.
 /// A client id is not a secret; it names the identity an operator must grant roles to.
 fn log_identity(chosen: Chosen, inputs: &Inputs) {
@@ -263,6 +256,13 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use std::collections::HashMap;
+
+    /// Which managed identity a request names, and where that came from: the configured
+    /// `azure.managed_identity_client_id`, else `AZURE_CLIENT_ID`, else none (system-assigned).
+    fn managed_identity_client_id(settings: &AzureSettings, env: &dyn EnvSource) -> Option<(String, &'static str)> {
+        let inputs = Inputs::read(settings, env);
+        inputs.managed_identity()
+    }
 
     fn settings(credential: CredentialKind) -> AzureSettings {
         let mut config = Config::from_value(&serde_json::json!({}), "test", &HashMap::<String, String>::new())
