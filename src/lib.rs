@@ -12,6 +12,10 @@
 //! - [`transport`]: the entry points: CLI, the Functions custom handler and, with the `lambda`
 //!   feature, AWS Lambda.
 
+// The modules that tests/it, the benches, the binaries and the fuzz targets use stay `pub`;
+// the rest are `pub(crate)`. The lint flags a `pub` item that nothing outside can reach.
+#![warn(unreachable_pub)]
+
 pub mod adapters;
 pub mod app;
 pub mod config;

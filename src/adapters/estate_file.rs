@@ -32,7 +32,7 @@ pub fn read_estate_file_for_extraction(path: &Path) -> Result<Estate, EstateErro
 
 /// Plans the estate file at `path` while streaming it: memory grows with the seeds, not with
 /// the file.
-pub fn plan_estate_file(path: &Path, checks: &EnabledChecks) -> Result<Plan, EstateError> {
+pub(crate) fn plan_estate_file(path: &Path, checks: &EnabledChecks) -> Result<Plan, EstateError> {
     let (opened, file) = open(path)?;
     plan_estate(opened, &file, checks)
 }

@@ -56,7 +56,7 @@ impl App {
 
     /// The same over a given Azure reader and token source (in-process tests hand in a reader
     /// over a fake ARM with a fixed token, as `azure_identity` cannot be pointed at a fake there).
-    pub fn with_azure(config: Config, (azure, tokens): AzureHandles) -> Result<App, BuildError> {
+    pub(crate) fn with_azure(config: Config, (azure, tokens): AzureHandles) -> Result<App, BuildError> {
         Ok(App {
             asm: asm_client(&config)?,
             config,
@@ -66,14 +66,14 @@ impl App {
     }
 
     /// The ledger `ledger.kind` selects.
-    pub async fn ledger(&self, env: &dyn EnvSource) -> Result<Arc<dyn Ledger>, BuildError> {
+    pub(crate) async fn ledger(&self, env: &dyn EnvSource) -> Result<Arc<dyn Ledger>, BuildError> {
         crate::adapters::store::open(&self.config, env, Some(self.tokens.clone()))
             .await
             .map_err(|e| BuildError::Ledger(e.to_string()))
     }
 
     /// The incremental apply engine over these clients and `ledger`, with the configuration's rules.
-    pub fn applier(&self, ledger: Arc<dyn Ledger>) -> Applier {
+    pub(crate) fn applier(&self, ledger: Arc<dyn Ledger>) -> Applier {
         Applier::new(
             self.azure.clone(),
             self.asm.clone(),

@@ -35,11 +35,11 @@ use crate::domain::change::{Change, ChangeKind};
 use crate::domain::clock::now_ms;
 
 /// The work run for one (merged) change.
-pub type Work<O> = Arc<dyn Fn(Change) -> BoxFuture<'static, O> + Send + Sync>;
+pub(crate) type Work<O> = Arc<dyn Fn(Change) -> BoxFuture<'static, O> + Send + Sync>;
 
 /// Whether an outcome may be handed to a later change the same read covered (a success or a
 /// scheduled retry; not a failure the caller must see for itself).
-pub type Reusable<O> = fn(&O) -> bool;
+pub(crate) type Reusable<O> = fn(&O) -> bool;
 
 /// How long a finished read is remembered for changes it covers.
 const REMEMBER: Duration = Duration::from_secs(600);
@@ -108,7 +108,7 @@ impl<O: Clone> Slot<O> {
     }
 }
 
-pub struct Coalescer<O: Clone + Send + Sync + 'static> {
+pub(crate) struct Coalescer<O: Clone + Send + Sync + 'static> {
     slots: Mutex<HashMap<String, Slot<O>>>,
     work: Work<O>,
     reusable: Reusable<O>,
@@ -123,7 +123,7 @@ pub struct Coalescer<O: Clone + Send + Sync + 'static> {
 /// The apply's task went away without an outcome (it panicked or the runtime shut down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the apply for this resource stopped without a result")]
-pub struct Lost;
+pub(crate) struct Lost;
 
 enum Wait<O> {
     On(Outcome<O>),
@@ -133,7 +133,7 @@ enum Wait<O> {
 impl<O: Clone + Send + Sync + 'static> Coalescer<O> {
     /// Coalesces over `events.coalesce_window`, runs at most `events.concurrency` at once and
     /// allows `events.clock_skew` between an event's time and ours.
-    pub fn new(work: Work<O>, reusable: Reusable<O>, settings: &EventSettings) -> Arc<Coalescer<O>> {
+    pub(crate) fn new(work: Work<O>, reusable: Reusable<O>, settings: &EventSettings) -> Arc<Coalescer<O>> {
         Arc::new(Coalescer {
             slots: Mutex::new(HashMap::new()),
             work,
@@ -150,7 +150,7 @@ impl<O: Clone + Send + Sync + 'static> Coalescer<O> {
     }
 
     /// Submits a change and waits for the outcome of the apply that covers it.
-    pub async fn submit(self: &Arc<Self>, change: Change) -> Result<O, Lost> {
+    pub(crate) async fn submit(self: &Arc<Self>, change: Change) -> Result<O, Lost> {
         let submitted = self.submitted.fetch_add(1, Ordering::Relaxed) + 1;
         let key = change.key();
         let wait = {
@@ -254,17 +254,20 @@ impl<O: Clone + Send + Sync + 'static> Coalescer<O> {
     }
 
     /// Changes submitted so far.
-    pub fn submitted(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn submitted(&self) -> u64 {
         self.submitted.load(Ordering::Relaxed)
     }
 
     /// Applies run so far (each is one read of the resource).
-    pub fn runs(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn runs(&self) -> u64 {
         self.runs.load(Ordering::Relaxed)
     }
 
     /// Changes answered by a read that had already started when they arrived.
-    pub fn covered(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn covered(&self) -> u64 {
         self.covered.load(Ordering::Relaxed)
     }
 }

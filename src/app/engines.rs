@@ -19,7 +19,7 @@ use crate::ledger::{FailedChange, FailedChangeKind, Ledger};
 
 /// Builds a reader for a configuration (the live one in production); a subscription resync
 /// narrows the configuration's scope and asks for a reader over it.
-pub type ReaderFactory = Arc<dyn Fn(&Config) -> Arc<dyn AzureReader> + Send + Sync>;
+pub(crate) type ReaderFactory = Arc<dyn Fn(&Config) -> Arc<dyn AzureReader> + Send + Sync>;
 
 /// The full reconcile, with the sync engine's guard rails; with a ledger, the ledger's
 /// provenance feeds the guard rails and the ledger is rebuilt from the result.
@@ -231,7 +231,7 @@ impl Reconciler for SyncReconciler {
 
 impl SyncEngine {
     /// Reconciles one scope (see [`Reconciler::reconcile`]).
-    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError> {
+    pub(crate) async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError> {
         let report = match scope {
             Scope::All => self.all(dry_run).await?,
             Scope::Subscription(id) => self.subscription(id, dry_run).await?,
@@ -253,7 +253,7 @@ fn sync_error(e: SyncError) -> WorkError {
 }
 
 /// The ledger's incremental apply path behind the [`ApplyPort`].
-pub struct LedgerApply(pub Arc<crate::engine::apply::Applier>);
+pub(crate) struct LedgerApply(pub Arc<crate::engine::apply::Applier>);
 
 #[async_trait]
 impl ApplyPort for LedgerApply {
@@ -326,7 +326,7 @@ pub(super) fn azure_error(e: AzureError) -> WorkError {
 
 impl SyncEngine {
     /// The clients the status function reads through (its own configuration and ledger).
-    pub fn status_source(&self) -> crate::app::health::status::StatusSource {
+    pub(crate) fn status_source(&self) -> crate::app::health::status::StatusSource {
         crate::app::health::status::StatusSource {
             config: self.config.clone(),
             ledger: self.ledger.clone().ok_or_else(|| "no ledger is configured".to_string()),

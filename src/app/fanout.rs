@@ -14,7 +14,7 @@ use crate::engine::reconcile::{BatchPosition, ReconcileReport};
 
 impl SyncEngine {
     /// The batches the timer reconcile fans out to, or `None` for a sweep in one invocation.
-    pub async fn fanout_batches(&self) -> Result<Option<Vec<Vec<String>>>, WorkError> {
+    pub(crate) async fn fanout_batches(&self) -> Result<Option<Vec<Vec<String>>>, WorkError> {
         let Some(subscriptions) = self.azure.subscriptions_in_scope().await.map_err(azure_error)? else {
             return Ok(None);
         };
@@ -38,7 +38,7 @@ impl SyncEngine {
 }
 
 /// Batches of `batch` subscriptions when there are more than `threshold`, else `None`.
-pub fn batches(subscriptions: &[String], threshold: u32, batch: u32) -> Option<Vec<Vec<String>>> {
+pub(crate) fn batches(subscriptions: &[String], threshold: u32, batch: u32) -> Option<Vec<Vec<String>>> {
     if subscriptions.len() <= threshold as usize {
         return None;
     }
@@ -86,7 +86,7 @@ impl SyncReconciler {
 }
 
 /// The job that runs `scope` again (attempt `attempt`).
-pub fn retry_job(scope: &Scope, attempt: u32) -> RetryJob {
+pub(crate) fn retry_job(scope: &Scope, attempt: u32) -> RetryJob {
     match scope {
         Scope::Batch(batch) => RetryJob::Batch {
             run: batch.run.clone(),
@@ -106,7 +106,7 @@ pub fn retry_job(scope: &Scope, attempt: u32) -> RetryJob {
 impl Runner {
     /// The timer's reconcile: the whole estate in this invocation, or, above
     /// `sync.fanout_threshold` subscriptions and with a retry queue, one job per batch.
-    pub async fn timer_reconcile(&self) -> RunOutcome {
+    pub(crate) async fn timer_reconcile(&self) -> RunOutcome {
         let reconciler = &self.services.reconciler;
         let (Some(queue), Ok(Some(batches))) = (&self.services.queue, reconciler.fanout().await) else {
             return self.reconcile_or_retry(&Scope::All, 0).await;

@@ -2,11 +2,11 @@
 //! reconciles), coalescing, fan-out, the engines behind small ports, and connector health.
 
 pub mod build;
-pub mod coalesce;
+pub(crate) mod coalesce;
 pub mod engines;
-pub mod fanout;
-pub mod health;
+pub(crate) mod fanout;
+pub(crate) mod health;
 pub mod ports;
-pub mod resync;
+pub(crate) mod resync;
 pub mod runner;
 pub mod state;

@@ -26,12 +26,12 @@ impl WorkError {
         WorkError::Transient(message.into())
     }
 
-    pub fn permanent(message: impl Into<String>) -> WorkError {
+    pub(crate) fn permanent(message: impl Into<String>) -> WorkError {
         WorkError::Permanent(message.into())
     }
 
     /// From an error that knows whether it is transient.
-    pub fn from_error(error: &dyn std::fmt::Display, transient: bool) -> WorkError {
+    pub(crate) fn from_error(error: &dyn std::fmt::Display, transient: bool) -> WorkError {
         match transient {
             true => WorkError::Transient(error.to_string()),
             false => WorkError::Permanent(error.to_string()),
@@ -113,7 +113,7 @@ pub struct Batch {
 }
 
 impl Scope {
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Scope::All => "all",
             Scope::Subscription(_) => "subscription",

@@ -8,24 +8,28 @@ use crate::domain::change::{Change, ChangeKind};
 
 /// Where a full (not dry-run) reconcile of a subscription or the estate runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LongResync {
+pub(crate) enum LongResync {
     /// Queued to the `retry` function and answered with 202: it may outlast the Functions
     /// host's 230-second HTTP limit.
     Queue,
     /// Run in this invocation (a Lambda invocation may run for up to 15 minutes).
+    #[cfg_attr(
+        not(feature = "lambda"),
+        allow(dead_code, reason = "only the Lambda transport runs here")
+    )]
     RunHere,
 }
 
 /// What a resync did.
 #[derive(Debug, Clone)]
-pub struct ResyncAnswer {
+pub(crate) struct ResyncAnswer {
     pub scope: Scope,
     pub dry_run: bool,
     pub result: ResyncResult,
 }
 
 #[derive(Debug, Clone)]
-pub enum ResyncResult {
+pub(crate) enum ResyncResult {
     /// Done: what was applied or reconciled.
     Done(Summary),
     /// One resource's apply failed for now; its retry is queued.
@@ -41,7 +45,7 @@ pub enum ResyncResult {
 impl ResyncResult {
     /// The HTTP status the answer carries: 200 done, 202 queued, 503 a passing failure, 500 a
     /// permanent one.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             ResyncResult::Done(_) => 200,
             ResyncResult::ApplyQueued(_) | ResyncResult::RetryScheduled { .. } | ResyncResult::Accepted { .. } => 202,
@@ -52,7 +56,7 @@ impl ResyncResult {
 }
 
 /// Runs one resync.
-pub async fn resync(runner: &Runner, scope: &Scope, dry_run: bool, long: LongResync) -> ResyncAnswer {
+pub(crate) async fn resync(runner: &Runner, scope: &Scope, dry_run: bool, long: LongResync) -> ResyncAnswer {
     tracing::info!(
         scope = scope.name(),
         id = scope.id().unwrap_or(""),

@@ -31,7 +31,7 @@ pub struct Services {
 /// as `{"outcome": ...}` by every transport.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome")]
-pub enum ApplyOutcome {
+pub(crate) enum ApplyOutcome {
     #[serde(rename = "applied")]
     Applied { summary: Applied },
     /// A passing failure; a retry is scheduled.
@@ -54,12 +54,13 @@ pub enum ApplyOutcome {
 impl ApplyOutcome {
     /// Whether a change the same read covered may be answered with this outcome: a success
     /// or a scheduled retry (which will read again), never a failure.
-    pub fn reusable(&self) -> bool {
+    pub(crate) fn reusable(&self) -> bool {
         matches!(self, ApplyOutcome::Applied { .. } | ApplyOutcome::Queued { .. })
     }
 
     /// Whether the invocation succeeded from the host's point of view.
-    pub fn acknowledged(&self) -> bool {
+    #[cfg_attr(not(feature = "lambda"), allow(dead_code, reason = "only the Lambda transport asks"))]
+    pub(crate) fn acknowledged(&self) -> bool {
         !matches!(self, ApplyOutcome::Failed { .. })
     }
 }
@@ -67,7 +68,7 @@ impl ApplyOutcome {
 /// What a finished piece of work reports.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-pub enum Summary {
+pub(crate) enum Summary {
     Applied(Applied),
     Reconciled(Reconciled),
     /// A timer reconcile handed to one queued job per batch.
@@ -80,7 +81,7 @@ pub enum Summary {
 
 /// What became of a queued resync or a reconcile.
 #[derive(Debug, Clone)]
-pub enum RunOutcome {
+pub(crate) enum RunOutcome {
     Done { summary: Summary },
     Queued { message_id: String, cause: String },
     Dropped { cause: String },
@@ -89,7 +90,7 @@ pub enum RunOutcome {
 
 /// A queued job that cannot be run as written.
 #[derive(Debug, thiserror::Error)]
-pub enum JobError {
+pub(crate) enum JobError {
     #[error("{field}: {error}")]
     BadId {
         field: &'static str,
@@ -99,13 +100,13 @@ pub enum JobError {
     BadScope(String),
 }
 
-pub struct Runner {
+pub(crate) struct Runner {
     pub(super) services: Arc<Services>,
     coalescer: Arc<Coalescer<ApplyOutcome>>,
 }
 
 impl Runner {
-    pub fn new(services: Services) -> Runner {
+    pub(crate) fn new(services: Services) -> Runner {
         let services = Arc::new(services);
         let for_work = Arc::clone(&services);
         let coalescer = Coalescer::new(
@@ -119,18 +120,8 @@ impl Runner {
         Runner { services, coalescer }
     }
 
-    pub fn services(&self) -> &Services {
+    pub(crate) fn services(&self) -> &Services {
         &self.services
-    }
-
-    /// Changes submitted and applies run so far (the difference was coalesced away).
-    pub fn coalescing(&self) -> (u64, u64) {
-        (self.coalescer.submitted(), self.coalescer.runs())
-    }
-
-    /// Changes answered by a read that started after they happened (no read of their own).
-    pub fn covered(&self) -> u64 {
-        self.coalescer.covered()
     }
 
     /// Applies the changes of one delivery concurrently (each coalesced as [`Runner::apply`]),
@@ -140,7 +131,7 @@ impl Runner {
     /// whole batch, so the delivery is answered within `events.deadline`: an apply still
     /// running then goes on in the background, and its change is also queued to the retry
     /// queue (which reads the resource again), so nothing is lost if the instance stops.
-    pub async fn apply_events(
+    pub(crate) async fn apply_events(
         self: &Arc<Self>,
         changes: Vec<(EventRef, Change)>,
     ) -> Vec<(String, String, ApplyOutcome)> {
@@ -205,7 +196,7 @@ impl Runner {
     }
 
     /// Applies one change from an event, coalesced with other changes to the same resource.
-    pub async fn apply(&self, change: Change) -> ApplyOutcome {
+    pub(crate) async fn apply(&self, change: Change) -> ApplyOutcome {
         let id = change.id.clone();
         match self.coalescer.submit(change).await {
             Ok(outcome) => outcome,
@@ -219,7 +210,7 @@ impl Runner {
     }
 
     /// Runs a job from the retry queue.
-    pub async fn run_job(&self, job: RetryJob) -> Result<RunOutcome, JobError> {
+    pub(crate) async fn run_job(&self, job: RetryJob) -> Result<RunOutcome, JobError> {
         match job {
             RetryJob::Apply {
                 resource_id,
@@ -278,7 +269,7 @@ impl Runner {
 
     /// A full (non-dry-run) reconcile of `scope`; a passing failure is retried through the
     /// queue as a resync job.
-    pub async fn reconcile_or_retry(&self, scope: &Scope, attempt: u32) -> RunOutcome {
+    pub(crate) async fn reconcile_or_retry(&self, scope: &Scope, attempt: u32) -> RunOutcome {
         let outcome = self.reconcile_once_or_retry(scope, attempt).await;
         if let Scope::Batch(batch) = scope {
             // A batch's final outcome (not a retry scheduled) goes to its run's record.
@@ -332,12 +323,12 @@ impl Runner {
     }
 
     /// A dry-run or small reconcile answered synchronously.
-    pub async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError> {
+    pub(crate) async fn reconcile(&self, scope: &Scope, dry_run: bool) -> Result<Reconciled, WorkError> {
         self.services.reconciler.reconcile(scope, dry_run).await
     }
 
     /// Queues a resync to run now in the `retry` function.
-    pub async fn queue_resync(&self, scope: &Scope) -> Result<Sent, QueueError> {
+    pub(crate) async fn queue_resync(&self, scope: &Scope) -> Result<Sent, QueueError> {
         let queue = self
             .services
             .queue

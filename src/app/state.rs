@@ -42,12 +42,12 @@ impl AppState {
         }
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.inner.limits
     }
 
     /// The runner, building the services on first call; every caller shares one build.
-    pub async fn runner(&self) -> Result<Arc<Runner>, BuildError> {
+    pub(crate) async fn runner(&self) -> Result<Arc<Runner>, BuildError> {
         self.inner
             .runner
             .get_or_init(|| async {
@@ -64,7 +64,7 @@ impl AppState {
     }
 
     /// Starts building the services in the background, so the first invocation finds them ready.
-    pub fn warm_up(&self) {
+    pub(crate) fn warm_up(&self) {
         let state = self.clone();
         tokio::spawn(async move {
             let _ = state.runner().await;

@@ -75,7 +75,7 @@ impl Config {
     }
 
     /// The scan id, or an error saying how to set it.
-    pub fn require_scan_id(&self) -> Result<&str, ConfigError> {
+    pub(crate) fn require_scan_id(&self) -> Result<&str, ConfigError> {
         self.scan_id.as_deref().ok_or_else(|| ConfigError::Missing {
             key: "scan_id".into(),
             hint: format!("set scan_id in {} or the SCAN_ID environment variable", self.origin),
@@ -83,7 +83,7 @@ impl Config {
     }
 
     /// The ASM API key, or an error saying how to set it.
-    pub fn require_api_key(&self) -> Result<&Secret, ConfigError> {
+    pub(crate) fn require_api_key(&self) -> Result<&Secret, ConfigError> {
         self.api_key.as_ref().ok_or_else(|| ConfigError::Missing {
             key: env::API_KEY.into(),
             hint: "set the API_KEY environment variable to the Hexiosec ASM API key".into(),

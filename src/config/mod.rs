@@ -15,7 +15,7 @@ mod load;
 mod raw;
 pub mod tenants;
 mod types;
-pub mod url;
+pub(crate) mod url;
 mod values;
 
 pub use duration::parse_duration;
@@ -24,38 +24,38 @@ pub use types::*;
 /// Names of every environment variable and app setting seedwatch reads, in one place so the
 /// deployment templates can be checked against them.
 pub mod env {
-    pub const CONNECTOR_CONFIG: &str = "CONNECTOR_CONFIG";
-    pub const SCAN_ID: &str = "SCAN_ID";
-    pub const SEED_TAG: &str = "SEED_TAG";
-    pub const DELETE_STALE_SEEDS: &str = "DELETE_STALE_SEEDS";
-    pub const API_KEY: &str = "API_KEY";
-    pub const LOG_LEVEL: &str = "LOG_LEVEL";
+    pub(crate) const CONNECTOR_CONFIG: &str = "CONNECTOR_CONFIG";
+    pub(crate) const SCAN_ID: &str = "SCAN_ID";
+    pub(crate) const SEED_TAG: &str = "SEED_TAG";
+    pub(crate) const DELETE_STALE_SEEDS: &str = "DELETE_STALE_SEEDS";
+    pub(crate) const API_KEY: &str = "API_KEY";
+    pub(crate) const LOG_LEVEL: &str = "LOG_LEVEL";
     /// The Functions host's storage connection string; also selects the Table Storage ledger.
     pub const AZURE_WEB_JOBS_STORAGE: &str = "AzureWebJobsStorage";
     /// Identity-based host storage: the account name (Entra ID tokens, no key).
-    pub const AZURE_WEB_JOBS_STORAGE_ACCOUNT_NAME: &str = "AzureWebJobsStorage__accountName";
+    pub(crate) const AZURE_WEB_JOBS_STORAGE_ACCOUNT_NAME: &str = "AzureWebJobsStorage__accountName";
     /// Identity-based host storage: the table service URI (wins over the account name).
-    pub const AZURE_WEB_JOBS_STORAGE_TABLE_SERVICE_URI: &str = "AzureWebJobsStorage__tableServiceUri";
+    pub(crate) const AZURE_WEB_JOBS_STORAGE_TABLE_SERVICE_URI: &str = "AzureWebJobsStorage__tableServiceUri";
     /// Set by the Functions host: the port `seedwatch serve` listens on (127.0.0.1).
-    pub const FUNCTIONS_CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+    pub(crate) const FUNCTIONS_CUSTOMHANDLER_PORT: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
     /// Identity-based Service Bus connection (the `retry` trigger's `connection` prefix):
     /// the namespace host, `mysbns.servicebus.windows.net`.
-    pub const SERVICE_BUS_NAMESPACE: &str = "ServiceBusConnection__fullyQualifiedNamespace";
+    pub(crate) const SERVICE_BUS_NAMESPACE: &str = "ServiceBusConnection__fullyQualifiedNamespace";
     /// A Service Bus connection string (`Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…`),
     /// the alternative to the identity-based setting.
-    pub const SERVICE_BUS_CONNECTION: &str = "ServiceBusConnection";
+    pub(crate) const SERVICE_BUS_CONNECTION: &str = "ServiceBusConnection";
     /// The retry queue's name (the `retry` trigger's `queueName: %RETRY_QUEUE%`).
-    pub const RETRY_QUEUE: &str = "RETRY_QUEUE";
+    pub(crate) const RETRY_QUEUE: &str = "RETRY_QUEUE";
     /// The reconcile timer's NCRONTAB schedule (`reconcile` trigger's `schedule`), read by the
     /// host; seedwatch reads it only to tell an overdue reconcile (`status`). The template must
     /// set it (default `0 0 */6 * * *`).
-    pub const RECONCILE_SCHEDULE: &str = "RECONCILE_SCHEDULE";
+    pub(crate) const RECONCILE_SCHEDULE: &str = "RECONCILE_SCHEDULE";
     /// The Entra ID authority host, as every Azure SDK reads it (`azure.endpoints.authority`
     /// wins over it).
-    pub const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
+    pub(crate) const AZURE_AUTHORITY_HOST: &str = "AZURE_AUTHORITY_HOST";
     /// A PEM bundle of extra root certificates every HTTP client trusts (TLS-inspecting
     /// proxies, private CAs).
-    pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+    pub(crate) const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 }
 
 /// Where configuration values are read from; the process environment in production, a map in

@@ -22,7 +22,7 @@ pub enum TenantCredential {
 }
 
 impl TenantCredential {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             TenantCredential::Default => "default",
             TenantCredential::ClientSecret => "client_secret",
@@ -271,7 +271,7 @@ fn check_disjoint(connections: &[TenantConnection]) -> Result<(), (String, Strin
 impl TenantConnection {
     /// Whether this connection's own lists let it read `subscription` (a connection that
     /// lists no subscription reads every one it can see, less its exclusions).
-    pub fn may_read(&self, subscription: &str) -> bool {
+    pub(crate) fn may_read(&self, subscription: &str) -> bool {
         let listed =
             self.subscriptions.is_empty() || self.subscriptions.iter().any(|s| s.eq_ignore_ascii_case(subscription));
         listed
@@ -291,7 +291,7 @@ pub fn narrow_to_subscription(azure: &mut AzureSettings, subscription: &str) -> 
 /// Narrows the settings to `subscriptions` (a resync, or one batch of a fanned-out reconcile):
 /// the single connection's scope, or each connection that may read one of them, limited to
 /// those; `false` when one of them no connection may read.
-pub fn narrow_to_subscriptions(azure: &mut AzureSettings, subscriptions: &[String]) -> bool {
+pub(crate) fn narrow_to_subscriptions(azure: &mut AzureSettings, subscriptions: &[String]) -> bool {
     if azure.tenants.is_empty() {
         azure.subscriptions = subscriptions.to_vec();
         azure.management_groups.clear();

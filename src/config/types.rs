@@ -25,7 +25,7 @@ pub enum Cloud {
 }
 
 impl Cloud {
-    pub fn resource_manager(self) -> &'static str {
+    pub(crate) fn resource_manager(self) -> &'static str {
         match self {
             Cloud::Public => "https://management.azure.com",
             Cloud::UsGovernment => "https://management.usgovcloudapi.net",
@@ -43,7 +43,7 @@ impl Cloud {
     }
 
     /// The Entra ID authority host for this cloud.
-    pub fn authority_host(self) -> &'static str {
+    pub(crate) fn authority_host(self) -> &'static str {
         match self {
             Cloud::Public => "https://login.microsoftonline.com",
             Cloud::UsGovernment => "https://login.microsoftonline.us",
@@ -51,15 +51,7 @@ impl Cloud {
         }
     }
 
-    pub fn service_bus_suffix(self) -> &'static str {
-        match self {
-            Cloud::Public => "servicebus.windows.net",
-            Cloud::UsGovernment => "servicebus.usgovcloudapi.net",
-            Cloud::China => "servicebus.chinacloudapi.cn",
-        }
-    }
-
-    pub fn table_suffix(self) -> &'static str {
+    pub(crate) fn table_suffix(self) -> &'static str {
         match self {
             Cloud::Public => "table.core.windows.net",
             Cloud::UsGovernment => "table.core.usgovcloudapi.net",
@@ -116,7 +108,7 @@ pub struct AsmSettings {
 }
 
 /// Every seed type, the default of `asm.seed_types`.
-pub fn all_seed_types() -> std::collections::BTreeSet<crate::domain::seed::SeedKind> {
+pub(crate) fn all_seed_types() -> std::collections::BTreeSet<crate::domain::seed::SeedKind> {
     use crate::domain::seed::SeedKind;
     [SeedKind::Domain, SeedKind::Ipv4, SeedKind::Ipv6, SeedKind::IpRange]
         .into_iter()
@@ -143,7 +135,7 @@ pub struct SyncSettings {
 }
 
 /// The default `sync.graph_lag`: Resource Graph indexes changes seconds to minutes after ARM.
-pub const DEFAULT_GRAPH_LAG: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_GRAPH_LAG: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerSettings {
@@ -208,9 +200,9 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-pub const DEFAULT_SEED_TAG: &str = "cloud-connector";
-pub const DEFAULT_ASM_BASE_URL: &str = "https://asm.hexiosec.com/api";
-pub const DEFAULT_LEDGER_TABLE: &str = "seedwatch";
+pub(crate) const DEFAULT_SEED_TAG: &str = "cloud-connector";
+pub(crate) const DEFAULT_ASM_BASE_URL: &str = "https://asm.hexiosec.com/api";
+pub(crate) const DEFAULT_LEDGER_TABLE: &str = "seedwatch";
 
 /// What the caller asks of the loader.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use url::{Host, Url};
 
 /// Checks a base URL (http or https, a host, no query) and returns it without a trailing
 /// slash. The error says what is wrong, without the key or value (the caller names them).
-pub fn check_base_url(raw: &str) -> Result<String, &'static str> {
+pub(crate) fn check_base_url(raw: &str) -> Result<String, &'static str> {
     let url = Url::parse(raw).map_err(|_| "expected an http:// or https:// base URL")?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || url.query().is_some() {
         return Err("expected an http:// or https:// base URL");
@@ -18,7 +18,7 @@ pub fn check_base_url(raw: &str) -> Result<String, &'static str> {
 }
 
 /// Whether the URL's host is this machine: 127.0.0.0/8, `::1` or `localhost`.
-pub fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(name)) => {
             let name = name.trim_end_matches('.');

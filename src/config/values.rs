@@ -137,7 +137,7 @@ impl TextList {
 pub(super) struct NonEmptyText(pub String);
 
 impl NonEmptyText {
-    pub fn read(value: Value) -> Result<NonEmptyText, Rejection> {
+    pub(super) fn read(value: Value) -> Result<NonEmptyText, Rejection> {
         match value {
             Value::String(s) if !s.trim().is_empty() => Ok(NonEmptyText(s.trim().to_string())),
             other => Err(rejection(&other, "expected a non-empty string")),
@@ -162,7 +162,7 @@ impl Count {
     }
 
     /// The number, or `default` when absent or 0.
-    pub fn nonzero_or(count: Option<Count>, default: u32) -> u32 {
+    pub(super) fn nonzero_or(count: Option<Count>, default: u32) -> u32 {
         match count {
             Some(Count(n)) if n > 0 => n,
             _ => default,
@@ -189,7 +189,7 @@ impl Seconds {
     }
 
     /// The duration, or `default` when absent or 0.
-    pub fn or_default(duration: Option<Seconds>, default: Duration) -> Duration {
+    pub(super) fn or_default(duration: Option<Seconds>, default: Duration) -> Duration {
         match duration {
             Some(Seconds(d)) if !d.is_zero() => d,
             _ => default,
@@ -197,7 +197,7 @@ impl Seconds {
     }
 
     /// The duration (0 is a value of its own: no wait at all), or `default` when absent.
-    pub fn or_absent(duration: Option<Seconds>, default: Duration) -> Duration {
+    pub(super) fn or_absent(duration: Option<Seconds>, default: Duration) -> Duration {
         duration.map_or(default, |Seconds(d)| d)
     }
 }
@@ -350,7 +350,7 @@ pub(super) struct Shaped<T> {
 }
 
 impl<T> Shaped<T> {
-    pub fn map(expected: &'static str, null_is_absent: bool) -> Shaped<T> {
+    pub(super) fn map(expected: &'static str, null_is_absent: bool) -> Shaped<T> {
         Shaped {
             want_map: true,
             expected,
@@ -359,7 +359,7 @@ impl<T> Shaped<T> {
         }
     }
 
-    pub fn list(expected: &'static str, null_is_absent: bool) -> Shaped<T> {
+    pub(super) fn list(expected: &'static str, null_is_absent: bool) -> Shaped<T> {
         Shaped {
             want_map: false,
             ..Shaped::map(expected, null_is_absent)

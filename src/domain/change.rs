@@ -5,7 +5,7 @@ use crate::domain::resource::{Resource, ResourceId};
 
 /// The event a change came from, for the logs of what was done about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventRef {
+pub(crate) struct EventRef {
     pub id: String,
     pub event_type: String,
 }
@@ -41,7 +41,7 @@ impl Change {
     ///   and created again (what went with the delete sends no events of its own);
     /// - two bodies keep the newer one when both are dated differently; every other mix of
     ///   changes reads the resource again.
-    pub fn merge(&mut self, other: Change) {
+    pub(crate) fn merge(&mut self, other: Change) {
         if self.id.key() != other.id.key() {
             let owner = self.owner();
             let owner_deleted = [&*self, &other]
@@ -90,12 +90,12 @@ impl Change {
 
     /// The coalescing key: the lower-cased id of the owner, so a burst of changes to one
     /// owner and its children (a site, its config, its host name bindings) is one read.
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         self.owner().key().to_string()
     }
 
     /// When the change happened per the event (Unix milliseconds), if the event said so.
-    pub fn time_ms(&self) -> Option<i64> {
+    pub(crate) fn time_ms(&self) -> Option<i64> {
         let t = parse_time(&self.time)?;
         i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
     }

@@ -20,7 +20,7 @@ macro_rules! service_checks {
             pub const ALL: &'static [ServiceCheck] = &[$(ServiceCheck::$variant,)*];
 
             /// The config toggle under `azure.services` (`check_public_ip_addresses`).
-            pub fn toggle(self) -> &'static str {
+            pub(crate) fn toggle(self) -> &'static str {
                 match self {
                     $(ServiceCheck::$variant => $toggle,)*
                 }
@@ -33,7 +33,7 @@ macro_rules! service_checks {
                 }
             }
 
-            pub fn from_toggle(toggle: &str) -> Option<ServiceCheck> {
+            pub(crate) fn from_toggle(toggle: &str) -> Option<ServiceCheck> {
                 match toggle {
                     $($toggle => Some(ServiceCheck::$variant),)*
                     _ => None,
@@ -97,7 +97,7 @@ impl EnabledChecks {
         }
     }
 
-    pub fn is_on(&self, check: ServiceCheck) -> bool {
+    pub(crate) fn is_on(&self, check: ServiceCheck) -> bool {
         !self.off.contains(&check)
     }
 

@@ -51,7 +51,7 @@ pub enum EstateError {
 const EXPECTED: &str = "a JSON array of Azure resources, or an object with a \"data\" array (az graph query) or a \"value\" array (ARM list)";
 
 /// Receives the items of an estate file as they are parsed, in file order.
-pub trait EstateSink {
+pub(crate) trait EstateSink {
     /// Item `index` of the array, read as a resource.
     fn resource(&mut self, index: usize, resource: Resource);
     /// An item that could not be used (the warning names `estate[index]`).
@@ -99,7 +99,7 @@ impl EstateSink for ExtractionInputs {
 }
 
 /// Reads and parses an estate, keeping every resource whole; `file` names the source in errors.
-pub fn read_estate(input: impl Read, file: &str) -> Result<Estate, EstateError> {
+pub(crate) fn read_estate(input: impl Read, file: &str) -> Result<Estate, EstateError> {
     let mut estate = Estate::default();
     estate.items = stream_estate(input, file, &mut estate)?;
     Ok(estate)
@@ -107,14 +107,14 @@ pub fn read_estate(input: impl Read, file: &str) -> Result<Estate, EstateError> 
 
 /// Reads an estate for extraction only: resources of types that neither own seeds nor are
 /// companions keep their envelope but not their body.
-pub fn read_estate_for_extraction(input: impl Read, file: &str) -> Result<Estate, EstateError> {
+pub(crate) fn read_estate_for_extraction(input: impl Read, file: &str) -> Result<Estate, EstateError> {
     let mut inputs = ExtractionInputs(Estate::default());
     inputs.0.items = stream_estate(input, file, &mut inputs)?;
     Ok(inputs.0)
 }
 
 /// Parses estate JSON held in memory; `file` names the source in errors.
-pub fn parse_estate(bytes: &[u8], file: &str) -> Result<Estate, EstateError> {
+pub(crate) fn parse_estate(bytes: &[u8], file: &str) -> Result<Estate, EstateError> {
     read_estate(bytes, file)
 }
 
@@ -123,7 +123,11 @@ pub fn parse_estate(bytes: &[u8], file: &str) -> Result<Estate, EstateError> {
 /// a mark is transcoded on the fly; `file` names the source in errors. Returns how many items
 /// the input listed. Opening files is the caller's business (`adapters::estate_file`): the
 /// domain does no I/O of its own.
-pub fn stream_estate(mut input: impl Read, file: &str, sink: &mut impl EstateSink) -> Result<usize, EstateError> {
+pub(crate) fn stream_estate(
+    mut input: impl Read,
+    file: &str,
+    sink: &mut impl EstateSink,
+) -> Result<usize, EstateError> {
     let read_error = |e: std::io::Error| EstateError::Read {
         file: file.to_string(),
         message: e.to_string(),

@@ -3,11 +3,11 @@
 
 pub mod change;
 pub mod check;
-pub mod clock;
-pub mod completeness;
-pub mod estate;
+pub(crate) mod clock;
+pub(crate) mod completeness;
+pub(crate) mod estate;
 pub mod extract;
-pub mod owner;
+pub(crate) mod owner;
 pub mod plan;
 pub mod reconcile;
 pub mod resource;

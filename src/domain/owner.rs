@@ -42,7 +42,7 @@ pub fn owner_of(id: &ResourceId) -> Owner {
 }
 
 /// [`owner_of`] with the set of owner types given (for the extractor registry to plug in).
-pub fn owner_with(id: &ResourceId, is_owner: impl Fn(&str) -> bool) -> Owner {
+pub(crate) fn owner_with(id: &ResourceId, is_owner: impl Fn(&str) -> bool) -> Owner {
     let id = id.without_extension();
     let arm_type = id.arm_type();
     if arm_type == "microsoft.resources/subscriptions" || arm_type == "microsoft.resources/resourcegroups" {

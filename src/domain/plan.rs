@@ -38,7 +38,7 @@ pub struct PlannedSeed {
 
 impl PlannedSeed {
     /// How many resources the seed comes from.
-    pub fn source_count(&self) -> usize {
+    pub(crate) fn source_count(&self) -> usize {
         self.source_count as usize
     }
 
@@ -92,7 +92,7 @@ impl Plan {
     }
 
     /// The resources `seed` comes from, sorted by id.
-    pub fn sources<'a>(&'a self, seed: &PlannedSeed) -> impl Iterator<Item = OwnerId<'a>> + 'a {
+    pub(crate) fn sources<'a>(&'a self, seed: &PlannedSeed) -> impl Iterator<Item = OwnerId<'a>> + 'a {
         self.sources
             .get(seed.sources())
             .unwrap_or_default()
@@ -111,7 +111,7 @@ impl Plan {
     }
 
     /// `14 seeds (9 domains, 3 IPv4, 1 IPv6, 1 range) from 30 resources; 2 warnings.`
-    pub fn summary_line(&self) -> String {
+    pub(crate) fn summary_line(&self) -> String {
         let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let mut line = format!(
             "{} ({}, {}, {}, {}) from {}; {}",
@@ -128,7 +128,7 @@ impl Plan {
     }
 
     /// The table, the warnings (at most `max_warnings` of them) and the summary line.
-    pub fn render_text(&self, max_warnings: usize) -> String {
+    pub(crate) fn render_text(&self, max_warnings: usize) -> String {
         let mut out = String::new();
         let rows: Vec<[String; 4]> = self
             .seeds

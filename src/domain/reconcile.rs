@@ -41,7 +41,7 @@ use crate::domain::seed::{Seed, SeedKind};
 /// The only symptom is a sweep far smaller than what seedwatch put in the scan before. A real
 /// estate rarely shrinks by 90% between two sweeps; when it does, the seeds can be removed by
 /// hand in ASM.
-pub const NEAR_EMPTY_FRACTION: f64 = 0.10;
+pub(crate) const NEAR_EMPTY_FRACTION: f64 = 0.10;
 
 /// One scope a seed came from: a service check in a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -213,7 +213,7 @@ impl Plan {
 
 /// Whether a sweep with `desired` seeds is too small to trust for deletes against `tagged`
 /// seedwatch seeds in ASM: nothing desired, or fewer than [`NEAR_EMPTY_FRACTION`] of `tagged`.
-pub fn is_near_empty(desired: usize, tagged: usize) -> bool {
+pub(crate) fn is_near_empty(desired: usize, tagged: usize) -> bool {
     desired == 0 || (desired as f64) < NEAR_EMPTY_FRACTION * tagged as f64
 }
 

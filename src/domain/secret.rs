@@ -24,7 +24,7 @@ impl Secret {
     /// case, `+` for a space, any mix of encoded and plain characters) and base64 (standard or
     /// URL-safe, at any alignment inside a longer base64 text). Scrub before cutting a text
     /// short, so no piece of a secret straddles the cut.
-    pub fn scrub(&self, text: &str) -> String {
+    pub(crate) fn scrub(&self, text: &str) -> String {
         scrub::scrub(text, self.0.as_bytes())
     }
 }

@@ -4,6 +4,6 @@
 
 pub mod apply;
 pub mod rebuild;
-pub mod reconcile;
-pub mod refused;
+pub(crate) mod reconcile;
+pub(crate) mod refused;
 pub mod sync;

@@ -50,7 +50,7 @@ pub struct RebuildOptions<'a> {
 
 impl RebuildOptions<'_> {
     /// The oldest instant the sweep's snapshot may reflect: owners read since win over it.
-    pub fn snapshot_ms(&self) -> i64 {
+    pub(crate) fn snapshot_ms(&self) -> i64 {
         self.sweep_started_ms - self.graph_lag.as_millis() as i64
     }
 }

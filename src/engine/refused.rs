@@ -14,7 +14,7 @@ use crate::ledger::refused::{RefusedSeed, refused_recently, remember};
 /// An [`AsmApi`] that answers an add refused within [`crate::ledger::refused::RETRY_AFTER`]
 /// from the ledger, without sending it, and records each new refusal. A ledger error never
 /// fails the add: it is logged, and the seed is sent as if nothing were remembered.
-pub struct RememberRefusals<'a> {
+pub(crate) struct RememberRefusals<'a> {
     pub inner: &'a dyn AsmApi,
     pub ledger: &'a dyn Ledger,
     pub clock: &'a dyn Clock,
@@ -44,7 +44,7 @@ impl AsmApi for RememberRefusals<'_> {
 }
 
 /// Adds `seed` unless a refusal of it still holds; records a new refusal.
-pub async fn add_remembering(
+pub(crate) async fn add_remembering(
     asm: &dyn AsmApi,
     ledger: &dyn Ledger,
     now_ms: i64,

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::{Expect, Ledger, LedgerError, keys};
 
 /// The window the breaker counts deletes over.
-pub const WINDOW_MS: i64 = 3_600_000;
+pub(crate) const WINDOW_MS: i64 = 3_600_000;
 
 /// The stored state: deletes sent by applies in the last hour, and the base of the fraction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeleteWindow {
+pub(crate) struct DeleteWindow {
     /// When each ASM delete of the last [`WINDOW_MS`] was reserved (Unix milliseconds).
     #[serde(default)]
     pub deletes_ms: Vec<i64>,
@@ -27,7 +27,7 @@ pub struct DeleteWindow {
 
 /// The breaker's answer to one delete.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Admission {
+pub(crate) enum Admission {
     Granted,
     /// The delete would exceed the limit: `recent` deletes in the window already.
     Refused {
@@ -39,7 +39,7 @@ pub enum Admission {
 
 impl Admission {
     /// The reason reported for a seed kept by the breaker.
-    pub fn reason(&self) -> Option<String> {
+    pub(crate) fn reason(&self) -> Option<String> {
         match self {
             Admission::Granted => None,
             Admission::Refused {
@@ -87,7 +87,7 @@ async fn tagged_in_ledger(ledger: &dyn Ledger) -> Result<usize, LedgerError> {
 /// Reserves one delete at `now_ms`, if fewer than `max_fraction` of the tagged seeds were
 /// deleted by applies in the last hour (counting this one). A refusal writes nothing; a
 /// fraction of 1 lets every delete through (as in a reconcile, where it allows deleting all).
-pub async fn reserve_delete(
+pub(crate) async fn reserve_delete(
     ledger: &dyn Ledger,
     now_ms: i64,
     max_fraction: f64,
@@ -125,7 +125,7 @@ pub async fn reserve_delete(
 }
 
 /// Records the tagged seeds a full reconcile listed: the base of the fraction from now on.
-pub async fn record_tagged(ledger: &dyn Ledger, tagged: usize, max_conflicts: u32) -> Result<(), LedgerError> {
+pub(crate) async fn record_tagged(ledger: &dyn Ledger, tagged: usize, max_conflicts: u32) -> Result<(), LedgerError> {
     for _ in 0..max_conflicts {
         let (mut window, expect) = read(ledger).await?;
         if window.tagged == Some(tagged) {
@@ -141,9 +141,4 @@ pub async fn record_tagged(ledger: &dyn Ledger, tagged: usize, max_conflicts: u3
     Err(LedgerError::Conflict {
         key: "deletion breaker".into(),
     })
-}
-
-/// The current window, for tests and reports.
-pub async fn current(ledger: &dyn Ledger) -> Result<DeleteWindow, LedgerError> {
-    Ok(read(ledger).await?.0)
 }

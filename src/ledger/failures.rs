@@ -13,7 +13,7 @@ use crate::domain::resource::ResourceId;
 use crate::ledger::{FailedChange, Ledger, LedgerError, Versioned};
 
 /// Entries a summary lists (and a reconcile logs one by one); the count covers them all.
-pub const SUMMARY_ENTRIES: usize = 20;
+pub(crate) const SUMMARY_ENTRIES: usize = 20;
 /// Deletes in flight while clearing.
 const CLEAR_CONCURRENCY: usize = 8;
 
@@ -28,7 +28,7 @@ pub struct FailedChanges {
 
 impl FailedChanges {
     /// Reads the recorded failures and logs each at warn level.
-    pub async fn read(ledger: &dyn Ledger) -> Result<FailedChanges, LedgerError> {
+    pub(crate) async fn read(ledger: &dyn Ledger) -> Result<FailedChanges, LedgerError> {
         let mut found = ledger.failures().await?;
         found.sort_by(|a, b| {
             b.value
@@ -63,7 +63,7 @@ impl FailedChanges {
 
     /// Whether a reconcile with this completeness covered `failure`: every service check of its
     /// subscription was read completely (a resync of another subscription covers nothing here).
-    pub fn covers(completeness: &CompletenessReport, failure: &FailedChange) -> bool {
+    pub(crate) fn covers(completeness: &CompletenessReport, failure: &FailedChange) -> bool {
         let subscription = failure.subscription();
         ServiceCheck::ALL
             .iter()
@@ -73,7 +73,7 @@ impl FailedChanges {
     /// Clears every failure the reconcile covered, at the version it was read. Call only after
     /// a real (not dry) run that applied every write and rebuilt the ledger. A failure recorded
     /// again since it was read is left for the next reconcile.
-    pub async fn clear_covered(
+    pub(crate) async fn clear_covered(
         &mut self,
         ledger: &dyn Ledger,
         completeness: &CompletenessReport,
@@ -102,18 +102,19 @@ impl FailedChanges {
         first_error.map_or(Ok(()), Err)
     }
 
-    pub fn is_cleared(&self, id: &ResourceId) -> bool {
+    pub(crate) fn is_cleared(&self, id: &ResourceId) -> bool {
         self.cleared.contains(id)
     }
 
     /// Failures still recorded after this reconcile.
-    pub fn pending(&self) -> impl Iterator<Item = &FailedChange> {
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> impl Iterator<Item = &FailedChange> {
         self.found.iter().map(|f| &f.value).filter(|f| !self.is_cleared(&f.id))
     }
 
     /// `{"count", "cleared", "entries": [{resource, change, cause, attempts, failed_at, cleared}]}`
     /// with at most `limit` entries (newest first); `"more"` says how many were left out.
-    pub fn to_json(&self, limit: usize) -> Value {
+    pub(crate) fn to_json(&self, limit: usize) -> Value {
         let entries: Vec<Value> = self
             .found
             .iter()
@@ -143,7 +144,7 @@ impl FailedChanges {
 }
 
 /// Unix milliseconds as RFC 3339 (UTC); the raw number when out of range.
-pub fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())

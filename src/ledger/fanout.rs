@@ -19,7 +19,7 @@ const UPDATE_ATTEMPTS: usize = 32;
 
 /// The shared record of one fanned-out run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FanoutRecord {
+pub(crate) struct FanoutRecord {
     /// The run's history row.
     pub run_row: String,
     pub batches: u32,
@@ -42,7 +42,12 @@ fn encode<T: Serialize>(value: &T) -> Result<String, LedgerError> {
 }
 
 /// Records the start of a run fanned out to `batches` jobs; returns its history row.
-pub async fn start(ledger: &dyn Ledger, trigger: &str, batches: u32, now_ms: i64) -> Result<String, LedgerError> {
+pub(crate) async fn start(
+    ledger: &dyn Ledger,
+    trigger: &str,
+    batches: u32,
+    now_ms: i64,
+) -> Result<String, LedgerError> {
     let started = RunRecord::started(trigger, &format!("all ({batches} batches)"), now_ms);
     let run_row = history::run_row(now_ms);
     let record = FanoutRecord {
@@ -66,7 +71,7 @@ pub async fn start(ledger: &dyn Ledger, trigger: &str, batches: u32, now_ms: i64
 /// A batch's final outcome (its summary, or the error it gave up on). A batch that already
 /// reported (a redelivered job) is not counted twice. When the last batch reports, the run's
 /// history entry is finished from every batch's.
-pub async fn report(
+pub(crate) async fn report(
     ledger: &dyn Ledger,
     run_row: &str,
     batch: u32,
@@ -117,7 +122,7 @@ pub async fn report(
 }
 
 /// The run's entry from its batches': counts summed, complete only if every batch was.
-pub fn combine(record: &FanoutRecord, now_ms: i64) -> RunRecord {
+pub(crate) fn combine(record: &FanoutRecord, now_ms: i64) -> RunRecord {
     let mut run = record.started.clone();
     run.ended_ms = Some(now_ms);
     let mut failed = Vec::new();

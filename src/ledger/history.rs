@@ -14,9 +14,9 @@ use crate::ledger::keys::{key_for, prefix_end};
 use crate::ledger::{Expect, Ledger, LedgerError, Partitions, Scan};
 
 /// The history's partition: distinct from owners (`o-…`), seeds (`s`) and failures (`f`).
-pub const HISTORY_PARTITION: &str = "h";
+pub(crate) const HISTORY_PARTITION: &str = "h";
 /// Reconciles kept; older ones are deleted when a new one is recorded.
-pub const MAX_RUNS: usize = 50;
+pub(crate) const MAX_RUNS: usize = 50;
 const RUN_PREFIX: &str = "r-";
 const RETRY_PREFIX: &str = "q-";
 const EVENT_ROW: &str = "event";
@@ -76,7 +76,7 @@ pub struct TenantRun {
 }
 
 impl RunRecord {
-    pub fn started(trigger: &str, scope: &str, now_ms: i64) -> RunRecord {
+    pub(crate) fn started(trigger: &str, scope: &str, now_ms: i64) -> RunRecord {
         RunRecord {
             trigger: trigger.to_string(),
             scope: scope.to_string(),
@@ -97,7 +97,7 @@ impl RunRecord {
     }
 
     /// The record of a finished run, from the reconcile's summary (as `summarize` writes it).
-    pub fn finished_ok(mut self, summary: &Value, now_ms: i64) -> RunRecord {
+    pub(crate) fn finished_ok(mut self, summary: &Value, now_ms: i64) -> RunRecord {
         let count = |key: &str| summary.get(key).and_then(Value::as_u64).unwrap_or(0);
         self.ended_ms = Some(now_ms);
         self.added = count("added");
@@ -134,7 +134,7 @@ impl RunRecord {
         self
     }
 
-    pub fn finished_failed(mut self, error: &str, now_ms: i64) -> RunRecord {
+    pub(crate) fn finished_failed(mut self, error: &str, now_ms: i64) -> RunRecord {
         self.ended_ms = Some(now_ms);
         self.result = RunResult::Failed;
         self.error = Some(error.chars().take(500).collect());
@@ -144,14 +144,14 @@ impl RunRecord {
 
 /// A change whose retry is scheduled and not yet done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingRetry {
+pub(crate) struct PendingRetry {
     pub resource: String,
     pub since_ms: i64,
     pub cause: String,
 }
 
 /// The row of a run: start time first, so rows sort oldest first.
-pub fn run_row(started_ms: i64) -> String {
+pub(crate) fn run_row(started_ms: i64) -> String {
     format!(
         "{RUN_PREFIX}{:015}-{}",
         started_ms.max(0),
@@ -175,7 +175,7 @@ fn encode<T: Serialize>(value: &T) -> Result<String, LedgerError> {
 }
 
 /// Writes a run under `row` (insert or replace: its start, then its end).
-pub async fn put_run(ledger: &dyn Ledger, row: &str, record: &RunRecord) -> Result<(), LedgerError> {
+pub(crate) async fn put_run(ledger: &dyn Ledger, row: &str, record: &RunRecord) -> Result<(), LedgerError> {
     ledger
         .put_raw(HISTORY_PARTITION, row, &encode(record)?, &Expect::Any)
         .await
@@ -193,7 +193,7 @@ pub async fn runs(ledger: &dyn Ledger) -> Result<Vec<RunRecord>, LedgerError> {
 }
 
 /// Deletes the oldest runs beyond [`MAX_RUNS`].
-pub async fn prune_runs(ledger: &dyn Ledger) -> Result<(), LedgerError> {
+pub(crate) async fn prune_runs(ledger: &dyn Ledger) -> Result<(), LedgerError> {
     let mut rows = ledger.scan_raw(&prefix_scan(RUN_PREFIX)).await?;
     if rows.len() <= MAX_RUNS {
         return Ok(());
@@ -207,7 +207,7 @@ pub async fn prune_runs(ledger: &dyn Ledger) -> Result<(), LedgerError> {
 }
 
 /// Records that an event was applied at `now_ms`.
-pub async fn record_event_applied(ledger: &dyn Ledger, now_ms: i64) -> Result<(), LedgerError> {
+pub(crate) async fn record_event_applied(ledger: &dyn Ledger, now_ms: i64) -> Result<(), LedgerError> {
     let data = serde_json::json!({ "at_ms": now_ms }).to_string();
     ledger
         .put_raw(HISTORY_PARTITION, EVENT_ROW, &data, &Expect::Any)
@@ -216,7 +216,7 @@ pub async fn record_event_applied(ledger: &dyn Ledger, now_ms: i64) -> Result<()
 }
 
 /// When an event was last applied.
-pub async fn last_event_ms(ledger: &dyn Ledger) -> Result<Option<i64>, LedgerError> {
+pub(crate) async fn last_event_ms(ledger: &dyn Ledger) -> Result<Option<i64>, LedgerError> {
     Ok(ledger
         .get_raw(HISTORY_PARTITION, EVENT_ROW)
         .await?
@@ -229,7 +229,7 @@ fn retry_row(id: &ResourceId) -> String {
 }
 
 /// Marks a retry pending for `id`, keeping the time of the first one (an existing mark wins).
-pub async fn mark_retry_pending(
+pub(crate) async fn mark_retry_pending(
     ledger: &dyn Ledger,
     id: &ResourceId,
     cause: &str,
@@ -250,12 +250,12 @@ pub async fn mark_retry_pending(
 }
 
 /// The change of `id` was applied or given up: no retry is pending any more.
-pub async fn clear_retry_pending(ledger: &dyn Ledger, id: &ResourceId) -> Result<(), LedgerError> {
+pub(crate) async fn clear_retry_pending(ledger: &dyn Ledger, id: &ResourceId) -> Result<(), LedgerError> {
     ledger.delete_raw(HISTORY_PARTITION, &retry_row(id), None).await
 }
 
 /// Every pending retry, oldest first.
-pub async fn pending_retries(ledger: &dyn Ledger) -> Result<Vec<PendingRetry>, LedgerError> {
+pub(crate) async fn pending_retries(ledger: &dyn Ledger) -> Result<Vec<PendingRetry>, LedgerError> {
     let rows = ledger.scan_raw(&prefix_scan(RETRY_PREFIX)).await?;
     let mut out: Vec<PendingRetry> = rows
         .iter()

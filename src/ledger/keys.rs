@@ -18,22 +18,20 @@ use crate::ledger::{Partitions, Scan};
 
 /// Encoded keys up to this length are stored as they are; longer ones become this many
 /// characters, `~` and a 32-character hash: 473 at most, inside Table Storage's 512.
-pub const MAX_PLAIN: usize = 440;
-/// The longest key Table Storage accepts, in characters.
-pub const MAX_KEY: usize = 512;
+pub(crate) const MAX_PLAIN: usize = 440;
 
 /// Owner partitions: `o-` plus the encoded subscription id.
-pub const OWNER_PARTITION_PREFIX: &str = "o-";
+pub(crate) const OWNER_PARTITION_PREFIX: &str = "o-";
 /// Every seed lives in this partition.
 pub const SEED_PARTITION: &str = "s";
 /// Every failed change lives in this partition. Distinct from [`SEED_PARTITION`], and no owner
 /// partition can equal it or start with it (those all start with [`OWNER_PARTITION_PREFIX`]).
-pub const FAILURE_PARTITION: &str = "f";
+pub(crate) const FAILURE_PARTITION: &str = "f";
 /// The incremental path's deletion breaker: one entity (see [`crate::ledger::breaker`]).
-pub const BREAKER_PARTITION: &str = "b";
+pub(crate) const BREAKER_PARTITION: &str = "b";
 
 /// Encodes text for use in a key (see the module docs).
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     for byte in text.to_ascii_lowercase().bytes() {
         if byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'.' || byte == b'-' {
@@ -47,7 +45,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// A key for arbitrary text: [`escape`], shortened with a hash when too long.
-pub fn key_for(text: &str) -> String {
+pub(crate) fn key_for(text: &str) -> String {
     let escaped = escape(text);
     if escaped.len() <= MAX_PLAIN {
         return escaped;
@@ -59,7 +57,7 @@ pub fn key_for(text: &str) -> String {
 
 /// The smallest string greater than every string that starts with `prefix`, if the last
 /// character can be bumped (key characters are all below `~`).
-pub fn prefix_end(prefix: &str) -> Option<String> {
+pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
     let last = *prefix.as_bytes().last()?;
     if last >= b'~' {
         return None;
@@ -79,7 +77,7 @@ pub fn owner_key(id: &ResourceId) -> (String, String) {
 }
 
 /// (partition, row) of a seed record.
-pub fn seed_key(seed: &Seed) -> (String, String) {
+pub(crate) fn seed_key(seed: &Seed) -> (String, String) {
     (
         SEED_PARTITION.to_string(),
         key_for(&format!("{}:{}", seed.kind().as_str(), seed.name())),
@@ -87,17 +85,17 @@ pub fn seed_key(seed: &Seed) -> (String, String) {
 }
 
 /// (partition, row) of a failed change: the row is the resource id, encoded like an owner's.
-pub fn failure_key(id: &ResourceId) -> (String, String) {
+pub(crate) fn failure_key(id: &ResourceId) -> (String, String) {
     (FAILURE_PARTITION.to_string(), key_for(&id.key()))
 }
 
 /// (partition, row) of the deletion breaker's one entity.
-pub fn breaker_key() -> (String, String) {
+pub(crate) fn breaker_key() -> (String, String) {
     (BREAKER_PARTITION.to_string(), "deletes".to_string())
 }
 
 /// The owner records of `prefix` and below: one row range in the prefix's subscription.
-pub fn owners_within_scan(prefix: &ResourceId) -> Scan {
+pub(crate) fn owners_within_scan(prefix: &ResourceId) -> Scan {
     let partitions = Partitions::Exact(owner_partition(prefix));
     let (_, own) = owner_key(prefix);
     // The range starts at the prefix itself, so it includes its own record; everything below it
@@ -112,39 +110,42 @@ pub fn owners_within_scan(prefix: &ResourceId) -> Scan {
     Scan { partitions, rows }
 }
 
-pub fn all_owners_scan() -> Scan {
+pub(crate) fn all_owners_scan() -> Scan {
     Scan {
         partitions: Partitions::Prefix(OWNER_PARTITION_PREFIX.into()),
         rows: None,
     }
 }
 
-pub fn all_seeds_scan() -> Scan {
+pub(crate) fn all_seeds_scan() -> Scan {
     Scan {
         partitions: Partitions::Exact(SEED_PARTITION.into()),
         rows: None,
     }
 }
 
-pub fn all_failures_scan() -> Scan {
+pub(crate) fn all_failures_scan() -> Scan {
     Scan {
         partitions: Partitions::Exact(FAILURE_PARTITION.into()),
         rows: None,
     }
 }
 
-/// Whether a key is one the encoder could produce (for validation in tests and backends).
-pub fn is_safe_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= MAX_KEY
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The longest key Table Storage accepts, in characters.
+    const MAX_KEY: usize = 512;
+
+    /// Whether a key is one the encoder could produce (for validation in tests).
+    fn is_safe_key(key: &str) -> bool {
+        !key.is_empty()
+            && key.len() <= MAX_KEY
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~'))
+    }
 
     fn id(s: &str) -> ResourceId {
         ResourceId::parse(s).unwrap()

@@ -18,11 +18,11 @@ use crate::domain::resource::ResourceId;
 use crate::ledger::{Ledger, LedgerError, OwnerRecord};
 
 /// Where a contribution taken from the ledger says it came from.
-pub const LEDGER_PATH: &str = "(ledger: read after the sweep's snapshot)";
+pub(crate) const LEDGER_PATH: &str = "(ledger: read after the sweep's snapshot)";
 
 /// Replaces, in a sweep's extraction, the contributions of every owner `recent` holds with
 /// the seeds of its record (none for a deleted owner). Returns how many owners it replaced.
-pub fn prefer_ledger(extraction: &mut Extraction, recent: &[OwnerRecord]) -> usize {
+pub(crate) fn prefer_ledger(extraction: &mut Extraction, recent: &[OwnerRecord]) -> usize {
     let owners: BTreeSet<&ResourceId> = recent.iter().map(|o| &o.id).collect();
     extraction.contributions.retain(|c| !owners.contains(&c.owner));
     for record in recent.iter().filter(|o| !o.deleted) {
@@ -39,7 +39,7 @@ pub fn prefer_ledger(extraction: &mut Extraction, recent: &[OwnerRecord]) -> usi
 }
 
 /// The owner records written at or after `since_ms` in the subscriptions the sweep covered.
-pub async fn recent_owners(
+pub(crate) async fn recent_owners(
     ledger: &dyn Ledger,
     completeness: &CompletenessReport,
     since_ms: i64,
@@ -59,7 +59,7 @@ pub async fn recent_owners(
 }
 
 /// [`recent_owners`] then [`prefer_ledger`]: the step between a sweep and its reconcile.
-pub async fn apply_graph_lag(
+pub(crate) async fn apply_graph_lag(
     ledger: &dyn Ledger,
     extraction: &mut Extraction,
     completeness: &CompletenessReport,

@@ -17,16 +17,16 @@
 //!
 //! The ledger calls neither ARM nor ASM: it is records and rules over a store.
 
-pub mod breaker;
-pub mod failures;
-pub mod fanout;
+pub(crate) mod breaker;
+pub(crate) mod failures;
+pub(crate) mod fanout;
 pub mod history;
 pub mod keys;
-pub mod lag;
+pub(crate) mod lag;
 pub mod memory;
 pub mod ops;
 mod records;
-pub mod refused;
+pub(crate) mod refused;
 
 use async_trait::async_trait;
 
@@ -113,7 +113,7 @@ pub enum LedgerError {
 
 impl LedgerError {
     /// Whether a later attempt may succeed.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             LedgerError::Conflict { .. } | LedgerError::Transport { .. } => true,
             LedgerError::Http { transient, .. } => *transient,
@@ -227,7 +227,7 @@ pub struct Unreadable {
 }
 
 /// The records of a scan that decode, and those that do not.
-pub type Readable<T> = (Vec<Versioned<T>>, Vec<Unreadable>);
+pub(crate) type Readable<T> = (Vec<Versioned<T>>, Vec<Unreadable>);
 
 fn decode_lenient<T: serde::de::DeserializeOwned>(raw: Vec<RawEntity>) -> Readable<T> {
     let mut good = Vec::with_capacity(raw.len());

@@ -12,7 +12,7 @@ use crate::ledger::{
 
 /// The owner record a commit writes: the next generation, the new seeds, and every seed the
 /// owner may still be listed on but no longer contributes.
-pub fn next_record(
+pub(crate) fn next_record(
     owner: &ResourceId,
     previous: Option<&OwnerRecord>,
     seeds: Vec<OwnedSeed>,
@@ -40,7 +40,7 @@ pub fn next_record(
 
 /// The membership writes a committed record asks for: its seeds present (with their checks),
 /// its pending removals absent.
-pub fn membership_changes(record: &OwnerRecord) -> Vec<(Seed, Option<Vec<ServiceCheck>>)> {
+pub(crate) fn membership_changes(record: &OwnerRecord) -> Vec<(Seed, Option<Vec<ServiceCheck>>)> {
     let mut present: BTreeMap<Seed, Vec<ServiceCheck>> = BTreeMap::new();
     for owned in &record.seeds {
         present.entry(owned.seed.clone()).or_default().push(owned.check);

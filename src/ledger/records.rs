@@ -19,7 +19,7 @@ struct SeedWire {
 mod seed_serde {
     use super::*;
 
-    pub fn serialize<S: serde::Serializer>(seed: &Seed, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(seed: &Seed, s: S) -> Result<S::Ok, S::Error> {
         SeedWire {
             name: seed.name().to_string(),
             kind: seed.kind(),
@@ -27,7 +27,7 @@ mod seed_serde {
         .serialize(s)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Seed, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Seed, D::Error> {
         let wire = SeedWire::deserialize(d)?;
         Seed::from_stored(&wire.name, wire.kind).map_err(serde::de::Error::custom)
     }
@@ -75,12 +75,12 @@ pub struct PendingSeed {
 }
 
 impl OwnerRecord {
-    pub fn subscription(&self) -> &str {
+    pub(crate) fn subscription(&self) -> &str {
         self.id.subscription_id()
     }
 
     /// The distinct seeds of the last read.
-    pub fn seed_set(&self) -> std::collections::BTreeSet<Seed> {
+    pub(crate) fn seed_set(&self) -> std::collections::BTreeSet<Seed> {
         self.seeds.iter().map(|s| s.seed.clone()).collect()
     }
 }
@@ -225,14 +225,14 @@ impl SeedRecord {
     }
 
     /// Drops tombstones written before `cutoff_ms` (no applier holds a read that old).
-    pub fn prune_tombstones(&mut self, cutoff_ms: i64) -> bool {
+    pub(crate) fn prune_tombstones(&mut self, cutoff_ms: i64) -> bool {
         let before = self.owners.len();
         self.owners.retain(|_, m| m.present || m.at_ms >= cutoff_ms);
         before != self.owners.len()
     }
 
     /// Whether the record carries nothing worth keeping.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.owners.is_empty() && !self.asm.held && self.intent.is_none()
     }
 }
@@ -249,7 +249,7 @@ pub enum FailedChangeKind {
 }
 
 impl FailedChangeKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailedChangeKind::Changed => "changed",
             FailedChangeKind::Deleted => "deleted",
@@ -274,7 +274,7 @@ pub struct FailedChange {
 impl FailedChange {
     /// Causes longer than this are cut: a record must stay well inside Table Storage's 64 KiB
     /// property limit, and the first line or two say what went wrong.
-    pub const MAX_CAUSE_CHARS: usize = 2000;
+    pub(crate) const MAX_CAUSE_CHARS: usize = 2000;
 
     pub fn new(
         id: ResourceId,
@@ -296,7 +296,7 @@ impl FailedChange {
         }
     }
 
-    pub fn subscription(&self) -> &str {
+    pub(crate) fn subscription(&self) -> &str {
         self.id.subscription_id()
     }
 }

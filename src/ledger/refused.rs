@@ -14,13 +14,13 @@ use crate::domain::seed::{Seed, SeedKind};
 use crate::ledger::{Expect, Ledger, LedgerError, keys};
 
 /// Partition of the refused-seed records.
-pub const PARTITION: &str = "r";
+pub(crate) const PARTITION: &str = "r";
 /// How long a refusal holds before the seed is sent again.
-pub const RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// One refusal, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefusedSeed {
+pub(crate) struct RefusedSeed {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: SeedKind,
@@ -32,12 +32,12 @@ pub struct RefusedSeed {
 
 impl RefusedSeed {
     /// Whether the refusal still holds at `now_ms`.
-    pub fn holds_at(&self, now_ms: i64) -> bool {
+    pub(crate) fn holds_at(&self, now_ms: i64) -> bool {
         now_ms.saturating_sub(self.refused_at_ms) < RETRY_AFTER.as_millis() as i64
     }
 
     /// The message given instead of sending the seed again.
-    pub fn answer_message(&self) -> String {
+    pub(crate) fn answer_message(&self) -> String {
         format!(
             "{} (refused at {}; not sent again before {})",
             self.message,
@@ -53,7 +53,7 @@ fn key(seed: &Seed) -> (String, String) {
 }
 
 /// The refusal of `seed` that still holds at `now_ms`, if any.
-pub async fn refused_recently(
+pub(crate) async fn refused_recently(
     ledger: &dyn Ledger,
     seed: &Seed,
     now_ms: i64,
@@ -70,7 +70,7 @@ pub async fn refused_recently(
 }
 
 /// Records a refusal (replacing an earlier one of the seed).
-pub async fn remember(ledger: &dyn Ledger, record: &RefusedSeed) -> Result<(), LedgerError> {
+pub(crate) async fn remember(ledger: &dyn Ledger, record: &RefusedSeed) -> Result<(), LedgerError> {
     let seed = Seed::from_stored(&record.name, record.kind).map_err(|e| LedgerError::Corrupt {
         key: record.name.clone(),
         message: e.to_string(),

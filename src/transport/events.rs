@@ -9,28 +9,26 @@ use crate::domain::change::{Change, ChangeKind, EventRef};
 use crate::domain::resource::{Resource, ResourceId};
 use crate::transport::json::{decode_object, decode_value, describe};
 
-/// Which envelope an event came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventSchema {
+/// Which envelope an event came in: it names the type and time fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventSchema {
     EventGrid,
     CloudEvents,
 }
 
 /// The fields seedwatch reads from one event, whichever schema it came in.
 #[derive(Debug, Clone)]
-pub struct ResourceEvent {
+pub(crate) struct ResourceEvent {
     pub id: String,
     pub event_type: String,
     pub subject: String,
     /// `eventTime` / `time` as sent (RFC 3339), used to order resource bodies.
     pub time: Option<String>,
-    pub schema: EventSchema,
     pub data: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EventError {
+pub(crate) enum EventError {
     #[error("event is not a JSON object (got {0})")]
     NotAnObject(String),
     #[error("event has no {0} (neither Event Grid nor CloudEvents 1.0 shaped)")]
@@ -44,7 +42,7 @@ type ResourceInfo<'a> = Option<&'a Map<String, Value>>;
 
 /// What to do with one event.
 #[derive(Debug, Clone)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     Apply(Change),
     /// Acknowledged and logged, not processed (Failure/Cancel events, other types, events
     /// about something that is not an ARM resource).
@@ -61,7 +59,7 @@ const NOTIFICATION_DELETED: &str = "Microsoft.ResourceNotifications.Resources.De
 
 impl ResourceEvent {
     /// The event's identity, for the logs of what is done about it.
-    pub fn reference(&self) -> EventRef {
+    pub(crate) fn reference(&self) -> EventRef {
         EventRef {
             id: self.id.clone(),
             event_type: self.event_type.clone(),
@@ -69,7 +67,7 @@ impl ResourceEvent {
     }
 
     /// Reads one event object, in either schema. `data` may itself arrive JSON-encoded.
-    pub fn parse(raw: &Value) -> Result<ResourceEvent, EventError> {
+    pub(crate) fn parse(raw: &Value) -> Result<ResourceEvent, EventError> {
         let Some(map) = decode_object(raw) else {
             return Err(EventError::NotAnObject(describe(raw)));
         };
@@ -101,13 +99,12 @@ impl ResourceEvent {
             event_type,
             subject: text("subject").unwrap_or_default(),
             time: text(time_field),
-            schema,
             data,
         })
     }
 
     /// What this event asks of the apply path.
-    pub fn disposition(&self) -> Result<Disposition, EventError> {
+    pub(crate) fn disposition(&self) -> Result<Disposition, EventError> {
         let t = self.event_type.as_str();
         let is = |name: &str| t.eq_ignore_ascii_case(name);
         if is(WRITE_SUCCESS) || is(ACTION_SUCCESS) {
@@ -192,7 +189,7 @@ impl ResourceEvent {
 /// A delivery's events, read: the changes to apply, and what became of the others, in
 /// delivery order.
 #[derive(Debug, Default)]
-pub struct SortedEvents {
+pub(crate) struct SortedEvents {
     pub total: usize,
     pub changes: Vec<(EventRef, Change)>,
     pub notes: Vec<EventNote>,
@@ -200,7 +197,7 @@ pub struct SortedEvents {
 
 /// An event acknowledged without being processed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventNote {
+pub(crate) enum EventNote {
     /// Not one seedwatch acts on (a failure or cancel event, another type, ...).
     Ignored { id: String, reason: String },
     /// It cannot be read (no id or type, an id that is not an ARM resource id).
@@ -212,7 +209,7 @@ pub enum EventNote {
 /// failure by redelivering the whole batch (up to 30 times over 24 hours), good events
 /// included, while redelivery can never make a bad event readable
 /// (<https://learn.microsoft.com/azure/event-grid/delivery-and-retry>).
-pub fn sort_events<'a>(events: impl IntoIterator<Item = &'a Value>) -> SortedEvents {
+pub(crate) fn sort_events<'a>(events: impl IntoIterator<Item = &'a Value>) -> SortedEvents {
     let mut sorted = SortedEvents::default();
     for value in events {
         sorted.total += 1;
@@ -248,7 +245,7 @@ fn unreadable_event_id(value: &Value) -> String {
 
 /// Event objects in one invocation's `event` input: normally one object; an array is accepted
 /// too (a batch binding or a hand-made invocation).
-pub fn event_values(input: &Value) -> Vec<Value> {
+pub(crate) fn event_values(input: &Value) -> Vec<Value> {
     match decode_value(input) {
         Value::Array(items) => items,
         other => vec![other],
@@ -295,7 +292,9 @@ mod tests {
             "data": "{\"resourceUri\":\"/subscriptions/1111/resourceGroups/rg/providers/Microsoft.Web/sites/app\"}"
         });
         let event = ResourceEvent::parse(&ce).unwrap();
-        assert_eq!(event.schema, EventSchema::CloudEvents);
+        // Read as CloudEvents: its `type` and `time` fields, not Event Grid's.
+        assert_eq!(event.event_type, "Microsoft.Resources.ResourceDeleteSuccess");
+        assert_eq!(event.time.as_deref(), Some("2025-03-01T10:15:07Z"));
         let c = apply(&ce);
         assert_eq!(
             c.id.as_str(),

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 /// as is; a string holding JSON text is parsed, and parsed once more when that text was itself a
 /// JSON string (`"\"abc\""` → `abc`, `"\"{\\\"a\\\":1}\""` → `{"a":1}`). A string that is not
 /// JSON text is a plain string.
-pub fn decode_value(raw: &Value) -> Value {
+pub(crate) fn decode_value(raw: &Value) -> Value {
     let Value::String(text) = raw else {
         return raw.clone();
     };
@@ -25,7 +25,7 @@ pub fn decode_value(raw: &Value) -> Value {
 
 /// A value that must be a JSON object: the object, its JSON text (singly or doubly encoded), or
 /// base64 of that text (a binding with `dataType: binary`).
-pub fn decode_object(raw: &Value) -> Option<Map<String, Value>> {
+pub(crate) fn decode_object(raw: &Value) -> Option<Map<String, Value>> {
     match decode_value(raw) {
         Value::Object(map) => Some(map),
         Value::String(text) => {
@@ -44,7 +44,7 @@ pub fn decode_object(raw: &Value) -> Option<Map<String, Value>> {
 }
 
 /// A short description of a value for error messages (never the whole value: it may be large).
-pub fn describe(value: &Value) -> String {
+pub(crate) fn describe(value: &Value) -> String {
     match value {
         Value::Null => "null".into(),
         Value::Bool(_) => "a boolean".into(),

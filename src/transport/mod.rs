@@ -4,10 +4,10 @@
 //! hosts send; [`logging`] writes the JSON log lines both handlers emit.
 
 pub mod cli;
-pub mod events;
+pub(crate) mod events;
 pub mod functions;
-pub mod json;
+pub(crate) mod json;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod logging;
-pub mod resync;
+pub(crate) mod resync;

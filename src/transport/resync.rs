@@ -10,14 +10,14 @@ use crate::domain::resource::ResourceId;
 use crate::transport::json::{decode_value, describe};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResyncRequest {
+pub(crate) struct ResyncRequest {
     pub scope: Scope,
     pub dry_run: bool,
 }
 
 /// Reads the request from the `req` binding object the host sends (`Body` is the raw body as a
 /// string; it is absent when the caller sent no `Content-Length`, e.g. a chunked body).
-pub fn parse_request(req: &Map<String, Value>) -> Result<ResyncRequest, String> {
+pub(crate) fn parse_request(req: &Map<String, Value>) -> Result<ResyncRequest, String> {
     let body = req
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("Body"))
@@ -44,7 +44,7 @@ pub fn parse_request(req: &Map<String, Value>) -> Result<ResyncRequest, String> 
 }
 
 /// Checks the body's fields; errors name the field and what was expected.
-pub fn parse_body(body: &Map<String, Value>) -> Result<ResyncRequest, String> {
+pub(crate) fn parse_body(body: &Map<String, Value>) -> Result<ResyncRequest, String> {
     for key in body.keys() {
         if !matches!(key.as_str(), "scope" | "id" | "dry_run") {
             return Err(format!("unknown field {key:?}: expected scope, id and dry_run"));
@@ -96,7 +96,7 @@ fn subscription_id(raw: &str) -> Result<String, String> {
 
 /// The resync's answer as both transports send it: `{"scope", "id", "dry_run"}` and the
 /// `result`, `summary`, `accepted` or `error`, with its HTTP status.
-pub fn answer(answer: &ResyncAnswer) -> (u16, Value) {
+pub(crate) fn answer(answer: &ResyncAnswer) -> (u16, Value) {
     let scope = &answer.scope;
     let mut body = json!({"scope": scope.name(), "id": scope.id(), "dry_run": answer.dry_run});
     match &answer.result {

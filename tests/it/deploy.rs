@@ -92,6 +92,15 @@ fn source_files() -> Vec<(PathBuf, String)> {
         .collect()
 }
 
+/// `line` after its leading `pub`, `pub(crate)` or `pub(super)`; a line that starts with `mod `
+/// as it is (a private `mod env` counts too); otherwise `None`.
+fn without_visibility(line: &str) -> Option<&str> {
+    ["pub(crate) ", "pub(super) ", "pub "]
+        .iter()
+        .find_map(|v| line.strip_prefix(v))
+        .or_else(|| line.starts_with("mod ").then_some(line))
+}
+
 /// The string values of every `env` constants module in src/ (`config::env`, which lists the
 /// settings, and any other, such as the credential's), with the file that declares each.
 fn env_module_names() -> BTreeMap<String, PathBuf> {
@@ -100,13 +109,15 @@ fn env_module_names() -> BTreeMap<String, PathBuf> {
         let lines: Vec<&str> = code.lines().collect();
         for (at, line) in lines.iter().enumerate() {
             let trimmed = line.trim_start();
-            if !(trimmed.starts_with("pub mod env {") || trimmed.starts_with("mod env {")) {
+            if without_visibility(trimmed) != Some("mod env {") {
                 continue;
             }
             let closing = format!("{}}}", &line[..line.len() - trimmed.len()]);
             for inner in lines[at + 1..].iter().take_while(|l| **l != closing) {
                 let inner = inner.trim();
-                if !inner.starts_with("pub const ") || !inner.contains(": &str =") {
+                if !without_visibility(inner).is_some_and(|rest| rest.starts_with("const "))
+                    || !inner.contains(": &str =")
+                {
                     continue;
                 }
                 let value = inner

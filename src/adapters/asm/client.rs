@@ -20,7 +20,7 @@ use crate::domain::secret::Secret;
 use crate::domain::seed::{Seed, SeedKind};
 
 /// The header the ASM API reads the key from.
-pub const API_KEY_HEADER: &str = "x-hexiosec-api-key";
+pub(crate) const API_KEY_HEADER: &str = "x-hexiosec-api-key";
 
 /// The longest `Retry-After` we honour; a larger value is capped so that a hostile or broken
 /// server cannot park a run for hours.
@@ -108,14 +108,10 @@ impl AsmClient {
     }
 
     /// From the configuration: `asm.base_url`, `scan_id`, `API_KEY`, `http.*`.
-    pub fn from_config(config: &Config) -> Result<AsmClient, ConfigError> {
+    pub(crate) fn from_config(config: &Config) -> Result<AsmClient, ConfigError> {
         let scan_id = config.require_scan_id()?;
         let key = config.require_api_key()?;
         Ok(AsmClient::new(&config.asm.base_url, scan_id, key.clone(), &config.http))
-    }
-
-    pub fn scan_id(&self) -> &str {
-        &self.scan_id
     }
 
     fn scan_path(&self) -> String {
@@ -345,7 +341,7 @@ fn is_already_exists(code: Option<&str>, message: &str) -> bool {
 
 /// Why a seed listing could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum SeedListError {
+pub(crate) enum SeedListError {
     #[error("not JSON: {0}")]
     NotJson(serde_json::Error),
     #[error("expected a JSON array of seeds (or one under `data` or `seeds`)")]
@@ -357,7 +353,7 @@ pub enum SeedListError {
 /// Parses the seed list: a JSON array of `{id, name, type, tags}`, or the same array under a
 /// `data`, `seeds` or `items` key. Tags may be strings or `{name}` objects. Entries without an
 /// id or a name cannot be acted on and are skipped.
-pub fn parse_seed_list(body: &[u8]) -> Result<Vec<AsmSeed>, SeedListError> {
+pub(crate) fn parse_seed_list(body: &[u8]) -> Result<Vec<AsmSeed>, SeedListError> {
     let value: Value = serde_json::from_slice(body).map_err(SeedListError::NotJson)?;
     let items = match &value {
         Value::Array(items) => items,

@@ -1,6 +1,6 @@
 //! The Hexiosec ASM API.
 
-pub mod client;
+pub(crate) mod client;
 
 use async_trait::async_trait;
 
@@ -40,17 +40,6 @@ pub enum AsmError {
     Transport { what: String, message: String },
     #[error("unexpected response from ASM {what}: {message}")]
     BadResponse { what: String, message: String },
-}
-
-impl AsmError {
-    /// Whether a later attempt may succeed: ASM unreachable, or a status worth retrying.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            AsmError::Transport { .. } => true,
-            AsmError::Http { status, .. } => crate::adapters::http::is_retryable_status(*status),
-            _ => false,
-        }
-    }
 }
 
 /// One scan of the ASM API.

@@ -162,7 +162,13 @@ impl ClientCertificate {
 
     /// A signed client assertion for `client_id` at the token endpoint `audience`, issued at
     /// `now` (Unix seconds) with the unique id `jti`.
-    pub fn assertion(&self, audience: &str, client_id: &str, now: i64, jti: &str) -> Result<String, CertificateError> {
+    pub(crate) fn assertion(
+        &self,
+        audience: &str,
+        client_id: &str,
+        now: i64,
+        jti: &str,
+    ) -> Result<String, CertificateError> {
         let header = serde_json::json!({
             "alg": "PS256",
             "typ": "JWT",
@@ -273,7 +279,7 @@ fn rsa_public_key_of(cert_der: &[u8]) -> Option<Vec<u8>> {
 /// The assertion `azure_identity`'s `ClientAssertionCredential` asks for before each token
 /// request: freshly signed, with a new `jti`.
 #[derive(Debug, Clone)]
-pub struct CertificateAssertion {
+pub(crate) struct CertificateAssertion {
     certificate: Arc<ClientCertificate>,
     /// The token endpoint the assertion is for: `{authority}/{tenant}/oauth2/v2.0/token`.
     audience: String,
@@ -281,7 +287,11 @@ pub struct CertificateAssertion {
 }
 
 impl CertificateAssertion {
-    pub fn new(certificate: Arc<ClientCertificate>, audience: String, client_id: String) -> CertificateAssertion {
+    pub(crate) fn new(
+        certificate: Arc<ClientCertificate>,
+        audience: String,
+        client_id: String,
+    ) -> CertificateAssertion {
         CertificateAssertion {
             certificate,
             audience,
@@ -303,7 +313,7 @@ impl ClientAssertion for CertificateAssertion {
 
 /// What the certificate credential is built from (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
 /// `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_CLIENT_CERTIFICATE_PASSWORD`).
-pub struct Inputs {
+pub(crate) struct Inputs {
     pub tenant_id: Option<String>,
     pub client_id: Option<String>,
     pub path: Option<String>,
@@ -312,7 +322,7 @@ pub struct Inputs {
 
 /// A `ClientAssertionCredential` whose assertions are signed with the certificate; errors name
 /// the missing variable or the file, never key material.
-pub fn credential(
+pub(crate) fn credential(
     inputs: Inputs,
     authority: &str,
     client_options: ClientOptions,
@@ -334,7 +344,7 @@ pub fn credential(
 }
 
 /// The token endpoint `azure_identity` posts to for `tenant` at `authority` (the same join).
-pub fn token_endpoint(authority: &str, tenant: &str) -> Result<String, CertificateError> {
+pub(crate) fn token_endpoint(authority: &str, tenant: &str) -> Result<String, CertificateError> {
     let base = url::Url::parse(authority).map_err(|error| CertificateError::Authority {
         authority: authority.to_string(),
         error,

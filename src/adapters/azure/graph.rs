@@ -10,25 +10,25 @@ use super::arm::{Arm, Bucket};
 use super::catalog::RESOURCE_GRAPH_API_VERSION;
 
 /// The columns every sweep projects: the ARM envelope the extractors read.
-pub const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, name, type, kind, location, resourceGroup, subscriptionId, tenantId, sku, properties, tags";
 
 /// What a query runs over.
 #[derive(Debug, Clone)]
-pub enum Scope {
+pub(crate) enum Scope {
     Subscriptions(Vec<String>),
     ManagementGroups(Vec<String>),
 }
 
 /// The KQL for whole rows of `types` from `table`. Types are lower-case constants from the
 /// catalog, so quoting them is safe.
-pub fn rows_query(table: &str, types: &[&str]) -> String {
+pub(crate) fn rows_query(table: &str, types: &[&str]) -> String {
     let list = types.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(",");
     format!("{table} | where type in~ ({list}) | project {COLUMNS} | order by id asc")
 }
 
 /// The subscriptions under management groups.
-pub const SUBSCRIPTIONS_QUERY: &str = "resourcecontainers | where type =~ 'microsoft.resources/subscriptions' | project id, name, subscriptionId, properties | order by id asc";
+pub(crate) const SUBSCRIPTIONS_QUERY: &str = "resourcecontainers | where type =~ 'microsoft.resources/subscriptions' | project id, name, subscriptionId, properties | order by id asc";
 
 /// A page's envelope, read first and cheaply (the rows are skipped) so the next page can be
 /// requested while this one's rows are parsed.
@@ -85,7 +85,7 @@ pub(crate) fn parse_rows(body: &[u8], what: &str) -> Result<Vec<Value>, AzureErr
 /// Runs `query` over `scope` and hands every page's rows to `on_page` with the total row count
 /// Resource Graph announced, following `$skipToken`. The next page is requested before the
 /// current one's rows are parsed, so parsing overlaps the service's latency.
-pub async fn query_pages(
+pub(crate) async fn query_pages(
     arm: &Arm,
     scope: &Scope,
     query: &str,

@@ -28,7 +28,7 @@ pub struct ScopeSettings {
 }
 
 impl ScopeSettings {
-    pub fn from_settings(settings: &AzureSettings) -> ScopeSettings {
+    pub(crate) fn from_settings(settings: &AzureSettings) -> ScopeSettings {
         ScopeSettings {
             subscriptions: settings.subscriptions.clone(),
             exclude_subscriptions: settings.exclude_subscriptions.clone(),
@@ -51,7 +51,7 @@ struct Subscription {
 }
 
 impl LiveAzure {
-    pub fn new(arm: Arc<Arm>, scope: ScopeSettings) -> LiveAzure {
+    pub(crate) fn new(arm: Arc<Arm>, scope: ScopeSettings) -> LiveAzure {
         LiveAzure { arm, scope }
     }
 
@@ -62,7 +62,7 @@ impl LiveAzure {
 
     /// The subscriptions this reader's scope covers, and what resolving them found (notes,
     /// configured subscriptions the identity cannot see): for the multi-tenant reader.
-    pub async fn subscriptions_in_scope(&self) -> Result<(Vec<String>, CompletenessReport), AzureError> {
+    pub(crate) async fn subscriptions_in_scope(&self) -> Result<(Vec<String>, CompletenessReport), AzureError> {
         let mut report = CompletenessReport::default();
         let subscriptions = self.resolve_scope(&mut report).await?;
         Ok((subscriptions, report))
@@ -253,12 +253,12 @@ impl AzureReader for LiveAzure {
 }
 
 /// The message that tells an operator what to grant.
-pub fn grant_reader(subscription: &str) -> String {
+pub(crate) fn grant_reader(subscription: &str) -> String {
     format!("grant the Reader role on subscription {subscription} to the identity")
 }
 
 /// Why a scope is incomplete, from the error that stopped it.
-pub fn incomplete_from(error: &AzureError, subscription: &str) -> Incomplete {
+pub(crate) fn incomplete_from(error: &AzureError, subscription: &str) -> Incomplete {
     match error {
         AzureError::Http {
             status: 401, message, ..

@@ -12,14 +12,14 @@ pub mod arm;
 pub mod catalog;
 pub mod certificate;
 pub mod credential;
-pub mod graph;
-pub mod live;
-pub mod progress;
-pub mod quota;
-pub mod shared_quota;
+pub(crate) mod graph;
+pub(crate) mod live;
+pub(crate) mod progress;
+pub(crate) mod quota;
+pub(crate) mod shared_quota;
 pub mod tenants;
 mod tenants_sweep;
-pub mod token_cache;
+pub(crate) mod token_cache;
 
 mod reads;
 mod sweep;
@@ -171,14 +171,14 @@ impl TokenSource for StaticToken {
 }
 
 /// The live reader and the token source it uses.
-pub type AzureHandles = (Arc<dyn AzureReader>, Arc<dyn TokenSource>);
+pub(crate) type AzureHandles = (Arc<dyn AzureReader>, Arc<dyn TokenSource>);
 
 /// Builds the live reader and the token source from the configuration: `azure.credential`
 /// (see [`credential`]), `azure.cloud` / `azure.endpoints.resource_manager`, `http.*` retries
 /// and timeout, and the subscription scope. Offline and synchronous: no token is fetched until
 /// the first request. The token source is shared with the other Azure clients (Service Bus,
 /// Table Storage), which ask it for their own scopes.
-pub fn azure_from_config(
+pub(crate) fn azure_from_config(
     config: &crate::config::Config,
     env: &dyn crate::config::EnvSource,
 ) -> Result<AzureHandles, AzureError> {
@@ -201,7 +201,7 @@ pub fn live_from_config(
 }
 
 /// The live reader, its Resource Graph queries also paced by a quota every instance shares.
-pub fn live_sharing_graph_quota(
+pub(crate) fn live_sharing_graph_quota(
     config: &crate::config::Config,
     tokens: Arc<dyn TokenSource>,
     tuning: arm::Tuning,

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::SweepProgress;
 
 /// Shows subscriptions, Resource Graph pages and rows as a sweep goes.
-pub struct SweepBar {
+pub(crate) struct SweepBar {
     bar: Option<ProgressBar>,
     subscriptions: AtomicU64,
     pages: AtomicU64,
@@ -25,7 +25,7 @@ impl Default for SweepBar {
 
 impl SweepBar {
     /// A spinner when stderr is a terminal, plain lines otherwise.
-    pub fn new() -> SweepBar {
+    pub(crate) fn new() -> SweepBar {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
@@ -54,7 +54,7 @@ impl SweepBar {
     }
 
     /// Clears the spinner; without one, prints the final counts when the sweep succeeded.
-    pub fn finish(&self, succeeded: bool) {
+    pub(crate) fn finish(&self, succeeded: bool) {
         match &self.bar {
             Some(bar) => bar.finish_and_clear(),
             None if succeeded => eprintln!("seedwatch: swept {}", self.message()),

@@ -10,12 +10,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 /// Resource Graph's default per-user quota.
-pub const GRAPH_QUERIES_PER_WINDOW: u32 = 15;
-pub const GRAPH_WINDOW: Duration = Duration::from_secs(5);
+pub(crate) const GRAPH_QUERIES_PER_WINDOW: u32 = 15;
+pub(crate) const GRAPH_WINDOW: Duration = Duration::from_secs(5);
 
 /// A quota shared by every instance (the ledger's, in production).
 #[async_trait]
-pub trait GraphQuotaGate: Send + Sync {
+pub(crate) trait GraphQuotaGate: Send + Sync {
     /// Waits until one more query fits in the shared window, and counts it.
     async fn acquire(&self);
     /// What Resource Graph said remains of the user's quota, and when it resets.

@@ -27,7 +27,7 @@ struct Window {
 
 /// The shared quota over a ledger; `now_ms` is the clock (instances' clocks are NTP-synced;
 /// a skew of a few hundred milliseconds shifts a window, the headers catch the rest).
-pub struct LedgerGraphQuota {
+pub(crate) struct LedgerGraphQuota {
     ledger: Arc<dyn Ledger>,
     per_window: u32,
     window: Duration,
@@ -35,7 +35,7 @@ pub struct LedgerGraphQuota {
 }
 
 impl LedgerGraphQuota {
-    pub fn new(ledger: Arc<dyn Ledger>) -> LedgerGraphQuota {
+    pub(crate) fn new(ledger: Arc<dyn Ledger>) -> LedgerGraphQuota {
         LedgerGraphQuota {
             ledger,
             per_window: GRAPH_QUERIES_PER_WINDOW,

@@ -22,16 +22,9 @@ use crate::domain::resource::ResourceId;
 /// Why one connection of `azure.tenants` has no reader: its credential could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("tenant {tenant}: {source}")]
-pub struct ConnectionError {
+pub(crate) struct ConnectionError {
     pub tenant: String,
     pub source: AzureError,
-}
-
-impl ConnectionError {
-    /// Whether a later attempt may succeed (never, today: building a credential is offline).
-    pub fn is_transient(&self) -> bool {
-        self.source.is_transient()
-    }
 }
 
 /// The text for a check line (`seedwatch check`, the health page) that names the connection.
@@ -42,7 +35,7 @@ impl From<ConnectionError> for String {
 }
 
 /// One connection: its tenant, and its reader (or why its credential could not be built).
-pub struct Connection {
+pub(crate) struct Connection {
     pub tenant: String,
     pub settings: TenantConnection,
     /// The reader, or the text of the [`ConnectionError`] that left the connection without one.
@@ -50,7 +43,7 @@ pub struct Connection {
 }
 
 /// The [`AzureReader`] over every connection of `azure.tenants`, in their configured order.
-pub struct TenantsReader {
+pub(crate) struct TenantsReader {
     connections: Vec<Connection>,
 }
 
@@ -80,7 +73,7 @@ pub fn reader_from_config(config: &Config, tokens: Arc<dyn TokenSource>, env: &d
 
 /// Each connection of `azure.tenants` with its own reader (its own credential and scope), or
 /// why its credential could not be built (`seedwatch check` reports each).
-pub fn connections(
+pub(crate) fn connections(
     config: &Config,
     tokens: &Arc<dyn TokenSource>,
     env: &dyn EnvSource,
@@ -188,7 +181,7 @@ impl EnvSource for ConnectionEnv<'_> {
 impl TenantsReader {
     /// The connection that reads `subscription`: the first whose own lists name it, else the
     /// first that lists no subscription and does not exclude it.
-    pub fn connection_for(&self, subscription: &str) -> Option<&Connection> {
+    pub(crate) fn connection_for(&self, subscription: &str) -> Option<&Connection> {
         let named = self.connections.iter().find(|c| {
             c.settings
                 .subscriptions

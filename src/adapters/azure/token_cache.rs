@@ -15,7 +15,7 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
-    pub fn new(inner: Arc<dyn TokenCredential>) -> CachedToken {
+    pub(crate) fn new(inner: Arc<dyn TokenCredential>) -> CachedToken {
         CachedToken {
             inner,
             cache: tokio::sync::Mutex::new(HashMap::new()),

@@ -22,7 +22,7 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    pub fn from_settings(http: &HttpSettings) -> RetryPolicy {
+    pub(crate) fn from_settings(http: &HttpSettings) -> RetryPolicy {
         RetryPolicy {
             count: http.retry_count,
             base: http.retry_base_delay,
@@ -38,7 +38,7 @@ impl RetryPolicy {
 
     /// The wait before the next attempt: the server's `Retry-After` when it sent one (capped
     /// at `ceiling` so a hostile value cannot stall us forever), else the backoff.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>, ceiling: Duration) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32, retry_after: Option<Duration>, ceiling: Duration) -> Duration {
         match retry_after {
             Some(wait) => wait.min(ceiling),
             None => self.backoff(attempt),
@@ -47,12 +47,12 @@ impl RetryPolicy {
 }
 
 /// Whether a status is worth retrying: 408, 429 and 5xx other than 501.
-pub fn is_retryable_status(status: u16) -> bool {
+pub(crate) fn is_retryable_status(status: u16) -> bool {
     status == 408 || status == 429 || (status >= 500 && status != 501)
 }
 
 /// Reads `Retry-After` (seconds or an HTTP date) and `Retry-After-Ms`.
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     if let Some(ms) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
@@ -81,7 +81,7 @@ pub enum HttpSetupError {
 /// They are trusted in addition to the platform's roots, so a TLS-inspecting proxy's CA or a
 /// private CA works. (On Linux the platform verifier itself reads the system roots from
 /// `SSL_CERT_FILE` when it is set, as OpenSSL does.)
-pub fn extra_roots(env: &dyn EnvSource) -> Result<Vec<reqwest::Certificate>, HttpSetupError> {
+pub(crate) fn extra_roots(env: &dyn EnvSource) -> Result<Vec<reqwest::Certificate>, HttpSetupError> {
     let Some(path) = env
         .var(env::SSL_CERT_FILE)
         .map(|p| p.trim().to_string())

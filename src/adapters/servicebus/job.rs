@@ -47,7 +47,7 @@ pub enum RetryJob {
 }
 
 impl RetryJob {
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             RetryJob::Apply { .. } => "retry",
             RetryJob::Resync { .. } => "resync",

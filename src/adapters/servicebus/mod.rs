@@ -28,7 +28,7 @@ pub use target::{ConnectionString, QueueAuth, QueueTarget};
 const MIN_SCRUBBED_TOKEN: usize = 8;
 
 /// Token scope for the Service Bus data plane (the same audience in every cloud).
-pub const SERVICE_BUS_SCOPE: &str = "https://servicebus.azure.net/.default";
+pub(crate) const SERVICE_BUS_SCOPE: &str = "https://servicebus.azure.net/.default";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
@@ -70,10 +70,6 @@ impl RetryQueue {
 
     pub fn target(&self) -> &QueueTarget {
         &self.target
-    }
-
-    pub fn settings(&self) -> &RetrySettings {
-        &self.settings
     }
 
     /// Schedules `job` after the backoff for its attempt.

@@ -128,7 +128,7 @@ pub struct ConnectionString {
 impl ConnectionString {
     /// Parses `Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=…;SharedAccessKey=…`.
     /// Errors name the missing part, never the key.
-    pub fn parse(text: &str) -> Result<ConnectionString, QueueError> {
+    pub(crate) fn parse(text: &str) -> Result<ConnectionString, QueueError> {
         let mut endpoint = None;
         let mut key_name = None;
         let mut key = None;

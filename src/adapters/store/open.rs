@@ -15,10 +15,10 @@ use crate::ledger::{Ledger, LedgerError};
 
 /// Azurite's well-known development account (public, documented:
 /// https://learn.microsoft.com/azure/storage/common/storage-use-azurite#well-known-storage-account-and-key).
-pub const DEV_ACCOUNT: &str = "devstoreaccount1";
-pub const DEV_ACCOUNT_KEY: &str =
+pub(super) const DEV_ACCOUNT: &str = "devstoreaccount1";
+pub(super) const DEV_ACCOUNT_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-pub const DEV_TABLE_ENDPOINT: &str = "http://127.0.0.1:10002/devstoreaccount1";
+pub(super) const DEV_TABLE_ENDPOINT: &str = "http://127.0.0.1:10002/devstoreaccount1";
 
 /// The local store's default location, relative to the working directory.
 pub fn default_local_path() -> PathBuf {
@@ -38,15 +38,6 @@ pub struct StorageTarget {
 pub enum LedgerTarget {
     Local(PathBuf),
     Table { storage: StorageTarget, table: String },
-}
-
-impl LedgerTarget {
-    pub fn describe(&self) -> String {
-        match self {
-            LedgerTarget::Local(path) => format!("local ledger {}", path.display()),
-            LedgerTarget::Table { storage, table } => format!("Table Storage {}/{table}", storage.endpoint),
-        }
-    }
 }
 
 /// Decides where the ledger lives from the settings and the environment (no I/O).

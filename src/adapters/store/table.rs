@@ -24,7 +24,7 @@ use crate::ledger::{Expect, Ledger, LedgerError, Partitions, RawEntity, Scan, Ve
 
 /// The storage data-plane token scope
 /// (https://learn.microsoft.com/rest/api/storageservices/authorize-with-azure-active-directory).
-pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+pub(crate) const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 pub(super) const API_VERSION: &str = "2019-02-02";
 pub(super) const ACCEPT: &str = "application/json;odata=minimalmetadata";
 /// Characters per data property: 16,000 UTF-16 code points at most 64,000 bytes.
@@ -251,7 +251,7 @@ fn quote_key(key: &str) -> String {
 }
 
 /// Table names: 3-63 alphanumeric characters, starting with a letter.
-pub fn is_valid_table_name(name: &str) -> bool {
+pub(crate) fn is_valid_table_name(name: &str) -> bool {
     (3..=63).contains(&name.len())
         && name.chars().all(|c| c.is_ascii_alphanumeric())
         && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())

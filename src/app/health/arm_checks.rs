@@ -15,15 +15,15 @@ use crate::adapters::azure::AzureError;
 use crate::adapters::azure::arm::{Arm, Bucket};
 use crate::config::Config;
 
-pub const ROLE_ASSIGNMENTS_API_VERSION: &str = "2022-04-01";
-pub const EVENT_GRID_API_VERSION: &str = "2022-06-15";
+pub(crate) const ROLE_ASSIGNMENTS_API_VERSION: &str = "2022-04-01";
+pub(crate) const EVENT_GRID_API_VERSION: &str = "2022-06-15";
 /// The built-in Reader role's definition id (the same in every tenant).
-pub const READER_ROLE_ID: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+pub(crate) const READER_ROLE_ID: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 /// The function Event Grid must deliver to.
-pub const EVENTS_FUNCTION: &str = "resource-events";
+pub(crate) const EVENTS_FUNCTION: &str = "resource-events";
 
 /// The command that grants Reader on one subscription.
-pub fn grant_reader_command(identity: &Identity, subscription: &str) -> String {
+pub(crate) fn grant_reader_command(identity: &Identity, subscription: &str) -> String {
     format!(
         "az role assignment create --assignee {} --role Reader --scope /subscriptions/{subscription}",
         identity.assignee()
@@ -53,7 +53,7 @@ async fn list(arm: &Arm, path: &str, bucket: Bucket, what: &str) -> Result<Vec<V
 
 /// The configured subscriptions, or every subscription the identity can list, less the
 /// excluded ones.
-pub async fn subscriptions_in_scope(arm: &Arm, config: &Config) -> Result<Vec<String>, AzureError> {
+pub(crate) async fn subscriptions_in_scope(arm: &Arm, config: &Config) -> Result<Vec<String>, AzureError> {
     let azure = &config.azure;
     let mut subs = if azure.subscriptions.is_empty() {
         let path = format!(
@@ -73,7 +73,7 @@ pub async fn subscriptions_in_scope(arm: &Arm, config: &Config) -> Result<Vec<St
 }
 
 /// One line per subscription: readable, and Reader held by the identity.
-pub async fn subscription_line(arm: &Arm, subscription: &str, identity: &Identity) -> CheckLine {
+pub(crate) async fn subscription_line(arm: &Arm, subscription: &str, identity: &Identity) -> CheckLine {
     let name = format!("subscription.{subscription}");
     let grant = grant_reader_command(identity, subscription);
     let Some(object_id) = &identity.object_id else {
@@ -134,7 +134,7 @@ fn urlencode(text: &str) -> String {
 
 /// The subscription's Event Grid system topic and an event subscription to this app's
 /// `resource-events` function: missing, failed to provision, or present with its filters.
-pub async fn event_grid_line(arm: &Arm, subscription: &str) -> CheckLine {
+pub(crate) async fn event_grid_line(arm: &Arm, subscription: &str) -> CheckLine {
     let name = format!("event-grid.{subscription}");
     let deploy =
         "deploy the Event Grid subscription (infra/main.bicep with deployEventSubscriptions=true, scripts/deploy.sh)";

@@ -15,7 +15,11 @@ use crate::config::{Config, EnvSource};
 
 /// The token audiences this configuration uses: ARM always, Service Bus and Storage when they
 /// are reached with the credential (not with a connection string).
-pub fn audiences(config: &Config, env: &dyn EnvSource, tokens: &Arc<dyn TokenSource>) -> Vec<(&'static str, String)> {
+pub(crate) fn audiences(
+    config: &Config,
+    env: &dyn EnvSource,
+    tokens: &Arc<dyn TokenSource>,
+) -> Vec<(&'static str, String)> {
     let mut out = vec![("arm", config.azure.cloud.management_scope().to_string())];
     if let Ok(target) = QueueTarget::from_env(env, config, Some(tokens.clone()))
         && matches!(target.auth, QueueAuth::Bearer(_))
@@ -35,7 +39,7 @@ pub fn audiences(config: &Config, env: &dyn EnvSource, tokens: &Arc<dyn TokenSou
 }
 
 /// The read-only part: configuration, tokens, ASM key, scan and tag. No write anywhere.
-pub async fn read_only(
+pub(crate) async fn read_only(
     config: &Config,
     env: &dyn EnvSource,
     file: Option<&Path>,
@@ -60,7 +64,7 @@ pub async fn read_only(
 }
 
 /// Every probe, the writing ones (ledger, queue) included: `seedwatch check`.
-pub async fn full(config: &Config, env: &dyn EnvSource, file: Option<&Path>) -> Report {
+pub(crate) async fn full(config: &Config, env: &dyn EnvSource, file: Option<&Path>) -> Report {
     let tokens = crate::adapters::azure::credential::token_source(&config.azure, env, Default::default()).ok();
     let asm = AsmClient::from_config(config).ok();
     let (mut report, identity) = read_only(
@@ -134,7 +138,7 @@ async fn azure_lines(config: &Config, tokens: Arc<dyn TokenSource>, identity: &p
 
 /// Logs the read-only part at handler start-up: one line per check, at info when ok and at
 /// warning otherwise. Never fails.
-pub fn log_report(report: &Report) {
+pub(crate) fn log_report(report: &Report) {
     for line in &report.lines {
         match line.state {
             super::report::LineState::Ok => {
@@ -152,7 +156,7 @@ pub fn log_report(report: &Report) {
 }
 
 /// The read-only part at handler start-up, with clients of its own, logged; never fails.
-pub async fn startup(config: Config, file: Option<std::path::PathBuf>) {
+pub(crate) async fn startup(config: Config, file: Option<std::path::PathBuf>) {
     let env = crate::config::ProcessEnv;
     let tokens = crate::adapters::azure::credential::token_source(&config.azure, &env, Default::default()).ok();
     let asm = AsmClient::from_config(&config).ok();

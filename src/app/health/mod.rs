@@ -10,13 +10,13 @@
 //! - [`state`]: the connector state from the run history (pure); [`status`]: gathers it;
 //! - [`page`]: the self-contained HTML page.
 
-pub mod arm_checks;
-pub mod doctor;
-pub mod page;
-pub mod probes;
-pub mod queue_probe;
-pub mod record;
-pub mod report;
-pub mod state;
-pub mod status;
-pub mod tenant_checks;
+pub(crate) mod arm_checks;
+pub(crate) mod doctor;
+pub(crate) mod page;
+pub(crate) mod probes;
+pub(crate) mod queue_probe;
+pub(crate) mod record;
+pub(crate) mod report;
+pub(crate) mod state;
+pub(crate) mod status;
+pub(crate) mod tenant_checks;

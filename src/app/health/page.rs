@@ -12,7 +12,7 @@ use super::state::{Decision, StatusInputs, rfc3339};
 use crate::ledger::history::RunRecord;
 
 /// Escapes text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -54,7 +54,7 @@ document.querySelectorAll('time[datetime]').forEach(function(t){var d=new Date(t
 document.body.dataset.ready='true';})();"#;
 
 /// The whole page.
-pub fn render(inputs: &StatusInputs, decision: &Decision) -> String {
+pub(crate) fn render(inputs: &StatusInputs, decision: &Decision) -> String {
     let state = decision.state.as_str();
     let mut html = String::with_capacity(16 * 1024);
     let _ = write!(

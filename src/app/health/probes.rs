@@ -15,18 +15,18 @@ use crate::config::{Config, EnvSource, env};
 use crate::ledger::{Expect, Ledger};
 
 /// The Table Storage token audience.
-pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+pub(crate) const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 
 /// Who the credential is, from the token's claims (or the configured client id).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub client_id: Option<String>,
     pub object_id: Option<String>,
 }
 
 impl Identity {
     /// What `az role assignment create --assignee` takes.
-    pub fn assignee(&self) -> String {
+    pub(crate) fn assignee(&self) -> String {
         self.object_id
             .clone()
             .or_else(|| self.client_id.clone())
@@ -35,7 +35,7 @@ impl Identity {
 }
 
 /// Where each setting came from: `env`, `file` or `default`.
-pub fn config_lines(config: &Config, env: &dyn EnvSource, file: Option<&Path>) -> Vec<CheckLine> {
+pub(crate) fn config_lines(config: &Config, env: &dyn EnvSource, file: Option<&Path>) -> Vec<CheckLine> {
     let yaml = config_yaml(env, file);
     let in_file = |path: &[&str]| {
         let mut value = &yaml;
@@ -91,7 +91,7 @@ fn config_yaml(env: &dyn EnvSource, file: Option<&Path>) -> Value {
 }
 
 /// The claims of a JWT, if `token` is one (nothing is verified: the identity is only shown).
-pub fn token_claims(token: &str) -> Option<Value> {
+pub(crate) fn token_claims(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
@@ -100,7 +100,7 @@ pub fn token_claims(token: &str) -> Option<Value> {
 }
 
 /// One token per audience in use; the identity from the first token's claims.
-pub async fn token_lines(
+pub(crate) async fn token_lines(
     config: &Config,
     env: &dyn EnvSource,
     tokens: Option<&Arc<dyn TokenSource>>,
@@ -152,7 +152,7 @@ pub async fn token_lines(
 }
 
 /// The ASM key, the scan, and seedwatch's tag on the scan's seeds.
-pub async fn asm_lines(asm: &dyn AsmApi, config: &Config) -> Vec<CheckLine> {
+pub(crate) async fn asm_lines(asm: &dyn AsmApi, config: &Config) -> Vec<CheckLine> {
     let scan = config.scan_id.clone().unwrap_or_default();
     if let Err(e) = asm.check_auth().await {
         let advice = match e {
@@ -193,7 +193,7 @@ pub async fn asm_lines(asm: &dyn AsmApi, config: &Config) -> Vec<CheckLine> {
 }
 
 /// Writes, reads and deletes a probe entity in the ledger.
-pub async fn ledger_write_line(ledger: &dyn Ledger) -> CheckLine {
+pub(crate) async fn ledger_write_line(ledger: &dyn Ledger) -> CheckLine {
     let row = format!("probe-{}", uuid::Uuid::new_v4().simple());
     let partition = crate::ledger::history::HISTORY_PARTITION;
     let advice =
@@ -222,7 +222,7 @@ pub async fn ledger_write_line(ledger: &dyn Ledger) -> CheckLine {
 }
 
 /// Reads the ledger's history (the status function's read-only probe).
-pub async fn ledger_read_line(ledger: &dyn Ledger) -> CheckLine {
+pub(crate) async fn ledger_read_line(ledger: &dyn Ledger) -> CheckLine {
     match crate::ledger::history::last_event_ms(ledger).await {
         Ok(_) => CheckLine::ok("ledger", format!("{} is readable", ledger.describe())),
         Err(e) => CheckLine::failed(

@@ -13,10 +13,10 @@ use crate::adapters::servicebus::{QueueAuth, QueueTarget, SERVICE_BUS_SCOPE, sas
 use crate::domain::secret::Secret;
 
 /// The `kind` of a probe message.
-pub const PROBE_KIND: &str = "probe";
+pub(crate) const PROBE_KIND: &str = "probe";
 
 /// Whether a queued message is a probe (the `retry` function drops it).
-pub fn is_probe(message: &Map<String, Value>) -> bool {
+pub(crate) fn is_probe(message: &Map<String, Value>) -> bool {
     message.get("kind").and_then(Value::as_str) == Some(PROBE_KIND)
 }
 
@@ -43,7 +43,7 @@ async fn authorization(target: &QueueTarget) -> Result<Secret, String> {
 }
 
 /// Sends a probe, then reads the dead-letter count if allowed.
-pub async fn queue_lines(target: &QueueTarget, client: &reqwest::Client) -> Vec<CheckLine> {
+pub(crate) async fn queue_lines(target: &QueueTarget, client: &reqwest::Client) -> Vec<CheckLine> {
     let advice = "grant the identity Azure Service Bus Data Sender on the queue, and check RETRY_QUEUE";
     let auth = match authorization(target).await {
         Ok(a) => a,
@@ -117,7 +117,7 @@ async fn dead_letter_line(target: &QueueTarget, client: &reqwest::Client, auth: 
 }
 
 /// `DeadLetterMessageCount` from an entity description (Atom XML, any namespace prefix).
-pub fn dead_letter_count(xml: &str) -> Option<u64> {
+pub(crate) fn dead_letter_count(xml: &str) -> Option<u64> {
     let at = xml.find("DeadLetterMessageCount>")?;
     let rest = &xml[at + "DeadLetterMessageCount>".len()..];
     rest.split('<').next()?.trim().parse().ok()

@@ -13,16 +13,16 @@ use crate::ledger::history::{self, RunRecord};
 
 tokio::task_local! {
     /// What started the reconcile running in this task (`timer`, `resync`, `cli`).
-    pub static TRIGGER: &'static str;
+    pub(crate) static TRIGGER: &'static str;
 }
 
 /// The trigger of the current task; a reconcile with none set was asked for by a resync.
-pub fn current_trigger() -> &'static str {
+pub(crate) fn current_trigger() -> &'static str {
     TRIGGER.try_with(|t| *t).unwrap_or("resync")
 }
 
 /// A reconcile being recorded.
-pub struct RunHandle {
+pub(crate) struct RunHandle {
     ledger: Arc<dyn Ledger>,
     row: String,
     record: RunRecord,
@@ -35,7 +35,12 @@ fn logged(what: &str, result: Result<(), crate::ledger::LedgerError>) {
 }
 
 /// Records a reconcile's start (dry runs and runs without a ledger are not recorded).
-pub async fn begin(ledger: Option<Arc<dyn Ledger>>, trigger: &str, scope: &str, dry_run: bool) -> Option<RunHandle> {
+pub(crate) async fn begin(
+    ledger: Option<Arc<dyn Ledger>>,
+    trigger: &str,
+    scope: &str,
+    dry_run: bool,
+) -> Option<RunHandle> {
     let ledger = ledger.filter(|_| !dry_run)?;
     let record = RunRecord::started(trigger, scope, crate::domain::clock::now_ms());
     let row = history::run_row(record.started_ms);
@@ -47,7 +52,7 @@ pub async fn begin(ledger: Option<Arc<dyn Ledger>>, trigger: &str, scope: &str, 
 }
 
 /// Records a reconcile's end from its summary or its error, and keeps the history bounded.
-pub async fn end(handle: Option<RunHandle>, outcome: Result<&Value, &str>) {
+pub(crate) async fn end(handle: Option<RunHandle>, outcome: Result<&Value, &str>) {
     let Some(RunHandle { ledger, row, record }) = handle else {
         return;
     };
@@ -69,7 +74,7 @@ static LAST_EVENT_WRITE_MS: AtomicI64 = AtomicI64::new(i64::MIN);
 const EVENT_WRITE_EVERY_MS: i64 = 60_000;
 
 /// A change was applied: the last-event time, and no retry pending for it any more.
-pub async fn applied(ledger: &dyn Ledger, id: &ResourceId) {
+pub(crate) async fn applied(ledger: &dyn Ledger, id: &ResourceId) {
     let now = crate::domain::clock::now_ms();
     let last = LAST_EVENT_WRITE_MS.load(Ordering::Relaxed);
     if now.saturating_sub(last) >= EVENT_WRITE_EVERY_MS
@@ -83,7 +88,7 @@ pub async fn applied(ledger: &dyn Ledger, id: &ResourceId) {
 }
 
 /// A passing failure: a retry will be scheduled (the first mark's time is kept).
-pub async fn retry_pending(ledger: &dyn Ledger, id: &ResourceId, cause: &str) {
+pub(crate) async fn retry_pending(ledger: &dyn Ledger, id: &ResourceId, cause: &str) {
     logged(
         "a pending retry",
         history::mark_retry_pending(ledger, id, cause, crate::domain::clock::now_ms()).await,
@@ -91,6 +96,6 @@ pub async fn retry_pending(ledger: &dyn Ledger, id: &ResourceId, cause: &str) {
 }
 
 /// The change was given up: it is a failed change now, not a pending retry.
-pub async fn gave_up(ledger: &dyn Ledger, id: &ResourceId) {
+pub(crate) async fn gave_up(ledger: &dyn Ledger, id: &ResourceId) {
     logged("a settled retry", history::clear_retry_pending(ledger, id).await);
 }

@@ -7,14 +7,14 @@ use serde_json::{Value, json};
 /// How one dependency fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum LineState {
+pub(crate) enum LineState {
     Ok,
     Warning,
     Failed,
 }
 
 impl LineState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LineState::Ok => "ok",
             LineState::Warning => "warning",
@@ -26,7 +26,7 @@ impl LineState {
 /// One checked dependency: a stable name (`config`, `token.arm`, `subscription.<id>`, ...),
 /// what was found, and what to do when it is not ok.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CheckLine {
+pub(crate) struct CheckLine {
     pub name: String,
     pub state: LineState,
     pub detail: String,
@@ -35,7 +35,7 @@ pub struct CheckLine {
 }
 
 impl CheckLine {
-    pub fn ok(name: impl Into<String>, detail: impl Into<String>) -> CheckLine {
+    pub(crate) fn ok(name: impl Into<String>, detail: impl Into<String>) -> CheckLine {
         CheckLine {
             name: name.into(),
             state: LineState::Ok,
@@ -44,7 +44,7 @@ impl CheckLine {
         }
     }
 
-    pub fn warning(name: impl Into<String>, detail: impl Into<String>, advice: impl Into<String>) -> CheckLine {
+    pub(crate) fn warning(name: impl Into<String>, detail: impl Into<String>, advice: impl Into<String>) -> CheckLine {
         CheckLine {
             name: name.into(),
             state: LineState::Warning,
@@ -53,7 +53,7 @@ impl CheckLine {
         }
     }
 
-    pub fn failed(name: impl Into<String>, detail: impl Into<String>, advice: impl Into<String>) -> CheckLine {
+    pub(crate) fn failed(name: impl Into<String>, detail: impl Into<String>, advice: impl Into<String>) -> CheckLine {
         CheckLine {
             name: name.into(),
             state: LineState::Failed,
@@ -65,26 +65,26 @@ impl CheckLine {
 
 /// Every line of one `check` run, in the order they ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     pub lines: Vec<CheckLine>,
 }
 
 impl Report {
-    pub fn push(&mut self, line: CheckLine) {
+    pub(crate) fn push(&mut self, line: CheckLine) {
         self.lines.push(line);
     }
 
-    pub fn extend(&mut self, lines: impl IntoIterator<Item = CheckLine>) {
+    pub(crate) fn extend(&mut self, lines: impl IntoIterator<Item = CheckLine>) {
         self.lines.extend(lines);
     }
 
     /// The worst state of any line (ok for an empty report).
-    pub fn worst(&self) -> LineState {
+    pub(crate) fn worst(&self) -> LineState {
         self.lines.iter().map(|l| l.state).max().unwrap_or(LineState::Ok)
     }
 
     /// 0 when every line is ok, 1 with warnings, 2 when any line failed.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self.worst() {
             LineState::Ok => 0,
             LineState::Warning => 1,
@@ -92,7 +92,7 @@ impl Report {
         }
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let count = |state: LineState| self.lines.iter().filter(|l| l.state == state).count();
         json!({
             "state": self.worst().as_str(),
@@ -104,7 +104,7 @@ impl Report {
     }
 
     /// One line per check, `ok      name: detail`, with the advice indented below.
-    pub fn render_text(&self) -> String {
+    pub(crate) fn render_text(&self) -> String {
         let mut out = String::new();
         for line in &self.lines {
             out.push_str(&format!("{:<8}{}: {}\n", line.state.as_str(), line.name, line.detail));

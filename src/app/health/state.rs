@@ -11,16 +11,16 @@ use super::report::{CheckLine, LineState};
 use crate::ledger::history::{PendingRetry, RunRecord, RunResult};
 
 /// A run still marked running after this long has died without recording its end.
-pub const STALE_RUNNING: Duration = Duration::from_secs(60 * 60);
+pub(crate) const STALE_RUNNING: Duration = Duration::from_secs(60 * 60);
 /// Retries pending longer than this degrade the connector.
-pub const RETRY_PATIENCE: Duration = Duration::from_secs(60 * 60);
+pub(crate) const RETRY_PATIENCE: Duration = Duration::from_secs(60 * 60);
 /// The reconcile period when `RECONCILE_SCHEDULE` is unset or not understood (the template's
 /// default, `0 0 */6 * * *`).
-pub const DEFAULT_PERIOD: Duration = Duration::from_secs(6 * 60 * 60);
+pub(crate) const DEFAULT_PERIOD: Duration = Duration::from_secs(6 * 60 * 60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ConnectorState {
+pub(crate) enum ConnectorState {
     Online,
     Degraded,
     Offline,
@@ -29,7 +29,7 @@ pub enum ConnectorState {
 }
 
 impl ConnectorState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ConnectorState::Online => "online",
             ConnectorState::Degraded => "degraded",
@@ -40,7 +40,7 @@ impl ConnectorState {
     }
 
     /// `seedwatch status`'s exit code: 0 online or refreshing, 1 pending or degraded, 2 offline.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             ConnectorState::Online | ConnectorState::Refreshing => 0,
             ConnectorState::Pending | ConnectorState::Degraded => 1,
@@ -51,7 +51,7 @@ impl ConnectorState {
 
 /// Why the state is what it is, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reason {
+pub(crate) struct Reason {
     pub reason: String,
     pub advice: String,
 }
@@ -65,7 +65,7 @@ fn reason(reason: impl Into<String>, advice: impl Into<String>) -> Reason {
 
 /// A failed change as the status shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FailedChangeView {
+pub(crate) struct FailedChangeView {
     pub resource: String,
     pub change: String,
     pub cause: String,
@@ -75,7 +75,7 @@ pub struct FailedChangeView {
 
 /// Everything the state is decided from.
 #[derive(Debug, Clone, Default)]
-pub struct StatusInputs {
+pub(crate) struct StatusInputs {
     /// Newest first.
     pub runs: Vec<RunRecord>,
     pub last_event_ms: Option<i64>,
@@ -89,7 +89,7 @@ pub struct StatusInputs {
 
 /// The decided state with its reasons.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub state: ConnectorState,
     pub reasons: Vec<Reason>,
     /// Facts that change nothing but an operator wants to know (no event applied yet, ...).
@@ -102,7 +102,7 @@ fn ms(duration: Duration) -> i64 {
 
 /// Decides the state: offline first (a broken dependency or no reconcile for twice the
 /// schedule), then refreshing, pending, degraded, online.
-pub fn decide(inputs: &StatusInputs) -> Decision {
+pub(crate) fn decide(inputs: &StatusInputs) -> Decision {
     let mut notes = Vec::new();
     let offline: Vec<Reason> = inputs
         .probes
@@ -227,7 +227,7 @@ fn degraded_reasons(inputs: &StatusInputs, last: &RunRecord) -> Vec<Reason> {
 }
 
 /// Unix milliseconds as RFC 3339 UTC.
-pub fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
@@ -249,7 +249,7 @@ fn humanize(d: Duration) -> String {
 /// The period of an NCRONTAB schedule (`{second} {minute} {hour} {day} {month} {dow}`), for
 /// the common shapes: `*/N` in the minute or hour field, or a list of hours. `None` when the
 /// shape is not one of those (the caller then assumes [`DEFAULT_PERIOD`]).
-pub fn ncrontab_period(schedule: &str) -> Option<Duration> {
+pub(crate) fn ncrontab_period(schedule: &str) -> Option<Duration> {
     let fields: Vec<&str> = schedule.split_whitespace().collect();
     let [_, minute, hour, day, month, dow] = fields.as_slice() else {
         return None;
@@ -278,7 +278,7 @@ pub fn ncrontab_period(schedule: &str) -> Option<Duration> {
 }
 
 /// The status as one JSON document (`seedwatch status --json` and the status function).
-pub fn to_json(inputs: &StatusInputs, decision: &Decision) -> Value {
+pub(crate) fn to_json(inputs: &StatusInputs, decision: &Decision) -> Value {
     let runs: Vec<Value> = inputs
         .runs
         .iter()

@@ -20,7 +20,7 @@ pub struct StatusSource {
 }
 
 /// The probes and the history, at `now_ms`.
-pub async fn gather(source: &StatusSource, env: &dyn EnvSource, now_ms: i64) -> StatusInputs {
+pub(crate) async fn gather(source: &StatusSource, env: &dyn EnvSource, now_ms: i64) -> StatusInputs {
     let mut inputs = StatusInputs {
         now_ms,
         period: env.var(env::RECONCILE_SCHEDULE).and_then(|s| ncrontab_period(&s)),

@@ -12,7 +12,7 @@ use crate::adapters::azure::TokenSource;
 use crate::config::tenants::TenantCredential;
 use crate::config::{Config, EnvSource};
 
-pub async fn lines(
+pub(crate) async fn lines(
     config: &Config,
     env: &dyn EnvSource,
     tokens: &Arc<dyn TokenSource>,

@@ -37,7 +37,7 @@ pub struct CollectedExtraction {
 }
 
 impl CollectedExtraction {
-    pub fn new(checks: &EnabledChecks) -> CollectedExtraction {
+    pub(crate) fn new(checks: &EnabledChecks) -> CollectedExtraction {
         CollectedExtraction {
             facts: FactStream::new(checks),
             contributions: Vec::new(),
@@ -50,7 +50,7 @@ impl CollectedExtraction {
     }
 
     /// Learns what `resource` states, extracts it and keeps only the result (never the body).
-    pub fn push(&mut self, resource: &Resource) {
+    pub(crate) fn push(&mut self, resource: &Resource) {
         self.rows += 1;
         let outcome = self.facts.push_extraction(resource);
         let mut assumed = Vec::new();
@@ -58,12 +58,12 @@ impl CollectedExtraction {
     }
 
     /// Resources pushed (into this one or any it absorbed).
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.rows
     }
 
     /// Joins another collection's resources and facts to this one's.
-    pub fn absorb(&mut self, other: CollectedExtraction) {
+    pub(crate) fn absorb(&mut self, other: CollectedExtraction) {
         let CollectedExtraction {
             facts,
             contributions,
@@ -88,7 +88,7 @@ impl CollectedExtraction {
     }
 
     /// The extraction under the facts of everything pushed, and how many resources there were.
-    pub fn finish(self) -> (Extraction, usize) {
+    pub(crate) fn finish(self) -> (Extraction, usize) {
         let CollectedExtraction {
             facts,
             mut contributions,

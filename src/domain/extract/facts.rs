@@ -133,23 +133,8 @@ pub enum Outcome<T = ItemSeeds> {
 }
 
 impl<T> Outcome<T> {
-    /// The contribution under the facts of the whole input, borrowed.
-    pub fn resolved(&self, holds: &mut impl FnMut(&Fact) -> bool) -> &T {
-        let mut current = self;
-        loop {
-            match current {
-                Outcome::Known(seeds) => return seeds,
-                Outcome::Depends {
-                    fact,
-                    if_false,
-                    if_true,
-                } => current = if holds(fact) { if_true } else { if_false },
-            }
-        }
-    }
-
     /// The contribution under the facts of the whole input (`holds` says whether a fact does).
-    pub fn resolve(self, holds: &mut impl FnMut(&Fact) -> bool) -> T {
+    pub(crate) fn resolve(self, holds: &mut impl FnMut(&Fact) -> bool) -> T {
         let mut current = self;
         loop {
             match current {
@@ -173,7 +158,7 @@ pub struct FactStream {
 }
 
 impl FactStream {
-    pub fn new(checks: &EnabledChecks) -> FactStream {
+    pub(crate) fn new(checks: &EnabledChecks) -> FactStream {
         FactStream {
             context: Context::default(),
             checks: checks.clone(),
@@ -182,7 +167,7 @@ impl FactStream {
 
     /// Learns what `resource` states and extracts it. A `Depends` outcome must be resolved
     /// with [`FactStream::holds`] once the whole input has been pushed.
-    pub fn push(&mut self, resource: &Resource) -> Outcome {
+    pub(crate) fn push(&mut self, resource: &Resource) -> Outcome {
         self.context.learn(resource);
         let (run, open) = self.run(resource, Vec::new());
         self.explore(resource, Vec::new(), run, open, &ItemSeeds::from_extraction)
@@ -190,19 +175,19 @@ impl FactStream {
 
     /// As [`FactStream::push`], keeping the whole extraction (contributions with their check
     /// and property path, warnings) rather than the seeds alone.
-    pub fn push_extraction(&mut self, resource: &Resource) -> Outcome<Extraction> {
+    pub(crate) fn push_extraction(&mut self, resource: &Resource) -> Outcome<Extraction> {
         self.context.learn(resource);
         let (run, open) = self.run(resource, Vec::new());
         self.explore(resource, Vec::new(), run, open, &|extraction| extraction)
     }
 
     /// Whether a fact holds for the input pushed so far.
-    pub fn holds(&self, fact: &Fact) -> bool {
+    pub(crate) fn holds(&self, fact: &Fact) -> bool {
         self.context.knows(fact)
     }
 
     /// Learns every fact `other` learned (its input joins this one's).
-    pub fn absorb(&mut self, other: FactStream) {
+    pub(crate) fn absorb(&mut self, other: FactStream) {
         self.context.private_zones.extend(other.context.private_zones);
         self.context.static_websites.extend(other.context.static_websites);
     }

@@ -25,7 +25,7 @@ pub struct PropertyPath(Arc<String>);
 
 impl PropertyPath {
     /// The path, shared with every equal path made on this thread (up to the interner's bound).
-    pub fn new(path: &str) -> PropertyPath {
+    pub(crate) fn new(path: &str) -> PropertyPath {
         PATHS.with(|paths| {
             let mut paths = paths.borrow_mut();
             if let Some(shared) = paths.get(path) {

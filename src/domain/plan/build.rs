@@ -32,17 +32,17 @@ pub struct PlanBuilder {
 }
 
 impl PlanBuilder {
-    pub fn new() -> PlanBuilder {
+    pub(crate) fn new() -> PlanBuilder {
         PlanBuilder::default()
     }
 
     /// A problem met while reading the input (listed before extraction warnings).
-    pub fn input_warning(&mut self, warning: Warning) {
+    pub(crate) fn input_warning(&mut self, warning: Warning) {
         self.input_warnings.push(warning);
     }
 
     /// Counts resources read.
-    pub fn count_resources(&mut self, count: usize) {
+    pub(crate) fn count_resources(&mut self, count: usize) {
         self.resources += count;
     }
 
@@ -52,7 +52,7 @@ impl PlanBuilder {
     }
 
     /// Adds what the resource at input position `position` contributed.
-    pub fn add(&mut self, position: usize, owner: OwnerIndex, contribution: ItemSeeds) {
+    pub(crate) fn add(&mut self, position: usize, owner: OwnerIndex, contribution: ItemSeeds) {
         self.pairs.extend(contribution.seeds.into_iter().map(|seed| Pair {
             seed,
             owner,
@@ -63,18 +63,18 @@ impl PlanBuilder {
     }
 
     /// Adds one seed of `owner`.
-    pub fn add_seed(&mut self, owner: OwnerIndex, seed: Seed) {
+    pub(crate) fn add_seed(&mut self, owner: OwnerIndex, seed: Seed) {
         self.add_conditional(owner, seed, 0);
     }
 
     /// Adds one seed of `owner` that stays only if `condition` (not 0) holds in
     /// [`PlanBuilder::resolve_conditions`].
-    pub fn add_conditional(&mut self, owner: OwnerIndex, seed: Seed, condition: u32) {
+    pub(crate) fn add_conditional(&mut self, owner: OwnerIndex, seed: Seed, condition: u32) {
         self.pairs.push(Pair { seed, owner, condition });
     }
 
     /// Drops the seeds whose condition does not hold.
-    pub fn resolve_conditions(&mut self, holds: impl Fn(u32) -> bool) {
+    pub(crate) fn resolve_conditions(&mut self, holds: impl Fn(u32) -> bool) {
         self.pairs.retain_mut(|pair| {
             let keep = pair.condition == 0 || holds(pair.condition);
             pair.condition = 0;
@@ -83,7 +83,7 @@ impl PlanBuilder {
     }
 
     /// Sorts seeds for display and sources by id, without duplicates.
-    pub fn finish(self) -> Plan {
+    pub(crate) fn finish(self) -> Plan {
         let PlanBuilder {
             owners,
             mut pairs,

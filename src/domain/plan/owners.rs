@@ -41,7 +41,7 @@ impl Default for Owners {
 
 impl Owners {
     /// Adds an owner (as Azure spelled its id) and returns its index.
-    pub fn add(&mut self, id: &ResourceId) -> OwnerIndex {
+    pub(crate) fn add(&mut self, id: &ResourceId) -> OwnerIndex {
         let text = id.as_str();
         let cut = text.rfind('/').map_or(0, |at| at + 1);
         let (prefix, name) = text.split_at(cut);
@@ -92,7 +92,7 @@ impl Owners {
     }
 
     /// Orders two owners as [`ResourceId`] does (by the lower-cased id).
-    pub fn cmp_ids(&self, a: OwnerIndex, b: OwnerIndex) -> Ordering {
+    pub(crate) fn cmp_ids(&self, a: OwnerIndex, b: OwnerIndex) -> Ordering {
         let key = |index| {
             let (prefix, name) = self.parts(index);
             prefix.bytes().chain(name.bytes()).map(|b| b.to_ascii_lowercase())
@@ -109,7 +109,7 @@ pub struct OwnerId<'a> {
 }
 
 impl OwnerId<'_> {
-    pub fn to_resource_id(&self) -> Option<ResourceId> {
+    pub(crate) fn to_resource_id(self) -> Option<ResourceId> {
         ResourceId::parse(&self.to_string()).ok()
     }
 }

@@ -43,7 +43,7 @@ struct Pending {
 }
 
 impl EstatePlanner {
-    pub fn new(checks: &EnabledChecks) -> EstatePlanner {
+    pub(crate) fn new(checks: &EnabledChecks) -> EstatePlanner {
         EstatePlanner {
             facts: FactStream::new(checks),
             builder: PlanBuilder::new(),
@@ -54,7 +54,7 @@ impl EstatePlanner {
     }
 
     /// Resolves the resources that waited for the whole input, then builds the plan.
-    pub fn finish(self) -> Plan {
+    pub(crate) fn finish(self) -> Plan {
         let EstatePlanner {
             facts,
             mut builder,

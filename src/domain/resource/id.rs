@@ -110,7 +110,7 @@ impl ResourceId {
         self.original.split('/').nth(2).unwrap_or_default()
     }
 
-    pub fn resource_group(&self) -> Option<&str> {
+    pub(crate) fn resource_group(&self) -> Option<&str> {
         let segments = self.segments();
         match segments.as_slice() {
             [_, _, rg, name, ..] if rg.eq_ignore_ascii_case("resourcegroups") => Some(name),
@@ -120,7 +120,7 @@ impl ResourceId {
 
     /// The id with extension resources cut off (`…/sites/x/providers/Microsoft.Insights/…`
     /// becomes `…/sites/x`), since their changes belong to the resource they extend.
-    pub fn without_extension(&self) -> ResourceId {
+    pub(crate) fn without_extension(&self) -> ResourceId {
         let mut found = 0;
         let mut cut = None;
         let mut offset = 0;

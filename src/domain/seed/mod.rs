@@ -30,7 +30,7 @@ pub enum SeedKind {
 }
 
 impl SeedKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SeedKind::Domain => "domain",
             SeedKind::Ipv4 => "ipv4",
@@ -40,7 +40,7 @@ impl SeedKind {
     }
 
     /// Parses an ASM `type` value; ASM and the Hexiosec SDK disagree on case (`Domain`, `IPv4`).
-    pub fn parse_loose(value: &str) -> Option<SeedKind> {
+    pub(crate) fn parse_loose(value: &str) -> Option<SeedKind> {
         match value.to_ascii_lowercase().as_str() {
             "domain" => Some(SeedKind::Domain),
             "ipv4" => Some(SeedKind::Ipv4),
@@ -152,7 +152,7 @@ impl Seed {
 
     /// Rebuilds a seed from a stored or ASM-listed name and type, normalising again so that
     /// names written by hand in another spelling compare equal.
-    pub fn from_stored(name: &str, kind: SeedKind) -> Result<Seed, SeedError> {
+    pub(crate) fn from_stored(name: &str, kind: SeedKind) -> Result<Seed, SeedError> {
         match kind {
             SeedKind::IpRange => Seed::from_range(name),
             _ => Seed::from_host_value(name),

@@ -103,7 +103,7 @@ pub struct KeptSeed {
 }
 
 /// Why `delete_stale_seeds: false` kept a seed.
-pub const KEPT_DELETE_STALE_OFF: &str =
+pub(crate) const KEPT_DELETE_STALE_OFF: &str =
     "delete_stale_seeds is false: the seed stays in ASM (the ledger records that no resource contributes it)";
 
 /// What one apply changed.
@@ -128,13 +128,6 @@ pub struct ApplyReport {
     /// ASM listings made (to find the id of a seed to delete).
     pub asm_reads: u32,
     pub warnings: Vec<String>,
-}
-
-impl ApplyReport {
-    /// Nothing changed anywhere.
-    pub fn is_noop(&self) -> bool {
-        self.added.is_empty() && self.deleted.is_empty() && self.asm_writes == 0
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +178,7 @@ pub trait StepProbe: Send + Sync {
     fn pass(&self, step: Step) -> bool;
 }
 
-pub struct NoProbe;
+pub(crate) struct NoProbe;
 impl StepProbe for NoProbe {
     fn pass(&self, _step: Step) -> bool {
         true
@@ -195,7 +188,7 @@ impl StepProbe for NoProbe {
 pub use crate::domain::clock::{Clock, SystemClock};
 
 /// Maps a changed id to its owner ([`crate::domain::owner::owner_of`] in production).
-pub type Resolver = fn(&ResourceId) -> Owner;
+pub(crate) type Resolver = fn(&ResourceId) -> Owner;
 /// Turns an owner read into seeds.
 pub type Extractor = fn(&[Resource], &EnabledChecks) -> Extraction;
 
@@ -365,7 +358,7 @@ impl Applier {
 
     /// Takes the rules from the configuration: `delete_stale_seeds`, the breaker's
     /// `sync.max_delete_fraction` and the seed types ASM is sent (`asm.seed_types`).
-    pub fn configured(mut self, config: &crate::config::Config) -> Applier {
+    pub(crate) fn configured(mut self, config: &crate::config::Config) -> Applier {
         self.options.delete_stale_seeds = config.delete_stale_seeds;
         self.options.max_delete_fraction = config.sync.max_delete_fraction;
         self.seed_types = config.asm.seed_types.clone();

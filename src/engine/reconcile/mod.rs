@@ -15,7 +15,7 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use report::{BatchPosition, ReconcileReport};
+pub(crate) use report::{BatchPosition, ReconcileReport};
 
 use crate::adapters::asm::AsmApi;
 use crate::adapters::azure::{AzureReader, IncompleteScope};
@@ -27,7 +27,7 @@ use crate::ledger::Ledger;
 use crate::ledger::failures::FailedChanges;
 
 /// One reconcile: what it reads and writes through, and over which scope.
-pub struct Reconcile<'a> {
+pub(crate) struct Reconcile<'a> {
     /// The configuration, narrowed to the scope being reconciled.
     pub config: &'a Config,
     /// A reader over that scope.
@@ -45,7 +45,7 @@ pub struct Reconcile<'a> {
 /// Runs one reconcile (see the module's documentation). The errors are those that stop it
 /// before any write ([`SyncError`]: configuration or an outage); anything later is in the
 /// report.
-pub async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, SyncError> {
+pub(crate) async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, SyncError> {
     let Reconcile {
         config,
         azure,

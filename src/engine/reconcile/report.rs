@@ -115,7 +115,7 @@ impl Serialize for ReconcileReport {
 }
 
 /// Distinct desired seeds per service check (its `check_*` toggle name).
-pub fn seeds_by_check(extraction: &Extraction) -> BTreeMap<&'static str, usize> {
+pub(super) fn seeds_by_check(extraction: &Extraction) -> BTreeMap<&'static str, usize> {
     let mut seen: BTreeMap<&'static str, BTreeSet<&crate::domain::seed::Seed>> = BTreeMap::new();
     for c in &extraction.contributions {
         seen.entry(c.check.toggle()).or_default().insert(&c.seed);
@@ -125,7 +125,7 @@ pub fn seeds_by_check(extraction: &Extraction) -> BTreeMap<&'static str, usize> 
 
 /// The failed changes as a summary shows them: counts and the first `limit` entries.
 #[derive(Serialize)]
-pub struct FailedChangesSummary<'a> {
+pub(super) struct FailedChangesSummary<'a> {
     count: usize,
     cleared: usize,
     entries: Vec<FailedChangeEntry<'a>>,
@@ -144,7 +144,7 @@ struct FailedChangeEntry<'a> {
 }
 
 impl<'a> FailedChangesSummary<'a> {
-    pub fn new(failed: &'a FailedChanges, limit: usize) -> FailedChangesSummary<'a> {
+    pub(super) fn new(failed: &'a FailedChanges, limit: usize) -> FailedChangesSummary<'a> {
         let entries = failed
             .found
             .iter()

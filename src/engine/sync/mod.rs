@@ -28,11 +28,11 @@ use crate::domain::reconcile::{self, Plan, Provenance, Rules, SkipReason, Skippe
 use crate::domain::seed::Seed;
 
 /// How many ASM writes are in flight at once. Small on purpose: every write re-runs the scan.
-pub const WRITE_CONCURRENCY: usize = 4;
+pub(crate) const WRITE_CONCURRENCY: usize = 4;
 
 /// After this many writes in a row fail with a transport error or a 5xx (after the client's own
 /// retries), ASM is considered down and the remaining writes are not attempted.
-pub const CONSECUTIVE_FAILURES_TO_STOP: usize = 3;
+pub(crate) const CONSECUTIVE_FAILURES_TO_STOP: usize = 3;
 
 #[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
@@ -65,7 +65,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Phase::CheckingAsm => "checking the ASM key and scan",
             Phase::Sweeping => "reading the Azure estate",
@@ -90,7 +90,7 @@ pub enum SyncError {
 
 impl SyncError {
     /// Whether trying again later may help: an outage, not configuration.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             SyncError::Azure(a) => a.is_transient(),
             SyncError::Asm(AsmError::Transport { .. }) => true,
@@ -135,14 +135,14 @@ pub async fn run_sync(
 }
 
 /// What a sweep gave, extracted.
-pub struct Swept {
+pub(crate) struct Swept {
     pub completeness: CompletenessReport,
     pub extraction: Extraction,
     pub resources_read: usize,
 }
 
 /// The first half of [`run_sync`]: the ASM key and scan checks, the sweep and the extraction.
-pub async fn check_and_sweep(
+pub(crate) async fn check_and_sweep(
     config: &Config,
     azure: &dyn AzureReader,
     asm: &dyn AsmApi,

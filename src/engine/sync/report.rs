@@ -53,7 +53,7 @@ pub struct WriteOutcome {
 }
 
 impl WriteOutcome {
-    pub fn is_failure(&self) -> bool {
+    pub(crate) fn is_failure(&self) -> bool {
         matches!(
             self.result,
             WriteResult::Failed { .. } | WriteResult::NotAttempted { .. }

@@ -18,7 +18,7 @@ use crate::config::{Config, LoadOptions, ProcessEnv};
 use crate::domain::resource::ResourceId;
 use crate::engine::apply::{ApplyReport, ApplyRequest};
 
-pub async fn run(args: &ApplyArgs, config_path: Option<&Path>) -> ExitCode {
+pub(super) async fn run(args: &ApplyArgs, config_path: Option<&Path>) -> ExitCode {
     super::init_cli_logging();
     let resource = match ResourceId::parse(&args.resource) {
         Ok(id) => id,
@@ -76,7 +76,7 @@ fn fail(args: &ApplyArgs, message: impl std::fmt::Display, code: u8, transient: 
 }
 
 /// The human summary.
-pub fn render_text(report: &ApplyReport) -> String {
+pub(super) fn render_text(report: &ApplyReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "seedwatch apply: {}", report.resource);
     if report.owners.is_empty() {

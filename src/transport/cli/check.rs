@@ -9,7 +9,7 @@ use super::CheckArgs;
 use crate::app::health::report::{CheckLine, Report};
 use crate::config::{Config, LoadOptions, ProcessEnv};
 
-pub async fn run(args: &CheckArgs, config_path: Option<&Path>) -> ExitCode {
+pub(super) async fn run(args: &CheckArgs, config_path: Option<&Path>) -> ExitCode {
     super::init_cli_logging();
     let load = LoadOptions {
         file: config_path.map(Path::to_path_buf),

@@ -14,13 +14,13 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 /// Exit codes shared by every subcommand.
-pub mod exit {
+pub(crate) mod exit {
     /// Everything was done.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// Some writes failed (sync, apply); the rest was done.
-    pub const PARTIAL: u8 = 1;
+    pub(crate) const PARTIAL: u8 = 1;
     /// Bad configuration or bad input; nothing was done.
-    pub const BAD_INPUT: u8 = 2;
+    pub(crate) const BAD_INPUT: u8 = 2;
 }
 
 #[derive(Debug, Parser)]
@@ -29,7 +29,7 @@ pub mod exit {
     version,
     about = "Keeps Hexiosec ASM seeds in step with an Azure estate"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Configuration file (YAML, Hexiosec connector format). Default ./config.yml;
     /// the CONNECTOR_CONFIG environment variable wins when set.
     #[arg(long, global = true, value_name = "FILE")]
@@ -40,7 +40,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Show the seeds that would be pushed, from an exported estate or the live tenant.
     Plan(PlanArgs),
     /// Sweep the estate and reconcile the scan's seeds in ASM once.
@@ -56,21 +56,21 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Print one JSON object instead of lines.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Azure resources as JSON: an array, `{"data": [...]}` (az graph query) or `{"value": [...]}`.
     /// Without it, the live estate is read with the configured credential.
     #[arg(long, value_name = "FILE")]
@@ -81,7 +81,7 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SyncArgs {
+pub(crate) struct SyncArgs {
     /// Print the plan and write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -94,7 +94,7 @@ pub struct SyncArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// The ARM id of the resource that changed.
     #[arg(long, value_name = "ID")]
     pub resource: String,
@@ -108,7 +108,7 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Port for local runs; the Functions host sets FUNCTIONS_CUSTOMHANDLER_PORT.
     #[arg(long)]
     pub port: Option<u16>,
@@ -137,7 +137,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Human log lines on stderr for the CLI (stdout carries the command's output).
-pub fn init_cli_logging() {
+pub(crate) fn init_cli_logging() {
     let filter = std::env::var(crate::config::env::LOG_LEVEL).unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -147,7 +147,7 @@ pub fn init_cli_logging() {
 }
 
 /// Prints an error for the user and returns the bad-input exit code.
-pub fn fail(message: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(exit::BAD_INPUT)
 }

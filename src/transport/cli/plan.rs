@@ -13,7 +13,7 @@ use crate::domain::plan::Plan;
 /// How many warnings the table shows before pointing at `--json`.
 const MAX_TEXT_WARNINGS: usize = 200;
 
-pub async fn run(args: &PlanArgs, config: Option<&Path>) -> ExitCode {
+pub(super) async fn run(args: &PlanArgs, config: Option<&Path>) -> ExitCode {
     super::init_cli_logging();
     let options = LoadOptions {
         file: config.map(Path::to_path_buf),
@@ -39,7 +39,7 @@ pub async fn run(args: &PlanArgs, config: Option<&Path>) -> ExitCode {
 
 /// Prints the plan on stdout as a table or as one JSON object. A closed pipe (`| head`) is not
 /// an error worth a panic.
-pub fn print_plan(plan: &Plan, json: bool) -> ExitCode {
+pub(super) fn print_plan(plan: &Plan, json: bool) -> ExitCode {
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let written = if json {
         plan.write_json(&mut stdout)

@@ -16,7 +16,7 @@ use crate::app::runner::Services;
 use crate::config::{Config, EnvSource, LoadOptions, ProcessEnv, env};
 use crate::transport::functions::server::{AppState, ServicesFactory, serve};
 
-pub async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
+pub(crate) async fn run(args: &ServeArgs, config: Option<&Path>) -> ExitCode {
     crate::transport::logging::init();
     let port = match args.port {
         Some(port) => port,

@@ -13,7 +13,7 @@ use crate::app::health::state::{decide, rfc3339, to_json};
 use crate::app::health::status::{StatusSource, gather};
 use crate::config::{Config, LoadOptions, ProcessEnv};
 
-pub async fn run(args: &StatusArgs, config_path: Option<&Path>) -> ExitCode {
+pub(super) async fn run(args: &StatusArgs, config_path: Option<&Path>) -> ExitCode {
     super::init_cli_logging();
     let load = LoadOptions {
         file: config_path.map(Path::to_path_buf),

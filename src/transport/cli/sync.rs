@@ -21,7 +21,7 @@ use crate::engine::reconcile::Reconcile;
 use crate::engine::sync::{Phase, SyncOptions, SyncProgress, SyncReport, WriteKind};
 use crate::ledger::failures::{FailedChanges, format_ms};
 
-pub async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
+pub(super) async fn run(args: &SyncArgs, config_path: Option<&Path>) -> ExitCode {
     super::init_cli_logging();
     let load = LoadOptions {
         file: config_path.map(Path::to_path_buf),
@@ -114,7 +114,10 @@ fn fail(args: &SyncArgs, message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// The report as JSON, with the failed changes (every one) when a ledger was used.
-pub fn render_json(report: &SyncReport, failed_changes: Option<&FailedChanges>) -> Result<String, serde_json::Error> {
+pub(super) fn render_json(
+    report: &SyncReport,
+    failed_changes: Option<&FailedChanges>,
+) -> Result<String, serde_json::Error> {
     let mut value = serde_json::to_value(report)?;
     if let Some(failed) = failed_changes {
         value["failed_changes"] = failed.to_json(usize::MAX);
@@ -123,7 +126,7 @@ pub fn render_json(report: &SyncReport, failed_changes: Option<&FailedChanges>) 
 }
 
 /// The readable summary, with the changes the handler gave up on when a ledger was used.
-pub fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) -> String {
+pub(super) fn render_text(report: &SyncReport, failed_changes: Option<&FailedChanges>) -> String {
     let mut out = String::new();
     render_head(&mut out, report);
     render_writes(&mut out, report);

@@ -11,11 +11,11 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use crate::transport::json::{decode_object, decode_value, describe};
+pub(crate) use crate::transport::json::{decode_object, decode_value, describe};
 
 /// Why an invocation body could not be used. The message names what was wrong and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EnvelopeError {
+pub(crate) enum EnvelopeError {
     #[error("invocation body is not JSON: {0}")]
     NotJson(String),
     #[error("invocation body is not a JSON object with Data and Metadata")]
@@ -30,7 +30,7 @@ pub enum EnvelopeError {
 
 /// A decoded invocation request.
 #[derive(Debug, Clone, Default)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     pub data: Map<String, Value>,
     pub metadata: Map<String, Value>,
 }
@@ -38,7 +38,7 @@ pub struct Invocation {
 impl Invocation {
     /// Reads the request body the host sent. Key names are matched case-insensitively, as the
     /// host's own binding data is.
-    pub fn parse(body: &[u8]) -> Result<Invocation, EnvelopeError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Invocation, EnvelopeError> {
         let value: Value = serde_json::from_slice(body).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
         let Value::Object(mut root) = value else {
             return Err(EnvelopeError::NotAnObject);
@@ -63,12 +63,12 @@ impl Invocation {
     }
 
     /// The raw value of an input binding, as sent.
-    pub fn raw_input(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn raw_input(&self, name: &str) -> Option<&Value> {
         get_key(&self.data, name)
     }
 
     /// An input binding's value with the host's string encoding undone.
-    pub fn input(&self, name: &str) -> Result<Value, EnvelopeError> {
+    pub(crate) fn input(&self, name: &str) -> Result<Value, EnvelopeError> {
         let raw = self
             .raw_input(name)
             .ok_or_else(|| EnvelopeError::MissingInput(name.to_string()))?;
@@ -77,7 +77,7 @@ impl Invocation {
 
     /// An input binding that must be a JSON object (a message body, an event). Accepts the
     /// object itself, its JSON text singly or doubly encoded, and base64 of that text.
-    pub fn input_object(&self, name: &str) -> Result<Map<String, Value>, EnvelopeError> {
+    pub(crate) fn input_object(&self, name: &str) -> Result<Map<String, Value>, EnvelopeError> {
         let raw = self
             .raw_input(name)
             .ok_or_else(|| EnvelopeError::MissingInput(name.to_string()))?;
@@ -91,12 +91,12 @@ impl Invocation {
     }
 
     /// A metadata value with the host's string encoding undone.
-    pub fn metadata(&self, name: &str) -> Option<Value> {
+    pub(crate) fn metadata(&self, name: &str) -> Option<Value> {
         get_key(&self.metadata, name).map(decode_value)
     }
 
     /// A metadata value as text (`MessageId`, `DeliveryCount`).
-    pub fn metadata_text(&self, name: &str) -> Option<String> {
+    pub(crate) fn metadata_text(&self, name: &str) -> Option<String> {
         match self.metadata(name)? {
             Value::String(s) => Some(s),
             Value::Null => None,
@@ -121,7 +121,7 @@ fn get_key<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
 /// What the handler answers: the host reads `Outputs` (keyed by output binding name), turns each
 /// `Logs` line into an invocation log, and uses `ReturnValue` for a `$return` binding.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct InvocationResponse {
+pub(crate) struct InvocationResponse {
     #[serde(rename = "Outputs")]
     pub outputs: Map<String, Value>,
     #[serde(rename = "Logs")]
@@ -131,21 +131,21 @@ pub struct InvocationResponse {
 }
 
 impl InvocationResponse {
-    pub fn new() -> InvocationResponse {
+    pub(crate) fn new() -> InvocationResponse {
         InvocationResponse::default()
     }
 
-    pub fn log(&mut self, line: impl Into<String>) {
+    pub(crate) fn log(&mut self, line: impl Into<String>) {
         self.logs.push(line.into());
     }
 
-    pub fn output(&mut self, name: &str, value: Value) {
+    pub(crate) fn output(&mut self, name: &str, value: Value) {
         self.outputs.insert(name.to_string(), value);
     }
 }
 
 /// The value of an `http` output binding: status, JSON content type, and a JSON body.
-pub fn http_output(status: u16, body: Value) -> Value {
+pub(crate) fn http_output(status: u16, body: Value) -> Value {
     serde_json::json!({
         "statusCode": status,
         "headers": { "Content-Type": "application/json" },

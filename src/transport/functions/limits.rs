@@ -16,7 +16,7 @@ use crate::transport::functions::server::failure;
 pub use crate::app::state::{BODY_READ_TIMEOUT, Limits, MAX_BODY};
 
 /// Middleware: reads the body within the limits, then hands it on in full.
-pub async fn bounded_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn bounded_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limits = state.limits();
     let (parts, body) = request.into_parts();
     let declared = parts

@@ -6,7 +6,7 @@
 //! - [`server`]: the axum routes; [`status`]: the status function; [`limits`]: body size and
 //!   read time per request. Log lines: [`crate::transport::logging`].
 
-pub mod envelope;
+pub(crate) mod envelope;
 pub mod limits;
 pub mod server;
-pub mod status;
+pub(crate) mod status;

@@ -29,19 +29,19 @@ use crate::transport::functions::limits::bounded_body;
 use crate::transport::resync::parse_request;
 
 /// Input and output binding names, as in `function/*/function.json`.
-pub mod bindings {
-    pub const TIMER: &str = "timer";
-    pub const EVENT: &str = "event";
-    pub const REQUEST: &str = "req";
-    pub const RESPONSE: &str = "res";
-    pub const MESSAGE: &str = "msg";
+pub(crate) mod bindings {
+    pub(crate) const TIMER: &str = "timer";
+    pub(crate) const EVENT: &str = "event";
+    pub(crate) const REQUEST: &str = "req";
+    pub(crate) const RESPONSE: &str = "res";
+    pub(crate) const MESSAGE: &str = "msg";
 }
 
 /// The function names (folder names under `function/`), which are also the routes.
-pub const FUNCTIONS: [&str; 5] = ["reconcile", "resource-events", "resync", "retry", "status"];
+pub(crate) const FUNCTIONS: [&str; 5] = ["reconcile", "resource-events", "resync", "retry", "status"];
 
 /// The invocation id header the host sends with every invocation.
-pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+pub(crate) const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
 pub use crate::app::state::{AppState, ServicesFactory};
 

@@ -11,7 +11,7 @@ use crate::transport::functions::envelope::InvocationResponse;
 
 /// Whether the request's `Accept` header asks for HTML (`Headers` values are arrays of strings
 /// in `Data.req`, strings in some hosts; names are case-insensitive).
-pub fn wants_html(req: &Map<String, Value>) -> bool {
+pub(crate) fn wants_html(req: &Map<String, Value>) -> bool {
     let Some(headers) = req
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("Headers"))
@@ -31,7 +31,7 @@ pub fn wants_html(req: &Map<String, Value>) -> bool {
 }
 
 /// The state now, from the handler's own clients; services that cannot be built are offline.
-pub async fn current(state: &AppState) -> (StatusInputs, Decision) {
+pub(crate) async fn current(state: &AppState) -> (StatusInputs, Decision) {
     let now = crate::domain::clock::now_ms();
     let source = match state.runner().await {
         Ok(runner) => runner.services().reconciler.status_source(),
@@ -63,7 +63,7 @@ pub async fn current(state: &AppState) -> (StatusInputs, Decision) {
 }
 
 /// The `res` output: the page or the JSON.
-pub fn response(inputs: &StatusInputs, decision: &Decision, html: bool) -> InvocationResponse {
+pub(crate) fn response(inputs: &StatusInputs, decision: &Decision, html: bool) -> InvocationResponse {
     let status = if decision.state == ConnectorState::Offline {
         503
     } else {

@@ -26,16 +26,16 @@ use crate::transport::events::{EventNote, sort_events};
 use crate::transport::resync::parse_body;
 
 /// The EventBridge Scheduler input that asks for a reconcile: `{"seedwatch": "reconcile"}`.
-pub const SCHEDULER_KEY: &str = "seedwatch";
-pub const SCHEDULER_RECONCILE: &str = "reconcile";
+pub(crate) const SCHEDULER_KEY: &str = "seedwatch";
+pub(crate) const SCHEDULER_RECONCILE: &str = "reconcile";
 
 /// The paths the function URL serves.
-pub const EVENTS_PATHS: [&str; 2] = ["/", "/events"];
-pub const RESYNC_PATH: &str = "/resync";
+pub(crate) const EVENTS_PATHS: [&str; 2] = ["/", "/events"];
+pub(crate) const RESYNC_PATH: &str = "/resync";
 
 /// What a Lambda payload is.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// A scheduled-rule event or the Scheduler's reconcile input.
     Schedule { source: String },
     /// A function URL request.
@@ -45,7 +45,7 @@ pub enum Trigger {
 }
 
 /// Tells the triggers apart by shape.
-pub fn classify(payload: &Value) -> Trigger {
+pub(crate) fn classify(payload: &Value) -> Trigger {
     if is_function_url(payload) {
         return Trigger::FunctionUrl;
     }

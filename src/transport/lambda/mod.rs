@@ -18,15 +18,15 @@ use crate::config::EventSettings;
 
 pub mod handler;
 pub mod preflight;
-pub mod url;
+pub(crate) mod url;
 pub mod webhook;
 
 /// Environment variables only the Lambda entry point reads.
-pub mod env {
+pub(crate) mod env {
     /// The shared secret Event Grid (and resync callers) must present (`?code=` or the header).
-    pub const WEBHOOK_SECRET: &str = "WEBHOOK_SECRET";
+    pub(crate) const WEBHOOK_SECRET: &str = "WEBHOOK_SECRET";
     /// Set by the Lambda runtime in every function: how seedwatch knows it runs under Lambda.
-    pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+    pub(crate) const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 }
 
 /// The coalescing a Lambda deployment uses: a delivery arrives as one request, its changes are

@@ -11,10 +11,10 @@ use crate::adapters::store::{LedgerTarget, target};
 use crate::config::{Config, CredentialKind, EnvSource, LedgerKind, env};
 
 /// Azure credential variables (the `azure_identity` names).
-pub const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
-pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
-pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+pub(crate) const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
 
 /// Whether this process runs under Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set).
 pub fn under_lambda(env: &dyn EnvSource) -> bool {

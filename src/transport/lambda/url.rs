@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// One HTTP request that came through the function URL, decoded.
 #[derive(Debug, Clone)]
-pub struct UrlRequest {
+pub(crate) struct UrlRequest {
     /// Upper case (`POST`).
     pub method: String,
     /// The path without the query string (`/`, `/resync`).
@@ -23,7 +23,7 @@ pub struct UrlRequest {
 }
 
 /// Whether a Lambda payload is a function URL request (it has `requestContext.http`).
-pub fn is_function_url(payload: &Value) -> bool {
+pub(crate) fn is_function_url(payload: &Value) -> bool {
     payload
         .get("requestContext")
         .and_then(|c| c.get("http"))
@@ -32,7 +32,7 @@ pub fn is_function_url(payload: &Value) -> bool {
 
 impl UrlRequest {
     /// Decodes a function URL payload; the error names the field that is wrong.
-    pub fn from_payload(payload: &Value) -> Result<UrlRequest, String> {
+    pub(crate) fn from_payload(payload: &Value) -> Result<UrlRequest, String> {
         let request: LambdaFunctionUrlRequest = serde_path_to_error::deserialize(payload)
             .map_err(|e| format!("function URL request: {}: {}", e.path(), e.inner()))?;
         let method = request
@@ -69,19 +69,19 @@ impl UrlRequest {
 
     /// A header's value (names compare case-insensitively; Lambda joins repeated headers with
     /// commas).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
     }
 
     /// A query string parameter, as Lambda decoded it.
-    pub fn query(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
     }
 }
 
 /// A response for the function URL.
 #[derive(Debug, Clone)]
-pub struct UrlResponse {
+pub(crate) struct UrlResponse {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<Value>,
@@ -89,7 +89,7 @@ pub struct UrlResponse {
 
 impl UrlResponse {
     /// A JSON answer (`Content-Type: application/json`).
-    pub fn json(status: u16, body: Value) -> UrlResponse {
+    pub(crate) fn json(status: u16, body: Value) -> UrlResponse {
         UrlResponse {
             status,
             headers: Vec::new(),
@@ -98,7 +98,7 @@ impl UrlResponse {
     }
 
     /// An answer without a body.
-    pub fn empty(status: u16) -> UrlResponse {
+    pub(crate) fn empty(status: u16) -> UrlResponse {
         UrlResponse {
             status,
             headers: Vec::new(),
@@ -106,13 +106,13 @@ impl UrlResponse {
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> UrlResponse {
+    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> UrlResponse {
         self.headers.push((name, value.into()));
         self
     }
 
     /// The response object Lambda expects back from a function URL invocation.
-    pub fn into_payload(self) -> Value {
+    pub(crate) fn into_payload(self) -> Value {
         let mut response = LambdaFunctionUrlResponse::default();
         response.status_code = i64::from(self.status);
         if let Some(body) = &self.body {

@@ -12,18 +12,17 @@ use crate::domain::secret::Secret;
 use crate::transport::json::{decode_object, describe};
 
 /// The query string parameter carrying the shared secret (as in a Functions key URL).
-pub const SECRET_QUERY: &str = "code";
+pub(crate) const SECRET_QUERY: &str = "code";
 /// The header carrying the shared secret, for callers that can set headers.
-pub const SECRET_HEADER: &str = "x-seedwatch-secret";
+pub(crate) const SECRET_HEADER: &str = "x-seedwatch-secret";
 /// Shorter secrets are refused: the secret is all that stands between the URL and the apply path.
-pub const MIN_SECRET_LEN: usize = 16;
+pub(crate) const MIN_SECRET_LEN: usize = 16;
 
 /// Event Grid's delivery header (`Notification`, `SubscriptionValidation`, `SubscriptionDeletion`).
-pub const EVENT_TYPE_HEADER: &str = "aeg-event-type";
-pub const VALIDATION_EVENT: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
+pub(crate) const EVENT_TYPE_HEADER: &str = "aeg-event-type";
+pub(crate) const VALIDATION_EVENT: &str = "Microsoft.EventGrid.SubscriptionValidationEvent";
 /// CloudEvents abuse protection: the request and answer headers.
-pub const REQUEST_ORIGIN_HEADER: &str = "webhook-request-origin";
-pub const ALLOWED_ORIGIN_HEADER: &str = "webhook-allowed-origin";
+pub(crate) const REQUEST_ORIGIN_HEADER: &str = "webhook-request-origin";
 
 /// The shared secret the function URL requires.
 #[derive(Debug, Clone)]
@@ -55,7 +54,7 @@ impl WebhookSecret {
 
     /// Whether the request carries the secret, in `?code=` or the `x-seedwatch-secret` header.
     /// Every candidate is compared in constant time.
-    pub fn admits(&self, request: &UrlRequest) -> bool {
+    pub(crate) fn admits(&self, request: &UrlRequest) -> bool {
         let expected = self.0.expose().as_bytes();
         let from_query = request
             .query(SECRET_QUERY)
@@ -76,7 +75,7 @@ fn same(given: &[u8], expected: &[u8]) -> bool {
 
 /// What an Event Grid delivery asks for.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// Answer 200 with `{"validationResponse": code}`.
     Validation { code: String },
     /// The subscription is being deleted: acknowledge.
@@ -88,7 +87,7 @@ pub enum Delivery {
 /// Reads a delivery's body and `aeg-event-type` header. An error means the body as a whole is
 /// unusable (not JSON, not an event or an array of events, a validation without a code): the
 /// one case worth a 400, which Event Grid does not retry.
-pub fn read_delivery(event_type_header: Option<&str>, body: &[u8]) -> Result<Delivery, String> {
+pub(crate) fn read_delivery(event_type_header: Option<&str>, body: &[u8]) -> Result<Delivery, String> {
     if event_type_header.is_some_and(|h| h.eq_ignore_ascii_case("SubscriptionDeletion")) {
         return Ok(Delivery::Deletion);
     }
@@ -138,7 +137,7 @@ fn validation_code(event: &Value) -> Option<Result<String, String>> {
 
 /// The CloudEvents abuse-protection answer: the origin to allow, when the request names one
 /// that can be echoed in a header.
-pub fn allowed_origin(request: &UrlRequest) -> Option<String> {
+pub(crate) fn allowed_origin(request: &UrlRequest) -> Option<String> {
     request
         .header(REQUEST_ORIGIN_HEADER)
         .filter(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_graphic()))

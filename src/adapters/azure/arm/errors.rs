@@ -16,11 +16,11 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
-    pub fn json(&self, what: &str) -> Result<Value, AzureError> {
+    pub(crate) fn json(&self, what: &str) -> Result<Value, AzureError> {
         serde_json::from_slice(&self.body).map_err(|e| AzureError::BadResponse {
             what: what.to_string(),
             message: format!("not JSON: {e}"),
@@ -28,13 +28,13 @@ impl Reply {
     }
 
     /// Whether this is a 404 that says the resource does not exist ([`GONE_CODES`]).
-    pub fn is_gone(&self) -> bool {
+    pub(crate) fn is_gone(&self) -> bool {
         self.status == 404
             && error_code(&self.body).is_some_and(|c| GONE_CODES.iter().any(|g| g.eq_ignore_ascii_case(&c)))
     }
 
     /// The error for a 404 that is not [`Reply::is_gone`].
-    pub fn unclear_not_found(&self, what: &str) -> AzureError {
+    pub(crate) fn unclear_not_found(&self, what: &str) -> AzureError {
         AzureError::NotFoundUnclear {
             what: what.to_string(),
             message: error_message(&self.body),
@@ -42,7 +42,7 @@ impl Reply {
     }
 
     /// The error for a non-success reply, with Azure's code and message.
-    pub fn error(&self, what: &str) -> AzureError {
+    pub(crate) fn error(&self, what: &str) -> AzureError {
         AzureError::Http {
             status: self.status,
             what: what.to_string(),

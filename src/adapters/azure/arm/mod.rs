@@ -53,7 +53,7 @@ pub struct Arm {
 }
 
 impl Arm {
-    pub fn new(
+    pub(crate) fn new(
         http: reqwest::Client,
         base: &str,
         scope: &str,
@@ -75,23 +75,19 @@ impl Arm {
     }
 
     /// Consults `gate` before each Resource Graph query and tells it the quota headers.
-    pub fn with_graph_gate(mut self, gate: Arc<dyn super::quota::GraphQuotaGate>) -> Arm {
+    pub(crate) fn with_graph_gate(mut self, gate: Arc<dyn super::quota::GraphQuotaGate>) -> Arm {
         self.graph_gate = Some(gate);
         self
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// `{base}{path_and_query}` for a path seedwatch wrote (no outside text in it).
-    pub fn url(&self, path_and_query: &str) -> String {
+    pub(crate) fn url(&self, path_and_query: &str) -> String {
         format!("{}{}", self.base, path_and_query)
     }
 
     /// `{base}{id}{/extra...}?api-version={v}` with every path segment of the id percent-encoded,
     /// so no character of an id (`?`, `#`, `%`, a space) can change the request's meaning.
-    pub fn resource_url(&self, id: &str, extra: &[&str], api_version: &str) -> String {
+    pub(crate) fn resource_url(&self, id: &str, extra: &[&str], api_version: &str) -> String {
         let mut url = self.base.clone();
         for segment in id.split('/').filter(|s| !s.is_empty()).chain(extra.iter().copied()) {
             url.push('/');
@@ -105,7 +101,7 @@ impl Arm {
     /// A continuation link (`nextLink`) from a response, followed only to the configured
     /// Resource Manager scheme, host and port: the request carries the bearer token, so a link
     /// elsewhere is an error naming the host. A relative link is taken against the base.
-    pub fn next_link(&self, link: &str, what: &str) -> Result<String, AzureError> {
+    pub(crate) fn next_link(&self, link: &str, what: &str) -> Result<String, AzureError> {
         let refuse = |message: String| AzureError::BadResponse {
             what: what.to_string(),
             message,
@@ -135,12 +131,12 @@ impl Arm {
     }
 
     /// GET with retries; the reply may be any non-retryable status.
-    pub async fn get(&self, url: &str, bucket: Bucket, what: &str) -> Result<Reply, AzureError> {
+    pub(crate) async fn get(&self, url: &str, bucket: Bucket, what: &str) -> Result<Reply, AzureError> {
         self.send(reqwest::Method::GET, url, None, bucket, what).await
     }
 
     /// POST JSON with retries.
-    pub async fn post(&self, url: &str, body: &Value, bucket: Bucket, what: &str) -> Result<Reply, AzureError> {
+    pub(crate) async fn post(&self, url: &str, body: &Value, bucket: Bucket, what: &str) -> Result<Reply, AzureError> {
         self.send(reqwest::Method::POST, url, Some(body), bucket, what).await
     }
 

@@ -47,13 +47,13 @@ mod types;
 pub use types::TYPES;
 
 /// api-version for a CDN/AFD profile and its children.
-pub const CDN_API_VERSION: &str = "2024-09-01";
+pub(crate) const CDN_API_VERSION: &str = "2024-09-01";
 /// api-version for `blobServices/default` that carries `staticWebsite`.
-pub const BLOB_SERVICES_API_VERSION: &str = "2025-08-01";
+pub(crate) const BLOB_SERVICES_API_VERSION: &str = "2025-08-01";
 /// api-version for listing subscriptions.
-pub const SUBSCRIPTIONS_API_VERSION: &str = "2022-12-01";
+pub(crate) const SUBSCRIPTIONS_API_VERSION: &str = "2022-12-01";
 /// Resource Graph api-version.
-pub const RESOURCE_GRAPH_API_VERSION: &str = "2024-04-01";
+pub(crate) const RESOURCE_GRAPH_API_VERSION: &str = "2024-04-01";
 
 /// The entry for a type (any casing).
 pub fn lookup(arm_type: &str) -> Option<&'static TypeInfo> {
@@ -66,13 +66,13 @@ pub fn is_owner_type(arm_type: &str) -> bool {
 }
 
 /// The api-version to GET a resource of this type.
-pub fn api_version(arm_type: &str) -> Option<&'static str> {
+pub(crate) fn api_version(arm_type: &str) -> Option<&'static str> {
     lookup(arm_type).map(|t| t.api_version)
 }
 
 /// Whether a CDN profile is an Azure Front Door Standard/Premium profile (whose custom
 /// domains live under it): `kind: frontdoor` or a `*_AzureFrontDoor` SKU.
-pub fn is_front_door_profile(kind: Option<&str>, sku: &serde_json::Value) -> bool {
+pub(crate) fn is_front_door_profile(kind: Option<&str>, sku: &serde_json::Value) -> bool {
     kind.is_some_and(|k| k.eq_ignore_ascii_case("frontdoor"))
         || sku
             .get("name")
@@ -82,7 +82,7 @@ pub fn is_front_door_profile(kind: Option<&str>, sku: &serde_json::Value) -> boo
 
 /// The Resource Graph types a sweep must read from `source` for the enabled checks, sorted.
 /// CDN profiles are read when AFD is on, to find the profiles whose custom domains to list.
-pub fn graph_types(checks: &EnabledChecks, source: Source) -> Vec<&'static str> {
+pub(crate) fn graph_types(checks: &EnabledChecks, source: Source) -> Vec<&'static str> {
     let afd = checks.is_on(C::FrontDoorAfd);
     let mut out: Vec<&'static str> = TYPES
         .iter()
@@ -95,7 +95,7 @@ pub fn graph_types(checks: &EnabledChecks, source: Source) -> Vec<&'static str> 
 }
 
 /// The enabled checks a Resource Graph table serves.
-pub fn checks_in(checks: &EnabledChecks, source: Source) -> Vec<ServiceCheck> {
+pub(crate) fn checks_in(checks: &EnabledChecks, source: Source) -> Vec<ServiceCheck> {
     let mut out: Vec<ServiceCheck> = TYPES
         .iter()
         .filter(|t| t.source == source)

@@ -151,10 +151,6 @@ impl IdentityTokens {
             authority: inputs.authority.clone(),
         })
     }
-
-    pub fn chosen(&self) -> Chosen {
-        self.chosen
-    }
 }
 
 #[async_trait]

@@ -46,24 +46,24 @@ pub use imds::{IMDS_PROBE_URL, imds_answers};
 
 /// Environment variables the credential selection reads. The first two are set by the App
 /// Service / Functions platform itself, not by the deployment template.
-pub mod env {
+pub(crate) mod env {
     /// Platform-set (App Service, Functions, Container Apps): the managed identity endpoint.
-    pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
+    pub(crate) const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
     /// Platform-set: the header value the managed identity endpoint requires.
-    pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
-    pub const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
-    pub const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
-    pub const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
-    pub const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
+    pub(crate) const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
+    pub(crate) const AZURE_FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+    pub(crate) const AZURE_CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
+    pub(crate) const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
+    pub(crate) const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
     /// A PEM or PKCS#12 file with the certificate and its private key.
-    pub const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
+    pub(crate) const AZURE_CLIENT_CERTIFICATE_PATH: &str = "AZURE_CLIENT_CERTIFICATE_PATH";
     /// The PKCS#12 file's password (none means the empty password).
-    pub const AZURE_CLIENT_CERTIFICATE_PASSWORD: &str = "AZURE_CLIENT_CERTIFICATE_PASSWORD";
+    pub(crate) const AZURE_CLIENT_CERTIFICATE_PASSWORD: &str = "AZURE_CLIENT_CERTIFICATE_PASSWORD";
     /// The Azure CLI's configuration directory (default `~/.azure`).
-    pub const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
-    pub const HOME: &str = "HOME";
+    pub(crate) const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
+    pub(crate) const HOME: &str = "HOME";
     /// Every name above.
-    pub const ALL: &[&str] = &[
+    pub(crate) const ALL: &[&str] = &[
         IDENTITY_ENDPOINT,
         IDENTITY_HEADER,
         AZURE_FEDERATED_TOKEN_FILE,
@@ -87,7 +87,7 @@ pub enum Chosen {
 }
 
 impl Chosen {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Chosen::ManagedIdentity => "managed identity",
             Chosen::WorkloadIdentity => "workload identity",
@@ -184,13 +184,6 @@ pub fn token_source(
     }
 }
 
-/// Which managed identity a request names, and where that came from: the configured
-/// `azure.managed_identity_client_id`, else `AZURE_CLIENT_ID`, else none (system-assigned).
-pub fn managed_identity_client_id(settings: &AzureSettings, env: &dyn EnvSource) -> Option<(String, &'static str)> {
-    let inputs = Inputs::read(settings, env);
-    inputs.managed_identity()
-}
-
 /// The start-up line saying which credential, and for managed identity which identity, is used.
 /// A client id is not a secret; it names the identity an operator must grant roles to.
 fn log_identity(chosen: Chosen, inputs: &Inputs) {
@@ -263,6 +256,13 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use std::collections::HashMap;
+
+    /// Which managed identity a request names, and where that came from: the configured
+    /// `azure.managed_identity_client_id`, else `AZURE_CLIENT_ID`, else none (system-assigned).
+    fn managed_identity_client_id(settings: &AzureSettings, env: &dyn EnvSource) -> Option<(String, &'static str)> {
+        let inputs = Inputs::read(settings, env);
+        inputs.managed_identity()
+    }
 
     fn settings(credential: CredentialKind) -> AzureSettings {
         let mut config = Config::from_value(&serde_json::json!({}), "test", &HashMap::<String, String>::new())
