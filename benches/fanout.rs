@@ -101,8 +101,10 @@ async fn run(shape: &Shape, azure: &fake_azure::FakeAzure, asm: &fake_asm::FakeA
     let seeded = started.elapsed();
     let seeds = asm.seed_names(SCAN).len();
 
-    // The real quota from a fresh window, as a timer fires.
+    // The real quota from a fresh window, as a timer fires: the fake's window starts when the
+    // quota is set and the shared gate's when the seeding run began, so both are let expire.
     azure.set_graph_quota(GRAPH_QUOTA, GRAPH_WINDOW);
+    tokio::time::sleep(GRAPH_WINDOW + Duration::from_millis(100)).await;
     azure.reset_counts();
     let started = Instant::now();
     let batches = fan_out(&workers).await;

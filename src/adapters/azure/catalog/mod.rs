@@ -82,7 +82,7 @@ pub(crate) fn is_front_door_profile(kind: Option<&str>, sku: &serde_json::Value)
 
 /// The Resource Graph types a sweep must read from `source` for the enabled checks, sorted.
 /// CDN profiles are read when AFD is on, to find the profiles whose custom domains to list.
-pub(crate) fn graph_types(checks: &EnabledChecks, source: Source) -> Vec<&'static str> {
+pub fn graph_types(checks: &EnabledChecks, source: Source) -> Vec<&'static str> {
     let afd = checks.is_on(C::FrontDoorAfd);
     let mut out: Vec<&'static str> = TYPES
         .iter()
