@@ -14,7 +14,7 @@ use fake_azure::FakeAzure;
 use futures::StreamExt;
 use seedwatch::adapters::asm::AsmClient;
 use seedwatch::app::engines::{SyncEngine, SyncReconciler};
-use seedwatch::app::ports::{Batch, Reconciler, Scope};
+use seedwatch::app::ports::{Batch, Reconciled, Reconciler, Scope};
 use seedwatch::config::Config;
 use seedwatch::domain::secret::Secret;
 use seedwatch::ledger::history::{self, RunResult};
@@ -48,7 +48,9 @@ async fn world_in_batches(estate: &[Value], threshold: usize, batch: usize) -> W
         "scan_id": SCAN,
         "delete_stale_seeds": true,
         "asm": {"base_url": asm.base_url()},
-        "http": {"retry_count": 3, "retry_base_delay": "10ms", "retry_max_delay": "50ms", "timeout": "5s"},
+        // A generous timeout: no answer from the local fakes, however loaded the machine, is
+        // abandoned, so no write fails in passing and the end states compare exactly.
+        "http": {"retry_count": 3, "retry_base_delay": "10ms", "retry_max_delay": "50ms", "timeout": "60s"},
         "azure": {"endpoints": {"resource_manager": azure.base_url()}},
         // Every owner comes from the sweep (no apply ran), and the deletes below are a small
         // share of the scan.
@@ -121,7 +123,18 @@ async fn fan_out_in(world: &World, workers: usize, expected_batches: usize) -> S
                     }
                 }
                 match &outcome {
-                    Ok(summary) => world.reconciler.batch_reported(&batch, Ok(summary)).await,
+                    Ok(summary) => {
+                        // Shown only when the test fails: what a batch could not do.
+                        if let Reconciled::Report(r) = summary {
+                            for failed in &r.report.failed {
+                                eprintln!("batch {index}: a write failed: {failed:?}");
+                            }
+                            for warning in &r.ledger_warnings {
+                                eprintln!("batch {index}: ledger: {warning}");
+                            }
+                        }
+                        world.reconciler.batch_reported(&batch, Ok(summary)).await
+                    }
                     Err(e) => {
                         // Shown only when the test fails: which batch gave up, and why.
                         eprintln!("batch {index} failed: {}", e.message());
