@@ -194,8 +194,10 @@ async fn fan_out(workers: &[SyncReconciler]) -> Vec<Vec<String>> {
             .collect(),
     );
     let take = || queue.lock().expect("the queue").pop_front();
-    futures::future::join_all(workers.iter().map(|worker| async move {
+    let started = Instant::now();
+    futures::future::join_all(workers.iter().enumerate().map(|(n, worker)| async move {
         while let Some(batch) = take() {
+            let began = started.elapsed();
             let scope = Scope::Batch(batch.clone());
             let mut outcome = worker.reconcile(&scope, false).await;
             for _ in 0..4 {
@@ -207,6 +209,12 @@ async fn fan_out(workers: &[SyncReconciler]) -> Vec<Vec<String>> {
             if let Err(e) = &outcome {
                 eprintln!("batch {} gave up: {}", batch.index, e.message());
             }
+            println!(
+                "  batch {} on worker {n}: {:.1} s to {:.1} s",
+                batch.index,
+                began.as_secs_f64(),
+                started.elapsed().as_secs_f64()
+            );
             worker
                 .batch_reported(&batch, outcome.as_ref().map_err(|e| e.message()))
                 .await;

@@ -63,15 +63,25 @@ pub async fn rebuild(
     report: &SyncReport,
     options: &RebuildOptions<'_>,
 ) -> Result<RebuildReport, LedgerError> {
+    // Each table is read once (twice for seeds when owners changed): a fanned-out run
+    // rebuilds once per batch, and the ledger grows with the estate.
+    let (owners, bad_owners) = ledger.all_owners_readable().await?;
+    let (seeds, bad_seeds) = ledger.all_seeds_readable().await?;
     let mut out = RebuildReport {
-        records_repaired: remove_unreadable(ledger).await?,
+        records_repaired: remove_unreadable(ledger, bad_owners.iter().chain(&bad_seeds)).await?,
         ..RebuildReport::default()
     };
-    rebuild_owners(ledger, report, options, &mut out).await?;
+    rebuild_owners(ledger, report, options, owners, &mut out).await?;
     let asm = AsmView::after(report, options.seed_tag);
     // The apply path's deletion breaker counts against what ASM holds now.
     crate::ledger::breaker::record_tagged(ledger, asm.ours.len(), 20).await?;
-    rebuild_seeds(ledger, report, options, &asm, &mut out).await?;
+    // An owner written or removed changed seed memberships: those seeds are read afresh.
+    let seeds = if out.owners_written + out.owners_removed > 0 {
+        ledger.all_seeds().await?
+    } else {
+        seeds
+    };
+    rebuild_seeds(ledger, report, options, &asm, seeds, &mut out).await?;
     Ok(out)
 }
 
@@ -81,6 +91,7 @@ async fn rebuild_owners(
     ledger: &dyn Ledger,
     report: &SyncReport,
     options: &RebuildOptions<'_>,
+    owners: Vec<Versioned<OwnerRecord>>,
     out: &mut RebuildReport,
 ) -> Result<(), LedgerError> {
     let mut estate: BTreeMap<ResourceId, Vec<OwnedSeed>> = BTreeMap::new();
@@ -94,12 +105,8 @@ async fn rebuild_owners(
         seeds.sort();
         seeds.dedup();
     }
-    let known: BTreeMap<ResourceId, Versioned<OwnerRecord>> = ledger
-        .all_owners()
-        .await?
-        .into_iter()
-        .map(|o| (o.value.id.clone(), o))
-        .collect();
+    let known: BTreeMap<ResourceId, Versioned<OwnerRecord>> =
+        owners.into_iter().map(|o| (o.value.id.clone(), o)).collect();
     let ttl_ms = options.tombstone_ttl.as_millis() as i64;
     let times = (options.snapshot_ms(), options.now_ms);
     // Owners the sweep saw.
@@ -205,14 +212,11 @@ async fn rebuild_seeds(
     report: &SyncReport,
     options: &RebuildOptions<'_>,
     asm: &AsmView,
+    seeds: Vec<Versioned<SeedRecord>>,
     out: &mut RebuildReport,
 ) -> Result<(), LedgerError> {
-    let mut records: BTreeMap<Seed, Versioned<SeedRecord>> = ledger
-        .all_seeds()
-        .await?
-        .into_iter()
-        .map(|s| (s.value.seed.clone(), s))
-        .collect();
+    let mut records: BTreeMap<Seed, Versioned<SeedRecord>> =
+        seeds.into_iter().map(|s| (s.value.seed.clone(), s)).collect();
     // Seeds ASM holds with our tag but the ledger does not know: record them, so a later
     // apply can delete them when an owner stops contributing.
     let tracked: BTreeSet<Seed> = records.keys().cloned().collect();
@@ -300,11 +304,12 @@ fn next_seed_record(
 /// Removes the owner and seed records that no longer decode (a seed name that stopped
 /// normalising, a format change), each at the version read, with a warning: the sweep writes
 /// what they stood for afresh. Returns how many went.
-async fn remove_unreadable(ledger: &dyn Ledger) -> Result<usize, LedgerError> {
-    let (_, bad_owners) = ledger.all_owners_readable().await?;
-    let (_, bad_seeds) = ledger.all_seeds_readable().await?;
+async fn remove_unreadable(
+    ledger: &dyn Ledger,
+    unreadable: impl Iterator<Item = &crate::ledger::Unreadable>,
+) -> Result<usize, LedgerError> {
     let mut removed = 0;
-    for bad in bad_owners.iter().chain(&bad_seeds) {
+    for bad in unreadable {
         tracing::warn!(partition = %bad.partition, row = %bad.row, "{}; removed, the rebuild writes it afresh", bad.message);
         match ledger.delete_raw(&bad.partition, &bad.row, Some(&bad.version)).await {
             Ok(()) => removed += 1,
