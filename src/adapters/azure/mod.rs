@@ -7,7 +7,10 @@
 //! - [`catalog`]: type → api-version → check → where a sweep finds it.
 //! - [`owner`]: which owner's seeds an id's change touches (pure).
 //! - `reads`: one owner and its companions, a sweep's ARM children.
+//! - `access`: what the doctor reads about access and event delivery (subscriptions, role
+//!   assignments, Event Grid event subscriptions), typed.
 
+pub(crate) mod access;
 pub mod arm;
 pub mod catalog;
 pub mod certificate;
