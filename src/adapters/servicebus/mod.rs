@@ -9,6 +9,7 @@
 //! from the shared [`TokenSource`], or a SAS token from a connection string.
 
 mod job;
+pub(crate) mod probe;
 mod refusal;
 mod sas;
 mod target;

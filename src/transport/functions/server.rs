@@ -221,7 +221,7 @@ async fn retry(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(decoded) => decoded,
         Err(e) => return failure(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if crate::app::health::queue_probe::is_probe(&object) {
+    if crate::adapters::servicebus::probe::is_probe(&object) {
         tracing::info!("queue probe from `seedwatch check` received and dropped");
         let mut response = InvocationResponse::new();
         response.log("queue probe dropped");
