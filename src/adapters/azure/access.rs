@@ -133,7 +133,8 @@ async fn list<T: DeserializeOwned + Default>(
         let page: Page<T> = lenient_object(reply.json(what)?);
         out.extend(page.value);
         match page.next_link {
-            Some(next) if !next.is_empty() => url = arm.url(&next),
+            // ARM's links are absolute; followed only to the configured host (`Arm::next_link`).
+            Some(next) if !next.is_empty() => url = arm.next_link(&next, what)?,
             _ => break,
         }
     }

@@ -108,15 +108,24 @@ fn event_subscriptions_read_every_field_and_tolerate_odd_ones() {
     assert_eq!(subs[2], EventSubscription::default());
 }
 
-/// A fake list endpoint: `/subscriptions` answers page `n` of `pages` with a relative
-/// `nextLink` to page `n + 1` (`pages == 0`: a `nextLink` on every page).
+/// A fake list endpoint: `/subscriptions` answers page `n` of `pages` with a `nextLink` to page
+/// `n + 1` (`pages == 0`: a `nextLink` on every page), absolute as ARM sends it, on `link_host`
+/// (`None`: this server).
 async fn serve_pages(pages: usize) -> (String, Arc<AtomicUsize>) {
+    serve_pages_linking(pages, None).await
+}
+
+async fn serve_pages_linking(pages: usize, link_host: Option<&str>) -> (String, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let link_base = link_host.map_or(base.clone(), str::to_string);
     let app = axum::Router::new().route(
         "/subscriptions",
         axum::routing::get(move |uri: axum::http::Uri| {
             let counter = counter.clone();
+            let link_base = link_base.clone();
             async move {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let n: usize = uri
@@ -126,14 +135,12 @@ async fn serve_pages(pages: usize) -> (String, Arc<AtomicUsize>) {
                     .unwrap_or(1);
                 let mut body = json!({"value": [{"subscriptionId": format!("s{n}")}, {"subscriptionId": false}]});
                 if pages == 0 || n < pages {
-                    body["nextLink"] = json!(format!("/subscriptions?api-version=1&page={}", n + 1));
+                    body["nextLink"] = json!(format!("{link_base}/subscriptions?api-version=1&page={}", n + 1));
                 }
                 axum::Json(body)
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -161,6 +168,19 @@ async fn next_links_are_followed() {
     let ids = subscription_ids(&arm(&base)).await.unwrap();
     assert_eq!(ids, ["s1", "s2", "s3"]);
     assert_eq!(hits.load(Ordering::SeqCst), 3);
+}
+
+/// The request carries the bearer token: a `nextLink` to another host is an error, not a
+/// request.
+#[tokio::test]
+async fn next_links_to_another_host_are_not_followed() {
+    let (base, hits) = serve_pages_linking(3, Some("http://elsewhere.example")).await;
+    let err = subscription_ids(&arm(&base)).await.unwrap_err().to_string();
+    assert!(
+        err.contains("elsewhere.example") && err.contains("not followed"),
+        "{err}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
