@@ -63,9 +63,25 @@ pub async fn rebuild(
     report: &SyncReport,
     options: &RebuildOptions<'_>,
 ) -> Result<RebuildReport, LedgerError> {
+    rebuild_scoped(ledger, report, options, None).await
+}
+
+/// [`rebuild`], reading only the owners of `subscriptions` when given (a narrowed run: a
+/// resync of some subscriptions, a fan-out batch). Nothing else is lost: the rebuild writes
+/// only owners the sweep saw, which are all in the subscriptions it read, and removes only
+/// owners of subscriptions read completely, which are among them too.
+pub(crate) async fn rebuild_scoped(
+    ledger: &dyn Ledger,
+    report: &SyncReport,
+    options: &RebuildOptions<'_>,
+    subscriptions: Option<&[String]>,
+) -> Result<RebuildReport, LedgerError> {
     // Each table is read once (twice for seeds when owners changed): a fanned-out run
     // rebuilds once per batch, and the ledger grows with the estate.
-    let (owners, bad_owners) = ledger.all_owners_readable().await?;
+    let (owners, bad_owners) = match subscriptions {
+        Some(subscriptions) => ledger.owners_readable_in(subscriptions).await?,
+        None => ledger.all_owners_readable().await?,
+    };
     let (seeds, bad_seeds) = ledger.all_seeds_readable().await?;
     let mut out = RebuildReport {
         records_repaired: remove_unreadable(ledger, bad_owners.iter().chain(&bad_seeds)).await?,
@@ -169,20 +185,21 @@ struct AsmView {
 
 impl AsmView {
     fn after(report: &SyncReport, seed_tag: &str) -> AsmView {
+        // Each listed seed normalised once: the listing is the whole scan, in every batch.
+        let listed: Vec<(Seed, &crate::adapters::asm::AsmSeed)> = report
+            .listed
+            .iter()
+            .filter_map(|s| s.normalised().map(|n| (n, s)))
+            .collect();
         let mut view = AsmView {
-            ours: report
-                .listed
+            ours: listed
                 .iter()
-                .filter(|s| s.has_tag(seed_tag))
-                .filter_map(|s| s.normalised())
+                .filter(|(_, s)| s.has_tag(seed_tag))
+                .map(|(n, _)| n.clone())
                 .collect(),
-            ids: report
-                .listed
-                .iter()
-                .filter_map(|s| s.normalised().map(|n| (n, s.id.clone())))
-                .collect(),
+            ids: listed.iter().map(|(n, s)| (n.clone(), s.id.clone())).collect(),
             rejected: BTreeMap::new(),
-            held: report.asm_held(),
+            held: report.held_after_writes(listed.iter().map(|(n, _)| n.clone()).collect()),
         };
         for write in &report.writes {
             let Some(seed) = &write.normalised else { continue };

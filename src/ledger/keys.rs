@@ -68,7 +68,12 @@ pub(crate) fn prefix_end(prefix: &str) -> Option<String> {
 }
 
 fn owner_partition(id: &ResourceId) -> String {
-    format!("{OWNER_PARTITION_PREFIX}{}", escape(id.subscription_id()))
+    owner_partition_of(id.subscription_id())
+}
+
+/// The partition holding the owners of one subscription.
+fn owner_partition_of(subscription: &str) -> String {
+    format!("{OWNER_PARTITION_PREFIX}{}", escape(subscription))
 }
 
 /// (partition, row) of an owner record.
@@ -113,6 +118,14 @@ pub(crate) fn owners_within_scan(prefix: &ResourceId) -> Scan {
 pub(crate) fn all_owners_scan() -> Scan {
     Scan {
         partitions: Partitions::Prefix(OWNER_PARTITION_PREFIX.into()),
+        rows: None,
+    }
+}
+
+/// The owners of one subscription (one partition).
+pub(crate) fn owners_scan(subscription: &str) -> Scan {
+    Scan {
+        partitions: Partitions::Exact(owner_partition_of(subscription)),
         rows: None,
     }
 }

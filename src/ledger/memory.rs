@@ -130,3 +130,42 @@ impl Ledger for MemoryLedger {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::resource::ResourceId;
+    use crate::ledger::{Expect, Ledger, ops};
+
+    fn owner(subscription: &str, name: &str) -> crate::ledger::OwnerRecord {
+        let id = ResourceId::parse(&format!(
+            "/subscriptions/{subscription}/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/{name}"
+        ))
+        .unwrap();
+        ops::next_record(&id, None, Vec::new(), false, 1)
+    }
+
+    /// A narrowed rebuild reads the owners of its subscriptions only, in any case spelling.
+    #[tokio::test]
+    async fn owners_are_read_by_subscription() {
+        let ledger = MemoryLedger::new();
+        for (sub, name) in [("AAA", "a1"), ("aaa", "a2"), ("bbb", "b1"), ("ccc", "c1")] {
+            ledger.put_owner(&owner(sub, name), &Expect::Absent).await.unwrap();
+        }
+        let names = |records: Vec<crate::ledger::Versioned<crate::ledger::OwnerRecord>>| {
+            let mut names: Vec<String> = records.iter().map(|r| r.value.id.name().to_string()).collect();
+            names.sort();
+            names
+        };
+        let (some, bad) = ledger
+            .owners_readable_in(&["Aaa".into(), "ccc".into(), "aaa".into()])
+            .await
+            .unwrap();
+        assert!(bad.is_empty());
+        assert_eq!(names(some), ["a1", "a2", "c1"]);
+        let (all, _) = ledger.all_owners_readable().await.unwrap();
+        assert_eq!(names(all), ["a1", "a2", "b1", "c1"]);
+        let (none, _) = ledger.owners_readable_in(&[]).await.unwrap();
+        assert!(none.is_empty());
+    }
+}

@@ -172,6 +172,21 @@ pub trait Ledger: Send + Sync {
         Ok(decode_lenient(self.scan_raw(&keys::all_owners_scan()).await?))
     }
 
+    /// The owner records of some subscriptions (one partition each), split as
+    /// [`Ledger::all_owners_readable`] splits them.
+    async fn owners_readable_in(&self, subscriptions: &[String]) -> Result<Readable<OwnerRecord>, LedgerError> {
+        let mut raw = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        for subscription in subscriptions {
+            let lower = subscription.to_ascii_lowercase();
+            if !seen.contains(&lower) {
+                raw.extend(self.scan_raw(&keys::owners_scan(&lower)).await?);
+                seen.push(lower);
+            }
+        }
+        Ok(decode_lenient(raw))
+    }
+
     async fn seed(&self, seed: &Seed) -> Result<Option<Versioned<SeedRecord>>, LedgerError> {
         let (partition, row) = keys::seed_key(seed);
         read_typed(self.get_raw(&partition, &row).await?, &row)

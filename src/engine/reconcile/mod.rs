@@ -78,6 +78,7 @@ pub(crate) async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, Syn
         None => asm,
     };
     let mut swept = crate::engine::sync::check_and_sweep(config, azure, asm, progress).await?;
+    let left_out_subscriptions = left_out.is_some();
     swept.completeness.incomplete.extend(left_out);
     if let Some(ledger) = ledger {
         let since = started - config.sync.graph_lag.as_millis() as i64;
@@ -93,9 +94,22 @@ pub(crate) async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, Syn
         crate::engine::sync::reconcile_and_apply(config, asm, swept.completeness, swept.extraction, options, progress)
             .await?;
     report.resources_read = swept.resources_read;
+    // A narrowed run (some subscriptions left out on purpose) rebuilds the owners of the
+    // subscriptions it read; a whole run reads every owner, those of subscriptions that left
+    // the scope included.
+    let narrowed = left_out_subscriptions.then_some(report.completeness.subscriptions.as_slice());
     let rebuild = match ledger {
         Some(ledger) if !dry_run => {
-            rebuild_and_clear(ledger, config, &report, started, &mut failed_changes, &mut warnings).await
+            let rebuilt = rebuild_and_clear(
+                ledger,
+                config,
+                &report,
+                started,
+                narrowed,
+                &mut failed_changes,
+                &mut warnings,
+            );
+            rebuilt.await
         }
         _ => None,
     };
@@ -118,6 +132,7 @@ async fn rebuild_and_clear(
     config: &Config,
     report: &SyncReport,
     sweep_started_ms: i64,
+    narrowed: Option<&[String]>,
     failed_changes: &mut FailedChanges,
     warnings: &mut Vec<String>,
 ) -> Option<RebuildReport> {
@@ -131,7 +146,7 @@ async fn rebuild_and_clear(
         lease: defaults.lease,
         tombstone_ttl: defaults.tombstone_ttl,
     };
-    match crate::engine::rebuild::rebuild(ledger, report, &options).await {
+    match crate::engine::rebuild::rebuild_scoped(ledger, report, &options, narrowed).await {
         Ok(rebuilt) => {
             clear_failed_changes(ledger, failed_changes, report, warnings).await;
             Some(rebuilt)

@@ -116,7 +116,14 @@ impl SyncReport {
     /// Every seed ASM holds after this run, as far as the run knows: the listing, then each
     /// write's outcome in order. One pass: the rebuild asks about every seed of the estate.
     pub fn asm_held(&self) -> std::collections::HashSet<Seed> {
-        let mut held: std::collections::HashSet<Seed> = self.listed.iter().filter_map(|s| s.normalised()).collect();
+        self.held_after_writes(self.listed.iter().filter_map(|s| s.normalised()).collect())
+    }
+
+    /// `listed` (the listing, normalised) as each write's outcome leaves it.
+    pub(crate) fn held_after_writes(
+        &self,
+        mut held: std::collections::HashSet<Seed>,
+    ) -> std::collections::HashSet<Seed> {
         for write in &self.writes {
             let Some(seed) = &write.normalised else { continue };
             match (&write.action, &write.result) {
