@@ -107,8 +107,10 @@ async fn run(shape: &Shape, azure: &fake_azure::FakeAzure, asm: &fake_asm::FakeA
     tokio::time::sleep(GRAPH_WINDOW + Duration::from_millis(100)).await;
     azure.reset_counts();
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let batches = fan_out(&workers).await;
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     let counts = azure.counts();
 
     let runs = history::runs(ledger.as_ref() as &dyn Ledger)
@@ -133,7 +135,10 @@ async fn run(shape: &Shape, azure: &fake_azure::FakeAzure, asm: &fake_asm::FakeA
         fanned.result,
         fanned.complete
     );
-    println!("  wall time {:.3} s", elapsed.as_secs_f64());
+    println!(
+        "  wall time {:.3} s; CPU time of the process (workers and fakes) {cpu:.1} s",
+        elapsed.as_secs_f64()
+    );
     println!(
         "  Resource Graph queries at least (a page per 1,000 rows per batch and table): {}; sent {} ({} answered 429)",
         bound.queries, counts.graph_pages, counts.throttled
@@ -265,4 +270,16 @@ fn quota_bound(estate: &[Value], batches: &[Vec<String>], page_latency: Duration
         queries,
         time: GRAPH_WINDOW * windows as u32 + page_latency,
     }
+}
+
+/// User plus system CPU seconds of this process so far (`/proc/self/stat`, in clock ticks of
+/// 1/100 s on Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |n: usize| fields.get(n).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
