@@ -39,19 +39,25 @@ pub(crate) fn prefer_ledger(extraction: &mut Extraction, recent: &[OwnerRecord])
 }
 
 /// The owner records written at or after `since_ms` in the subscriptions the sweep covered.
+/// A `narrowed` run (some subscriptions left out on purpose: a resync, a fan-out batch) reads
+/// only those subscriptions' owners; a whole run reads the table in one scan.
 pub(crate) async fn recent_owners(
     ledger: &dyn Ledger,
     completeness: &CompletenessReport,
     since_ms: i64,
+    narrowed: bool,
 ) -> Result<Vec<OwnerRecord>, LedgerError> {
     let swept: BTreeSet<String> = completeness
         .subscriptions
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    Ok(ledger
-        .all_owners()
-        .await?
+    let owners = if narrowed {
+        super::warn_unreadable(ledger.owners_readable_in(&completeness.subscriptions).await?)
+    } else {
+        ledger.all_owners().await?
+    };
+    Ok(owners
         .into_iter()
         .map(|o| o.value)
         .filter(|o| o.seen_at_ms >= since_ms && swept.contains(&o.subscription().to_ascii_lowercase()))
@@ -64,8 +70,9 @@ pub(crate) async fn apply_graph_lag(
     extraction: &mut Extraction,
     completeness: &CompletenessReport,
     since_ms: i64,
+    narrowed: bool,
 ) -> Result<usize, LedgerError> {
-    let recent = recent_owners(ledger, completeness, since_ms).await?;
+    let recent = recent_owners(ledger, completeness, since_ms, narrowed).await?;
     let replaced = prefer_ledger(extraction, &recent);
     if replaced > 0 {
         tracing::info!(
@@ -74,4 +81,43 @@ pub(crate) async fn apply_graph_lag(
         );
     }
     Ok(replaced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::completeness::CompletenessReport;
+    use crate::ledger::memory::MemoryLedger;
+    use crate::ledger::{Expect, ops};
+
+    fn owner(subscription: &str, name: &str, seen_at_ms: i64) -> OwnerRecord {
+        let id = ResourceId::parse(&format!(
+            "/subscriptions/{subscription}/resourceGroups/rg/providers/Microsoft.Network/publicIPAddresses/{name}"
+        ))
+        .unwrap();
+        ops::next_record(&id, None, Vec::new(), false, seen_at_ms)
+    }
+
+    /// Only owners read since the snapshot, in the subscriptions swept, whether the run reads
+    /// the whole table or (narrowed) its subscriptions' partitions.
+    #[tokio::test]
+    async fn recent_owners_are_those_of_the_swept_subscriptions_read_since_the_snapshot() {
+        let ledger = MemoryLedger::new();
+        for record in [
+            owner("aaa", "recent", 200),
+            owner("aaa", "old", 50),
+            owner("bbb", "elsewhere", 300),
+        ] {
+            ledger.put_owner(&record, &Expect::Absent).await.unwrap();
+        }
+        let completeness = CompletenessReport {
+            subscriptions: vec!["AAA".into()],
+            ..CompletenessReport::default()
+        };
+        for narrowed in [false, true] {
+            let recent = recent_owners(&ledger, &completeness, 100, narrowed).await.unwrap();
+            let names: Vec<&str> = recent.iter().map(|o| o.id.name()).collect();
+            assert_eq!(names, ["recent"], "narrowed: {narrowed}");
+        }
+    }
 }

@@ -82,8 +82,14 @@ pub(crate) async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, Syn
     swept.completeness.incomplete.extend(left_out);
     if let Some(ledger) = ledger {
         let since = started - config.sync.graph_lag.as_millis() as i64;
-        if let Err(e) =
-            crate::ledger::lag::apply_graph_lag(ledger, &mut swept.extraction, &swept.completeness, since).await
+        if let Err(e) = crate::ledger::lag::apply_graph_lag(
+            ledger,
+            &mut swept.extraction,
+            &swept.completeness,
+            since,
+            left_out_subscriptions,
+        )
+        .await
         {
             warnings.push(format!(
                 "ledger unavailable for owners read after the sweep's snapshot (Resource Graph lag): {e}"
