@@ -147,4 +147,29 @@ mod tests {
         assert!(json["checks"][0].get("advice").is_none());
         assert!(report.render_text().contains("failed  c: broken\n        → do y"));
     }
+
+    /// `seedwatch check --json`, pinned byte for byte (names, order, omitted advice).
+    #[test]
+    fn the_json_report_is_pinned() {
+        let mut report = Report::default();
+        assert_eq!(
+            report.to_json().to_string(),
+            "{\"checks\":[],\"failed\":0,\"ok\":0,\"state\":\"ok\",\"warnings\":0}"
+        );
+        report.push(CheckLine::ok("config", "valid, from file"));
+        report.push(CheckLine::warning(
+            "asm.tag",
+            "no seed carries \"seedwatch\"",
+            "run `seedwatch sync`",
+        ));
+        report.push(CheckLine::failed(
+            "subscription.s1",
+            "no Reader → 403",
+            "az role assignment create …",
+        ));
+        assert_eq!(
+            report.to_json().to_string(),
+            "{\"checks\":[{\"detail\":\"valid, from file\",\"name\":\"config\",\"state\":\"ok\"},{\"advice\":\"run `seedwatch sync`\",\"detail\":\"no seed carries \\\"seedwatch\\\"\",\"name\":\"asm.tag\",\"state\":\"warning\"},{\"advice\":\"az role assignment create …\",\"detail\":\"no Reader → 403\",\"name\":\"subscription.s1\",\"state\":\"failed\"}],\"failed\":1,\"ok\":1,\"state\":\"failed\",\"warnings\":1}"
+        );
+    }
 }
