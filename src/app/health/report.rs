@@ -2,7 +2,6 @@
 //! to do about it; rendered as text or JSON; the exit code follows the worst line.
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
 /// How one dependency fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -24,14 +23,15 @@ impl LineState {
 }
 
 /// One checked dependency: a stable name (`config`, `token.arm`, `subscription.<id>`, ...),
-/// what was found, and what to do when it is not ok.
+/// what was found, and what to do when it is not ok. Fields in the JSON's key order
+/// (alphabetical, as the report and the status document have always been written).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct CheckLine {
-    pub name: String,
-    pub state: LineState,
-    pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
+    pub detail: String,
+    pub name: String,
+    pub state: LineState,
 }
 
 impl CheckLine {
@@ -63,6 +63,17 @@ impl CheckLine {
     }
 }
 
+/// [`Report::document`]: the worst state, the count of each, and the lines. Keys in
+/// alphabetical order, as the report has always been written.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReportDocument<'a> {
+    checks: &'a [CheckLine],
+    failed: usize,
+    ok: usize,
+    state: LineState,
+    warnings: usize,
+}
+
 /// Every line of one `check` run, in the order they ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Report {
@@ -92,15 +103,16 @@ impl Report {
         }
     }
 
-    pub(crate) fn to_json(&self) -> Value {
+    /// The report as `seedwatch check --json` writes it (serialised at the edge).
+    pub(crate) fn document(&self) -> ReportDocument<'_> {
         let count = |state: LineState| self.lines.iter().filter(|l| l.state == state).count();
-        json!({
-            "state": self.worst().as_str(),
-            "ok": count(LineState::Ok),
-            "warnings": count(LineState::Warning),
-            "failed": count(LineState::Failed),
-            "checks": self.lines,
-        })
+        ReportDocument {
+            checks: &self.lines,
+            failed: count(LineState::Failed),
+            ok: count(LineState::Ok),
+            state: self.worst(),
+            warnings: count(LineState::Warning),
+        }
     }
 
     /// One line per check, `ok      name: detail`, with the advice indented below.
@@ -140,7 +152,7 @@ mod tests {
         report.push(CheckLine::failed("c", "broken", "do y"));
         report.push(CheckLine::ok("d", "fine"));
         assert_eq!(report.exit_code(), 2);
-        let json = report.to_json();
+        let json = serde_json::to_value(report.document()).unwrap();
         assert_eq!(json["state"], "failed");
         assert_eq!(json["warnings"], 1);
         assert_eq!(json["checks"][2]["advice"], "do y");
@@ -149,11 +161,19 @@ mod tests {
     }
 
     /// `seedwatch check --json`, pinned byte for byte (names, order, omitted advice).
+    /// What reaches the CLI, written directly and through a `Value` (the same bytes).
+    fn written(report: &Report) -> String {
+        let direct = serde_json::to_string(&report.document()).unwrap();
+        let through_value = serde_json::to_value(report.document()).unwrap().to_string();
+        assert_eq!(direct, through_value);
+        direct
+    }
+
     #[test]
     fn the_json_report_is_pinned() {
         let mut report = Report::default();
         assert_eq!(
-            report.to_json().to_string(),
+            written(&report),
             "{\"checks\":[],\"failed\":0,\"ok\":0,\"state\":\"ok\",\"warnings\":0}"
         );
         report.push(CheckLine::ok("config", "valid, from file"));
@@ -168,7 +188,7 @@ mod tests {
             "az role assignment create …",
         ));
         assert_eq!(
-            report.to_json().to_string(),
+            written(&report),
             "{\"checks\":[{\"detail\":\"valid, from file\",\"name\":\"config\",\"state\":\"ok\"},{\"advice\":\"run `seedwatch sync`\",\"detail\":\"no seed carries \\\"seedwatch\\\"\",\"name\":\"asm.tag\",\"state\":\"warning\"},{\"advice\":\"az role assignment create …\",\"detail\":\"no Reader → 403\",\"name\":\"subscription.s1\",\"state\":\"failed\"}],\"failed\":1,\"ok\":1,\"state\":\"failed\",\"warnings\":1}"
         );
     }

@@ -2,13 +2,13 @@
 //! reasons and what to do, from the run history, the failed changes, the pending retries and
 //! the read-only probes (token, ASM key, ledger).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::report::{CheckLine, LineState};
-use crate::ledger::history::{PendingRetry, RunRecord, RunResult};
+use crate::ledger::history::{PendingRetry, RunRecord, RunResult, TenantRun};
 
 /// A run still marked running after this long has died without recording its end.
 pub(crate) const STALE_RUNNING: Duration = Duration::from_secs(60 * 60);
@@ -49,11 +49,11 @@ impl ConnectorState {
     }
 }
 
-/// Why the state is what it is, and what to do about it.
+/// Why the state is what it is, and what to do about it. (Fields in the document's key order.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Reason {
-    pub reason: String,
     pub advice: String,
+    pub reason: String,
 }
 
 fn reason(reason: impl Into<String>, advice: impl Into<String>) -> Reason {
@@ -63,14 +63,14 @@ fn reason(reason: impl Into<String>, advice: impl Into<String>) -> Reason {
     }
 }
 
-/// A failed change as the status shows it.
+/// A failed change as the status shows it. (Fields in the document's key order.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct FailedChangeView {
-    pub resource: String,
-    pub change: String,
-    pub cause: String,
     pub attempts: u32,
+    pub cause: String,
+    pub change: String,
     pub failed_ms: i64,
+    pub resource: String,
 }
 
 /// Everything the state is decided from.
@@ -277,31 +277,149 @@ pub(crate) fn ncrontab_period(schedule: &str) -> Option<Duration> {
     (count > 0).then(|| Duration::from_secs(24 * 3600 / count))
 }
 
-/// The status as one JSON document (`seedwatch status --json` and the status function).
-pub(crate) fn to_json(inputs: &StatusInputs, decision: &Decision) -> Value {
-    let runs: Vec<Value> = inputs
-        .runs
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
-            v["started"] = rfc3339(r.started_ms).into();
-            if let Some(end) = r.ended_ms {
-                v["ended"] = rfc3339(end).into();
-            }
-            v
-        })
-        .collect();
-    json!({
-        "state": decision.state.as_str(),
-        "reasons": decision.reasons,
-        "notes": decision.notes,
-        "checked_at": rfc3339(inputs.now_ms),
-        "last_event_applied": inputs.last_event_ms.map(rfc3339),
-        "retries_pending": inputs.pending_retries,
-        "failed_changes": inputs.failed_changes,
-        "runs": runs,
-        "checks": inputs.probes,
-    })
+/// The status as one document (`seedwatch status --json` and the status function), serialised
+/// at the edge. Every object's keys are declared in alphabetical order, as the document has
+/// always been written (the `runs` and `retries_pending` items are views of the ledger's records
+/// for that reason); the pinning tests hold it byte for byte.
+#[derive(Debug, Serialize)]
+pub(crate) struct StatusDocument<'a> {
+    checked_at: String,
+    checks: &'a [CheckLine],
+    failed_changes: &'a [FailedChangeView],
+    last_event_applied: Option<String>,
+    notes: &'a [String],
+    reasons: &'a [Reason],
+    retries_pending: Vec<RetryView<'a>>,
+    runs: Vec<RunView<'a>>,
+    state: ConnectorState,
+}
+
+impl<'a> StatusDocument<'a> {
+    pub(crate) fn new(inputs: &'a StatusInputs, decision: &'a Decision) -> StatusDocument<'a> {
+        StatusDocument {
+            checked_at: rfc3339(inputs.now_ms),
+            checks: &inputs.probes,
+            failed_changes: &inputs.failed_changes,
+            last_event_applied: inputs.last_event_ms.map(rfc3339),
+            notes: &decision.notes,
+            reasons: &decision.reasons,
+            retries_pending: inputs.pending_retries.iter().map(RetryView::new).collect(),
+            runs: inputs.runs.iter().map(RunView::new).collect(),
+            state: decision.state,
+        }
+    }
+}
+
+/// A [`PendingRetry`] in the document.
+#[derive(Debug, Serialize)]
+struct RetryView<'a> {
+    cause: &'a str,
+    resource: &'a str,
+    since_ms: i64,
+}
+
+impl<'a> RetryView<'a> {
+    fn new(retry: &'a PendingRetry) -> RetryView<'a> {
+        let PendingRetry {
+            resource,
+            since_ms,
+            cause,
+        } = retry;
+        RetryView {
+            cause,
+            resource,
+            since_ms: *since_ms,
+        }
+    }
+}
+
+/// A [`RunRecord`] in the document: every field of the record (the destructuring below names
+/// them all, so a new one must be placed here), with its times also as RFC 3339.
+#[derive(Debug, Serialize)]
+struct RunView<'a> {
+    added: u64,
+    complete: bool,
+    deleted: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended: Option<String>,
+    ended_ms: Option<i64>,
+    error: Option<&'a str>,
+    failed_writes: u64,
+    incomplete_scopes: u64,
+    kept_by_guard_rails: u64,
+    result: RunResult,
+    scope: &'a str,
+    seeds_by_check: &'a BTreeMap<String, u64>,
+    started: String,
+    started_ms: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tenants: Vec<TenantView<'a>>,
+    trigger: &'a str,
+    warnings: u64,
+}
+
+impl<'a> RunView<'a> {
+    fn new(run: &'a RunRecord) -> RunView<'a> {
+        let RunRecord {
+            trigger,
+            scope,
+            started_ms,
+            ended_ms,
+            result,
+            added,
+            deleted,
+            kept_by_guard_rails,
+            warnings,
+            failed_writes,
+            complete,
+            incomplete_scopes,
+            error,
+            seeds_by_check,
+            tenants,
+        } = run;
+        RunView {
+            added: *added,
+            complete: *complete,
+            deleted: *deleted,
+            ended: ended_ms.map(rfc3339),
+            ended_ms: *ended_ms,
+            error: error.as_deref(),
+            failed_writes: *failed_writes,
+            incomplete_scopes: *incomplete_scopes,
+            kept_by_guard_rails: *kept_by_guard_rails,
+            result: *result,
+            scope,
+            seeds_by_check,
+            started: rfc3339(*started_ms),
+            started_ms: *started_ms,
+            tenants: tenants.iter().map(TenantView::new).collect(),
+            trigger,
+            warnings: *warnings,
+        }
+    }
+}
+
+/// A [`TenantRun`] in the document.
+#[derive(Debug, Serialize)]
+struct TenantView<'a> {
+    complete: bool,
+    subscriptions: u64,
+    tenant: &'a str,
+}
+
+impl<'a> TenantView<'a> {
+    fn new(run: &'a TenantRun) -> TenantView<'a> {
+        let TenantRun {
+            tenant,
+            subscriptions,
+            complete,
+        } = run;
+        TenantView {
+            complete: *complete,
+            subscriptions: *subscriptions,
+            tenant,
+        }
+    }
 }
 
 #[cfg(test)]

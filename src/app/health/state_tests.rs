@@ -1,5 +1,5 @@
 use super::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const HOUR: i64 = 3_600_000;
 
@@ -108,9 +108,15 @@ fn schedule_periods() {
 mod pinned_json {
     use super::*;
 
+    /// What reaches the CLI (written directly) and the status function (through the
+    /// envelope's `Value`): the same bytes.
     fn document(inputs: &StatusInputs) -> String {
         let decision = decide(inputs);
-        to_json(inputs, &decision).to_string()
+        let document = StatusDocument::new(inputs, &decision);
+        let direct = serde_json::to_string(&document).unwrap();
+        let through_value = serde_json::to_value(&document).unwrap().to_string();
+        assert_eq!(direct, through_value);
+        direct
     }
 
     fn healthy() -> StatusInputs {

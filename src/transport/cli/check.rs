@@ -28,7 +28,7 @@ pub(super) async fn run(args: &CheckArgs, config_path: Option<&Path>) -> ExitCod
         }
     };
     if args.json {
-        println!("{}", report.to_json());
+        super::print_json(&report.document());
     } else {
         print!("{}", report.render_text());
     }

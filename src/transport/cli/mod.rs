@@ -151,3 +151,13 @@ pub(crate) fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(exit::BAD_INPUT)
 }
+
+/// Writes a typed document (`status --json`, `check --json`) to stdout as one line of JSON:
+/// serialised here, at the edge. The documents hold only strings, numbers and string-keyed
+/// maps, so writing them cannot fail; if it ever did, the error goes to stderr.
+pub(crate) fn print_json(document: &impl serde::Serialize) {
+    match serde_json::to_string(document) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: the JSON document could not be written: {e}"),
+    }
+}

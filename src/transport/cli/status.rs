@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::StatusArgs;
 use crate::adapters::asm::{AsmApi, AsmClient};
-use crate::app::health::state::{decide, rfc3339, to_json};
+use crate::app::health::state::{StatusDocument, decide, rfc3339};
 use crate::app::health::status::{StatusSource, gather};
 use crate::config::{Config, LoadOptions, ProcessEnv};
 
@@ -39,7 +39,7 @@ pub(super) async fn run(args: &StatusArgs, config_path: Option<&Path>) -> ExitCo
     let inputs = gather(&source, &ProcessEnv, crate::domain::clock::now_ms()).await;
     let decision = decide(&inputs);
     if args.json {
-        println!("{}", to_json(&inputs, &decision));
+        super::print_json(&StatusDocument::new(&inputs, &decision));
     } else {
         print!("{}", render_text(&inputs, &decision));
     }

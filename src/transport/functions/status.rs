@@ -87,7 +87,8 @@ pub(crate) fn response(inputs: &StatusInputs, decision: &Decision, html: bool) -
         json!({
             "statusCode": status,
             "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
-            "body": crate::app::health::state::to_json(inputs, decision),
+            // The envelope holds its outputs as `Value`s; the document becomes one here.
+            "body": crate::app::health::state::StatusDocument::new(inputs, decision),
         })
     };
     response.output(crate::transport::functions::server::bindings::RESPONSE, output);
