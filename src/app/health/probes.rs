@@ -5,12 +5,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use serde_json::Value;
 
 use super::report::CheckLine;
 use crate::adapters::asm::{AsmApi, AsmError};
 use crate::adapters::azure::TokenSource;
+use crate::adapters::azure::credential::token_claims;
 use crate::config::{Config, EnvSource, env};
 use crate::ledger::{Expect, Ledger};
 
@@ -90,15 +90,6 @@ fn config_yaml(env: &dyn EnvSource, file: Option<&Path>) -> Value {
     serde_saphyr::from_str::<Value>(&text).unwrap_or(Value::Null)
 }
 
-/// The claims of a JWT, if `token` is one (nothing is verified: the identity is only shown).
-pub(crate) fn token_claims(token: &str) -> Option<Value> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 /// One token per audience in use; the identity from the first token's claims.
 pub(crate) async fn token_lines(
     config: &Config,
@@ -131,9 +122,8 @@ pub(crate) async fn token_lines(
         match tokens.bearer(scope).await {
             Ok(token) => {
                 if let Some(claims) = token_claims(token.expose()) {
-                    let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
-                    identity.object_id = identity.object_id.clone().or_else(|| text("oid"));
-                    identity.client_id = identity.client_id.clone().or_else(|| text("appid").or_else(|| text("azp")));
+                    identity.client_id = identity.client_id.take().or_else(|| claims.client_id().map(str::to_string));
+                    identity.object_id = identity.object_id.take().or(claims.oid);
                 }
                 let who = identity.client_id.as_deref().unwrap_or("unknown");
                 lines.push(CheckLine::ok(

@@ -27,6 +27,7 @@
 //! seedwatch's own HTTP client ([`crate::adapters::http::try_client`]: `http.timeout`, `SSL_CERT_FILE`),
 //! and one token request, `azure_identity`'s retries included, takes at most `http.timeout`.
 
+mod claims;
 mod identity;
 mod imds;
 
@@ -40,6 +41,7 @@ pub use super::token_cache::CachedToken;
 use super::{AzureError, TokenSource};
 use crate::config::{AzureSettings, CredentialKind, EnvSource};
 use crate::domain::secret::Secret;
+pub(crate) use claims::token_claims;
 use identity::AutoTokens;
 pub use identity::IdentityTokens;
 pub use imds::{IMDS_PROBE_URL, imds_answers};
