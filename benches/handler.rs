@@ -24,8 +24,8 @@
 //!    order, at most 4,000 in flight, with the coalescing window at 1 s and at 0, to show what
 //!    the window buys.
 //!
-//! Run with `cargo bench --bench handler`. `HANDLER_BENCH_EVENTS`, `HANDLER_BENCH_RESOURCES`
-//! and `HANDLER_BENCH_IN_FLIGHT` change the burst.
+//! Run with `cargo bench --bench handler`. `HANDLER_BENCH_EVENTS`, `HANDLER_BENCH_RESOURCES`,
+//! `HANDLER_BENCH_SUBSCRIPTIONS` and `HANDLER_BENCH_IN_FLIGHT` change the burst.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,11 +92,25 @@ struct Burst {
 const WINDOW: Duration = Duration::from_secs(1);
 const CLOCK_SKEW: Duration = Duration::from_secs(2);
 
-const SUB: &str = "11111111-1111-1111-1111-111111111111";
+/// The burst's resources are spread over this many subscriptions (`HANDLER_BENCH_SUBSCRIPTIONS`,
+/// default 8): ARM's read bucket is per subscription (250 reads, refilled at 25/s, enforced by
+/// the fake), so 1,000 resources in one subscription would measure the bucket, not the handler.
+fn subscriptions() -> usize {
+    std::env::var("HANDLER_BENCH_SUBSCRIPTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8usize)
+        .max(1)
+}
+
+fn subscription(n: usize) -> String {
+    format!("11111111-1111-1111-1111-{:012}", n % subscriptions())
+}
 
 fn pip_id(n: usize) -> String {
     format!(
-        "/subscriptions/{SUB}/resourceGroups/rg{}/providers/Microsoft.Network/publicIPAddresses/pip{n}",
+        "/subscriptions/{}/resourceGroups/rg{}/providers/Microsoft.Network/publicIPAddresses/pip{n}",
+        subscription(n),
         n % 20
     )
 }
@@ -120,7 +134,9 @@ fn order(events: usize, resources: usize, clustered: bool) -> Vec<usize> {
 async fn binary_burst(burst: Burst, clustered: bool) {
     let Burst { events, resources, .. } = burst;
     let azure = fake_azure::FakeAzure::start().await;
-    azure.add_subscription(SUB, "Enabled");
+    for n in 0..subscriptions() {
+        azure.add_subscription(&subscription(n), "Enabled");
+    }
     azure.load(
         (0..resources)
             .map(|n| {
@@ -489,7 +505,7 @@ fn invocation(id: &str, at: time::OffsetDateTime) -> Vec<u8> {
     let at = at.format(&time::format_description::well_known::Rfc3339).unwrap();
     let event = json!({
         "id": uuid::Uuid::new_v4().to_string(),
-        "topic": "/subscriptions/11111111-1111-1111-1111-111111111111",
+        "topic": id.split("/resourceGroups/").next().unwrap_or_default(),
         "subject": id,
         "eventType": "Microsoft.Resources.ResourceWriteSuccess",
         "eventTime": at,
