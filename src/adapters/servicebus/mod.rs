@@ -151,22 +151,30 @@ impl RetryQueue {
     }
 
     async fn authorization(&self) -> Result<Secret, QueueError> {
-        match &self.target.auth {
-            QueueAuth::Bearer(tokens) => {
-                let token = tokens
-                    .bearer(SERVICE_BUS_SCOPE)
-                    .await
-                    .map_err(|e| QueueError::Token(e.to_string()))?;
-                Ok(Secret::new(format!("Bearer {}", token.expose())))
-            }
-            QueueAuth::Sas { key_name, key } => {
-                let expiry = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs()
-                    + 3600;
-                Ok(Secret::new(sas_token(&self.target.entity_url(), key_name, key, expiry)))
-            }
+        authorization(&self.target, 3600).await.map_err(QueueError::Token)
+    }
+}
+
+/// The `Authorization` value for the queue: a bearer token, or a SAS token valid
+/// `sas_seconds` (<https://learn.microsoft.com/azure/service-bus-messaging/service-bus-sas>).
+pub(crate) async fn authorization(target: &QueueTarget, sas_seconds: u64) -> Result<Secret, String> {
+    match &target.auth {
+        QueueAuth::Bearer(tokens) => tokens
+            .bearer(SERVICE_BUS_SCOPE)
+            .await
+            .map(|t| Secret::new(format!("Bearer {}", t.expose())))
+            .map_err(|e| e.to_string()),
+        QueueAuth::Sas { key_name, key } => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            Ok(Secret::new(sas_token(
+                &target.entity_url(),
+                key_name,
+                key,
+                now + sas_seconds,
+            )))
         }
     }
 }

@@ -3,11 +3,9 @@
 //! REST: <https://learn.microsoft.com/rest/api/servicebus/send-message-to-queue>,
 //! <https://learn.microsoft.com/rest/api/servicebus/get-entity>.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::{Map, Value, json};
 
-use super::{QueueAuth, QueueTarget, SERVICE_BUS_SCOPE, sas_token};
+use super::QueueTarget;
 use crate::domain::secret::Secret;
 
 /// The `kind` of a probe message.
@@ -42,21 +40,7 @@ pub(crate) enum DeadLetters {
 
 /// The `Authorization` value for the queue: a bearer token, or a SAS token valid 10 minutes.
 pub(crate) async fn probe_authorization(target: &QueueTarget) -> Result<Secret, String> {
-    match &target.auth {
-        QueueAuth::Bearer(tokens) => tokens
-            .bearer(SERVICE_BUS_SCOPE)
-            .await
-            .map(|t| Secret::new(format!("Bearer {}", t.expose())))
-            .map_err(|e| e.to_string()),
-        QueueAuth::Sas { key_name, key } => {
-            let expiry = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs()
-                + 600;
-            Ok(Secret::new(sas_token(&target.entity_url(), key_name, key, expiry)))
-        }
-    }
+    super::authorization(target, 600).await
 }
 
 /// The probe's `BrokerProperties` header and body.
