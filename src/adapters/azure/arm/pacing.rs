@@ -64,7 +64,11 @@ pub fn parse_timespan(text: &str) -> Option<Duration> {
     if !seconds.is_finite() || seconds < 0.0 || minutes >= 60 || seconds >= 60.0 {
         return None;
     }
-    Some(Duration::from_secs(days * 86_400 + hours * 3600 + minutes * 60) + Duration::from_secs_f64(seconds))
+    let whole = days
+        .checked_mul(86_400)?
+        .checked_add(hours.checked_mul(3600)?)?
+        .checked_add(minutes * 60)?;
+    Some(Duration::from_secs(whole) + Duration::from_secs_f64(seconds))
 }
 
 /// Counters for reports and benchmarks.
@@ -106,6 +110,8 @@ struct GraphBudget {
     /// Queries that may still be sent, and when the window they belong to resets; `None`
     /// until an answer says (or once the window has reset).
     left: Option<(u64, Instant)>,
+    /// The longest `resets-after` seen: about the window's length (5 s on Azure).
+    window: Duration,
 }
 
 impl Pacer {
@@ -199,9 +205,14 @@ impl Pacer {
         let now = Instant::now();
         let left = remaining.saturating_sub(budget.in_flight);
         let reset_at = now + reset;
+        budget.window = budget.window.max(reset);
         // Answers may come out of order: within one window the smaller count is the later one.
+        // An answer resetting half a window or more after the known reset is from the next
+        // window (a query sent just after the server reset, before our rounded-up reset): its
+        // count replaces the old one instead of being held to it.
+        let next_window = |at: Instant| reset_at >= at + budget.window / 2;
         budget.left = match budget.left {
-            Some((known, at)) if at > now => Some((known.min(left), at.max(reset_at))),
+            Some((known, at)) if at > now && !next_window(at) => Some((known.min(left), at.max(reset_at))),
             _ => Some((left, reset_at)),
         };
     }
@@ -244,6 +255,12 @@ mod tests {
         assert_eq!(parse_timespan("1.00:00:01"), Some(Duration::from_secs(86_401)));
         assert_eq!(parse_timespan("soon"), None);
         assert_eq!(parse_timespan("00:99:00"), None);
+        assert_eq!(
+            parse_timespan("99999999999999999.00:00:01"),
+            None,
+            "too long: not a panic"
+        );
+        assert_eq!(parse_timespan("9999999999999999999:00:01"), None);
     }
 
     /// The budget's waits use the wall clock (std `Instant`), so these tests use short real
@@ -278,6 +295,27 @@ mod tests {
         assert_eq!(left, Some(0));
         pacer.graph_abandoned();
         assert_eq!(pacer.graph.lock().unwrap().in_flight, 0);
+    }
+
+    /// A query sent after the server's reset but before ours (the header is rounded up) is
+    /// answered from the next window: its count is taken, not held to the old one.
+    #[tokio::test]
+    async fn an_answer_from_the_next_window_replaces_the_old_count() {
+        let pacer = Pacer::default();
+        let left = |pacer: &Pacer| pacer.graph.lock().unwrap().left.map(|(n, _)| n);
+        // Windows seen to last 5 s; late in the current one, 2 left, resetting in 1 s.
+        pacer.graph.lock().unwrap().window = Duration::from_secs(5);
+        pacer.graph_send().await;
+        pacer.graph_answered(Some((2, Duration::from_secs(1))));
+        assert_eq!(left(&pacer), Some(2));
+        // The server had reset: this answer opened the next window, resetting 5 s from now.
+        pacer.graph_send().await;
+        pacer.graph_answered(Some((14, Duration::from_secs(5))));
+        assert_eq!(left(&pacer), Some(14));
+        // Within that window, answers count down as before.
+        pacer.graph_send().await;
+        pacer.graph_answered(Some((13, Duration::from_millis(4900))));
+        assert_eq!(left(&pacer), Some(13));
     }
 
     #[tokio::test]
