@@ -57,7 +57,7 @@ pub(crate) async fn subscription_ids(arm: &Arm) -> Result<Vec<String>, AzureErro
         super::catalog::SUBSCRIPTIONS_API_VERSION
     );
     let subscriptions: Vec<SubscriptionWire> =
-        list(arm, &path, Bucket::Arm(String::new()), "the subscription list").await?;
+        list(arm, arm.url(&path), Bucket::Arm(String::new()), "the subscription list").await?;
     Ok(subscriptions.into_iter().filter_map(|s| s.subscription_id).collect())
 }
 
@@ -73,7 +73,7 @@ pub(crate) async fn role_definition_ids(
         urlencode(&format!("atScope() and assignedTo('{object_id}')"))
     );
     let bucket = Bucket::Arm(subscription.to_ascii_lowercase());
-    let assignments: Vec<RoleAssignmentWire> = list(arm, &path, bucket, "the role assignments").await?;
+    let assignments: Vec<RoleAssignmentWire> = list(arm, arm.url(&path), bucket, "the role assignments").await?;
     Ok(assignments
         .into_iter()
         .filter_map(|a| a.properties.role_definition_id)
@@ -91,7 +91,7 @@ pub(crate) async fn subscription_event_deliveries(
     let path = format!(
         "/subscriptions/{subscription}/providers/Microsoft.EventGrid/systemTopics?api-version={EVENT_GRID_API_VERSION}"
     );
-    let topics: Vec<SystemTopicWire> = list(arm, &path, bucket.clone(), "the Event Grid system topics")
+    let topics: Vec<SystemTopicWire> = list(arm, arm.url(&path), bucket.clone(), "the Event Grid system topics")
         .await
         .map_err(EventGridReadError::Topics)?;
     let source = format!("/subscriptions/{subscription}");
@@ -100,8 +100,10 @@ pub(crate) async fn subscription_event_deliveries(
         let Some(id) = &topic.id else {
             continue;
         };
-        let path = format!("{id}/eventSubscriptions?api-version={EVENT_GRID_API_VERSION}");
-        let subs: Vec<EventSubscriptionWire> = list(arm, &path, bucket.clone(), "the event subscriptions")
+        // The topic's id came in an answer: each segment is encoded, so no character of it can
+        // move the request (and its token) elsewhere.
+        let url = arm.resource_url(id, &["eventSubscriptions"], EVENT_GRID_API_VERSION);
+        let subs: Vec<EventSubscriptionWire> = list(arm, url, bucket.clone(), "the event subscriptions")
             .await
             .map_err(|error| EventGridReadError::EventSubscriptions {
                 topic: id.clone(),
@@ -119,11 +121,10 @@ fn urlencode(text: &str) -> String {
 /// Every item of a list, following `nextLink` (at most [`MAX_PAGES`] pages).
 async fn list<T: DeserializeOwned + Default>(
     arm: &Arm,
-    path: &str,
+    mut url: String,
     bucket: Bucket,
     what: &str,
 ) -> Result<Vec<T>, AzureError> {
-    let mut url = arm.url(path);
     let mut out = Vec::new();
     for _ in 0..MAX_PAGES {
         let reply = arm.get(&url, bucket.clone(), what).await?;
