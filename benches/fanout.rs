@@ -39,7 +39,7 @@ use seedwatch::config::Config;
 use seedwatch::domain::check::EnabledChecks;
 use seedwatch::domain::secret::Secret;
 use seedwatch::ledger::Ledger;
-use seedwatch::ledger::history;
+use seedwatch::ledger::history::{self, RunResult};
 use seedwatch::ledger::memory::MemoryLedger;
 use serde_json::{Value, json};
 
@@ -120,6 +120,11 @@ async fn run(shape: &Shape, azure: &fake_azure::FakeAzure, asm: &fake_asm::FakeA
         .iter()
         .find(|r| r.scope.contains("batches"))
         .expect("the fanned-out run");
+    // A batch that gave up or read its scope incompletely would make the run look faster.
+    assert!(
+        fanned.complete && fanned.result == RunResult::Ok,
+        "the fanned-out run did not end complete and ok: {fanned:?}"
+    );
     let bound = quota_bound(estate, &batches, shape.page_latency);
     println!(
         "fanout bench: {} resources in {} subscriptions, batches of {} on {} workers, {:?} per Resource Graph page, Resource Graph quota 15 per 5 s",
