@@ -50,15 +50,11 @@ pub(crate) enum EventGridReadError {
     EventSubscriptions { topic: String, error: AzureError },
 }
 
-/// Every subscription the identity can list (`subscriptionId`s).
+/// Every subscription the identity can list, as the sweep lists them
+/// ([`super::live::list_subscriptions`]).
 pub(crate) async fn subscription_ids(arm: &Arm) -> Result<Vec<String>, AzureError> {
-    let path = format!(
-        "/subscriptions?api-version={}",
-        super::catalog::SUBSCRIPTIONS_API_VERSION
-    );
-    let subscriptions: Vec<SubscriptionWire> =
-        list(arm, arm.url(&path), Bucket::Arm(String::new()), "the subscription list").await?;
-    Ok(subscriptions.into_iter().filter_map(|s| s.subscription_id).collect())
+    let subscriptions = super::live::list_subscriptions(arm).await?;
+    Ok(subscriptions.into_iter().map(|s| s.id).collect())
 }
 
 /// The role definitions assigned to `object_id` at the subscription's scope: the last segment
@@ -118,7 +114,7 @@ fn urlencode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// Every item of a list, following `nextLink` (at most [`MAX_PAGES`] pages).
+/// Every item of a list, following `nextLink` (more than [`MAX_PAGES`] pages is an error).
 async fn list<T: DeserializeOwned + Default>(
     arm: &Arm,
     mut url: String,
@@ -136,10 +132,14 @@ async fn list<T: DeserializeOwned + Default>(
         match page.next_link {
             // ARM's links are absolute; followed only to the configured host (`Arm::next_link`).
             Some(next) if !next.is_empty() => url = arm.next_link(&next, what)?,
-            _ => break,
+            _ => return Ok(out),
         }
     }
-    Ok(out)
+    // A partial list would make the doctor report on some of it as if it were all.
+    Err(AzureError::BadResponse {
+        what: what.into(),
+        message: format!("more than {MAX_PAGES} pages of nextLink"),
+    })
 }
 
 // The wire types. Every field is lenient (see the module's doc).
@@ -160,13 +160,6 @@ impl<T> Default for Page<T> {
             next_link: None,
         }
     }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct SubscriptionWire {
-    #[serde(deserialize_with = "text")]
-    subscription_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -45,8 +45,8 @@ pub struct LiveAzure {
 
 /// A subscription as `GET /subscriptions` (or Resource Graph) lists it.
 #[derive(Debug, Clone)]
-struct Subscription {
-    id: String,
+pub(crate) struct Subscription {
+    pub(crate) id: String,
     state: String,
 }
 
@@ -70,43 +70,7 @@ impl LiveAzure {
 
     /// `GET /subscriptions`, every page.
     async fn list_subscriptions(&self) -> Result<Vec<Subscription>, AzureError> {
-        let what = "the subscription list (GET /subscriptions)";
-        let mut url = self
-            .arm
-            .url(&format!("/subscriptions?api-version={SUBSCRIPTIONS_API_VERSION}"));
-        let mut out = Vec::new();
-        for _ in 0..10_000 {
-            let reply = self.arm.get(&url, bucket_for("/subscriptions"), what).await?;
-            if !reply.is_success() {
-                return Err(reply.error(what));
-            }
-            let page = reply.json(what)?;
-            for item in page.get("value").and_then(Value::as_array).into_iter().flatten() {
-                let id = item.get("subscriptionId").and_then(Value::as_str).or_else(|| {
-                    item.get("id")
-                        .and_then(Value::as_str)
-                        .and_then(|i| i.rsplit('/').next())
-                });
-                if let Some(id) = id.filter(|s| !s.is_empty()) {
-                    out.push(Subscription {
-                        id: id.to_string(),
-                        state: item
-                            .get("state")
-                            .and_then(Value::as_str)
-                            .unwrap_or("Enabled")
-                            .to_string(),
-                    });
-                }
-            }
-            match page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
-                Some(next) => url = self.arm.next_link(next, what)?,
-                None => return Ok(out),
-            }
-        }
-        Err(AzureError::BadResponse {
-            what: what.into(),
-            message: "more than 10,000 pages of nextLink".into(),
-        })
+        list_subscriptions(&self.arm).await
     }
 
     /// Subscriptions under the configured management groups, through Resource Graph.
@@ -332,4 +296,44 @@ pub(super) fn collapse(report: &mut CompletenessReport, checks: &EnabledChecks) 
             .cmp(&b.subscription.to_ascii_lowercase())
             .then(a.check.cmp(&b.check))
     });
+}
+
+/// `GET /subscriptions`, every page (<https://learn.microsoft.com/rest/api/resources/subscriptions/list>):
+/// what the sweep resolves its scope from, and what the doctor checks.
+pub(crate) async fn list_subscriptions(arm: &Arm) -> Result<Vec<Subscription>, AzureError> {
+    let what = "the subscription list (GET /subscriptions)";
+    let mut url = arm.url(&format!("/subscriptions?api-version={SUBSCRIPTIONS_API_VERSION}"));
+    let mut out = Vec::new();
+    for _ in 0..10_000 {
+        let reply = arm.get(&url, bucket_for("/subscriptions"), what).await?;
+        if !reply.is_success() {
+            return Err(reply.error(what));
+        }
+        let page = reply.json(what)?;
+        for item in page.get("value").and_then(Value::as_array).into_iter().flatten() {
+            let id = item.get("subscriptionId").and_then(Value::as_str).or_else(|| {
+                item.get("id")
+                    .and_then(Value::as_str)
+                    .and_then(|i| i.rsplit('/').next())
+            });
+            if let Some(id) = id.filter(|s| !s.is_empty()) {
+                out.push(Subscription {
+                    id: id.to_string(),
+                    state: item
+                        .get("state")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Enabled")
+                        .to_string(),
+                });
+            }
+        }
+        match page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
+            Some(next) => url = arm.next_link(next, what)?,
+            None => return Ok(out),
+        }
+    }
+    Err(AzureError::BadResponse {
+        what: what.into(),
+        message: "more than 10,000 pages of nextLink".into(),
+    })
 }
