@@ -78,10 +78,7 @@ pub(crate) async fn rebuild_scoped(
 ) -> Result<RebuildReport, LedgerError> {
     // Each table is read once (twice for seeds when owners changed): a fanned-out run
     // rebuilds once per batch, and the ledger grows with the estate.
-    let (owners, bad_owners) = match subscriptions {
-        Some(subscriptions) => ledger.owners_readable_in(subscriptions).await?,
-        None => ledger.all_owners_readable().await?,
-    };
+    let (owners, bad_owners) = crate::ledger::owners_readable(ledger, subscriptions).await?;
     let (seeds, bad_seeds) = ledger.all_seeds_readable().await?;
     let mut out = RebuildReport {
         records_repaired: remove_unreadable(ledger, bad_owners.iter().chain(&bad_seeds)).await?,

@@ -39,24 +39,21 @@ pub(crate) fn prefer_ledger(extraction: &mut Extraction, recent: &[OwnerRecord])
 }
 
 /// The owner records written at or after `since_ms` in the subscriptions the sweep covered.
-/// A `narrowed` run (some subscriptions left out on purpose: a resync, a fan-out batch) reads
-/// only those subscriptions' owners; a whole run reads the table in one scan.
+/// A narrowed run (some subscriptions left out on purpose: a resync, a fan-out batch) reads
+/// only the owners of `owners_in`, its subscriptions; a whole run (`None`) reads the table in
+/// one scan.
 pub(crate) async fn recent_owners(
     ledger: &dyn Ledger,
     completeness: &CompletenessReport,
     since_ms: i64,
-    narrowed: bool,
+    owners_in: Option<&[String]>,
 ) -> Result<Vec<OwnerRecord>, LedgerError> {
     let swept: BTreeSet<String> = completeness
         .subscriptions
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    let owners = if narrowed {
-        super::warn_unreadable(ledger.owners_readable_in(&completeness.subscriptions).await?)
-    } else {
-        ledger.all_owners().await?
-    };
+    let owners = super::warn_unreadable(super::owners_readable(ledger, owners_in).await?);
     Ok(owners
         .into_iter()
         .map(|o| o.value)
@@ -70,9 +67,9 @@ pub(crate) async fn apply_graph_lag(
     extraction: &mut Extraction,
     completeness: &CompletenessReport,
     since_ms: i64,
-    narrowed: bool,
+    owners_in: Option<&[String]>,
 ) -> Result<usize, LedgerError> {
-    let recent = recent_owners(ledger, completeness, since_ms, narrowed).await?;
+    let recent = recent_owners(ledger, completeness, since_ms, owners_in).await?;
     let replaced = prefer_ledger(extraction, &recent);
     if replaced > 0 {
         tracing::info!(
@@ -114,10 +111,10 @@ mod tests {
             subscriptions: vec!["AAA".into()],
             ..CompletenessReport::default()
         };
-        for narrowed in [false, true] {
-            let recent = recent_owners(&ledger, &completeness, 100, narrowed).await.unwrap();
+        for owners_in in [None, Some(completeness.subscriptions.as_slice())] {
+            let recent = recent_owners(&ledger, &completeness, 100, owners_in).await.unwrap();
             let names: Vec<&str> = recent.iter().map(|o| o.id.name()).collect();
-            assert_eq!(names, ["recent"], "narrowed: {narrowed}");
+            assert_eq!(names, ["recent"], "owners in: {owners_in:?}");
         }
     }
 }

@@ -244,6 +244,17 @@ pub struct Unreadable {
 /// The records of a scan that decode, and those that do not.
 pub(crate) type Readable<T> = (Vec<Versioned<T>>, Vec<Unreadable>);
 
+/// The owner records of `subscriptions` (one partition each), or of every subscription.
+pub(crate) async fn owners_readable(
+    ledger: &dyn Ledger,
+    subscriptions: Option<&[String]>,
+) -> Result<Readable<OwnerRecord>, LedgerError> {
+    match subscriptions {
+        Some(subscriptions) => ledger.owners_readable_in(subscriptions).await,
+        None => ledger.all_owners_readable().await,
+    }
+}
+
 fn decode_lenient<T: serde::de::DeserializeOwned>(raw: Vec<RawEntity>) -> Readable<T> {
     let mut good = Vec::with_capacity(raw.len());
     let mut bad = Vec::new();

@@ -78,18 +78,17 @@ pub(crate) async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, Syn
         None => asm,
     };
     let mut swept = crate::engine::sync::check_and_sweep(config, azure, asm, progress).await?;
-    let left_out_subscriptions = left_out.is_some();
+    // A narrowed run (some subscriptions left out on purpose) reads and rebuilds only the owners
+    // of the subscriptions it swept; a whole run reads every owner, those of subscriptions that
+    // left the scope included.
+    let narrowed = left_out.is_some();
     swept.completeness.incomplete.extend(left_out);
     if let Some(ledger) = ledger {
         let since = started - config.sync.graph_lag.as_millis() as i64;
-        if let Err(e) = crate::ledger::lag::apply_graph_lag(
-            ledger,
-            &mut swept.extraction,
-            &swept.completeness,
-            since,
-            left_out_subscriptions,
-        )
-        .await
+        let owners_in = narrowed.then_some(swept.completeness.subscriptions.as_slice());
+        if let Err(e) =
+            crate::ledger::lag::apply_graph_lag(ledger, &mut swept.extraction, &swept.completeness, since, owners_in)
+                .await
         {
             warnings.push(format!(
                 "ledger unavailable for owners read after the sweep's snapshot (Resource Graph lag): {e}"
@@ -100,10 +99,7 @@ pub(crate) async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, Syn
         crate::engine::sync::reconcile_and_apply(config, asm, swept.completeness, swept.extraction, options, progress)
             .await?;
     report.resources_read = swept.resources_read;
-    // A narrowed run (some subscriptions left out on purpose) rebuilds the owners of the
-    // subscriptions it read; a whole run reads every owner, those of subscriptions that left
-    // the scope included.
-    let narrowed = left_out_subscriptions.then_some(report.completeness.subscriptions.as_slice());
+    let owners_in = narrowed.then_some(report.completeness.subscriptions.as_slice());
     let rebuild = match ledger {
         Some(ledger) if !dry_run => {
             let rebuilt = rebuild_and_clear(
@@ -111,7 +107,7 @@ pub(crate) async fn reconcile(run: Reconcile<'_>) -> Result<ReconcileReport, Syn
                 config,
                 &report,
                 started,
-                narrowed,
+                owners_in,
                 &mut failed_changes,
                 &mut warnings,
             );
@@ -138,7 +134,7 @@ async fn rebuild_and_clear(
     config: &Config,
     report: &SyncReport,
     sweep_started_ms: i64,
-    narrowed: Option<&[String]>,
+    owners_in: Option<&[String]>,
     failed_changes: &mut FailedChanges,
     warnings: &mut Vec<String>,
 ) -> Option<RebuildReport> {
@@ -152,7 +148,7 @@ async fn rebuild_and_clear(
         lease: defaults.lease,
         tombstone_ttl: defaults.tombstone_ttl,
     };
-    match crate::engine::rebuild::rebuild_scoped(ledger, report, &options, narrowed).await {
+    match crate::engine::rebuild::rebuild_scoped(ledger, report, &options, owners_in).await {
         Ok(rebuilt) => {
             clear_failed_changes(ledger, failed_changes, report, warnings).await;
             Some(rebuilt)

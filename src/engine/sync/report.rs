@@ -138,23 +138,6 @@ impl SyncReport {
         }
         held
     }
-
-    /// Whether ASM holds `seed` after this run, as far as the run knows (one seed: for many,
-    /// [`SyncReport::asm_held`] reads the listing once).
-    pub fn asm_holds(&self, seed: &Seed) -> bool {
-        let mut held = self.listed.iter().any(|s| s.normalised().as_ref() == Some(seed));
-        for write in &self.writes {
-            if write.normalised.as_ref() != Some(seed) {
-                continue;
-            }
-            match (&write.action, &write.result) {
-                (WriteKind::Add, WriteResult::Added | WriteResult::AlreadyExists) => held = true,
-                (WriteKind::Delete, WriteResult::Deleted | WriteResult::AlreadyGone) => held = false,
-                _ => {}
-            }
-        }
-        held
-    }
 }
 
 impl SyncReport {
